@@ -1,0 +1,170 @@
+/* backend.h: the interface between the trainer and the hardware.
+ *
+ * The model, trainer, data pipeline and CLI call only these functions; the CPU backend
+ * (src/cpu_*.c) and the GPU backend (the .cu files in kernels/) implement them. A backend owns its
+ * memory: every `float *` below that is not marked "host" is backend memory, obtained from
+ * ops->alloc, and may live on a GPU.
+ *
+ * Layout: activations are NCHW float32, contiguous (n, channels, height, width). Conv
+ * weights are (out_c, in_c, k, k); dense weights are (out_features, in_features), as in
+ * PyTorch, so that a checkpoint's tensors load there unchanged. Labels are int32.
+ *
+ * Gradients: every backward op writes its gradients with `=`, never `+=`, and may
+ * overwrite its `dout` input (e.g. to apply the activation mask in place).
+ *
+ * Ordering: ops run in the order they are called, as if synchronously. A GPU backend may
+ * queue them; download() and fence_wait() are the only points where the host waits. */
+#ifndef HD_BACKEND_H
+#define HD_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { HD_ACT_NONE = 0, HD_ACT_RELU = 1 } hd_activation;
+
+/* A 2-D convolution, stride 1, symmetric zero padding `pad`. out = in + 2 pad - k + 1. */
+typedef struct {
+    int max_batch;
+    int in_c, in_h, in_w;
+    int out_c, kernel, pad;
+    int out_h, out_w;
+    hd_activation act; /* applied to the output after the bias */
+} hd_conv_shape;
+
+/* Max pooling with a square window `size`, stride `size`, no padding (floor, as Keras). */
+typedef struct {
+    int max_batch;
+    int channels, in_h, in_w;
+    int size;
+    int out_h, out_w;
+} hd_pool_shape;
+
+typedef struct hd_backend hd_backend;
+typedef struct hd_backend_ops hd_backend_ops;
+
+struct hd_backend_ops {
+    /* ---- lifetime and description ---- */
+    void (*destroy)(hd_backend *be);
+    /* One line such as "cpu (2 threads, OpenBLAS 0.3.21)" or
+     * "NVIDIA H100 80GB HBM3, 79.1 GiB, cuDNN 9.13.0, cuBLAS 13.0.2". */
+    const char *(*describe)(hd_backend *be);
+
+    /* ---- memory ---- */
+    /* Zero-filled backend memory for `count` floats (or int32s: same size); NULL + hd_fail()
+     * when out of memory. */
+    float *(*alloc)(hd_backend *be, size_t count);
+    void (*free)(hd_backend *be, void *ptr);
+    /* Host memory suited to uploads (pinned on a GPU). */
+    void *(*host_alloc)(hd_backend *be, size_t bytes);
+    void (*host_free)(hd_backend *be, void *ptr);
+    /* Host -> backend copy. May return before the copy is done when `src` came from
+     * host_alloc: the host must not change `src` until a fence recorded after the upload
+     * has been waited for. Later ops see the copied data. */
+    void (*upload)(hd_backend *be, void *dst, const void *src, size_t bytes);
+    /* Backend -> host copy; returns when the data is on the host (waits for queued work). */
+    void (*download)(hd_backend *be, void *dst, const void *src, size_t bytes);
+    void (*zero)(hd_backend *be, void *ptr, size_t bytes);
+    /* Fences: fence_record marks "everything queued so far"; fence_wait blocks the host
+     * until that work (uploads included) is done. Tokens are small integers. */
+    int (*fence_record)(hd_backend *be);
+    void (*fence_wait)(hd_backend *be, int fence);
+
+    /* ---- convolution ---- */
+    /* A plan holds what a shape needs, made once: scratch buffers on the CPU; descriptors,
+     * algorithm choices and workspace on the GPU. NULL + hd_fail() on failure. */
+    void *(*conv2d_plan)(hd_backend *be, const hd_conv_shape *shape);
+    void (*conv2d_plan_free)(hd_backend *be, void *plan);
+    /* out = act(conv(in, weight) + bias), for n <= max_batch images. */
+    void (*conv2d_forward)(hd_backend *be, void *plan, int n, const float *in, const float *weight,
+                           const float *bias, float *out);
+    /* Given out (post-activation) and dout, writes din (skipped when NULL), dweight, dbias. */
+    void (*conv2d_backward)(hd_backend *be, void *plan, int n, const float *in, const float *weight,
+                            const float *out, float *dout, float *din, float *dweight, float *dbias);
+
+    /* ---- max pooling ---- */
+    void *(*maxpool_plan)(hd_backend *be, const hd_pool_shape *shape);
+    void (*maxpool_plan_free)(hd_backend *be, void *plan);
+    void (*maxpool_forward)(hd_backend *be, void *plan, int n, const float *in, float *out);
+    /* din gets dout routed to the arg-max of each window (first maximum on ties). */
+    void (*maxpool_backward)(hd_backend *be, void *plan, int n, const float *in, const float *out,
+                             const float *dout, float *din);
+
+    /* ---- dense ---- */
+    /* out[n, out_f] = act(in[n, in_f] weight[out_f, in_f]^T + bias) */
+    void (*dense_forward)(hd_backend *be, int n, int in_f, int out_f, const float *in, const float *weight,
+                          const float *bias, float *out, hd_activation act);
+    void (*dense_backward)(hd_backend *be, int n, int in_f, int out_f, const float *in, const float *weight,
+                           const float *out, float *dout, float *din, float *dweight, float *dbias,
+                           hd_activation act);
+
+    /* ---- dropout (inverted; mask from hd_dropout_multiplier in shared_math.h) ---- */
+    void (*dropout_forward)(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
+                            uint64_t step, const float *in, float *out);
+    void (*dropout_backward)(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
+                             uint64_t step, const float *dout, float *din);
+
+    /* ---- loss ---- */
+    /* Fused softmax + cross-entropy over n rows. Adds the summed loss to metrics[0] and the
+     * number of correct arg-max predictions to metrics[1] (backend floats, read back by the
+     * trainer only when it logs). When dlogits is not NULL it receives the gradient of the
+     * mean loss over `grad_divisor` rows (normally n). */
+    void (*softmax_xent)(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels,
+                         float *dlogits, float grad_divisor, float *metrics);
+
+    /* ---- optimizers: one call updates all `count` parameters ---- */
+    /* step_size is Adam's bias-corrected learning rate (see hd_adam_update). */
+    void (*adam_step)(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v,
+                      float beta1, float beta2, float eps, float step_size);
+    void (*sgd_step)(hd_backend *be, size_t count, float *params, const float *grads, float *velocity,
+                     float lr, float momentum, int nesterov);
+};
+
+/* Every backend starts with this header; implementations embed it as their first member. */
+struct hd_backend {
+    const hd_backend_ops *ops;
+    const char *name; /* "cpu" or "cuda" */
+    int is_gpu;
+};
+
+/* ---- creating backends ---- */
+
+typedef struct {
+    int threads; /* CPU worker threads; 0 = all cores */
+} hd_cpu_options;
+
+typedef struct {
+    int device;        /* CUDA device index */
+    int deterministic; /* only deterministic cuDNN algorithms */
+    int allow_tf32;    /* TF32 tensor-core math in cuBLAS/cuDNN (off by default) */
+    int verbose;
+} hd_gpu_options;
+
+hd_backend *hd_cpu_backend_create(const hd_cpu_options *options);
+
+/* Defined in kernels/ when built with CUDA; otherwise a stub that fails with
+ * "built without CUDA". NULL + hd_fail() when the device cannot be used. */
+hd_backend *hd_gpu_backend_create(const hd_gpu_options *options);
+/* Number of usable CUDA devices (0 without a driver, a GPU or CUDA support). Never fails. */
+int hd_gpu_device_count(void);
+/* One line per device ("0: NVIDIA H100 80GB HBM3, 79.1 GiB, sm_90") into buf. */
+void hd_gpu_list_devices(char *buf, size_t buf_len);
+
+/* Picks a backend from a --device string: "cpu", a GPU index ("0"), or "auto" (GPU 0 if
+ * one answers, else the CPU with a one-line notice on stderr, unless no_fallback). */
+hd_backend *hd_backend_open(const char *device, int no_fallback, const hd_cpu_options *cpu,
+                            const hd_gpu_options *gpu);
+
+static inline void hd_backend_destroy(hd_backend *be) {
+    if (be)
+        be->ops->destroy(be);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

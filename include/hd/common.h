@@ -1,0 +1,54 @@
+/* common.h: error reporting, version and small helpers shared by every host file.
+ *
+ * Convention: functions that can fail return 0 on success and -1 on failure, after
+ * recording a one-line message with hd_fail(). The caller that finally gives up prints
+ * hd_last_error(). The message names the file or call and what is wrong, e.g.
+ * "data/train-images-idx3-ubyte: bad magic 0x00000802 (expected 0x00000803)". */
+#ifndef HD_COMMON_H
+#define HD_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HD_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define HD_PRINTF(fmt_index, first_arg) __attribute__((format(printf, fmt_index, first_arg)))
+#else
+#define HD_PRINTF(fmt_index, first_arg)
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Record a failure message (thread-local) and return -1. */
+int hd_fail(const char *fmt, ...) HD_PRINTF(1, 2);
+/* The last message recorded on this thread ("" if none). */
+const char *hd_last_error(void);
+void hd_clear_error(void);
+
+/* malloc/calloc that record "out of memory (N bytes) at file:line" and return NULL. */
+void *hd_malloc_at(size_t bytes, const char *file, int line);
+void *hd_calloc_at(size_t count, size_t size, const char *file, int line);
+#define hd_malloc(bytes)        hd_malloc_at((bytes), __FILE__, __LINE__)
+#define hd_calloc(count, size) hd_calloc_at((count), (size), __FILE__, __LINE__)
+
+/* Monotonic clock in seconds. */
+double hd_now_seconds(void);
+
+/* Create a directory and its parents (like mkdir -p). */
+int hd_mkdir_p(const char *path);
+
+/* Write a whole file atomically: temp file in the same directory, fsync, rename, fsync dir.
+ * A crash at any point leaves either the old file or the new one, never a mix. */
+int hd_write_file_atomic(const char *path, const void *data, size_t size);
+
+/* Read a whole file into a malloc'ed buffer. */
+int hd_read_file(const char *path, uint8_t **data, size_t *size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,107 @@
+/* model.h: a network described by data, built on a backend.
+ *
+ * A spec is a short string, one layer per comma-separated item:
+ *   conv:FILTERS:KERNEL[:relu]   2-D convolution, stride 1, no padding ("valid", as Keras)
+ *   maxpool:SIZE                 max pooling, window and stride SIZE
+ *   flatten                      (n, c, h, w) -> (n, c*h*w); no data movement in NCHW
+ *   dense:UNITS[:relu]           fully connected
+ *   dropout:RATE                 inverted dropout, active in training only
+ * The last layer's units are the classes; softmax cross-entropy is the loss. The default
+ * (HD_DEFAULT_SPEC) is the classic Keras MNIST CNN:
+ *   1@28x28 -> conv 32@26x26 -> pool 32@13x13 -> conv 64@11x11 -> pool 64@5x5
+ *           -> flatten 1600 -> dense 128 -> dropout 0.5 -> dense 10
+ *
+ * All parameters live in one backend allocation (params), in layer order, weight then
+ * bias; grads, and the optimizer's two state buffers, have the same layout. So copying,
+ * comparing, saving and updating the parameters is one loop over one array. */
+#ifndef HD_MODEL_H
+#define HD_MODEL_H
+
+#include "hd/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HD_DEFAULT_SPEC "conv:32:3:relu,maxpool:2,conv:64:3:relu,maxpool:2,flatten,dense:128:relu,dropout:0.5,dense:10"
+#define HD_MAX_LAYERS 32
+
+typedef enum { HD_LAYER_CONV, HD_LAYER_MAXPOOL, HD_LAYER_FLATTEN, HD_LAYER_DENSE, HD_LAYER_DROPOUT } hd_layer_kind;
+
+typedef struct {
+    hd_layer_kind kind;
+    int units;  /* conv filters or dense units */
+    int kernel; /* conv kernel size */
+    int pool;   /* pooling window */
+    float rate; /* dropout rate */
+    hd_activation act;
+} hd_layer_spec;
+
+/* Parse a spec string; -1 + hd_fail() naming the bad item. */
+int hd_spec_parse(const char *text, hd_layer_spec *layers, int max_layers, int *n_layers);
+/* Write the canonical spec string (as parsed back by hd_spec_parse). */
+void hd_spec_format(const hd_layer_spec *layers, int n_layers, char *buf, size_t buf_len);
+
+typedef struct {
+    hd_layer_spec spec;
+    char name[16];             /* "conv1", "dense2", ...: tensor names in checkpoints */
+    int in_c, in_h, in_w;      /* input shape of one image */
+    int out_c, out_h, out_w;   /* output shape of one image (dense: out_c = units, h = w = 1) */
+    size_t in_size, out_size;  /* floats per image */
+    size_t weight_offset, weight_count; /* into model params */
+    size_t bias_offset, bias_count;
+    int weight_dims[4], weight_rank;    /* shape of the weight tensor */
+    int fan_in, fan_out;                /* for Glorot initialisation */
+    void *plan;                /* backend plan (conv, pool) */
+    float *out;                /* activations, max_batch * out_size (NULL: flatten aliases its input) */
+    float *dout;               /* gradient of the loss with respect to out */
+} hd_layer;
+
+typedef struct {
+    hd_backend *be;
+    hd_layer_spec specs[HD_MAX_LAYERS];
+    hd_layer layers[HD_MAX_LAYERS];
+    int n_layers;
+    char spec_text[512];
+    int in_c, in_h, in_w;
+    int classes;
+    int max_batch;
+    size_t param_count;
+    float *params, *grads; /* backend memory, param_count floats each */
+    float *input;          /* max_batch * in_c*in_h*in_w */
+    int32_t *labels;       /* max_batch */
+    float *metrics;        /* [loss_sum, correct] accumulated by softmax_xent */
+} hd_model;
+
+/* Builds layers, plans and buffers for batches of up to max_batch images; parameters are
+ * zero until hd_model_init_weights or a checkpoint fills them. */
+int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c, int in_h, int in_w,
+                    int max_batch);
+void hd_model_destroy(hd_model *model);
+
+/* Glorot-uniform weights (Keras' default), zero biases, from the seed (Philox, so the
+ * same on every backend and thread count). */
+int hd_model_init_weights(hd_model *model, uint64_t seed);
+
+/* Forward over n images already in model->input. training=1 applies dropout with the
+ * mask of (seed, step). Returns the logits (backend memory, n x classes). */
+const float *hd_model_forward(hd_model *model, int n, int training, uint64_t seed, uint64_t step);
+/* Loss on the last forward: adds to model->metrics; with want_grad, also the gradient of
+ * the mean loss for hd_model_backward. Labels must be in model->labels. */
+void hd_model_loss(hd_model *model, int n, int want_grad);
+/* Backward from the loss gradient into model->grads (written with =). */
+void hd_model_backward(hd_model *model, int n, uint64_t seed, uint64_t step);
+
+/* Host copies of parameters (param_count floats). */
+int hd_model_get_params(const hd_model *model, float *host);
+int hd_model_set_params(hd_model *model, const float *host);
+
+/* Forward/backward FLOPs per image (multiply-add = 2), computed from the spec. */
+double hd_model_flops_forward(const hd_model *model);
+double hd_model_flops_backward(const hd_model *model);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,38 @@
+/* optimizer.h: Adam and SGD with momentum over a model's single parameter array.
+ * Keras defaults: Adam lr 1e-3, beta1 0.9, beta2 0.999, eps 1e-7; SGD momentum 0.9. */
+#ifndef HD_OPTIMIZER_H
+#define HD_OPTIMIZER_H
+
+#include "hd/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { HD_OPT_ADAM = 0, HD_OPT_SGD = 1 } hd_optimizer_kind;
+
+typedef struct {
+    hd_optimizer_kind kind;
+    float lr;
+    float beta1, beta2, eps; /* Adam */
+    float momentum;          /* SGD */
+    int nesterov;            /* SGD */
+    uint64_t t;              /* steps taken */
+    size_t count;
+    float *m, *v;            /* backend memory; SGD uses m as the velocity */
+} hd_optimizer;
+
+void hd_optimizer_defaults(hd_optimizer *opt, hd_optimizer_kind kind);
+/* Allocates state for the model's parameters (zeroed). */
+int hd_optimizer_init(hd_optimizer *opt, hd_model *model);
+void hd_optimizer_free(hd_optimizer *opt, hd_model *model);
+/* One update of all parameters from model->grads. */
+void hd_optimizer_step(hd_optimizer *opt, hd_model *model);
+const char *hd_optimizer_name(hd_optimizer_kind kind);
+int hd_optimizer_parse(const char *name, hd_optimizer_kind *kind);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

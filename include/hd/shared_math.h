@@ -1,0 +1,137 @@
+/* shared_math.h: the per-element and per-row math that both backends run.
+ *
+ * Everything here is compiled twice: by the host C compiler for the CPU backend and by
+ * nvcc for the GPU kernels (HD_HOST_DEVICE marks the functions for both). The CPU tests
+ * therefore exercise the very code the kernels run, and both backends draw the same
+ * random numbers for the same seed: Philox4x32-10 is counter based, so the random
+ * number for (seed, stream, step, element) is a pure function, with no generator state
+ * to carry between threads or launches.
+ *
+ * Conventions: float32 everywhere; gradients written by these functions are written
+ * with `=` (not accumulated). */
+#ifndef HD_SHARED_MATH_H
+#define HD_SHARED_MATH_H
+
+#include <stdint.h>
+#include <math.h>
+
+#ifdef __CUDACC__
+#define HD_HOST_DEVICE __host__ __device__
+#else
+#define HD_HOST_DEVICE
+#endif
+
+/* Random-number streams: one per purpose, so that dropout in layer 7 and augmentation of
+ * image 7 never draw the same numbers. */
+#define HD_RNG_STREAM_AUGMENT 1u
+#define HD_RNG_STREAM_SHUFFLE 2u
+#define HD_RNG_STREAM_INIT    3u
+#define HD_RNG_STREAM_DROPOUT 0x100u /* + layer index */
+
+typedef struct {
+    uint32_t v[4];
+} hd_philox_out;
+
+HD_HOST_DEVICE static inline uint32_t hd_mulhilo32(uint32_t a, uint32_t b, uint32_t *hi) {
+    uint64_t product = (uint64_t)a * (uint64_t)b;
+    *hi = (uint32_t)(product >> 32);
+    return (uint32_t)product;
+}
+
+/* Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11).
+ * counter: 128 bits; key: 64 bits. Returns four independent 32-bit words. */
+HD_HOST_DEVICE static inline hd_philox_out hd_philox4x32(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3,
+                                                          uint32_t k0, uint32_t k1) {
+    for (int round = 0; round < 10; round++) {
+        uint32_t hi0, hi1;
+        uint32_t lo0 = hd_mulhilo32(0xD2511F53u, c0, &hi0);
+        uint32_t lo1 = hd_mulhilo32(0xCD9E8D57u, c2, &hi1);
+        uint32_t n0 = hi1 ^ c1 ^ k0;
+        uint32_t n2 = hi0 ^ c3 ^ k1;
+        c0 = n0;
+        c1 = lo1;
+        c2 = n2;
+        c3 = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    hd_philox_out out = {{c0, c1, c2, c3}};
+    return out;
+}
+
+/* 32 random bits -> float in [0, 1) with 24 bits of resolution. */
+HD_HOST_DEVICE static inline float hd_uint_to_unit_float(uint32_t x) {
+    return (float)(x >> 8) * (1.0f / 16777216.0f);
+}
+
+/* The random number for one element of one stream at one step, uniform in [0, 1). */
+HD_HOST_DEVICE static inline float hd_random_unit(uint64_t seed, uint32_t stream, uint64_t step,
+                                                  uint64_t element) {
+    hd_philox_out r = hd_philox4x32((uint32_t)element, (uint32_t)(element >> 32), (uint32_t)step,
+                                    ((uint32_t)(step >> 32) & 0xFFFFu) | (stream << 16), (uint32_t)seed,
+                                    (uint32_t)(seed >> 32));
+    return hd_uint_to_unit_float(r.v[0]);
+}
+
+/* Inverted dropout: an element is kept when its uniform draw is >= rate, and kept
+ * elements are scaled by 1/(1-rate) so that evaluation needs no rescaling.
+ * Returns the multiplier for this element: 0 or 1/(1-rate). rate must be in [0, 1). */
+HD_HOST_DEVICE static inline float hd_dropout_multiplier(uint64_t seed, uint32_t layer_index, uint64_t step,
+                                                         uint64_t element, float rate) {
+    if (rate <= 0.0f)
+        return 1.0f;
+    float u = hd_random_unit(seed, HD_RNG_STREAM_DROPOUT + layer_index, step, element);
+    return u >= rate ? 1.0f / (1.0f - rate) : 0.0f;
+}
+
+/* Fused softmax + cross-entropy for one row of logits, in one pass over the row after the
+ * max: stable log-sum-exp, the row's loss, the gradient of (grad_scale * loss) with
+ * respect to the logits (written to grad_row unless it is NULL), and whether the arg-max
+ * (first maximum) equals the label. Returns the loss -log softmax(logits)[label]. */
+HD_HOST_DEVICE static inline float hd_softmax_xent_row(const float *logits, int classes, int label,
+                                                       float *grad_row, float grad_scale, int *correct) {
+    float max_logit = logits[0];
+    int arg_max = 0;
+    for (int c = 1; c < classes; c++) {
+        if (logits[c] > max_logit) {
+            max_logit = logits[c];
+            arg_max = c;
+        }
+    }
+    float sum = 0.0f;
+    for (int c = 0; c < classes; c++)
+        sum += expf(logits[c] - max_logit);
+    float log_sum = logf(sum);
+    if (grad_row) {
+        float inv_sum = 1.0f / sum;
+        for (int c = 0; c < classes; c++) {
+            float p = expf(logits[c] - max_logit) * inv_sum;
+            grad_row[c] = (p - (c == label ? 1.0f : 0.0f)) * grad_scale;
+        }
+    }
+    *correct = (arg_max == label);
+    return log_sum - (logits[label] - max_logit);
+}
+
+/* Adam, as Keras computes it: the bias corrections are folded into the step size on the
+ * host (step_size = lr * sqrt(1 - beta2^t) / (1 - beta1^t)), then per element
+ *   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;  p -= step_size m / (sqrt(v) + eps) */
+HD_HOST_DEVICE static inline void hd_adam_update(float *param, float *m, float *v, float grad, float beta1,
+                                                 float beta2, float eps, float step_size) {
+    float m_new = beta1 * *m + (1.0f - beta1) * grad;
+    float v_new = beta2 * *v + (1.0f - beta2) * grad * grad;
+    *m = m_new;
+    *v = v_new;
+    *param -= step_size * m_new / (sqrtf(v_new) + eps);
+}
+
+/* SGD with momentum, as Keras computes it: velocity = momentum velocity - lr g; then
+ * p += velocity (or, with Nesterov, p += momentum velocity - lr g). */
+HD_HOST_DEVICE static inline void hd_sgd_update(float *param, float *velocity, float grad, float lr,
+                                                float momentum, int nesterov) {
+    float vel = momentum * *velocity - lr * grad;
+    *velocity = vel;
+    *param += nesterov ? momentum * vel - lr * grad : vel;
+}
+
+#endif
