@@ -1,0 +1,81 @@
+/* gpu_check.h: checking every CUDA, cuDNN and cuBLAS call of the GPU backend.
+ *
+ * Two flavours:
+ *   CUDA_CHECK / CUDNN_CHECK / CUBLAS_CHECK / CUDA_CHECK_LAUNCH: inside ops, which return
+ *     nothing. A failure prints the failing call's text, file:line and the library's error
+ *     string to stderr and exits with status 1 (a GPU fault mid-step is not recoverable).
+ *   CUDA_TRY / CUDNN_TRY / CUBLAS_TRY: in functions that return 0 / -1 (backend creation,
+ *     plans). A failure records the same message with hd_fail() and returns -1.
+ * CUDA_CHECK_LAUNCH() follows every kernel launch (cudaGetLastError); with HD_GPU_SYNC=1 in
+ * the environment every op also synchronises, so an asynchronous fault is reported at the
+ * op that caused it (see gpu_op_done in gpu_internal.h). */
+#ifndef HD_GPU_CHECK_H
+#define HD_GPU_CHECK_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Print "hd-gpu: <lib> error at file:line: <call>: <what>" and exit(1). */
+void hd_gpu_die(const char *library, const char *call, const char *what, const char *file, int line)
+    __attribute__((noreturn));
+/* Record the same message with hd_fail(); returns -1. */
+int hd_gpu_fail_call(const char *library, const char *call, const char *what, const char *file, int line);
+/* cuDNN's status string followed by its last detailed message, in a thread-local buffer. */
+const char *hd_gpu_cudnn_error(cudnnStatus_t status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#define CUDA_CHECK(call)                                                                                     \
+    do {                                                                                                     \
+        cudaError_t hd_err_ = (call);                                                                        \
+        if (hd_err_ != cudaSuccess)                                                                          \
+            hd_gpu_die("CUDA", #call, cudaGetErrorString(hd_err_), __FILE__, __LINE__);                      \
+    } while (0)
+
+#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
+
+#define CUDNN_CHECK(call)                                                                                    \
+    do {                                                                                                     \
+        cudnnStatus_t hd_status_ = (call);                                                                   \
+        if (hd_status_ != CUDNN_STATUS_SUCCESS)                                                              \
+            hd_gpu_die("cuDNN", #call, hd_gpu_cudnn_error(hd_status_), __FILE__, __LINE__);                  \
+    } while (0)
+
+#define CUBLAS_CHECK(call)                                                                                   \
+    do {                                                                                                     \
+        cublasStatus_t hd_status_ = (call);                                                                  \
+        if (hd_status_ != CUBLAS_STATUS_SUCCESS)                                                             \
+            hd_gpu_die("cuBLAS", #call, cublasGetStatusString(hd_status_), __FILE__, __LINE__);              \
+    } while (0)
+
+#define CUDA_TRY(call)                                                                                       \
+    do {                                                                                                     \
+        cudaError_t hd_err_ = (call);                                                                        \
+        if (hd_err_ != cudaSuccess) {                                                                        \
+            (void)cudaGetLastError();                                                                        \
+            return hd_gpu_fail_call("CUDA", #call, cudaGetErrorString(hd_err_), __FILE__, __LINE__);         \
+        }                                                                                                    \
+    } while (0)
+
+#define CUDNN_TRY(call)                                                                                      \
+    do {                                                                                                     \
+        cudnnStatus_t hd_status_ = (call);                                                                   \
+        if (hd_status_ != CUDNN_STATUS_SUCCESS)                                                              \
+            return hd_gpu_fail_call("cuDNN", #call, hd_gpu_cudnn_error(hd_status_), __FILE__, __LINE__);     \
+    } while (0)
+
+#define CUBLAS_TRY(call)                                                                                     \
+    do {                                                                                                     \
+        cublasStatus_t hd_status_ = (call);                                                                  \
+        if (hd_status_ != CUBLAS_STATUS_SUCCESS)                                                             \
+            return hd_gpu_fail_call("cuBLAS", #call, cublasGetStatusString(hd_status_), __FILE__, __LINE__); \
+    } while (0)
+
+#endif

@@ -1,0 +1,46 @@
+/* gpu_optim.cu: the Adam and SGD-with-momentum updates over all parameters, one launch each.
+ *
+ * Layout: params, grads and the optimizer state (m, v; or velocity) are `count` contiguous
+ * floats with the model's one parameter layout. Each element is updated in place by
+ * hd_adam_update / hd_sgd_update from shared_math.h, the functions the CPU path calls.
+ * Adam's bias corrections are folded into step_size by the caller. */
+#include "gpu_internal.h"
+#include "hd/shared_math.h"
+
+__global__ void adam_kernel(size_t count, float *params, const float *grads, float *m, float *v, float beta1,
+                            float beta2, float eps, float step_size) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += stride)
+        hd_adam_update(&params[i], &m[i], &v[i], grads[i], beta1, beta2, eps, step_size);
+}
+
+__global__ void sgd_kernel(size_t count, float *params, const float *grads, float *velocity, float lr,
+                           float momentum, int nesterov) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += stride)
+        hd_sgd_update(&params[i], &velocity[i], grads[i], lr, momentum, nesterov);
+}
+
+void gpu_adam_step(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v,
+                   float beta1, float beta2, float eps, float step_size) {
+    hd_gpu_backend *gpu = hd_gpu_from(be);
+    if (count == 0)
+        return;
+    gpu_enter(gpu);
+    adam_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(count, params, grads, m, v, beta1,
+                                                                                  beta2, eps, step_size);
+    CUDA_CHECK_LAUNCH();
+    gpu_op_done(gpu, "adam_step");
+}
+
+void gpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grads, float *velocity, float lr,
+                  float momentum, int nesterov) {
+    hd_gpu_backend *gpu = hd_gpu_from(be);
+    if (count == 0)
+        return;
+    gpu_enter(gpu);
+    sgd_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(count, params, grads, velocity, lr,
+                                                                                momentum, nesterov);
+    CUDA_CHECK_LAUNCH();
+    gpu_op_done(gpu, "sgd_step");
+}

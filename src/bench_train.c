@@ -1,0 +1,160 @@
+/* bench_train.c: steady-state training speed at one batch size (see bench.h for the
+ * method): resident batches, warm-up, repeats of back-to-back steps each closed by a
+ * synchronising download, median/min/max, the achieved FLOP rate and its fraction of the
+ * measured peak. */
+#include "hd/bench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hd/common.h"
+#include "hd/optimizer.h"
+
+#define MAX_REPEATS          64
+#define MAX_STEPS_PER_REPEAT 100000
+
+int hd_bench_model_open(hd_model *model, hd_backend *be, const hd_bench_config *config, int max_batch) {
+    memset(model, 0, sizeof(*model));
+    if (hd_model_create(model, be, config->spec, 1, 28, 28, max_batch) != 0)
+        return -1;
+    if (hd_model_init_weights(model, config->seed) != 0) {
+        hd_model_destroy(model);
+        return -1;
+    }
+    return 0;
+}
+
+int hd_bench_steps_per_repeat(const hd_bench_config *config, double seconds_per_step) {
+    double steps = config->min_steps;
+    if (seconds_per_step > 0.0 && config->min_repeat_s > 0.0)
+        steps = fmax(steps, ceil(config->min_repeat_s / seconds_per_step));
+    return (int)fmin(steps, MAX_STEPS_PER_REPEAT);
+}
+
+/* Batches uploaded once: `count` batches of `batch` images, cycled through by the steps. */
+typedef struct {
+    float *images;
+    int32_t *labels;
+    int count;
+} resident_batches;
+
+static int resident_upload(hd_backend *be, const hd_bench_data *data, int batch, int count,
+                           resident_batches *out) {
+    size_t images = (size_t)batch * (size_t)count;
+    if (images > (size_t)data->n_images)
+        return hd_fail("bench: %d batches of %d need %zu images, only %d made", count, batch, images,
+                       data->n_images);
+    out->count = count;
+    out->images = be->ops->alloc(be, images * (size_t)data->image_size);
+    void *labels = be->ops->alloc(be, images); /* int32 labels: same size as floats */
+    out->labels = labels;
+    if (!out->images || !out->labels)
+        return -1;
+    be->ops->upload(be, out->images, data->images, images * (size_t)data->image_size * sizeof(float));
+    be->ops->upload(be, out->labels, data->labels, images * sizeof(int32_t));
+    return 0;
+}
+
+static void resident_free(hd_backend *be, resident_batches *r) {
+    be->ops->free(be, r->images);
+    be->ops->free(be, r->labels);
+}
+
+typedef struct {
+    hd_model *model;
+    hd_optimizer *opt;
+    const resident_batches *data;
+    int batch, image_size;
+    uint64_t seed, step;
+} train_loop;
+
+/* One training step on the next resident batch: the model's input and labels point at it. */
+static void train_step(train_loop *loop) {
+    hd_model *model = loop->model;
+    int k = (int)(loop->step % (uint64_t)loop->data->count);
+    model->input = loop->data->images + (size_t)k * (size_t)loop->batch * (size_t)loop->image_size;
+    model->labels = loop->data->labels + (size_t)k * (size_t)loop->batch;
+    hd_model_forward(model, loop->batch, 1, loop->seed, loop->step);
+    hd_model_loss(model, loop->batch, 1);
+    hd_model_backward(model, loop->batch, loop->seed, loop->step);
+    hd_optimizer_step(loop->opt, model);
+    loop->step++;
+}
+
+/* Runs `steps` steps and waits for them; returns the elapsed seconds. */
+static double timed_steps(train_loop *loop, int steps, float metrics[2]) {
+    hd_backend *be = loop->model->be;
+    double start = hd_now_seconds();
+    for (int s = 0; s < steps; s++)
+        train_step(loop);
+    be->ops->download(be, metrics, loop->model->metrics, 2 * sizeof(float));
+    return hd_now_seconds() - start;
+}
+
+static int measure(train_loop *loop, const hd_bench_config *config, hd_bench_train_result *out) {
+    hd_backend *be = loop->model->be;
+    float metrics[2];
+    int warmup = config->warmup_steps > 1 ? config->warmup_steps : 1;
+    double first = timed_steps(loop, 1, metrics); /* first touch of every buffer and plan */
+    double per_step = first;
+    if (warmup > 1)
+        per_step = timed_steps(loop, warmup - 1, metrics) / (warmup - 1);
+    int steps = hd_bench_steps_per_repeat(config, per_step);
+    int repeats = config->repeats < MAX_REPEATS ? config->repeats : MAX_REPEATS;
+    if (repeats < 1)
+        return hd_fail("bench: repeats must be at least 1, got %d", config->repeats);
+
+    be->ops->zero(be, loop->model->metrics, 2 * sizeof(float));
+    double ms[MAX_REPEATS], images_per_s[MAX_REPEATS], epoch_s[MAX_REPEATS];
+    double steps_per_epoch = ceil((double)config->epoch_images / loop->batch);
+    for (int r = 0; r < repeats; r++) {
+        double elapsed = timed_steps(loop, steps, metrics);
+        ms[r] = elapsed * 1e3 / steps;
+        images_per_s[r] = (double)loop->batch * steps / elapsed;
+        epoch_s[r] = elapsed / steps * steps_per_epoch;
+    }
+    out->steps = steps;
+    hd_bench_stat_from(&out->ms_per_step, ms, repeats);
+    hd_bench_stat_from(&out->images_per_s, images_per_s, repeats);
+    hd_bench_stat_from(&out->epoch_s, epoch_s, repeats);
+    out->mean_loss = metrics[0] / ((double)repeats * steps * loop->batch);
+    return 0;
+}
+
+int hd_bench_train(hd_backend *be, const hd_bench_config *config, const hd_bench_data *data, int batch,
+                   hd_bench_result *result, hd_bench_train_result *out) {
+    memset(out, 0, sizeof(*out));
+    out->batch = batch;
+    hd_model model;
+    if (hd_bench_model_open(&model, be, config, batch) != 0)
+        return -1;
+    float *own_input = model.input;
+    int32_t *own_labels = model.labels;
+    hd_optimizer opt;
+    hd_optimizer_defaults(&opt, HD_OPT_ADAM);
+    resident_batches resident = {0};
+    int rc = -1;
+    if (hd_optimizer_init(&opt, &model) != 0) {
+        hd_model_destroy(&model);
+        return -1;
+    }
+    if (resident_upload(be, data, batch, config->resident_batches, &resident) == 0) {
+        train_loop loop = {&model, &opt, &resident, batch, data->image_size, config->seed, 0};
+        rc = measure(&loop, config, out);
+    }
+    model.input = own_input;
+    model.labels = own_labels;
+    resident_free(be, &resident);
+    if (rc == 0) {
+        double flops = (double)batch * (result->flops_forward + result->flops_backward);
+        out->gflops = flops / (out->ms_per_step.median * 1e-3) * 1e-9;
+        out->peak_fraction = out->gflops / result->peak_gflops; /* NAN when no peak */
+        out->bytes_per_step = hd_bench_bytes_per_step(&model, batch);
+        if (!isfinite(out->mean_loss))
+            rc = hd_fail("bench: training loss is %g at batch %d", out->mean_loss, batch);
+    }
+    hd_optimizer_free(&opt, &model);
+    hd_model_destroy(&model);
+    return rc;
+}

@@ -1,0 +1,336 @@
+/* checkpoint.c: model and optimizer checkpoints on top of safetensors (see checkpoint.h). */
+#include "hd/checkpoint.h"
+
+#include "hd/common.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NAME_LEN    64
+#define MAX_TENSORS (6 * HD_MAX_LAYERS)
+#define MAX_META    12
+
+/* One named parameter tensor of the model: where it lives in the flat parameter array. */
+typedef struct {
+    char name[NAME_LEN];
+    int rank;
+    int64_t dims[HD_ST_MAX_RANK];
+    size_t offset, count;
+} param_tensor;
+
+/* The model's parameter tensors in layer order, weight then bias. */
+static int list_params(const char *path, const hd_model *model, param_tensor *out, int *n_out) {
+    int n = 0;
+    for (int i = 0; i < model->n_layers; i++) {
+        const hd_layer *layer = &model->layers[i];
+        if (layer->weight_count > 0) {
+            param_tensor *p = &out[n++];
+            snprintf(p->name, sizeof p->name, "%s.weight", layer->name);
+            p->rank = layer->weight_rank;
+            for (int d = 0; d < HD_ST_MAX_RANK; d++)
+                p->dims[d] = d < layer->weight_rank ? layer->weight_dims[d] : 0;
+            p->offset = layer->weight_offset;
+            p->count = layer->weight_count;
+        }
+        if (layer->bias_count > 0) {
+            param_tensor *p = &out[n++];
+            snprintf(p->name, sizeof p->name, "%s.bias", layer->name);
+            p->rank = 1;
+            p->dims[0] = (int64_t)layer->bias_count;
+            for (int d = 1; d < HD_ST_MAX_RANK; d++)
+                p->dims[d] = 0;
+            p->offset = layer->bias_offset;
+            p->count = layer->bias_count;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (out[i].offset > model->param_count || out[i].count > model->param_count - out[i].offset)
+            return hd_fail("%s: model tensor '%s' lies outside the %zu parameters", path, out[i].name,
+                           model->param_count);
+    *n_out = n;
+    return 0;
+}
+
+/* prefix + name into buf (NAME_LEN bytes); parameter names are short, so this never cuts. */
+static void join_name(char *buf, const char *prefix, const char *name) {
+    size_t a = strlen(prefix), b = strnlen(name, NAME_LEN - 1 - a);
+    memcpy(buf, prefix, a);
+    memcpy(buf + a, name, b);
+    buf[a + b] = '\0';
+}
+
+/* The shortest decimal that reads back as exactly v ("0.001", not "0.00100000005"). */
+static void format_float(char *buf, size_t len, float v) {
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, len, "%.*g", digits, (double)v);
+        if (strtof(buf, NULL) == v)
+            return;
+    }
+}
+
+static float *download_copy(const hd_model *model, const float *device, size_t count) {
+    float *host = hd_malloc(count * sizeof *host);
+    if (host && count)
+        model->be->ops->download(model->be, host, device, count * sizeof *host);
+    return host;
+}
+
+int hd_checkpoint_save(const char *path, const hd_model *model, const hd_optimizer *opt,
+                       const hd_st_meta *extra, int n_extra) {
+    param_tensor params[2 * HD_MAX_LAYERS];
+    int n_params = 0;
+    if (list_params(path, model, params, &n_params) != 0)
+        return -1;
+    if (opt && opt->count != model->param_count)
+        return hd_fail("%s: optimizer state has %zu values, the model %zu parameters", path, opt->count,
+                       model->param_count);
+    if (n_extra < 0 || (n_extra > 0 && !extra))
+        return hd_fail("%s: bad extra metadata list", path);
+
+    char names[MAX_TENSORS][NAME_LEN];
+    hd_st_tensor tensors[MAX_TENSORS];
+    float *sources[3] = {NULL, NULL, NULL}; /* params, m, v (host copies) */
+    const char *prefixes[3] = {"", "optimizer.m.", "optimizer.v."};
+    hd_st_meta *meta = hd_calloc((size_t)n_extra + MAX_META, sizeof *meta);
+    int rc = -1, n_tensors = 0, n_meta = 0;
+    if (!meta)
+        return -1;
+    sources[0] = hd_malloc(model->param_count * sizeof(float));
+    if (!sources[0] || hd_model_get_params(model, sources[0]) != 0)
+        goto done;
+    if (opt && opt->m && !(sources[1] = download_copy(model, opt->m, opt->count)))
+        goto done;
+    if (opt && opt->v && !(sources[2] = download_copy(model, opt->v, opt->count)))
+        goto done;
+    for (int s = 0; s < 3; s++) {
+        for (int i = 0; sources[s] && i < n_params; i++) {
+            hd_st_tensor *t = &tensors[n_tensors];
+            join_name(names[n_tensors], prefixes[s], params[i].name);
+            t->name = names[n_tensors++];
+            t->data = sources[s] + params[i].offset;
+            t->rank = params[i].rank;
+            memcpy(t->dims, params[i].dims, sizeof t->dims);
+        }
+    }
+
+    char input[48], lr[32], t_text[32], beta1[32], beta2[32], eps[32], momentum[32];
+    snprintf(input, sizeof input, "%dx%dx%d", model->in_c, model->in_h, model->in_w);
+    meta[n_meta++] = (hd_st_meta){"hd.format_version", HD_CHECKPOINT_FORMAT_VERSION};
+    meta[n_meta++] = (hd_st_meta){"hd.spec", model->spec_text};
+    meta[n_meta++] = (hd_st_meta){"hd.input", input};
+    if (opt) {
+        format_float(lr, sizeof lr, opt->lr);
+        snprintf(t_text, sizeof t_text, "%" PRIu64, opt->t);
+        format_float(beta1, sizeof beta1, opt->beta1);
+        format_float(beta2, sizeof beta2, opt->beta2);
+        format_float(eps, sizeof eps, opt->eps);
+        format_float(momentum, sizeof momentum, opt->momentum);
+        meta[n_meta++] = (hd_st_meta){"hd.optimizer", hd_optimizer_name(opt->kind)};
+        meta[n_meta++] = (hd_st_meta){"hd.optimizer.lr", lr};
+        meta[n_meta++] = (hd_st_meta){"hd.optimizer.t", t_text};
+        meta[n_meta++] = (hd_st_meta){"hd.optimizer.beta1", beta1};
+        meta[n_meta++] = (hd_st_meta){"hd.optimizer.beta2", beta2};
+        meta[n_meta++] = (hd_st_meta){"hd.optimizer.eps", eps};
+        meta[n_meta++] = (hd_st_meta){"hd.optimizer.momentum", momentum};
+        meta[n_meta++] = (hd_st_meta){"hd.optimizer.nesterov", opt->nesterov ? "1" : "0"};
+    }
+    for (int i = 0; i < n_extra; i++)
+        meta[n_meta++] = extra[i];
+    rc = hd_safetensors_write(path, tensors, n_tensors, meta, n_meta);
+done:
+    for (int s = 0; s < 3; s++)
+        free(sources[s]);
+    free(meta);
+    return rc;
+}
+
+/* ---- loading ---- */
+
+/* Two specs describe the same network (compared in canonical form when both parse). */
+static int same_spec(const char *a, const char *b) {
+    if (strcmp(a, b) == 0)
+        return 1;
+    hd_layer_spec la[HD_MAX_LAYERS], lb[HD_MAX_LAYERS];
+    int na = 0, nb = 0;
+    if (hd_spec_parse(a, la, HD_MAX_LAYERS, &na) != 0 || hd_spec_parse(b, lb, HD_MAX_LAYERS, &nb) != 0)
+        return 0;
+    char ca[512], cb[512];
+    hd_spec_format(la, na, ca, sizeof ca);
+    hd_spec_format(lb, nb, cb, sizeof cb);
+    return strcmp(ca, cb) == 0;
+}
+
+/* Copies the named tensor into dst after checking it has exactly the expected shape. */
+static int copy_tensor(const char *path, const hd_safetensors *file, const char *name, const param_tensor *p,
+                       float *dst) {
+    int rank = 0;
+    int64_t dims[HD_ST_MAX_RANK];
+    const float *src = hd_safetensors_find(file, name, &rank, dims);
+    if (!src)
+        return hd_fail("%s: tensor '%s' is missing", path, name);
+    if (rank != p->rank || memcmp(dims, p->dims, sizeof dims) != 0) {
+        char have[96], want[96];
+        hd_st_format_shape(rank, dims, have, sizeof have);
+        hd_st_format_shape(p->rank, p->dims, want, sizeof want);
+        return hd_fail("%s: tensor '%s' has shape %s, the model expects %s", path, name, have, want);
+    }
+    memcpy(dst + p->offset, src, p->count * sizeof *dst);
+    return 0;
+}
+
+/* Every tensor in the file is a model parameter or optimizer state for one. */
+static int check_no_stray_tensors(const char *path, const hd_safetensors *file, const param_tensor *params,
+                                  int n_params) {
+    for (int i = 0; i < hd_safetensors_count(file); i++) {
+        const char *name = hd_safetensors_name(file, i);
+        const char *base = name;
+        if (strncmp(name, "optimizer.m.", 12) == 0 || strncmp(name, "optimizer.v.", 12) == 0)
+            base = name + 12;
+        int known = 0;
+        for (int j = 0; j < n_params && !known; j++)
+            known = strcmp(base, params[j].name) == 0;
+        if (!known)
+            return hd_fail("%s: tensor '%s' is not part of the model (spec %s)", path, name,
+                           hd_safetensors_meta(file, "hd.spec"));
+    }
+    return 0;
+}
+
+static int meta_number(const char *path, const hd_safetensors *file, const char *key, double *value) {
+    const char *text = hd_safetensors_meta(file, key);
+    if (!text)
+        return hd_fail("%s: metadata %s is missing", path, key);
+    char *end = NULL;
+    errno = 0;
+    *value = strtod(text, &end);
+    if (end == text || *end != '\0' || errno != 0 || !isfinite(*value))
+        return hd_fail("%s: metadata %s is '%s', not a number", path, key, text);
+    return 0;
+}
+
+/* The optimizer's hyperparameters and step count from the metadata, into `state`. */
+static int read_optimizer_meta(const char *path, const hd_safetensors *file, hd_optimizer *state) {
+    const char *kind = hd_safetensors_meta(file, "hd.optimizer");
+    if (!kind)
+        return hd_fail("%s: checkpoint has no optimizer state, which resuming training needs", path);
+    if (strcmp(kind, hd_optimizer_name(state->kind)) != 0)
+        return hd_fail("%s: checkpoint optimizer is %s, but %s was requested", path, kind,
+                       hd_optimizer_name(state->kind));
+    double lr, t, beta1, beta2, eps, momentum, nesterov;
+    if (meta_number(path, file, "hd.optimizer.lr", &lr) != 0 ||
+        meta_number(path, file, "hd.optimizer.t", &t) != 0 ||
+        meta_number(path, file, "hd.optimizer.beta1", &beta1) != 0 ||
+        meta_number(path, file, "hd.optimizer.beta2", &beta2) != 0 ||
+        meta_number(path, file, "hd.optimizer.eps", &eps) != 0 ||
+        meta_number(path, file, "hd.optimizer.momentum", &momentum) != 0 ||
+        meta_number(path, file, "hd.optimizer.nesterov", &nesterov) != 0)
+        return -1;
+    if (t < 0 || t != floor(t) || t > 9.0e15)
+        return hd_fail("%s: metadata hd.optimizer.t is %g, not a step count", path, t);
+    state->lr = (float)lr;
+    state->t = (uint64_t)t;
+    state->beta1 = (float)beta1;
+    state->beta2 = (float)beta2;
+    state->eps = (float)eps;
+    state->momentum = (float)momentum;
+    state->nesterov = nesterov != 0;
+    return 0;
+}
+
+/* Reads and checks everything into host buffers (params, m, v) and `state`, changing nothing. */
+static int gather(const char *path, const hd_safetensors *file, const hd_model *model,
+                  const hd_optimizer *opt, float *host[3], hd_optimizer *state) {
+    const char *version = hd_safetensors_meta(file, "hd.format_version");
+    const char *spec = hd_safetensors_meta(file, "hd.spec");
+    const char *input = hd_safetensors_meta(file, "hd.input");
+    if (!version || !spec || !input)
+        return hd_fail("%s: not an hd-gpu checkpoint (no hd.format_version, hd.spec or hd.input metadata)",
+                       path);
+    if (strcmp(version, HD_CHECKPOINT_FORMAT_VERSION) != 0)
+        return hd_fail("%s: checkpoint format version %s; this build reads version %s", path, version,
+                       HD_CHECKPOINT_FORMAT_VERSION);
+    if (!same_spec(spec, model->spec_text))
+        return hd_fail("%s: model spec mismatch: checkpoint has %s, model is %s", path, spec,
+                       model->spec_text);
+    char model_input[48];
+    snprintf(model_input, sizeof model_input, "%dx%dx%d", model->in_c, model->in_h, model->in_w);
+    if (strcmp(input, model_input) != 0)
+        return hd_fail("%s: input shape mismatch: checkpoint has %s, model is %s", path, input, model_input);
+    param_tensor params[2 * HD_MAX_LAYERS];
+    int n_params = 0;
+    if (list_params(path, model, params, &n_params) != 0)
+        return -1;
+    if (check_no_stray_tensors(path, file, params, n_params) != 0)
+        return -1;
+    if (opt) {
+        if (opt->count != model->param_count || !opt->m)
+            return hd_fail("%s: the optimizer is not set up for this model (hd_optimizer_init)", path);
+        *state = *opt;
+        if (read_optimizer_meta(path, file, state) != 0)
+            return -1;
+    }
+    const char *prefixes[3] = {"", "optimizer.m.", "optimizer.v."};
+    const float *wanted[3] = {model->params, opt ? opt->m : NULL, opt ? opt->v : NULL};
+    for (int s = 0; s < 3; s++) {
+        if (!wanted[s])
+            continue;
+        if (!(host[s] = hd_malloc(model->param_count * sizeof(float))))
+            return -1;
+        for (int i = 0; i < n_params; i++) {
+            char name[NAME_LEN];
+            join_name(name, prefixes[s], params[i].name);
+            if (copy_tensor(path, file, name, &params[i], host[s]) != 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+int hd_checkpoint_load(const char *path, hd_model *model, hd_optimizer *opt, hd_safetensors **file_out) {
+    if (file_out)
+        *file_out = NULL;
+    hd_safetensors *file = NULL;
+    if (hd_safetensors_read(path, &file) != 0)
+        return -1;
+    float *host[3] = {NULL, NULL, NULL}; /* params, m, v */
+    hd_optimizer state;
+    memset(&state, 0, sizeof state);
+    int rc = gather(path, file, model, opt, host, &state);
+    if (rc == 0)
+        rc = hd_model_set_params(model, host[0]);
+    if (rc == 0 && opt) {
+        size_t bytes = model->param_count * sizeof(float);
+        if (host[1] && bytes)
+            model->be->ops->upload(model->be, opt->m, host[1], bytes);
+        if (host[2] && bytes)
+            model->be->ops->upload(model->be, opt->v, host[2], bytes);
+        *opt = state;
+    }
+    for (int s = 0; s < 3; s++)
+        free(host[s]);
+    if (rc == 0 && file_out)
+        *file_out = file;
+    else
+        hd_safetensors_free(file);
+    return rc;
+}
+
+int hd_checkpoint_read_spec(const char *path, char *spec, size_t spec_len) {
+    hd_safetensors *file = NULL;
+    if (hd_safetensors_read(path, &file) != 0)
+        return -1;
+    const char *stored = hd_safetensors_meta(file, "hd.spec");
+    int rc = 0;
+    if (!stored)
+        rc = hd_fail("%s: not an hd-gpu checkpoint (no hd.spec metadata)", path);
+    else if (strlen(stored) >= spec_len)
+        rc = hd_fail("%s: hd.spec is longer than %zu characters", path, spec_len);
+    else
+        memcpy(spec, stored, strlen(stored) + 1);
+    hd_safetensors_free(file);
+    return rc;
+}

@@ -1,0 +1,120 @@
+/* cpu_backend.c: the reference backend: memory, fences and the ops table. The math of
+ * each layer lives in its own file (cpu_conv.c, cpu_pool.c, cpu_dense.c, cpu_elementwise.c).
+ * Threads: OpenMP splits every op over the batch (or over output rows); OpenBLAS runs
+ * single-threaded inside each thread, so the two never oversubscribe the cores and the
+ * split, hence the floating-point summation order, depends only on the thread count. */
+#include "cpu_backend.h"
+#include "hd/common.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Declared by OpenBLAS' cblas.h; repeated here so the intent is visible. */
+void openblas_set_num_threads(int num_threads);
+char *openblas_get_config(void);
+
+static void cpu_destroy(hd_backend *be) {
+    free(be);
+}
+
+static const char *cpu_describe(hd_backend *be) {
+    return ((hd_cpu_backend *)be)->description;
+}
+
+static float *cpu_alloc(hd_backend *be, size_t count) {
+    (void)be;
+    void *p = NULL;
+    size_t bytes = (count ? count : 1) * sizeof(float);
+    bytes = (bytes + 63) & ~(size_t)63;
+    if (posix_memalign(&p, 64, bytes) != 0) {
+        hd_fail("out of memory: cannot allocate %zu bytes of CPU tensor memory", bytes);
+        return NULL;
+    }
+    memset(p, 0, bytes);
+    return p;
+}
+
+static void cpu_free(hd_backend *be, void *ptr) {
+    (void)be;
+    free(ptr);
+}
+
+static void *cpu_host_alloc(hd_backend *be, size_t bytes) {
+    return cpu_alloc(be, (bytes + sizeof(float) - 1) / sizeof(float));
+}
+
+static void cpu_copy(hd_backend *be, void *dst, const void *src, size_t bytes) {
+    (void)be;
+    if (bytes)
+        memcpy(dst, src, bytes);
+}
+
+static void cpu_zero(hd_backend *be, void *ptr, size_t bytes) {
+    (void)be;
+    memset(ptr, 0, bytes);
+}
+
+static int cpu_fence_record(hd_backend *be) {
+    (void)be;
+    return 0; /* every CPU op has finished when it returns */
+}
+
+static void cpu_fence_wait(hd_backend *be, int fence) {
+    (void)be;
+    (void)fence;
+}
+
+static const hd_backend_ops cpu_ops = {
+    .destroy = cpu_destroy,
+    .describe = cpu_describe,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .host_alloc = cpu_host_alloc,
+    .host_free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .zero = cpu_zero,
+    .fence_record = cpu_fence_record,
+    .fence_wait = cpu_fence_wait,
+    .conv2d_plan = cpu_conv2d_plan,
+    .conv2d_plan_free = cpu_conv2d_plan_free,
+    .conv2d_forward = cpu_conv2d_forward,
+    .conv2d_backward = cpu_conv2d_backward,
+    .maxpool_plan = cpu_maxpool_plan,
+    .maxpool_plan_free = cpu_maxpool_plan_free,
+    .maxpool_forward = cpu_maxpool_forward,
+    .maxpool_backward = cpu_maxpool_backward,
+    .dense_forward = cpu_dense_forward,
+    .dense_backward = cpu_dense_backward,
+    .dropout_forward = cpu_dropout_forward,
+    .dropout_backward = cpu_dropout_backward,
+    .softmax_xent = cpu_softmax_xent,
+    .adam_step = cpu_adam_step,
+    .sgd_step = cpu_sgd_step,
+};
+
+hd_backend *hd_cpu_backend_create(const hd_cpu_options *options) {
+    hd_cpu_backend *cpu = hd_calloc(1, sizeof *cpu);
+    if (!cpu)
+        return NULL;
+    int threads = options ? options->threads : 0;
+    if (threads <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cores > 0 ? (int)cores : 1;
+    }
+    if (threads > 256)
+        threads = 256;
+    cpu->threads = threads;
+    cpu->base.ops = &cpu_ops;
+    cpu->base.name = "cpu";
+    cpu->base.is_gpu = 0;
+    openblas_set_num_threads(1);
+    const char *config = openblas_get_config();
+    snprintf(cpu->description, sizeof cpu->description, "cpu (%d thread%s, %s)", threads, threads == 1 ? "" : "s",
+             config ? config : "BLAS");
+    return &cpu->base;
+}

@@ -1,0 +1,66 @@
+/* cpu_elementwise.c: the CPU ops that are one function of shared_math.h per element or per
+ * row: ReLU, dropout, fused softmax + cross-entropy, the Adam and SGD updates. The GPU
+ * kernels call the very same functions. */
+#include "cpu_backend.h"
+#include "hd/shared_math.h"
+
+void cpu_relu_inplace(float *x, size_t count) {
+    for (size_t i = 0; i < count; i++)
+        x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void cpu_relu_mask_grad(const float *out, float *dout, size_t count) {
+    for (size_t i = 0; i < count; i++)
+        if (!(out[i] > 0.0f))
+            dout[i] = 0.0f;
+}
+
+void cpu_dropout_forward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
+                         uint64_t step, const float *in, float *out) {
+    long long total = (long long)count;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
+    for (long long i = 0; i < total; i++)
+        out[i] = in[i] * hd_dropout_multiplier(seed, layer_index, step, (uint64_t)i, rate);
+}
+
+void cpu_dropout_backward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
+                          uint64_t step, const float *dout, float *din) {
+    long long total = (long long)count;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
+    for (long long i = 0; i < total; i++)
+        din[i] = dout[i] * hd_dropout_multiplier(seed, layer_index, step, (uint64_t)i, rate);
+}
+
+void cpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels, float *dlogits,
+                      float grad_divisor, float *metrics) {
+    (void)be;
+    /* Rows are few (a batch) and cheap: one thread keeps the summation order fixed. */
+    double loss_sum = 0.0;
+    int correct_sum = 0;
+    float grad_scale = 1.0f / grad_divisor;
+    for (int row = 0; row < n; row++) {
+        int correct = 0;
+        float *grad_row = dlogits ? dlogits + (size_t)row * classes : NULL;
+        loss_sum += hd_softmax_xent_row(logits + (size_t)row * classes, classes, labels[row], grad_row, grad_scale,
+                                        &correct);
+        correct_sum += correct;
+    }
+    metrics[0] += (float)loss_sum;
+    metrics[1] += (float)correct_sum;
+}
+
+void cpu_adam_step(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v, float beta1,
+                   float beta2, float eps, float step_size) {
+    long long total = (long long)count;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
+    for (long long i = 0; i < total; i++)
+        hd_adam_update(&params[i], &m[i], &v[i], grads[i], beta1, beta2, eps, step_size);
+}
+
+void cpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grads, float *velocity, float lr,
+                  float momentum, int nesterov) {
+    long long total = (long long)count;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
+    for (long long i = 0; i < total; i++)
+        hd_sgd_update(&params[i], &velocity[i], grads[i], lr, momentum, nesterov);
+}

@@ -1,0 +1,88 @@
+/* cpu_pool.c: max pooling on the CPU, forward and backward side by side.
+ * Window and stride `size`, no padding, floor (rows/columns that do not fill a window are
+ * dropped, as Keras' "valid" pooling). The forward pass records the arg-max of each
+ * window (first maximum in row-major order on ties) in the plan; backward routes each
+ * output gradient to that element and writes zeros elsewhere (`=`, not `+=`). */
+#include "cpu_backend.h"
+#include "hd/common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    hd_pool_shape shape;
+    int threads;
+    int32_t *argmax; /* max_batch * C * OH * OW indices into the input plane */
+} cpu_pool_plan;
+
+void *cpu_maxpool_plan(hd_backend *be, const hd_pool_shape *shape) {
+    cpu_pool_plan *plan = hd_calloc(1, sizeof *plan);
+    if (!plan)
+        return NULL;
+    plan->shape = *shape;
+    plan->threads = cpu_threads(be);
+    plan->argmax = hd_malloc(sizeof(int32_t) * (size_t)shape->max_batch * shape->channels * shape->out_h * shape->out_w);
+    if (!plan->argmax) {
+        free(plan);
+        return NULL;
+    }
+    return plan;
+}
+
+void cpu_maxpool_plan_free(hd_backend *be, void *plan_ptr) {
+    (void)be;
+    cpu_pool_plan *plan = plan_ptr;
+    if (plan) {
+        free(plan->argmax);
+        free(plan);
+    }
+}
+
+void cpu_maxpool_forward(hd_backend *be, void *plan_ptr, int n, const float *in, float *out) {
+    cpu_pool_plan *plan = plan_ptr;
+    const hd_pool_shape *s = &plan->shape;
+    int planes = n * s->channels, size = s->size;
+    (void)be;
+#pragma omp parallel for schedule(static) num_threads(plan->threads)
+    for (int p = 0; p < planes; p++) {
+        const float *x = in + (size_t)p * s->in_h * s->in_w;
+        float *y = out + (size_t)p * s->out_h * s->out_w;
+        int32_t *arg = plan->argmax + (size_t)p * s->out_h * s->out_w;
+        for (int oy = 0; oy < s->out_h; oy++) {
+            for (int ox = 0; ox < s->out_w; ox++) {
+                int best = oy * size * s->in_w + ox * size;
+                float best_value = x[best];
+                for (int dy = 0; dy < size; dy++) {
+                    for (int dx = 0; dx < size; dx++) {
+                        int idx = (oy * size + dy) * s->in_w + ox * size + dx;
+                        if (x[idx] > best_value) {
+                            best_value = x[idx];
+                            best = idx;
+                        }
+                    }
+                }
+                y[oy * s->out_w + ox] = best_value;
+                arg[oy * s->out_w + ox] = best;
+            }
+        }
+    }
+}
+
+void cpu_maxpool_backward(hd_backend *be, void *plan_ptr, int n, const float *in, const float *out, const float *dout,
+                          float *din) {
+    cpu_pool_plan *plan = plan_ptr;
+    const hd_pool_shape *s = &plan->shape;
+    int planes = n * s->channels;
+    (void)be;
+    (void)in;
+    (void)out;
+#pragma omp parallel for schedule(static) num_threads(plan->threads)
+    for (int p = 0; p < planes; p++) {
+        float *dx = din + (size_t)p * s->in_h * s->in_w;
+        const float *dy = dout + (size_t)p * s->out_h * s->out_w;
+        const int32_t *arg = plan->argmax + (size_t)p * s->out_h * s->out_w;
+        memset(dx, 0, sizeof(float) * s->in_h * s->in_w);
+        for (int i = 0; i < s->out_h * s->out_w; i++)
+            dx[arg[i]] += dy[i];
+    }
+}

@@ -1,0 +1,295 @@
+/* model.c: building a network from its spec on a backend, and its forward and backward
+ * passes. Everything here is backend-agnostic: it only calls hd_backend_ops. */
+#include "hd/model.h"
+#include "hd/common.h"
+#include "hd/shared_math.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Works out one layer's output shape and parameter shapes from its input shape. */
+static int layer_shape(hd_layer *layer, int index, size_t *param_cursor) {
+    const hd_layer_spec *s = &layer->spec;
+    layer->out_c = layer->in_c;
+    layer->out_h = layer->in_h;
+    layer->out_w = layer->in_w;
+    switch (s->kind) {
+    case HD_LAYER_CONV:
+        layer->out_c = s->units;
+        layer->out_h = layer->in_h - s->kernel + 1;
+        layer->out_w = layer->in_w - s->kernel + 1;
+        if (layer->out_h < 1 || layer->out_w < 1)
+            return hd_fail("model spec: layer %d: %dx%d kernel does not fit a %dx%d input", index + 1, s->kernel,
+                           s->kernel, layer->in_h, layer->in_w);
+        layer->weight_rank = 4;
+        layer->weight_dims[0] = s->units;
+        layer->weight_dims[1] = layer->in_c;
+        layer->weight_dims[2] = s->kernel;
+        layer->weight_dims[3] = s->kernel;
+        layer->weight_count = (size_t)s->units * layer->in_c * s->kernel * s->kernel;
+        layer->bias_count = (size_t)s->units;
+        layer->fan_in = layer->in_c * s->kernel * s->kernel;
+        layer->fan_out = s->units * s->kernel * s->kernel;
+        break;
+    case HD_LAYER_MAXPOOL:
+        layer->out_h = layer->in_h / s->pool;
+        layer->out_w = layer->in_w / s->pool;
+        if (layer->out_h < 1 || layer->out_w < 1)
+            return hd_fail("model spec: layer %d: pool %d larger than its %dx%d input", index + 1, s->pool,
+                           layer->in_h, layer->in_w);
+        break;
+    case HD_LAYER_FLATTEN:
+        layer->out_c = layer->in_c * layer->in_h * layer->in_w;
+        layer->out_h = layer->out_w = 1;
+        break;
+    case HD_LAYER_DENSE:
+        if (layer->in_h != 1 || layer->in_w != 1)
+            return hd_fail("model spec: layer %d: dense needs a flat input (add flatten before it)", index + 1);
+        layer->out_c = s->units;
+        layer->weight_rank = 2;
+        layer->weight_dims[0] = s->units;
+        layer->weight_dims[1] = layer->in_c;
+        layer->weight_count = (size_t)s->units * layer->in_c;
+        layer->bias_count = (size_t)s->units;
+        layer->fan_in = layer->in_c;
+        layer->fan_out = s->units;
+        break;
+    case HD_LAYER_DROPOUT:
+        break;
+    }
+    layer->in_size = (size_t)layer->in_c * layer->in_h * layer->in_w;
+    layer->out_size = (size_t)layer->out_c * layer->out_h * layer->out_w;
+    layer->weight_offset = *param_cursor;
+    layer->bias_offset = layer->weight_offset + layer->weight_count;
+    *param_cursor = layer->bias_offset + layer->bias_count;
+    return 0;
+}
+
+static void name_layers(hd_model *model) {
+    int counts[5] = {0};
+    static const char *const prefixes[5] = {"conv", "pool", "flatten", "dense", "dropout"};
+    for (int i = 0; i < model->n_layers; i++) {
+        hd_layer *layer = &model->layers[i];
+        int kind = (int)layer->spec.kind;
+        snprintf(layer->name, sizeof layer->name, "%s%d", prefixes[kind], ++counts[kind]);
+    }
+}
+
+static int make_plan(hd_model *model, hd_layer *layer) {
+    hd_backend *be = model->be;
+    if (layer->spec.kind == HD_LAYER_CONV) {
+        hd_conv_shape shape = {model->max_batch, layer->in_c,  layer->in_h,  layer->in_w,    layer->out_c,
+                               layer->spec.kernel, 0,          layer->out_h, layer->out_w, layer->spec.act};
+        layer->plan = be->ops->conv2d_plan(be, &shape);
+    } else if (layer->spec.kind == HD_LAYER_MAXPOOL) {
+        hd_pool_shape shape = {model->max_batch, layer->in_c,  layer->in_h, layer->in_w,
+                               layer->spec.pool, layer->out_h, layer->out_w};
+        layer->plan = be->ops->maxpool_plan(be, &shape);
+    } else {
+        return 0;
+    }
+    return layer->plan ? 0 : -1;
+}
+
+int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c, int in_h, int in_w, int max_batch) {
+    memset(model, 0, sizeof *model);
+    model->be = be;
+    model->in_c = in_c;
+    model->in_h = in_h;
+    model->in_w = in_w;
+    model->max_batch = max_batch;
+    if (max_batch < 1)
+        return hd_fail("batch size must be at least 1");
+    if (hd_spec_parse(spec, model->specs, HD_MAX_LAYERS, &model->n_layers) != 0)
+        return -1;
+    hd_spec_format(model->specs, model->n_layers, model->spec_text, sizeof model->spec_text);
+
+    size_t cursor = 0;
+    int c = in_c, h = in_h, w = in_w;
+    for (int i = 0; i < model->n_layers; i++) {
+        hd_layer *layer = &model->layers[i];
+        layer->spec = model->specs[i];
+        layer->in_c = c;
+        layer->in_h = h;
+        layer->in_w = w;
+        if (layer_shape(layer, i, &cursor) != 0)
+            return -1;
+        c = layer->out_c;
+        h = layer->out_h;
+        w = layer->out_w;
+    }
+    name_layers(model);
+    model->classes = model->layers[model->n_layers - 1].out_c;
+    model->param_count = cursor;
+
+    size_t mb = (size_t)max_batch;
+    model->params = be->ops->alloc(be, cursor);
+    model->grads = be->ops->alloc(be, cursor);
+    model->input = be->ops->alloc(be, mb * in_c * in_h * in_w);
+    model->labels = (int32_t *)be->ops->alloc(be, mb);
+    model->metrics = be->ops->alloc(be, 2);
+    if (!model->params || !model->grads || !model->input || !model->labels || !model->metrics)
+        goto fail;
+    for (int i = 0; i < model->n_layers; i++) {
+        hd_layer *layer = &model->layers[i];
+        if (layer->spec.kind == HD_LAYER_FLATTEN) {
+            /* NCHW is already flat per image: alias the previous activations. */
+            layer->out = i ? model->layers[i - 1].out : model->input;
+            layer->dout = i ? model->layers[i - 1].dout : NULL;
+            continue;
+        }
+        layer->out = be->ops->alloc(be, mb * layer->out_size);
+        layer->dout = be->ops->alloc(be, mb * layer->out_size);
+        if (!layer->out || !layer->dout || make_plan(model, layer) != 0)
+            goto fail;
+    }
+    return 0;
+fail:
+    hd_model_destroy(model);
+    return -1;
+}
+
+void hd_model_destroy(hd_model *model) {
+    hd_backend *be = model->be;
+    if (!be)
+        return;
+    for (int i = 0; i < model->n_layers; i++) {
+        hd_layer *layer = &model->layers[i];
+        if (layer->spec.kind == HD_LAYER_FLATTEN)
+            continue;
+        be->ops->free(be, layer->out);
+        be->ops->free(be, layer->dout);
+        if (layer->plan && layer->spec.kind == HD_LAYER_CONV)
+            be->ops->conv2d_plan_free(be, layer->plan);
+        if (layer->plan && layer->spec.kind == HD_LAYER_MAXPOOL)
+            be->ops->maxpool_plan_free(be, layer->plan);
+    }
+    be->ops->free(be, model->params);
+    be->ops->free(be, model->grads);
+    be->ops->free(be, model->input);
+    be->ops->free(be, model->labels);
+    be->ops->free(be, model->metrics);
+    memset(model, 0, sizeof *model);
+}
+
+int hd_model_init_weights(hd_model *model, uint64_t seed) {
+    float *host = hd_calloc(model->param_count, sizeof(float));
+    if (!host)
+        return -1;
+    for (int i = 0; i < model->n_layers; i++) {
+        const hd_layer *layer = &model->layers[i];
+        if (!layer->weight_count)
+            continue;
+        /* Glorot uniform: U(-limit, limit), limit = sqrt(6 / (fan_in + fan_out)). */
+        float limit = sqrtf(6.0f / (float)(layer->fan_in + layer->fan_out));
+        for (size_t j = 0; j < layer->weight_count; j++) {
+            float u = hd_random_unit(seed, HD_RNG_STREAM_INIT, (uint64_t)i, j);
+            host[layer->weight_offset + j] = (2.0f * u - 1.0f) * limit;
+        }
+    }
+    int rc = hd_model_set_params(model, host);
+    free(host);
+    return rc;
+}
+
+const float *hd_model_forward(hd_model *model, int n, int training, uint64_t seed, uint64_t step) {
+    hd_backend *be = model->be;
+    const float *x = model->input;
+    for (int i = 0; i < model->n_layers; i++) {
+        hd_layer *layer = &model->layers[i];
+        const float *weight = model->params + layer->weight_offset;
+        const float *bias = model->params + layer->bias_offset;
+        switch (layer->spec.kind) {
+        case HD_LAYER_CONV:
+            be->ops->conv2d_forward(be, layer->plan, n, x, weight, bias, layer->out);
+            break;
+        case HD_LAYER_MAXPOOL:
+            be->ops->maxpool_forward(be, layer->plan, n, x, layer->out);
+            break;
+        case HD_LAYER_FLATTEN:
+            break;
+        case HD_LAYER_DENSE:
+            be->ops->dense_forward(be, n, layer->in_c, layer->out_c, x, weight, bias, layer->out, layer->spec.act);
+            break;
+        case HD_LAYER_DROPOUT:
+            be->ops->dropout_forward(be, (size_t)n * layer->out_size, training ? layer->spec.rate : 0.0f, seed,
+                                     (uint32_t)i, step, x, layer->out);
+            break;
+        }
+        x = layer->out;
+    }
+    return x;
+}
+
+void hd_model_loss(hd_model *model, int n, int want_grad) {
+    hd_layer *last = &model->layers[model->n_layers - 1];
+    model->be->ops->softmax_xent(model->be, n, model->classes, last->out, model->labels,
+                                 want_grad ? last->dout : NULL, (float)n, model->metrics);
+}
+
+void hd_model_backward(hd_model *model, int n, uint64_t seed, uint64_t step) {
+    hd_backend *be = model->be;
+    for (int i = model->n_layers - 1; i >= 0; i--) {
+        hd_layer *layer = &model->layers[i];
+        const float *x = i ? model->layers[i - 1].out : model->input;
+        float *dx = i ? model->layers[i - 1].dout : NULL; /* no gradient for the input images */
+        const float *weight = model->params + layer->weight_offset;
+        float *dweight = model->grads + layer->weight_offset;
+        float *dbias = model->grads + layer->bias_offset;
+        switch (layer->spec.kind) {
+        case HD_LAYER_CONV:
+            be->ops->conv2d_backward(be, layer->plan, n, x, weight, layer->out, layer->dout, dx, dweight, dbias);
+            break;
+        case HD_LAYER_MAXPOOL:
+            be->ops->maxpool_backward(be, layer->plan, n, x, layer->out, layer->dout, dx);
+            break;
+        case HD_LAYER_FLATTEN:
+            break;
+        case HD_LAYER_DENSE:
+            be->ops->dense_backward(be, n, layer->in_c, layer->out_c, x, weight, layer->out, layer->dout, dx,
+                                    dweight, dbias, layer->spec.act);
+            break;
+        case HD_LAYER_DROPOUT:
+            if (dx)
+                be->ops->dropout_backward(be, (size_t)n * layer->out_size, layer->spec.rate, seed, (uint32_t)i, step,
+                                          layer->dout, dx);
+            break;
+        }
+    }
+}
+
+int hd_model_get_params(const hd_model *model, float *host) {
+    model->be->ops->download(model->be, host, model->params, model->param_count * sizeof(float));
+    return 0;
+}
+
+int hd_model_set_params(hd_model *model, const float *host) {
+    model->be->ops->upload(model->be, model->params, host, model->param_count * sizeof(float));
+    return 0;
+}
+
+double hd_model_flops_forward(const hd_model *model) {
+    double flops = 0.0;
+    for (int i = 0; i < model->n_layers; i++) {
+        const hd_layer *l = &model->layers[i];
+        if (l->spec.kind == HD_LAYER_CONV || l->spec.kind == HD_LAYER_DENSE)
+            flops += 2.0 * (double)l->weight_count * (double)(l->out_h * l->out_w);
+    }
+    return flops;
+}
+
+double hd_model_flops_backward(const hd_model *model) {
+    double flops = 0.0;
+    for (int i = 0; i < model->n_layers; i++) {
+        const hd_layer *l = &model->layers[i];
+        if (l->spec.kind != HD_LAYER_CONV && l->spec.kind != HD_LAYER_DENSE)
+            continue;
+        double gemm = 2.0 * (double)l->weight_count * (double)(l->out_h * l->out_w);
+        flops += gemm;     /* weight gradient */
+        if (i > 0)
+            flops += gemm; /* input gradient (none for the first layer) */
+    }
+    return flops;
+}

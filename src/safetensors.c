@@ -1,0 +1,555 @@
+/* safetensors.c: the float32 safetensors writer and checking reader declared in safetensors.h. */
+#include "hd/safetensors.h"
+
+#include "hd/common.h"
+#include "hd/json_min.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "safetensors.c stores float32 data as the host's bytes, which must be little-endian"
+#endif
+
+/* The reference implementation refuses headers above 100 MB; so do we. */
+#define MAX_HEADER_BYTES (100u << 20)
+
+static uint32_t crc32_of(const void *data, size_t len, uint32_t crc) {
+    const unsigned char *p = data;
+    while (len > 0) {
+        uInt chunk = len > (1u << 30) ? (1u << 30) : (uInt)len;
+        crc = (uint32_t)crc32(crc, p, chunk);
+        p += chunk;
+        len -= chunk;
+    }
+    return crc;
+}
+
+/* Element count of a shape, or -1 when negative, too large or the rank is out of range. */
+static int64_t shape_elements(int rank, const int64_t *dims) {
+    if (rank < 0 || rank > HD_ST_MAX_RANK)
+        return -1;
+    int64_t count = 1;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] < 0 || (dims[i] > 0 && count > (INT64_MAX / 8) / dims[i]))
+            return -1;
+        count *= dims[i];
+    }
+    return count;
+}
+
+void hd_st_format_shape(int rank, const int64_t *dims, char *buf, size_t buf_len) {
+    size_t used = 0;
+    if (buf_len == 0)
+        return;
+    buf[0] = '\0';
+    for (int i = 0; i <= rank && used < buf_len; i++) {
+        const char *sep = i == 0 ? "[" : ", ";
+        int n = i < rank ? snprintf(buf + used, buf_len - used, "%s%" PRId64, sep, dims[i])
+                         : snprintf(buf + used, buf_len - used, "]");
+        if (n < 0)
+            return;
+        used += (size_t)n;
+    }
+}
+
+/* ---- writing ---- */
+
+typedef struct {
+    char *text;
+    size_t len, cap;
+} text_buffer;
+
+static int text_append(text_buffer *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *grown = realloc(b->text, cap);
+        if (!grown)
+            return hd_fail("out of memory building a safetensors header (%zu bytes)", cap);
+        b->text = grown;
+        b->cap = cap;
+    }
+    memcpy(b->text + b->len, s, n);
+    b->len += n;
+    b->text[b->len] = '\0';
+    return 0;
+}
+
+static int text_printf(text_buffer *b, const char *fmt, ...) HD_PRINTF(2, 3);
+static int text_printf(text_buffer *b, const char *fmt, ...) {
+    char small[128];
+    va_list args;
+    va_start(args, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, args);
+    va_end(args);
+    if (n < 0 || (size_t)n >= sizeof small)
+        return hd_fail("safetensors header: formatted item too long");
+    return text_append(b, small, (size_t)n);
+}
+
+/* A JSON string literal: quotes, backslashes and control characters escaped. */
+static int text_json_string(text_buffer *b, const char *s) {
+    if (text_append(b, "\"", 1) != 0)
+        return -1;
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        int rc;
+        const char *short_escape = *c == '\n' ? "\\n" : *c == '\t' ? "\\t" : *c == '\r' ? "\\r" : NULL;
+        if (*c == '"' || *c == '\\')
+            rc = text_printf(b, "\\%c", *c);
+        else if (short_escape)
+            rc = text_append(b, short_escape, 2);
+        else if (*c < 0x20)
+            rc = text_printf(b, "\\u%04x", *c);
+        else
+            rc = text_append(b, (const char *)c, 1);
+        if (rc != 0)
+            return -1;
+    }
+    return text_append(b, "\"", 1);
+}
+
+static int check_write_arguments(const char *path, const hd_st_tensor *tensors, int n, const hd_st_meta *meta,
+                                 int n_meta) {
+    if (n < 0 || n_meta < 0 || (n > 0 && !tensors) || (n_meta > 0 && !meta))
+        return hd_fail("%s: bad tensor or metadata list", path);
+    for (int i = 0; i < n; i++) {
+        const hd_st_tensor *t = &tensors[i];
+        if (!t->name || !t->name[0] || strcmp(t->name, "__metadata__") == 0 || !hd_json_valid_utf8(t->name))
+            return hd_fail("%s: tensor %d has an empty, reserved or non-UTF-8 name", path, i);
+        int64_t count = shape_elements(t->rank, t->dims);
+        if (count < 0)
+            return hd_fail("%s: tensor '%s' has a bad shape (rank %d)", path, t->name, t->rank);
+        if (count > 0 && !t->data)
+            return hd_fail("%s: tensor '%s' has no data", path, t->name);
+        for (int j = 0; j < i; j++)
+            if (strcmp(tensors[j].name, t->name) == 0)
+                return hd_fail("%s: tensor name '%s' given twice", path, t->name);
+    }
+    for (int i = 0; i < n_meta; i++) {
+        const hd_st_meta *m = &meta[i];
+        if (!m->key || !m->value || !hd_json_valid_utf8(m->key) || !hd_json_valid_utf8(m->value))
+            return hd_fail("%s: metadata entry %d is missing or not UTF-8", path, i);
+        if (strcmp(m->key, HD_ST_CRC_KEY) == 0)
+            return hd_fail("%s: metadata key '%s' is reserved", path, HD_ST_CRC_KEY);
+        for (int j = 0; j < i; j++)
+            if (strcmp(meta[j].key, m->key) == 0)
+                return hd_fail("%s: metadata key '%s' given twice", path, m->key);
+    }
+    return 0;
+}
+
+/* The JSON header for the tensors laid out back to back, padded to a multiple of 8. */
+static int build_header(text_buffer *h, const hd_st_tensor *tensors, int n, const hd_st_meta *meta,
+                        int n_meta, uint32_t crc) {
+    if (text_printf(h, "{\"__metadata__\":{") != 0)
+        return -1;
+    for (int i = 0; i < n_meta; i++)
+        if (text_json_string(h, meta[i].key) != 0 || text_append(h, ":", 1) != 0 ||
+            text_json_string(h, meta[i].value) != 0 || text_append(h, ",", 1) != 0)
+            return -1;
+    if (text_printf(h, "\"%s\":\"%08" PRIx32 "\"}", HD_ST_CRC_KEY, crc) != 0)
+        return -1;
+    uint64_t offset = 0;
+    for (int i = 0; i < n; i++) {
+        const hd_st_tensor *t = &tensors[i];
+        uint64_t bytes = (uint64_t)shape_elements(t->rank, t->dims) * sizeof(float);
+        if (text_append(h, ",", 1) != 0 || text_json_string(h, t->name) != 0 ||
+            text_printf(h, ":{\"dtype\":\"F32\",\"shape\":[") != 0)
+            return -1;
+        for (int d = 0; d < t->rank; d++)
+            if (text_printf(h, d ? ",%" PRId64 : "%" PRId64, t->dims[d]) != 0)
+                return -1;
+        if (text_printf(h, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", offset, offset + bytes) != 0)
+            return -1;
+        offset += bytes;
+    }
+    if (text_append(h, "}", 1) != 0)
+        return -1;
+    while (h->len % 8 != 0)
+        if (text_append(h, " ", 1) != 0)
+            return -1;
+    return 0;
+}
+
+int hd_safetensors_write(const char *path, const hd_st_tensor *tensors, int n, const hd_st_meta *meta,
+                         int n_meta) {
+    if (check_write_arguments(path, tensors, n, meta, n_meta) != 0)
+        return -1;
+    size_t data_bytes = 0;
+    uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    for (int i = 0; i < n; i++) {
+        size_t bytes = (size_t)shape_elements(tensors[i].rank, tensors[i].dims) * sizeof(float);
+        if (bytes > SIZE_MAX / 2 - data_bytes)
+            return hd_fail("%s: tensors too large to write", path);
+        crc = crc32_of(tensors[i].data, bytes, crc);
+        data_bytes += bytes;
+    }
+    text_buffer header = {0};
+    if (build_header(&header, tensors, n, meta, n_meta, crc) != 0) {
+        free(header.text);
+        return -1;
+    }
+    size_t total = 8 + header.len + data_bytes;
+    unsigned char *file = hd_malloc(total);
+    if (!file) {
+        free(header.text);
+        return -1;
+    }
+    uint64_t header_len = header.len;
+    for (int i = 0; i < 8; i++)
+        file[i] = (unsigned char)(header_len >> (8 * i));
+    memcpy(file + 8, header.text, header.len);
+    size_t at = 8 + header.len;
+    for (int i = 0; i < n; i++) {
+        size_t bytes = (size_t)shape_elements(tensors[i].rank, tensors[i].dims) * sizeof(float);
+        if (bytes)
+            memcpy(file + at, tensors[i].data, bytes);
+        at += bytes;
+    }
+    free(header.text);
+    int rc = hd_write_file_atomic(path, file, total);
+    free(file);
+    return rc;
+}
+
+/* ---- reading ---- */
+
+typedef struct {
+    const char *name;
+    int rank;
+    int64_t dims[HD_ST_MAX_RANK];
+    uint64_t begin, end;
+} st_entry;
+
+struct hd_safetensors {
+    hd_json *header;   /* owns the names and metadata strings */
+    st_entry *entries; /* sorted by name */
+    int n_entries;
+    hd_st_meta *meta; /* in file order */
+    int n_meta;
+    float *data;
+    size_t data_len;
+};
+
+static int compare_names(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int compare_entries_by_name(const void *a, const void *b) {
+    return strcmp(((const st_entry *)a)->name, ((const st_entry *)b)->name);
+}
+
+static int compare_entries_by_offset(const void *a, const void *b) {
+    const st_entry *x = *(const st_entry *const *)a, *y = *(const st_entry *const *)b;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : (x->end > y->end);
+}
+
+/* A name that appears twice among names (sorted in place), or NULL. */
+static const char *find_duplicate(const char **names, int n) {
+    qsort(names, (size_t)n, sizeof *names, compare_names);
+    for (int i = 1; i < n; i++)
+        if (strcmp(names[i - 1], names[i]) == 0)
+            return names[i];
+    return NULL;
+}
+
+static int read_metadata(const char *path, const hd_json *object, hd_safetensors *f) {
+    if (object->type != HD_JSON_OBJECT)
+        return hd_fail("%s: __metadata__ is a %s, not an object", path, hd_json_type_name(object->type));
+    f->meta = hd_calloc(object->count, sizeof *f->meta);
+    const char **keys = hd_calloc(object->count, sizeof *keys);
+    if (!f->meta || !keys) {
+        free(keys);
+        return -1;
+    }
+    for (const hd_json *m = object->child; m; m = m->next) {
+        if (m->type != HD_JSON_STRING) {
+            free(keys);
+            return hd_fail("%s: metadata '%s' is a %s; values must be strings", path, m->key,
+                           hd_json_type_name(m->type));
+        }
+        keys[f->n_meta] = m->key;
+        f->meta[f->n_meta++] = (hd_st_meta){m->key, m->text};
+    }
+    const char *dup = find_duplicate(keys, f->n_meta);
+    free(keys);
+    return dup ? hd_fail("%s: metadata key '%s' appears twice", path, dup) : 0;
+}
+
+static int read_u64_array(const hd_json *array, uint64_t *values, int max_count, int *count) {
+    if (!array || array->type != HD_JSON_ARRAY || array->count > (size_t)max_count)
+        return -1;
+    int n = 0;
+    for (const hd_json *v = array->child; v; v = v->next)
+        if (hd_json_as_u64(v, &values[n++]) != 0)
+            return -1;
+    *count = n;
+    return 0;
+}
+
+static int read_entry(const char *path, const hd_json *t, st_entry *e) {
+    e->name = t->key;
+    const hd_json *dtype = hd_json_member(t, "dtype");
+    const hd_json *shape = hd_json_member(t, "shape");
+    const hd_json *offsets = hd_json_member(t, "data_offsets");
+    if (t->type != HD_JSON_OBJECT || t->count != 3 || !dtype || !shape || !offsets)
+        return hd_fail("%s: tensor '%s' must be an object with exactly dtype, shape and data_offsets", path,
+                       e->name);
+    if (dtype->type != HD_JSON_STRING)
+        return hd_fail("%s: tensor '%s' has a dtype that is not a string", path, e->name);
+    if (strcmp(dtype->text, "F32") != 0)
+        return hd_fail("%s: tensor '%s' has dtype %s; only F32 is supported", path, e->name, dtype->text);
+    uint64_t dims[HD_ST_MAX_RANK], range[2];
+    int n_range = 0;
+    if (shape->type == HD_JSON_ARRAY && shape->count > HD_ST_MAX_RANK)
+        return hd_fail("%s: tensor '%s' has rank %zu; at most %d is supported", path, e->name, shape->count,
+                       HD_ST_MAX_RANK);
+    if (read_u64_array(shape, dims, HD_ST_MAX_RANK, &e->rank) != 0)
+        return hd_fail("%s: tensor '%s' has a shape that is not a list of non-negative integers", path,
+                       e->name);
+    if (read_u64_array(offsets, range, 2, &n_range) != 0 || n_range != 2)
+        return hd_fail("%s: tensor '%s' has data_offsets that are not two non-negative integers", path,
+                       e->name);
+    for (int d = 0; d < e->rank; d++)
+        e->dims[d] = dims[d] > INT64_MAX ? -1 : (int64_t)dims[d];
+    int64_t count = shape_elements(e->rank, e->dims);
+    if (count < 0)
+        return hd_fail("%s: tensor '%s' has a shape too large to address", path, e->name);
+    e->begin = range[0];
+    e->end = range[1];
+    char shape_text[96];
+    hd_st_format_shape(e->rank, e->dims, shape_text, sizeof shape_text);
+    if (e->end < e->begin || e->end - e->begin != (uint64_t)count * sizeof(float))
+        return hd_fail("%s: tensor '%s' of shape %s needs %" PRIu64 " bytes but data_offsets are [%" PRIu64
+                       ", %" PRIu64 "]",
+                       path, e->name, shape_text, (uint64_t)count * sizeof(float), e->begin, e->end);
+    return 0;
+}
+
+/* Ranges: exactly as long as the data section, inside it, no two overlapping (so the
+ * tensors tile the data section with no gaps). */
+static int check_ranges(const char *path, hd_safetensors *f) {
+    uint64_t needed = 0;
+    for (int i = 0; i < f->n_entries; i++) {
+        uint64_t bytes = f->entries[i].end - f->entries[i].begin;
+        if (bytes > UINT64_MAX - needed)
+            return hd_fail("%s: tensor sizes overflow", path);
+        needed += bytes;
+    }
+    if (needed > f->data_len)
+        return hd_fail("%s: file is truncated: the data section has %zu bytes but the tensors need %" PRIu64,
+                       path, f->data_len, needed);
+    if (needed < f->data_len)
+        return hd_fail("%s: the data section has %zu bytes but the tensors cover only %" PRIu64
+                       " (extra bytes or a gap)",
+                       path, f->data_len, needed);
+    const st_entry **order = hd_calloc((size_t)f->n_entries, sizeof *order);
+    if (!order)
+        return -1;
+    for (int i = 0; i < f->n_entries; i++) {
+        const st_entry *e = &f->entries[i];
+        order[i] = e;
+        if (e->end > f->data_len) {
+            free(order);
+            return hd_fail("%s: tensor '%s' data_offsets [%" PRIu64 ", %" PRIu64
+                           "] are outside the data section (%zu bytes)",
+                           path, e->name, e->begin, e->end, f->data_len);
+        }
+    }
+    qsort(order, (size_t)f->n_entries, sizeof *order, compare_entries_by_offset);
+    for (int i = 1; i < f->n_entries; i++) {
+        if (order[i]->begin < order[i - 1]->end) {
+            int rc = hd_fail("%s: tensors '%s' and '%s' overlap in the data section", path,
+                             order[i - 1]->name, order[i]->name);
+            free(order);
+            return rc;
+        }
+    }
+    free(order);
+    return 0;
+}
+
+static int check_checksum(const char *path, const hd_safetensors *f) {
+    const char *stored = hd_safetensors_meta(f, HD_ST_CRC_KEY);
+    if (!stored)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long expected = strtoul(stored, &end, 16);
+    if (strlen(stored) != 8 || errno != 0 || *end != '\0' || stored[0] == '-' || stored[0] == '+' ||
+        stored[0] == ' ')
+        return hd_fail("%s: metadata %s is '%s', not 8 hex digits", path, HD_ST_CRC_KEY, stored);
+    uint32_t actual = crc32_of(f->data, f->data_len, (uint32_t)crc32(0L, Z_NULL, 0));
+    if ((uint32_t)expected != actual)
+        return hd_fail("%s: checksum mismatch: data is corrupted (%s says %08lx, the data gives %08" PRIx32
+                       ")",
+                       path, HD_ST_CRC_KEY, expected, actual);
+    return 0;
+}
+
+/* Everything in the parsed header, against the data already read. */
+static int check_header(const char *path, hd_safetensors *f) {
+    const hd_json *root = f->header;
+    if (root->type != HD_JSON_OBJECT)
+        return hd_fail("%s: header is a JSON %s, not an object", path, hd_json_type_name(root->type));
+    f->entries = hd_calloc(root->count, sizeof *f->entries);
+    if (!f->entries)
+        return -1;
+    int seen_metadata = 0;
+    for (const hd_json *m = root->child; m; m = m->next) {
+        if (strcmp(m->key, "__metadata__") == 0) {
+            if (seen_metadata++)
+                return hd_fail("%s: __metadata__ appears twice", path);
+            if (read_metadata(path, m, f) != 0)
+                return -1;
+        } else if (read_entry(path, m, &f->entries[f->n_entries++]) != 0) {
+            return -1;
+        }
+    }
+    qsort(f->entries, (size_t)f->n_entries, sizeof *f->entries, compare_entries_by_name);
+    for (int i = 1; i < f->n_entries; i++)
+        if (strcmp(f->entries[i - 1].name, f->entries[i].name) == 0)
+            return hd_fail("%s: tensor '%s' appears twice", path, f->entries[i].name);
+    if (check_ranges(path, f) != 0)
+        return -1;
+    return check_checksum(path, f);
+}
+
+static int read_exactly(FILE *file, void *buf, size_t n) {
+    return n == 0 || fread(buf, 1, n, file) == n ? 0 : -1;
+}
+
+/* Header length, header text and data section; the header is not yet checked. */
+static int read_parts(const char *path, FILE *file, hd_safetensors *f) {
+    struct stat st;
+    if (fstat(fileno(file), &st) != 0)
+        return hd_fail("%s: cannot stat: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        return hd_fail("%s: is a directory, not a safetensors file", path);
+    if (!S_ISREG(st.st_mode))
+        return hd_fail("%s: not a regular file", path);
+    uint64_t size = (uint64_t)st.st_size;
+    if (size == 0)
+        return hd_fail("%s: empty file (0 bytes), not a safetensors file", path);
+    if (size < 8)
+        return hd_fail("%s: file is truncated: %" PRIu64 " bytes, shorter than the 8-byte header length",
+                       path, size);
+    unsigned char length_field[8];
+    if (read_exactly(file, length_field, 8) != 0)
+        return hd_fail("%s: read error (file truncated while reading?)", path);
+    uint64_t header_len = 0;
+    for (int i = 7; i >= 0; i--)
+        header_len = (header_len << 8) | length_field[i];
+    if (header_len > size - 8)
+        return hd_fail("%s: header length %" PRIu64 " exceeds the %" PRIu64
+                       " bytes after the length field: file is truncated or not safetensors",
+                       path, header_len, size - 8);
+    if (header_len > MAX_HEADER_BYTES)
+        return hd_fail("%s: header length %" PRIu64 " is larger than the %u-byte limit", path, header_len,
+                       MAX_HEADER_BYTES);
+    char *text = hd_malloc((size_t)header_len);
+    if (!text)
+        return -1;
+    if (read_exactly(file, text, (size_t)header_len) != 0) {
+        free(text);
+        return hd_fail("%s: read error in the header (file truncated while reading?)", path);
+    }
+    if (header_len == 0 || text[0] != '{') {
+        free(text);
+        return hd_fail("%s: header does not start with '{': not a safetensors file", path);
+    }
+    char label[4200];
+    snprintf(label, sizeof label, "%s: header", path);
+    int rc = hd_json_parse(label, text, (size_t)header_len, &f->header);
+    free(text);
+    if (rc != 0)
+        return -1;
+    f->data_len = (size_t)(size - 8 - header_len);
+    f->data = hd_malloc(f->data_len);
+    if (!f->data)
+        return -1;
+    if (read_exactly(file, f->data, f->data_len) != 0)
+        return hd_fail("%s: read error in the data (file truncated while reading?)", path);
+    return 0;
+}
+
+int hd_safetensors_read(const char *path, hd_safetensors **out) {
+    *out = NULL;
+    FILE *file = fopen(path, "rb");
+    if (!file)
+        return hd_fail("%s: cannot open: %s", path, strerror(errno));
+    hd_safetensors *f = hd_calloc(1, sizeof *f);
+    if (!f) {
+        fclose(file);
+        return -1;
+    }
+    int rc = read_parts(path, file, f);
+    fclose(file);
+    if (rc == 0)
+        rc = check_header(path, f);
+    if (rc != 0) {
+        hd_safetensors_free(f);
+        return -1;
+    }
+    *out = f;
+    return 0;
+}
+
+void hd_safetensors_free(hd_safetensors *file) {
+    if (!file)
+        return;
+    hd_json_free(file->header);
+    free(file->entries);
+    free(file->meta);
+    free(file->data);
+    free(file);
+}
+
+const float *hd_safetensors_find(const hd_safetensors *file, const char *name, int *rank,
+                                 int64_t dims[HD_ST_MAX_RANK]) {
+    st_entry key = {.name = name};
+    const st_entry *e =
+        bsearch(&key, file->entries, (size_t)file->n_entries, sizeof key, compare_entries_by_name);
+    if (!e)
+        return NULL;
+    if (rank)
+        *rank = e->rank;
+    if (dims)
+        for (int d = 0; d < HD_ST_MAX_RANK; d++)
+            dims[d] = d < e->rank ? e->dims[d] : 0;
+    return file->data + e->begin / sizeof(float);
+}
+
+int hd_safetensors_count(const hd_safetensors *file) {
+    return file->n_entries;
+}
+
+const char *hd_safetensors_name(const hd_safetensors *file, int index) {
+    return index >= 0 && index < file->n_entries ? file->entries[index].name : NULL;
+}
+
+const char *hd_safetensors_meta(const hd_safetensors *file, const char *key) {
+    for (int i = 0; i < file->n_meta; i++)
+        if (strcmp(file->meta[i].key, key) == 0)
+            return file->meta[i].value;
+    return NULL;
+}
+
+int hd_safetensors_meta_count(const hd_safetensors *file) {
+    return file->n_meta;
+}
+
+hd_st_meta hd_safetensors_meta_at(const hd_safetensors *file, int index) {
+    hd_st_meta none = {NULL, NULL};
+    return index >= 0 && index < file->n_meta ? file->meta[index] : none;
+}

@@ -1,0 +1,137 @@
+/* spec.c: parsing and printing the layer spec strings described in model.h. */
+#include "hd/common.h"
+#include "hd/model.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse_int(const char *text, int lo, int hi, int *value) {
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < lo || v > hi)
+        return -1;
+    *value = (int)v;
+    return 0;
+}
+
+static int parse_activation(const char *text, hd_activation *act) {
+    if (!text) {
+        *act = HD_ACT_NONE;
+        return 0;
+    }
+    if (strcmp(text, "relu") == 0) {
+        *act = HD_ACT_RELU;
+        return 0;
+    }
+    if (strcmp(text, "linear") == 0) {
+        *act = HD_ACT_NONE;
+        return 0;
+    }
+    return -1;
+}
+
+/* Parses one item such as "conv:32:3:relu" (fields split on ':'). */
+static int parse_item(char *item, hd_layer_spec *layer) {
+    char *fields[5] = {0};
+    int count = 0;
+    for (char *save = NULL, *tok = strtok_r(item, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
+        if (count == 5)
+            return -1;
+        fields[count++] = tok;
+    }
+    if (count == 0)
+        return -1;
+    memset(layer, 0, sizeof *layer);
+    const char *kind = fields[0];
+    if (strcmp(kind, "conv") == 0 && (count == 3 || count == 4)) {
+        layer->kind = HD_LAYER_CONV;
+        return (parse_int(fields[1], 1, 4096, &layer->units) || parse_int(fields[2], 1, 15, &layer->kernel) ||
+                parse_activation(count == 4 ? fields[3] : NULL, &layer->act))
+                   ? -1
+                   : 0;
+    }
+    if (strcmp(kind, "dense") == 0 && (count == 2 || count == 3)) {
+        layer->kind = HD_LAYER_DENSE;
+        return (parse_int(fields[1], 1, 1 << 20, &layer->units) ||
+                parse_activation(count == 3 ? fields[2] : NULL, &layer->act))
+                   ? -1
+                   : 0;
+    }
+    if (strcmp(kind, "maxpool") == 0 && count == 2) {
+        layer->kind = HD_LAYER_MAXPOOL;
+        return parse_int(fields[1], 1, 64, &layer->pool);
+    }
+    if (strcmp(kind, "flatten") == 0 && count == 1) {
+        layer->kind = HD_LAYER_FLATTEN;
+        return 0;
+    }
+    if (strcmp(kind, "dropout") == 0 && count == 2) {
+        layer->kind = HD_LAYER_DROPOUT;
+        char *end;
+        double rate = strtod(fields[1], &end);
+        if (*end || end == fields[1] || !(rate >= 0.0 && rate < 1.0))
+            return -1;
+        layer->rate = (float)rate;
+        return 0;
+    }
+    return -1;
+}
+
+int hd_spec_parse(const char *text, hd_layer_spec *layers, int max_layers, int *n_layers) {
+    char buf[1024];
+    if (!text || strlen(text) >= sizeof buf)
+        return hd_fail("model spec: empty or too long");
+    snprintf(buf, sizeof buf, "%s", text);
+    int n = 0;
+    for (char *save = NULL, *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char original[128];
+        snprintf(original, sizeof original, "%s", item);
+        if (n == max_layers)
+            return hd_fail("model spec: more than %d layers", max_layers);
+        if (parse_item(item, &layers[n]) != 0)
+            return hd_fail("model spec: bad layer '%s' (expected conv:FILTERS:KERNEL[:relu], maxpool:SIZE, flatten, "
+                           "dense:UNITS[:relu] or dropout:RATE with 0 <= RATE < 1)",
+                           original);
+        n++;
+    }
+    if (n == 0)
+        return hd_fail("model spec: no layers");
+    if (layers[n - 1].kind != HD_LAYER_DENSE || layers[n - 1].act != HD_ACT_NONE)
+        return hd_fail("model spec: the last layer must be dense without activation (its outputs are the logits)");
+    *n_layers = n;
+    return 0;
+}
+
+void hd_spec_format(const hd_layer_spec *layers, int n_layers, char *buf, size_t buf_len) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n_layers && used < buf_len; i++) {
+        const hd_layer_spec *l = &layers[i];
+        const char *sep = i ? "," : "";
+        const char *act = l->act == HD_ACT_RELU ? ":relu" : "";
+        int w = 0;
+        switch (l->kind) {
+        case HD_LAYER_CONV:
+            w = snprintf(buf + used, buf_len - used, "%sconv:%d:%d%s", sep, l->units, l->kernel, act);
+            break;
+        case HD_LAYER_MAXPOOL:
+            w = snprintf(buf + used, buf_len - used, "%smaxpool:%d", sep, l->pool);
+            break;
+        case HD_LAYER_FLATTEN:
+            w = snprintf(buf + used, buf_len - used, "%sflatten", sep);
+            break;
+        case HD_LAYER_DENSE:
+            w = snprintf(buf + used, buf_len - used, "%sdense:%d%s", sep, l->units, act);
+            break;
+        case HD_LAYER_DROPOUT:
+            w = snprintf(buf + used, buf_len - used, "%sdropout:%g", sep, (double)l->rate);
+            break;
+        }
+        if (w < 0)
+            return;
+        used += (size_t)w;
+    }
+}

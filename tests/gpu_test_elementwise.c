@@ -1,0 +1,264 @@
+/* gpu_test_elementwise.c: our own kernels (dropout, fused softmax + cross-entropy, Adam,
+ * SGD), GPU against the CPU path, on fresh random inputs, edge cases included: dropout at
+ * rates 0, 0.5 and 0.99; batches of 1, 37 and 3000 rows; logits of magnitude 1e4 (no NaN or
+ * inf); a gradient divisor other than n (the last, smaller batch); metrics that already hold
+ * values (the op adds to them).
+ *
+ * Tolerances:
+ *   dropout: exact. Both sides call hd_dropout_multiplier (integer Philox, one compare, one
+ *     IEEE division) and do one multiplication: the masks and values must be identical.
+ *   softmax + cross-entropy: RTOL 1e-4 with ATOL_SCALE 1e-5 of the largest |gradient|; the
+ *     device's expf/logf differ from glibc's by an ulp or two. Loss sum: relative 1e-5 (both
+ *     sum in double). Correct count: exact.
+ *   Adam, SGD: OPT_RTOL 1e-5 with OPT_ATOL_SCALE 1e-6 of the tensor's largest magnitude: the
+ *     same formula per element; only the device's fused multiply-adds round differently (an
+ *     ulp or so), and cancellation in m or velocity can leave that ulp on a small value. */
+#include "check.h"
+#include "hd/backend.h"
+#include "hd/common.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RTOL           1e-4
+#define ATOL_SCALE     1e-5
+#define LOSS_RTOL      1e-5
+#define OPT_RTOL       1e-5
+#define OPT_ATOL_SCALE 1e-6
+
+typedef struct {
+    hd_backend *cpu, *gpu;
+} backend_pair;
+
+static float *device_copy(hd_backend *be, const void *host, size_t n) {
+    float *dev = be->ops->alloc(be, n);
+    if (dev && host)
+        be->ops->upload(be, dev, host, n * sizeof(float));
+    return dev;
+}
+
+static float *host_copy(hd_backend *be, const float *dev, size_t n) {
+    float *host = malloc(n * sizeof(float) + 1);
+    if (host)
+        be->ops->download(be, host, dev, n * sizeof(float));
+    return host;
+}
+
+static double max_abs(const float *x, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)x[i]));
+    return m;
+}
+
+static void compare(const backend_pair *p, const char *name, const float *gpu_dev, const float *cpu_dev, size_t n,
+                    double rtol, double atol_scale) {
+    float *got = host_copy(p->gpu, gpu_dev, n), *ref = host_copy(p->cpu, cpu_dev, n);
+    CHECK(got && ref, "malloc");
+    if (got && ref)
+        check_tensor(name, got, ref, n, atol_scale * max_abs(ref, n), rtol);
+    free(got);
+    free(ref);
+}
+
+static void free_pair(const backend_pair *p, float **bufs) {
+    p->cpu->ops->free(p->cpu, bufs[0]);
+    p->gpu->ops->free(p->gpu, bufs[1]);
+}
+
+/* ---- dropout ---- */
+
+static void test_dropout(const backend_pair *p, size_t count, float rate, uint64_t *rng) {
+    float *h_in = malloc(count * 4), *h_dout = malloc(count * 4);
+    CHECK(h_in && h_dout, "malloc");
+    if (!h_in || !h_dout) {
+        free(h_in);
+        free(h_dout);
+        return;
+    }
+    test_fill_uniform(h_in, count, 0.5f, 1.5f, rng); /* never zero: a zero output means dropped */
+    test_fill_uniform(h_dout, count, -1.0f, 1.0f, rng);
+    uint64_t seed = test_rand_u64(rng), step = test_rand_u64(rng) % 100000;
+    uint32_t layer = (uint32_t)(test_rand_u64(rng) % 16);
+    float *in[2], *out[2], *dout[2], *din[2];
+    hd_backend *be[2] = {p->cpu, p->gpu};
+    for (int k = 0; k < 2; k++) {
+        in[k] = device_copy(be[k], h_in, count);
+        out[k] = device_copy(be[k], NULL, count);
+        dout[k] = device_copy(be[k], h_dout, count);
+        din[k] = device_copy(be[k], NULL, count);
+        be[k]->ops->dropout_forward(be[k], count, rate, seed, layer, step, in[k], out[k]);
+        be[k]->ops->dropout_backward(be[k], count, rate, seed, layer, step, dout[k], din[k]);
+    }
+    char name[96];
+    snprintf(name, sizeof name, "dropout %.2f forward", (double)rate);
+    compare(p, name, out[1], out[0], count, 0.0, 0.0);
+    snprintf(name, sizeof name, "dropout %.2f backward", (double)rate);
+    compare(p, name, din[1], din[0], count, 0.0, 0.0);
+
+    float *got = host_copy(p->gpu, out[1], count);
+    if (got) {
+        size_t kept = 0;
+        for (size_t i = 0; i < count; i++)
+            kept += got[i] != 0.0f;
+        double expect = (double)count * (1.0 - rate), sigma = sqrt((double)count * rate * (1.0 - rate));
+        printf("dropout %.2f: kept %zu of %zu (expected %.0f +- %.0f)\n", (double)rate, kept, count, expect, sigma);
+        CHECK(fabs((double)kept - expect) <= 6.0 * sigma + 0.5, "dropout %.2f kept %zu of %zu", (double)rate, kept,
+              count);
+        if (rate == 0.0f)
+            CHECK(memcmp(got, h_in, count * 4) == 0, "dropout at rate 0 changed its input");
+        free(got);
+    }
+    float *bufs[4][2] = {{in[0], in[1]}, {out[0], out[1]}, {dout[0], dout[1]}, {din[0], din[1]}};
+    for (int j = 0; j < 4; j++)
+        free_pair(p, bufs[j]);
+    free(h_in);
+    free(h_dout);
+}
+
+/* ---- softmax + cross-entropy ---- */
+
+static void test_softmax(const backend_pair *p, int n, int classes, float scale, float divisor, int want_grad,
+                         uint64_t *rng) {
+    size_t cnt = (size_t)n * classes;
+    float *h_logits = malloc(cnt * 4);
+    int32_t *h_labels = malloc((size_t)n * 4);
+    CHECK(h_logits && h_labels, "malloc");
+    if (!h_logits || !h_labels) {
+        free(h_logits);
+        free(h_labels);
+        return;
+    }
+    test_fill_uniform(h_logits, cnt, -scale, scale, rng);
+    for (int i = 0; i < n; i++)
+        h_labels[i] = (int32_t)(test_rand_u64(rng) % (uint64_t)classes);
+    const float start[2] = {0.5f, 2.0f}; /* the op adds to what is there */
+    float *logits[2], *labels[2], *dlogits[2], *metrics[2];
+    hd_backend *be[2] = {p->cpu, p->gpu};
+    for (int k = 0; k < 2; k++) {
+        logits[k] = device_copy(be[k], h_logits, cnt);
+        labels[k] = device_copy(be[k], h_labels, (size_t)n);
+        dlogits[k] = device_copy(be[k], NULL, cnt);
+        metrics[k] = device_copy(be[k], start, 2);
+        be[k]->ops->softmax_xent(be[k], n, classes, logits[k], (const int32_t *)labels[k],
+                                 want_grad ? dlogits[k] : NULL, divisor, metrics[k]);
+    }
+    float m_gpu[2], m_cpu[2];
+    p->gpu->ops->download(p->gpu, m_gpu, metrics[1], sizeof m_gpu);
+    p->cpu->ops->download(p->cpu, m_cpu, metrics[0], sizeof m_cpu);
+    printf("softmax n=%d scale %g: loss sum gpu %.9g cpu %.9g; correct gpu %.0f cpu %.0f\n", n, (double)scale,
+           (double)m_gpu[0], (double)m_cpu[0], (double)m_gpu[1], (double)m_cpu[1]);
+    CHECK(isfinite(m_gpu[0]) && isfinite(m_gpu[1]), "softmax n=%d scale %g: metrics not finite", n, (double)scale);
+    CHECK(fabs((double)m_gpu[0] - m_cpu[0]) <= LOSS_RTOL * fabs((double)m_cpu[0]) + 1e-6,
+          "softmax n=%d: loss sum %.9g vs %.9g", n, (double)m_gpu[0], (double)m_cpu[0]);
+    CHECK(m_gpu[1] == m_cpu[1], "softmax n=%d: correct %.0f vs %.0f", n, (double)m_gpu[1], (double)m_cpu[1]);
+    CHECK(m_cpu[1] >= start[1] && m_cpu[1] <= start[1] + (float)n, "CPU correct count %.0f out of range",
+          (double)m_cpu[1]);
+    if (want_grad) {
+        char name[96];
+        snprintf(name, sizeof name, "softmax n=%d scale %g dlogits", n, (double)scale);
+        compare(p, name, dlogits[1], dlogits[0], cnt, RTOL, ATOL_SCALE);
+        float *g = host_copy(p->gpu, dlogits[1], cnt);
+        if (g) {
+            size_t bad = 0;
+            for (size_t i = 0; i < cnt; i++)
+                bad += !isfinite(g[i]);
+            CHECK(bad == 0, "softmax n=%d scale %g: %zu gradients not finite", n, (double)scale, bad);
+            free(g);
+        }
+    }
+    float *bufs[4][2] = {{logits[0], logits[1]}, {labels[0], labels[1]}, {dlogits[0], dlogits[1]},
+                         {metrics[0], metrics[1]}};
+    for (int j = 0; j < 4; j++)
+        free_pair(p, bufs[j]);
+    free(h_logits);
+    free(h_labels);
+}
+
+/* ---- optimizers: three steps from the same random state ---- */
+
+static void test_optimizer(const backend_pair *p, int adam, int nesterov, size_t count, uint64_t *rng) {
+    float *h = malloc(count * 4);
+    CHECK(h != NULL, "malloc");
+    if (!h)
+        return;
+    float *params[2], *grads[2], *m[2], *v[2];
+    hd_backend *be[2] = {p->cpu, p->gpu};
+    for (int k = 0; k < 2; k++) {
+        params[k] = device_copy(be[k], NULL, count);
+        grads[k] = device_copy(be[k], NULL, count);
+        m[k] = device_copy(be[k], NULL, count);
+        v[k] = device_copy(be[k], NULL, count);
+    }
+    float lo[3] = {-0.3f, -0.01f, 0.0f}, hi[3] = {0.3f, 0.01f, 1e-4f};
+    float **state[3] = {params, m, v};
+    for (int s = 0; s < 3; s++) {
+        test_fill_uniform(h, count, lo[s], hi[s], rng);
+        for (int k = 0; k < 2; k++)
+            be[k]->ops->upload(be[k], state[s][k], h, count * 4);
+    }
+    for (int t = 1; t <= 3; t++) {
+        test_fill_uniform(h, count, -0.05f, 0.05f, rng);
+        float step_size = (float)(1e-3 * sqrt(1.0 - pow(0.999, t + 4)) / (1.0 - pow(0.9, t + 4)));
+        for (int k = 0; k < 2; k++) {
+            be[k]->ops->upload(be[k], grads[k], h, count * 4);
+            if (adam)
+                be[k]->ops->adam_step(be[k], count, params[k], grads[k], m[k], v[k], 0.9f, 0.999f, 1e-7f, step_size);
+            else
+                be[k]->ops->sgd_step(be[k], count, params[k], grads[k], m[k], 0.01f, 0.9f, nesterov);
+        }
+    }
+    const char *what = adam ? "adam" : nesterov ? "sgd nesterov" : "sgd";
+    char name[96];
+    snprintf(name, sizeof name, "%s params", what);
+    compare(p, name, params[1], params[0], count, OPT_RTOL, OPT_ATOL_SCALE);
+    snprintf(name, sizeof name, "%s %s", what, adam ? "m" : "velocity");
+    compare(p, name, m[1], m[0], count, OPT_RTOL, OPT_ATOL_SCALE);
+    if (adam) {
+        snprintf(name, sizeof name, "%s v", what);
+        compare(p, name, v[1], v[0], count, OPT_RTOL, OPT_ATOL_SCALE);
+    }
+    float *bufs[4][2] = {{params[0], params[1]}, {grads[0], grads[1]}, {m[0], m[1]}, {v[0], v[1]}};
+    for (int j = 0; j < 4; j++)
+        free_pair(p, bufs[j]);
+    free(h);
+}
+
+int main(void) {
+    uint64_t rng = test_fresh_seed();
+    if (hd_gpu_device_count() == 0) {
+        test_skip("no CUDA device answers");
+        return test_finish();
+    }
+    hd_cpu_options cpu_opts = {2};
+    hd_gpu_options gpu_opts = {0, 0, 0, 0};
+    backend_pair p = {hd_cpu_backend_create(&cpu_opts), hd_gpu_backend_create(&gpu_opts)};
+    CHECK(p.cpu && p.gpu, "backends: %s", hd_last_error());
+    if (!p.cpu || !p.gpu)
+        return test_finish();
+
+    const size_t act_count = 128 * 128 + 7;
+    test_dropout(&p, act_count, 0.0f, &rng);
+    test_dropout(&p, act_count, 0.5f, &rng);
+    test_dropout(&p, act_count, 0.99f, &rng);
+    test_dropout(&p, 1, 0.5f, &rng);
+
+    test_softmax(&p, 128, 10, 5.0f, 128.0f, 1, &rng);
+    test_softmax(&p, 1, 10, 5.0f, 1.0f, 1, &rng);
+    test_softmax(&p, 37, 10, 5.0f, 128.0f, 1, &rng); /* last batch, mean over the full batch */
+    test_softmax(&p, 3000, 10, 5.0f, 3000.0f, 0, &rng); /* evaluation: metrics only */
+    test_softmax(&p, 128, 10, 1e4f, 128.0f, 1, &rng);   /* huge logits */
+    test_softmax(&p, 64, 3, 1e4f, 64.0f, 1, &rng);
+
+    const size_t param_count = 225034; /* the default network's */
+    test_optimizer(&p, 1, 0, param_count, &rng);
+    test_optimizer(&p, 0, 0, param_count, &rng);
+    test_optimizer(&p, 0, 1, param_count, &rng);
+    test_optimizer(&p, 1, 0, 5, &rng);
+
+    hd_backend_destroy(p.gpu);
+    hd_backend_destroy(p.cpu);
+    return test_finish();
+}

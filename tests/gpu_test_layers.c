@@ -1,0 +1,386 @@
+/* gpu_test_layers.c: convolution, max pooling and dense layers, GPU against the CPU path.
+ *
+ * Each op gets the same fresh random inputs on both backends (outputs poisoned with NaN
+ * first, so an element the GPU never writes fails), and its outputs and every gradient are
+ * compared. Backward passes get identical `out` tensors on both sides (the CPU's), so the
+ * ReLU mask is the same and the comparison measures the arithmetic alone. Shapes: the
+ * default network's layers at full batch, a smaller last batch and a batch of 1; padding;
+ * no activation; din skipped; pooling that leaves rows uncovered; pooling with ties.
+ *
+ * Tolerances, |gpu - cpu| <= ATOL_SCALE * max|cpu| + RTOL * |cpu|:
+ *   RTOL 1e-4: the issue's FP32 bound. Both sides compute in FP32 but sum in different
+ *     orders (cuDNN/cuBLAS tiles vs the CPU's loops); for sums of k products that moves the
+ *     result by about sqrt(k) * 6e-8 of the sum of |terms|: 2e-5 at k = 86528 (conv1's
+ *     weight gradient at batch 128), 5x under the bound.
+ *   ATOL_SCALE 1e-5: an element that cancels to near zero keeps the absolute error of its
+ *     terms, which scales with the tensor's magnitude, not its own.
+ *   Pooling: exact (0, 0): a maximum and its routing involve no arithmetic.
+ *   TF32 (allow_tf32): inputs rounded to 10 mantissa bits, so ||gpu - cpu|| / ||cpu|| up to
+ *     about 1e-3; bound TF32_NORM_RTOL 3e-3. */
+#include "check.h"
+#include "hd/backend.h"
+#include "hd/common.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RTOL           1e-4
+#define ATOL_SCALE     1e-5
+#define TF32_NORM_RTOL 3e-3
+
+typedef struct {
+    hd_backend *cpu, *gpu;
+} backend_pair;
+
+static float *device_copy(hd_backend *be, const float *host, size_t n) {
+    float *dev = be->ops->alloc(be, n);
+    if (dev && host)
+        be->ops->upload(be, dev, host, n * sizeof(float));
+    return dev;
+}
+
+static float *host_copy(hd_backend *be, const float *dev, size_t n) {
+    float *host = malloc(n * sizeof(float) + 1);
+    if (host)
+        be->ops->download(be, host, dev, n * sizeof(float));
+    return host;
+}
+
+static void poison(hd_backend *be, float *dev, size_t n) {
+    float *nan_fill = malloc(n * sizeof(float) + 1);
+    if (!nan_fill)
+        return;
+    for (size_t i = 0; i < n; i++)
+        nan_fill[i] = NAN;
+    be->ops->upload(be, dev, nan_fill, n * sizeof(float));
+    be->ops->download(be, nan_fill, dev, sizeof(float)); /* waits: nan_fill is pageable anyway */
+    free(nan_fill);
+}
+
+static double max_abs(const float *x, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)x[i]));
+    return m;
+}
+
+static double norm_rel_error(const float *got, const float *ref, size_t n) {
+    double diff = 0.0, norm = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)got[i] - (double)ref[i];
+        diff += d * d;
+        norm += (double)ref[i] * ref[i];
+    }
+    return norm > 0 ? sqrt(diff / norm) : sqrt(diff);
+}
+
+/* Downloads both and compares the GPU's tensor with the CPU's. exact: zero tolerance. */
+static void compare(const backend_pair *p, const char *name, const float *gpu_dev, const float *cpu_dev, size_t n,
+                    int exact) {
+    float *got = host_copy(p->gpu, gpu_dev, n), *ref = host_copy(p->cpu, cpu_dev, n);
+    CHECK(got && ref, "malloc");
+    if (got && ref) {
+        double atol = exact ? 0.0 : ATOL_SCALE * max_abs(ref, n);
+        check_tensor(name, got, ref, n, atol, exact ? 0.0 : RTOL);
+    }
+    free(got);
+    free(ref);
+}
+
+static void fill(float *x, size_t n, float lo, float hi, uint64_t *rng) {
+    test_fill_uniform(x, n, lo, hi, rng);
+}
+
+/* ---- convolution ---- */
+
+static void test_conv(const backend_pair *p, hd_conv_shape s, const int *batches, int n_batches, int skip_din,
+                      uint64_t *rng) {
+    size_t in_n = (size_t)s.max_batch * s.in_c * s.in_h * s.in_w;
+    size_t out_n = (size_t)s.max_batch * s.out_c * s.out_h * s.out_w;
+    size_t w_n = (size_t)s.out_c * s.in_c * s.kernel * s.kernel;
+    float *h_in = malloc(in_n * 4), *h_w = malloc(w_n * 4), *h_b = malloc((size_t)s.out_c * 4);
+    float *h_dout = malloc(out_n * 4);
+    hd_backend *be[2] = {p->cpu, p->gpu};
+    float *in[2], *w[2], *b[2], *out[2], *dout[2], *din[2], *dw[2], *db[2];
+    void *plan[2];
+    for (int k = 0; k < 2; k++) {
+        in[k] = device_copy(be[k], NULL, in_n);
+        w[k] = device_copy(be[k], NULL, w_n);
+        b[k] = device_copy(be[k], NULL, (size_t)s.out_c);
+        out[k] = device_copy(be[k], NULL, out_n);
+        dout[k] = device_copy(be[k], NULL, out_n);
+        din[k] = device_copy(be[k], NULL, in_n);
+        dw[k] = device_copy(be[k], NULL, w_n);
+        db[k] = device_copy(be[k], NULL, (size_t)s.out_c);
+        plan[k] = be[k]->ops->conv2d_plan(be[k], &s);
+        CHECK(plan[k] && in[k] && w[k] && b[k] && out[k] && dout[k] && din[k] && dw[k] && db[k],
+              "conv setup on %s: %s", be[k]->name, hd_last_error());
+    }
+    if (!plan[0] || !plan[1] || !h_in || !h_w || !h_b || !h_dout)
+        goto done;
+    for (int t = 0; t < n_batches; t++) {
+        int n = batches[t];
+        size_t in_cnt = (size_t)n * s.in_c * s.in_h * s.in_w, out_cnt = (size_t)n * s.out_c * s.out_h * s.out_w;
+        char name[128];
+        fill(h_in, in_cnt, -1.0f, 1.0f, rng);
+        fill(h_w, w_n, -0.5f, 0.5f, rng);
+        fill(h_b, (size_t)s.out_c, -0.2f, 0.2f, rng);
+        fill(h_dout, out_cnt, -1.0f, 1.0f, rng);
+        for (int k = 0; k < 2; k++) {
+            be[k]->ops->upload(be[k], in[k], h_in, in_cnt * 4);
+            be[k]->ops->upload(be[k], w[k], h_w, w_n * 4);
+            be[k]->ops->upload(be[k], b[k], h_b, (size_t)s.out_c * 4);
+            poison(be[k], out[k], out_cnt);
+            be[k]->ops->conv2d_forward(be[k], plan[k], n, in[k], w[k], b[k], out[k]);
+        }
+        snprintf(name, sizeof name, "conv %d->%d %dx%d%s n=%d out", s.in_c, s.out_c, s.in_h, s.in_w,
+                 s.act == HD_ACT_RELU ? " relu" : "", n);
+        compare(p, name, out[1], out[0], out_cnt, 0);
+
+        /* Backward from identical out (the CPU's) and dout. */
+        float *cpu_out = host_copy(p->cpu, out[0], out_cnt);
+        if (cpu_out)
+            p->gpu->ops->upload(p->gpu, out[1], cpu_out, out_cnt * 4);
+        free(cpu_out);
+        for (int k = 0; k < 2; k++) {
+            be[k]->ops->upload(be[k], dout[k], h_dout, out_cnt * 4);
+            poison(be[k], din[k], in_cnt);
+            poison(be[k], dw[k], w_n);
+            poison(be[k], db[k], (size_t)s.out_c);
+            be[k]->ops->conv2d_backward(be[k], plan[k], n, in[k], w[k], out[k], dout[k], skip_din ? NULL : din[k],
+                                        dw[k], db[k]);
+        }
+        snprintf(name, sizeof name, "conv n=%d dout (masked)", n);
+        compare(p, name, dout[1], dout[0], out_cnt, 1);
+        if (!skip_din) {
+            snprintf(name, sizeof name, "conv n=%d din", n);
+            compare(p, name, din[1], din[0], in_cnt, 0);
+        }
+        snprintf(name, sizeof name, "conv n=%d dweight", n);
+        compare(p, name, dw[1], dw[0], w_n, 0);
+        snprintf(name, sizeof name, "conv n=%d dbias", n);
+        compare(p, name, db[1], db[0], (size_t)s.out_c, 0);
+    }
+done:
+    for (int k = 0; k < 2; k++) {
+        if (plan[k])
+            be[k]->ops->conv2d_plan_free(be[k], plan[k]);
+        float *bufs[8] = {in[k], w[k], b[k], out[k], dout[k], din[k], dw[k], db[k]};
+        for (int j = 0; j < 8; j++)
+            be[k]->ops->free(be[k], bufs[j]);
+    }
+    free(h_in);
+    free(h_w);
+    free(h_b);
+    free(h_dout);
+}
+
+/* ---- max pooling ---- */
+
+static void test_pool(const backend_pair *p, hd_pool_shape s, const int *batches, int n_batches, int ties,
+                      uint64_t *rng) {
+    size_t in_n = (size_t)s.max_batch * s.channels * s.in_h * s.in_w;
+    size_t out_n = (size_t)s.max_batch * s.channels * s.out_h * s.out_w;
+    float *h_in = malloc(in_n * 4), *h_dout = malloc(out_n * 4);
+    hd_backend *be[2] = {p->cpu, p->gpu};
+    float *in[2], *out[2], *dout[2], *din[2];
+    void *plan[2];
+    for (int k = 0; k < 2; k++) {
+        in[k] = device_copy(be[k], NULL, in_n);
+        out[k] = device_copy(be[k], NULL, out_n);
+        dout[k] = device_copy(be[k], NULL, out_n);
+        din[k] = device_copy(be[k], NULL, in_n);
+        plan[k] = be[k]->ops->maxpool_plan(be[k], &s);
+        CHECK(plan[k] && in[k] && out[k] && dout[k] && din[k], "pool setup on %s: %s", be[k]->name, hd_last_error());
+    }
+    if (!plan[0] || !plan[1] || !h_in || !h_dout)
+        goto done;
+    for (int t = 0; t < n_batches; t++) {
+        int n = batches[t];
+        size_t in_cnt = (size_t)n * s.channels * s.in_h * s.in_w;
+        size_t out_cnt = (size_t)n * s.channels * s.out_h * s.out_w;
+        char name[128];
+        fill(h_in, in_cnt, -1.0f, 1.0f, rng);
+        if (ties) /* three levels, and ReLU-like zeros: most windows hold equal maxima */
+            for (size_t i = 0; i < in_cnt; i++)
+                h_in[i] = h_in[i] < 0.0f ? 0.0f : floorf(h_in[i] * 3.0f) / 3.0f;
+        fill(h_dout, out_cnt, -1.0f, 1.0f, rng);
+        for (int k = 0; k < 2; k++) {
+            be[k]->ops->upload(be[k], in[k], h_in, in_cnt * 4);
+            poison(be[k], out[k], out_cnt);
+            be[k]->ops->maxpool_forward(be[k], plan[k], n, in[k], out[k]);
+            be[k]->ops->upload(be[k], dout[k], h_dout, out_cnt * 4);
+            poison(be[k], din[k], in_cnt);
+            be[k]->ops->maxpool_backward(be[k], plan[k], n, in[k], out[k], dout[k], din[k]);
+        }
+        snprintf(name, sizeof name, "pool %dx%dx%d /%d%s n=%d out", s.channels, s.in_h, s.in_w, s.size,
+                 ties ? " ties" : "", n);
+        compare(p, name, out[1], out[0], out_cnt, 1);
+        snprintf(name, sizeof name, "pool%s n=%d din", ties ? " ties" : "", n);
+        compare(p, name, din[1], din[0], in_cnt, 1);
+    }
+done:
+    for (int k = 0; k < 2; k++) {
+        if (plan[k])
+            be[k]->ops->maxpool_plan_free(be[k], plan[k]);
+        be[k]->ops->free(be[k], in[k]);
+        be[k]->ops->free(be[k], out[k]);
+        be[k]->ops->free(be[k], dout[k]);
+        be[k]->ops->free(be[k], din[k]);
+    }
+    free(h_in);
+    free(h_dout);
+}
+
+/* ---- dense ---- */
+
+static void test_dense(const backend_pair *p, int n, int in_f, int out_f, hd_activation act, int skip_din,
+                       uint64_t *rng) {
+    size_t in_n = (size_t)n * in_f, out_n = (size_t)n * out_f, w_n = (size_t)out_f * in_f;
+    float *h_in = malloc(in_n * 4), *h_w = malloc(w_n * 4), *h_b = malloc((size_t)out_f * 4);
+    float *h_dout = malloc(out_n * 4);
+    hd_backend *be[2] = {p->cpu, p->gpu};
+    float *in[2], *w[2], *b[2], *out[2], *dout[2], *din[2], *dw[2], *db[2];
+    char name[128];
+    CHECK(h_in && h_w && h_b && h_dout, "malloc");
+    if (!h_in || !h_w || !h_b || !h_dout)
+        goto done_host;
+    fill(h_in, in_n, -1.0f, 1.0f, rng);
+    fill(h_w, w_n, -0.1f, 0.1f, rng);
+    fill(h_b, (size_t)out_f, -0.2f, 0.2f, rng);
+    fill(h_dout, out_n, -1.0f, 1.0f, rng);
+    for (int k = 0; k < 2; k++) {
+        in[k] = device_copy(be[k], h_in, in_n);
+        w[k] = device_copy(be[k], h_w, w_n);
+        b[k] = device_copy(be[k], h_b, (size_t)out_f);
+        out[k] = device_copy(be[k], NULL, out_n);
+        dout[k] = device_copy(be[k], h_dout, out_n);
+        din[k] = device_copy(be[k], NULL, in_n);
+        dw[k] = device_copy(be[k], NULL, w_n);
+        db[k] = device_copy(be[k], NULL, (size_t)out_f);
+        poison(be[k], out[k], out_n);
+        poison(be[k], din[k], in_n);
+        poison(be[k], dw[k], w_n);
+        poison(be[k], db[k], (size_t)out_f);
+        be[k]->ops->dense_forward(be[k], n, in_f, out_f, in[k], w[k], b[k], out[k], act);
+    }
+    snprintf(name, sizeof name, "dense %d->%d%s n=%d out", in_f, out_f, act == HD_ACT_RELU ? " relu" : "", n);
+    compare(p, name, out[1], out[0], out_n, 0);
+    float *cpu_out = host_copy(p->cpu, out[0], out_n);
+    if (cpu_out)
+        p->gpu->ops->upload(p->gpu, out[1], cpu_out, out_n * 4);
+    free(cpu_out);
+    for (int k = 0; k < 2; k++)
+        be[k]->ops->dense_backward(be[k], n, in_f, out_f, in[k], w[k], out[k], dout[k], skip_din ? NULL : din[k],
+                                   dw[k], db[k], act);
+    snprintf(name, sizeof name, "dense n=%d dout (masked)", n);
+    compare(p, name, dout[1], dout[0], out_n, 1);
+    if (!skip_din) {
+        snprintf(name, sizeof name, "dense n=%d din", n);
+        compare(p, name, din[1], din[0], in_n, 0);
+    }
+    snprintf(name, sizeof name, "dense n=%d dweight", n);
+    compare(p, name, dw[1], dw[0], w_n, 0);
+    snprintf(name, sizeof name, "dense n=%d dbias", n);
+    compare(p, name, db[1], db[0], (size_t)out_f, 0);
+    for (int k = 0; k < 2; k++) {
+        float *bufs[8] = {in[k], w[k], b[k], out[k], dout[k], din[k], dw[k], db[k]};
+        for (int j = 0; j < 8; j++)
+            be[k]->ops->free(be[k], bufs[j]);
+    }
+done_host:
+    free(h_in);
+    free(h_w);
+    free(h_b);
+    free(h_dout);
+}
+
+/* ---- TF32: its own, looser bound, on the largest dense and conv layers ---- */
+
+static void test_tf32(hd_backend *cpu, hd_backend *tf32, uint64_t *rng) {
+    const int n = 64, in_f = 1600, out_f = 128;
+    size_t in_n = (size_t)n * in_f, w_n = (size_t)out_f * in_f, out_n = (size_t)n * out_f;
+    float *h_in = malloc(in_n * 4), *h_w = malloc(w_n * 4), *h_b = calloc((size_t)out_f, 4);
+    float *got = malloc(out_n * 4), *ref = malloc(out_n * 4);
+    CHECK(h_in && h_w && h_b && got && ref, "malloc");
+    if (h_in && h_w && h_b && got && ref) {
+        fill(h_in, in_n, 0.0f, 1.0f, rng);
+        fill(h_w, w_n, -0.05f, 0.05f, rng);
+        hd_backend *be[2] = {cpu, tf32};
+        float *res[2] = {ref, got};
+        for (int k = 0; k < 2; k++) {
+            float *d_in = device_copy(be[k], h_in, in_n), *d_w = device_copy(be[k], h_w, w_n);
+            float *d_b = device_copy(be[k], h_b, (size_t)out_f), *d_out = device_copy(be[k], NULL, out_n);
+            be[k]->ops->dense_forward(be[k], n, in_f, out_f, d_in, d_w, d_b, d_out, HD_ACT_NONE);
+            be[k]->ops->download(be[k], res[k], d_out, out_n * 4);
+            be[k]->ops->free(be[k], d_in);
+            be[k]->ops->free(be[k], d_w);
+            be[k]->ops->free(be[k], d_b);
+            be[k]->ops->free(be[k], d_out);
+        }
+        double err = norm_rel_error(got, ref, out_n);
+        printf("TF32 dense 1600->128 n=64: ||gpu - cpu|| / ||cpu|| = %.3g (bound %.0e)\n", err, TF32_NORM_RTOL);
+        CHECK(err <= TF32_NORM_RTOL, "TF32 dense error %.3g over %.0e", err, TF32_NORM_RTOL);
+    }
+    free(h_in);
+    free(h_w);
+    free(h_b);
+    free(got);
+    free(ref);
+}
+
+int main(void) {
+    uint64_t rng = test_fresh_seed();
+    if (hd_gpu_device_count() == 0) {
+        test_skip("no CUDA device answers");
+        return test_finish();
+    }
+    hd_cpu_options cpu_opts = {2};
+    hd_gpu_options gpu_opts = {0, 0, 0, 1};
+    backend_pair p = {hd_cpu_backend_create(&cpu_opts), hd_gpu_backend_create(&gpu_opts)};
+    CHECK(p.cpu && p.gpu, "backends: %s", hd_last_error());
+    if (!p.cpu || !p.gpu)
+        return test_finish();
+    printf("GPU: %s\n", p.gpu->ops->describe(p.gpu));
+
+    /* The default network's layers: full batch, a smaller last batch, a batch of one. */
+    hd_conv_shape conv1 = {128, 1, 28, 28, 32, 3, 0, 26, 26, HD_ACT_RELU};
+    const int conv1_batches[] = {128, 96, 1};
+    test_conv(&p, conv1, conv1_batches, 3, 1, &rng); /* first layer: no din */
+    hd_conv_shape conv2 = {64, 32, 13, 13, 64, 3, 0, 11, 11, HD_ACT_RELU};
+    const int conv2_batches[] = {64, 17, 1, 64};
+    test_conv(&p, conv2, conv2_batches, 4, 0, &rng);
+    hd_conv_shape padded = {6, 3, 9, 7, 5, 3, 1, 9, 7, HD_ACT_NONE};
+    const int padded_batches[] = {6, 2, 5, 3, 1}; /* more small batches than cached sets */
+    test_conv(&p, padded, padded_batches, 5, 0, &rng);
+
+    hd_pool_shape pool1 = {128, 32, 26, 26, 2, 13, 13};
+    const int pool1_batches[] = {128, 96, 1};
+    test_pool(&p, pool1, pool1_batches, 3, 0, &rng);
+    hd_pool_shape pool2 = {64, 64, 11, 11, 2, 5, 5}; /* row and column 10 in no window */
+    const int pool2_batches[] = {64, 7};
+    test_pool(&p, pool2, pool2_batches, 2, 0, &rng);
+    test_pool(&p, pool2, pool2_batches, 2, 1, &rng);
+    hd_pool_shape pool3 = {4, 3, 10, 9, 3, 3, 3};
+    const int pool3_batches[] = {4, 1};
+    test_pool(&p, pool3, pool3_batches, 2, 1, &rng);
+
+    test_dense(&p, 128, 1600, 128, HD_ACT_RELU, 0, &rng);
+    test_dense(&p, 1, 1600, 128, HD_ACT_RELU, 0, &rng);
+    test_dense(&p, 37, 128, 10, HD_ACT_NONE, 0, &rng);
+    test_dense(&p, 5, 3, 7, HD_ACT_RELU, 1, &rng);
+
+    hd_gpu_options tf32_opts = {0, 0, 1, 0};
+    hd_backend *tf32 = hd_gpu_backend_create(&tf32_opts);
+    CHECK(tf32 != NULL, "TF32 backend: %s", hd_last_error());
+    if (tf32) {
+        test_tf32(p.cpu, tf32, &rng);
+        hd_backend_destroy(tf32);
+    }
+
+    hd_backend_destroy(p.gpu);
+    hd_backend_destroy(p.cpu);
+    return test_finish();
+}

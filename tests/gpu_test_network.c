@@ -1,0 +1,293 @@
+/* gpu_test_network.c: the whole default network on the GPU against the CPU path.
+ *
+ * 1. Same weights (hd_model_init_weights with one seed), same fresh random images, labels
+ *    and dropout seed on both backends: logits, loss, correct count and every parameter
+ *    gradient, at a full batch and at a smaller last batch.
+ * 2. TRAIN_STEPS Adam steps on both from the same start, on the same fresh synthetic batches
+ *    (a learnable task: each class is a bright square at its own place, on noise), with
+ *    dropout on and a smaller batch every 50th step: the loss curves must agree.
+ *
+ * Kinks: a gradient is discontinuous where a ReLU input or two values in a pooling window
+ * are equal. Where the two backends' activations sit within rounding of such a point they
+ * take different branches, and comparing gradients there measures nothing. So part 1 first
+ * compares the activation patterns (ReLU on/off, pooling arg-max) of the two forward passes
+ * and draws new inputs when they differ (a few percent of draws); a backend that keeps
+ * differing fails.
+ *
+ * Tolerances: logits and gradients RTOL 1e-4 with ATOL_SCALE 1e-5 of each tensor's largest
+ * magnitude (FP32 sums in different orders, as in gpu_test_layers.c: a few layers deep the
+ * relative differences stay around 1e-6). Loss sum: LOSS_RTOL 1e-5 (from logits that agree
+ * to ~1e-6). Loss curves: |gpu - cpu| <= CURVE_ATOL + CURVE_RTOL * cpu at every step. Two
+ * CPU runs whose start differed by one ulp per weight stayed within 2e-4 of each other over
+ * these steps (measured while writing this test): rounding differences grow slowly under
+ * Adam and get a push at each kink crossing; CURVE_RTOL 1e-2 and CURVE_ATOL 1e-3 leave room
+ * for that and still catch a wrong gradient, which moves the curve by far more. */
+#include "check.h"
+#include "hd/common.h"
+#include "hd/model.h"
+#include "hd/optimizer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RTOL        1e-4
+#define ATOL_SCALE  1e-5
+#define LOSS_RTOL   1e-5
+#define CURVE_RTOL  1e-2
+#define CURVE_ATOL  1e-3
+#define MAX_DRAWS   6
+#define GRAD_BATCH  64
+#define TRAIN_BATCH 32
+#define TRAIN_STEPS 200
+
+static double max_abs(const float *x, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)x[i]));
+    return m;
+}
+
+static float *download(const hd_model *model, const float *dev, size_t n) {
+    float *host = malloc(n * sizeof(float) + 1);
+    if (host)
+        model->be->ops->download(model->be, host, dev, n * sizeof(float));
+    return host;
+}
+
+/* Number of ReLU units and pooling windows whose branch differs between the two forward
+ * passes (arg-max: the first position holding the window's maximum). */
+static size_t pattern_differences(const hd_model *a, const hd_model *b, int n) {
+    size_t differ = 0;
+    for (int l = 0; l < a->n_layers; l++) {
+        const hd_layer *la = &a->layers[l], *lb = &b->layers[l];
+        size_t count = (size_t)n * la->out_size;
+        int relu = la->spec.act == HD_ACT_RELU, pool = la->spec.kind == HD_LAYER_MAXPOOL;
+        if (!relu && !pool)
+            continue;
+        float *oa = download(a, la->out, count), *ob = download(b, lb->out, count);
+        float *ia = NULL, *ib = NULL;
+        size_t in_count = (size_t)n * la->in_c * la->in_h * la->in_w;
+        if (pool) {
+            ia = download(a, l ? a->layers[l - 1].out : a->input, in_count);
+            ib = download(b, l ? b->layers[l - 1].out : b->input, in_count);
+        }
+        if (!oa || !ob || (pool && (!ia || !ib))) {
+            differ = (size_t)-1;
+        } else if (relu) {
+            for (size_t i = 0; i < count; i++)
+                differ += (oa[i] > 0.0f) != (ob[i] > 0.0f);
+        } else {
+            int size = la->spec.pool;
+            for (size_t w = 0; w < count; w++) {
+                size_t plane = w / ((size_t)la->out_h * la->out_w);
+                int r = (int)(w % ((size_t)la->out_h * la->out_w)), oy = r / la->out_w, ox = r % la->out_w;
+                int which[2] = {-1, -1};
+                const float *in[2] = {ia, ib}, *out[2] = {oa, ob};
+                for (int k = 0; k < 2; k++)
+                    for (int j = 0; j < size * size && which[k] < 0; j++) {
+                        size_t idx = (plane * la->in_h + (size_t)(oy * size + j / size)) * la->in_w +
+                                     (size_t)(ox * size + j % size);
+                        if (in[k][idx] == out[k][w])
+                            which[k] = j;
+                    }
+                differ += which[0] != which[1];
+            }
+        }
+        free(oa);
+        free(ob);
+        free(ia);
+        free(ib);
+    }
+    return differ;
+}
+
+static void fill_batch(float *images, int32_t *labels, int n, int synthetic, uint64_t *rng) {
+    test_fill_uniform(images, (size_t)n * 784, 0.0f, synthetic ? 0.3f : 1.0f, rng);
+    for (int i = 0; i < n; i++) {
+        int label = (int)(test_rand_u64(rng) % 10);
+        labels[i] = label;
+        if (!synthetic)
+            continue;
+        int top = 3 + (label / 5) * 13, left = 2 + (label % 5) * 5; /* a 6x4 block per class */
+        for (int y = top; y < top + 6; y++)
+            for (int x = left; x < left + 4; x++)
+                images[(size_t)i * 784 + y * 28 + x] = 1.0f;
+    }
+}
+
+static void upload_batch(hd_model *model, const float *images, const int32_t *labels, int n) {
+    model->be->ops->upload(model->be, model->input, images, (size_t)n * 784 * sizeof(float));
+    model->be->ops->upload(model->be, model->labels, labels, (size_t)n * sizeof(int32_t));
+}
+
+static void compare_tensors(const char *name, const hd_model *gm, const float *g_dev, const hd_model *cm,
+                            const float *c_dev, size_t n) {
+    float *got = download(gm, g_dev, n), *ref = download(cm, c_dev, n);
+    CHECK(got && ref, "malloc");
+    if (got && ref)
+        check_tensor(name, got, ref, n, ATOL_SCALE * max_abs(ref, n), RTOL);
+    free(got);
+    free(ref);
+}
+
+static void compare_gradients(hd_model *cm, hd_model *gm, int n, uint64_t *rng) {
+    float *images = malloc((size_t)n * 784 * sizeof(float));
+    int32_t *labels = malloc((size_t)n * sizeof(int32_t));
+    CHECK(images && labels, "malloc");
+    int draw = 0;
+    uint64_t seed = 0, step = 0;
+    for (; images && labels && draw < MAX_DRAWS; draw++) {
+        fill_batch(images, labels, n, 0, rng);
+        seed = test_rand_u64(rng);
+        step = test_rand_u64(rng) % 10000;
+        hd_model *models[2] = {cm, gm};
+        for (int k = 0; k < 2; k++) {
+            upload_batch(models[k], images, labels, n);
+            hd_model_forward(models[k], n, 1, seed, step);
+        }
+        size_t differ = pattern_differences(cm, gm, n);
+        if (differ == 0)
+            break;
+        printf("n=%d draw %d: %zu ReLU units or pooling windows took different branches; drawing again\n", n, draw,
+               differ);
+    }
+    CHECK(draw < MAX_DRAWS, "n=%d: activation patterns differed in all %d draws", n, MAX_DRAWS);
+    if (draw >= MAX_DRAWS || !images || !labels) {
+        free(images);
+        free(labels);
+        return;
+    }
+    char name[96];
+    const hd_layer *last = &cm->layers[cm->n_layers - 1];
+    snprintf(name, sizeof name, "n=%d logits", n);
+    compare_tensors(name, gm, gm->layers[gm->n_layers - 1].out, cm, last->out, (size_t)n * cm->classes);
+
+    hd_model *models[2] = {cm, gm};
+    float metrics[2][2];
+    for (int k = 0; k < 2; k++) {
+        models[k]->be->ops->zero(models[k]->be, models[k]->metrics, 2 * sizeof(float));
+        hd_model_loss(models[k], n, 1);
+        hd_model_backward(models[k], n, seed, step);
+        models[k]->be->ops->download(models[k]->be, metrics[k], models[k]->metrics, sizeof metrics[k]);
+    }
+    printf("n=%d: loss sum cpu %.9g gpu %.9g, correct cpu %.0f gpu %.0f\n", n, (double)metrics[0][0],
+           (double)metrics[1][0], (double)metrics[0][1], (double)metrics[1][1]);
+    CHECK(fabs((double)metrics[1][0] - metrics[0][0]) <= LOSS_RTOL * fabs((double)metrics[0][0]),
+          "n=%d: loss sum %.9g vs %.9g", n, (double)metrics[1][0], (double)metrics[0][0]);
+    CHECK(metrics[1][1] == metrics[0][1], "n=%d: correct %.0f vs %.0f", n, (double)metrics[1][1],
+          (double)metrics[0][1]);
+    for (int l = 0; l < cm->n_layers; l++) {
+        const hd_layer *layer = &cm->layers[l];
+        if (!layer->weight_count)
+            continue;
+        snprintf(name, sizeof name, "n=%d %s dweight", n, layer->name);
+        compare_tensors(name, gm, gm->grads + layer->weight_offset, cm, cm->grads + layer->weight_offset,
+                        layer->weight_count);
+        snprintf(name, sizeof name, "n=%d %s dbias", n, layer->name);
+        compare_tensors(name, gm, gm->grads + layer->bias_offset, cm, cm->grads + layer->bias_offset,
+                        layer->bias_count);
+    }
+    free(images);
+    free(labels);
+}
+
+static void compare_training(hd_model *cm, hd_model *gm, uint64_t *rng) {
+    hd_model *models[2] = {cm, gm};
+    hd_optimizer opt[2];
+    for (int k = 0; k < 2; k++) {
+        hd_optimizer_defaults(&opt[k], HD_OPT_ADAM);
+        CHECK(hd_optimizer_init(&opt[k], models[k]) == 0, "optimizer: %s", hd_last_error());
+    }
+    float *images = malloc((size_t)TRAIN_BATCH * 784 * sizeof(float));
+    int32_t *labels = malloc(TRAIN_BATCH * sizeof(int32_t));
+    uint64_t seed = test_rand_u64(rng);
+    double worst = 0.0, first_cpu = 0.0, last_cpu = 0.0;
+    int worst_step = -1, bad_steps = 0;
+    CHECK(images && labels, "malloc");
+    for (int step = 0; images && labels && step < TRAIN_STEPS; step++) {
+        int n = step % 50 == 49 ? TRAIN_BATCH - 11 : TRAIN_BATCH;
+        fill_batch(images, labels, n, 1, rng);
+        float loss[2];
+        for (int k = 0; k < 2; k++) {
+            hd_model *m = models[k];
+            upload_batch(m, images, labels, n);
+            m->be->ops->zero(m->be, m->metrics, 2 * sizeof(float));
+            hd_model_forward(m, n, 1, seed, (uint64_t)step);
+            hd_model_loss(m, n, 1);
+            hd_model_backward(m, n, seed, (uint64_t)step);
+            hd_optimizer_step(&opt[k], m);
+            float metrics[2];
+            m->be->ops->download(m->be, metrics, m->metrics, sizeof metrics);
+            loss[k] = metrics[0] / (float)n;
+        }
+        double diff = fabs((double)loss[1] - loss[0]);
+        if (diff > CURVE_ATOL + CURVE_RTOL * fabs((double)loss[0]))
+            bad_steps++;
+        if (diff > worst) {
+            worst = diff;
+            worst_step = step;
+        }
+        if (step < 10)
+            first_cpu += loss[0] / 10.0;
+        if (step >= TRAIN_STEPS - 10)
+            last_cpu += loss[0] / 10.0;
+        if (step % 20 == 0 || step == TRAIN_STEPS - 1)
+            printf("step %3d n=%d: loss cpu %.6f gpu %.6f\n", step, n, (double)loss[0], (double)loss[1]);
+    }
+    printf("loss curves: largest difference %.3g at step %d; mean loss first 10 steps %.4f, last 10 %.4f\n", worst,
+           worst_step, first_cpu, last_cpu);
+    CHECK(bad_steps == 0, "loss curves differ beyond %.0e + %.0e * loss at %d of %d steps (worst %.3g at step %d)",
+          CURVE_ATOL, CURVE_RTOL, bad_steps, TRAIN_STEPS, worst, worst_step);
+    CHECK(last_cpu < 0.5 * first_cpu, "the synthetic task was not learned (loss %.4f -> %.4f): the curves compare "
+          "nothing", first_cpu, last_cpu);
+    for (int k = 0; k < 2; k++)
+        hd_optimizer_free(&opt[k], models[k]);
+    free(images);
+    free(labels);
+}
+
+int main(void) {
+    uint64_t rng = test_fresh_seed();
+    if (hd_gpu_device_count() == 0) {
+        test_skip("no CUDA device answers");
+        return test_finish();
+    }
+    hd_cpu_options cpu_opts = {2};
+    hd_gpu_options gpu_opts = {0, 0, 0, 0};
+    hd_backend *cpu = hd_cpu_backend_create(&cpu_opts), *gpu = hd_gpu_backend_create(&gpu_opts);
+    CHECK(cpu && gpu, "backends: %s", hd_last_error());
+    if (!cpu || !gpu)
+        return test_finish();
+    printf("GPU: %s\n", gpu->ops->describe(gpu));
+
+    hd_model cm, gm;
+    int ok = hd_model_create(&cm, cpu, HD_DEFAULT_SPEC, 1, 28, 28, GRAD_BATCH) == 0;
+    ok = ok && hd_model_create(&gm, gpu, HD_DEFAULT_SPEC, 1, 28, 28, GRAD_BATCH) == 0;
+    CHECK(ok, "model: %s", hd_last_error());
+    if (!ok)
+        return test_finish();
+    uint64_t init_seed = test_rand_u64(&rng);
+    hd_model_init_weights(&cm, init_seed);
+    hd_model_init_weights(&gm, init_seed);
+    float *pc = malloc(cm.param_count * sizeof(float)), *pg = malloc(gm.param_count * sizeof(float));
+    CHECK(pc && pg && cm.param_count == gm.param_count, "params");
+    if (pc && pg) {
+        hd_model_get_params(&cm, pc);
+        hd_model_get_params(&gm, pg);
+        CHECK(memcmp(pc, pg, cm.param_count * sizeof(float)) == 0, "the same seed gave different initial weights");
+    }
+
+    compare_gradients(&cm, &gm, GRAD_BATCH, &rng);
+    compare_gradients(&cm, &gm, GRAD_BATCH - 23, &rng); /* the last, smaller batch */
+    compare_training(&cm, &gm, &rng);
+
+    free(pc);
+    free(pg);
+    hd_model_destroy(&gm);
+    hd_model_destroy(&cm);
+    hd_backend_destroy(gpu);
+    hd_backend_destroy(cpu);
+    return test_finish();
+}

@@ -1,0 +1,297 @@
+/* test_checkpoint.c: model + optimizer checkpoints on the CPU backend: bit-identical
+ * parameters, optimizer state and predictions after a round trip; refusal (with the model
+ * left untouched) of a different spec, truncated or corrupted files, misshapen, missing or
+ * stray tensors, and optimizer state that is absent or of another kind. */
+#include "check.h"
+#include "hd/checkpoint.h"
+#include "hd/common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH      6
+#define SMALL_SPEC "conv:4:3:relu,maxpool:2,flatten,dense:10"
+
+typedef struct {
+    hd_backend *be;
+    char *dir;
+    uint64_t rng;
+} fixture;
+
+static char *join(const char *dir, const char *name) {
+    size_t len = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(len);
+    if (p)
+        snprintf(p, len, "%s/%s", dir, name);
+    return p;
+}
+
+static float *download(const hd_model *model, const float *device, size_t count) {
+    float *host = malloc(count * sizeof *host);
+    if (host)
+        model->be->ops->download(model->be, host, device, count * sizeof *host);
+    return host;
+}
+
+static float *host_params(const hd_model *model) {
+    float *host = malloc(model->param_count * sizeof *host);
+    if (host && hd_model_get_params(model, host) != 0) {
+        free(host);
+        return NULL;
+    }
+    return host;
+}
+
+/* Eval-mode logits for the given images (BATCH x 28 x 28), as a host copy. */
+static float *predict(hd_model *model, const float *images) {
+    model->be->ops->upload(model->be, model->input, images, (size_t)BATCH * 28 * 28 * sizeof(float));
+    const float *logits = hd_model_forward(model, BATCH, 0, 0, 0);
+    return download(model, logits, (size_t)BATCH * (size_t)model->classes);
+}
+
+static int same_bits(const float *a, const float *b, size_t n) {
+    return a && b && memcmp(a, b, n * sizeof *a) == 0;
+}
+
+/* Random m and v (v positive, as Adam's is), a step count and non-default hyperparameters. */
+static void fill_adam_state(hd_model *model, hd_optimizer *opt, uint64_t *rng) {
+    size_t n = model->param_count;
+    float *tmp = malloc(n * sizeof *tmp);
+    test_fill_uniform(tmp, n, -0.01f, 0.01f, rng);
+    model->be->ops->upload(model->be, opt->m, tmp, n * sizeof *tmp);
+    test_fill_uniform(tmp, n, 0.0f, 1e-4f, rng);
+    model->be->ops->upload(model->be, opt->v, tmp, n * sizeof *tmp);
+    free(tmp);
+    opt->t = 1234;
+    opt->lr = 3.3e-4f;
+    opt->beta1 = 0.85f;
+    opt->eps = 1.5e-8f;
+}
+
+/* Expects loading path into model (and opt) to fail with needle in the message and to leave
+ * the model's parameters as they were. */
+static void expect_load_fails(const char *path, hd_model *model, hd_optimizer *opt, const char *needle,
+                              const char *what) {
+    float *before = host_params(model);
+    hd_clear_error();
+    int rc = hd_checkpoint_load(path, model, opt, NULL);
+    const char *msg = hd_last_error();
+    CHECK(rc == -1, "%s: load succeeded", what);
+    CHECK(strstr(msg, needle) != NULL, "%s: message '%s' lacks '%s'", what, msg, needle);
+    CHECK(strncmp(msg, path, strlen(path)) == 0, "%s: message does not name the file: %s", what, msg);
+    printf("  refused %-28s %s\n", what, msg + strlen(path));
+    float *after = host_params(model);
+    CHECK(same_bits(before, after, model->param_count), "%s: failed load changed the parameters", what);
+    free(before);
+    free(after);
+}
+
+static void test_round_trip(fixture *fx) {
+    hd_model a, b;
+    hd_optimizer opt_a, opt_b;
+    CHECK(hd_model_create(&a, fx->be, HD_DEFAULT_SPEC, 1, 28, 28, BATCH) == 0, "create: %s", hd_last_error());
+    CHECK(hd_model_create(&b, fx->be, HD_DEFAULT_SPEC, 1, 28, 28, BATCH) == 0, "create: %s", hd_last_error());
+    CHECK(hd_model_init_weights(&a, 11) == 0 && hd_model_init_weights(&b, 22) == 0, "init: %s",
+          hd_last_error());
+    hd_optimizer_defaults(&opt_a, HD_OPT_ADAM);
+    hd_optimizer_defaults(&opt_b, HD_OPT_ADAM);
+    CHECK(hd_optimizer_init(&opt_a, &a) == 0 && hd_optimizer_init(&opt_b, &b) == 0, "optimizer init: %s",
+          hd_last_error());
+    fill_adam_state(&a, &opt_a, &fx->rng);
+
+    float images[BATCH * 28 * 28];
+    test_fill_uniform(images, BATCH * 28 * 28, 0.0f, 1.0f, &fx->rng);
+    float *logits_a = predict(&a, images);
+    float *logits_b_before = predict(&b, images);
+    size_t n_logits = (size_t)BATCH * (size_t)a.classes;
+    CHECK(!same_bits(logits_a, logits_b_before, n_logits), "differently seeded models predict the same");
+
+    char *path = join(fx->dir, "model.safetensors");
+    hd_st_meta extra[] = {{"epoch", "5"}, {"best_val_loss", "0.0312"}, {"seed", "42"}};
+    CHECK(hd_checkpoint_save(path, &a, &opt_a, extra, 3) == 0, "save: %s", hd_last_error());
+
+    char spec[512];
+    CHECK(hd_checkpoint_read_spec(path, spec, sizeof spec) == 0 && strcmp(spec, a.spec_text) == 0,
+          "read_spec: got '%s' (%s)", spec, hd_last_error());
+
+    hd_safetensors *file = NULL;
+    CHECK(hd_checkpoint_load(path, &b, &opt_b, &file) == 0, "load: %s", hd_last_error());
+    float *pa = host_params(&a), *pb = host_params(&b);
+    CHECK(same_bits(pa, pb, a.param_count), "parameters differ after the round trip");
+    float *ma = download(&a, opt_a.m, a.param_count), *mb = download(&b, opt_b.m, b.param_count);
+    float *va = download(&a, opt_a.v, a.param_count), *vb = download(&b, opt_b.v, b.param_count);
+    CHECK(same_bits(ma, mb, a.param_count), "Adam m differs after the round trip");
+    CHECK(same_bits(va, vb, a.param_count), "Adam v differs after the round trip");
+    CHECK(opt_b.t == 1234 && opt_b.lr == opt_a.lr && opt_b.beta1 == opt_a.beta1 &&
+              opt_b.beta2 == opt_a.beta2 && opt_b.eps == opt_a.eps && opt_b.kind == HD_OPT_ADAM,
+          "optimizer scalars: t %llu lr %g beta1 %g eps %g", (unsigned long long)opt_b.t, (double)opt_b.lr,
+          (double)opt_b.beta1, (double)opt_b.eps);
+    float *logits_b = predict(&b, images);
+    CHECK(same_bits(logits_a, logits_b, n_logits), "predictions differ after the round trip");
+    if (file) {
+        for (int i = 0; i < 3; i++) {
+            const char *v = hd_safetensors_meta(file, extra[i].key);
+            CHECK(v && strcmp(v, extra[i].value) == 0, "extra %s: '%s'", extra[i].key, v ? v : "(null)");
+        }
+        CHECK(hd_safetensors_meta(file, "hd.input") &&
+                  strcmp(hd_safetensors_meta(file, "hd.input"), "1x28x28") == 0,
+              "hd.input");
+        int rank = 0;
+        int64_t dims[4];
+        char name[40];
+        snprintf(name, sizeof name, "%s.weight", a.layers[0].name);
+        CHECK(hd_safetensors_find(file, name, &rank, dims) && rank == 4 && dims[0] == 32 && dims[1] == 1 &&
+                  dims[2] == 3 && dims[3] == 3,
+              "%s: rank %d, expected (32, 1, 3, 3)", name, rank);
+        snprintf(name, sizeof name, "optimizer.v.%s.bias", a.layers[a.n_layers - 1].name);
+        CHECK(hd_safetensors_find(file, name, &rank, dims) && rank == 1 && dims[0] == 10, "%s missing", name);
+        hd_safetensors_free(file);
+    }
+
+    /* Without an optimizer: parameters only; such a file cannot resume training. */
+    hd_model c;
+    CHECK(hd_model_create(&c, fx->be, HD_DEFAULT_SPEC, 1, 28, 28, BATCH) == 0, "create: %s", hd_last_error());
+    CHECK(hd_checkpoint_load(path, &c, NULL, NULL) == 0, "load without optimizer: %s", hd_last_error());
+    float *pc = host_params(&c);
+    CHECK(same_bits(pa, pc, a.param_count), "parameters differ (loaded without optimizer)");
+    char *weights_only = join(fx->dir, "weights.safetensors");
+    CHECK(hd_checkpoint_save(weights_only, &a, NULL, NULL, 0) == 0, "save weights only: %s", hd_last_error());
+    hd_model_init_weights(&c, 33);
+    expect_load_fails(weights_only, &c, &opt_b, "no optimizer state", "optimizer state absent");
+    hd_optimizer sgd;
+    hd_optimizer_defaults(&sgd, HD_OPT_SGD);
+    CHECK(hd_optimizer_init(&sgd, &c) == 0, "sgd init: %s", hd_last_error());
+    expect_load_fails(path, &c, &sgd, "checkpoint optimizer is adam, but sgd was requested",
+                      "optimizer kind");
+    hd_st_meta clash = {"hd.spec", "x"};
+    CHECK(hd_checkpoint_save(weights_only, &a, NULL, &clash, 1) == -1 &&
+              strstr(hd_last_error(), "given twice"),
+          "extra key clashing with hd.spec accepted: %s", hd_last_error());
+
+    hd_optimizer_free(&sgd, &c);
+    hd_model_destroy(&c);
+    free(pc);
+    free(weights_only);
+    free(pa);
+    free(pb);
+    free(ma);
+    free(mb);
+    free(va);
+    free(vb);
+    free(logits_a);
+    free(logits_b);
+    free(logits_b_before);
+    free(path);
+    hd_optimizer_free(&opt_a, &a);
+    hd_optimizer_free(&opt_b, &b);
+    hd_model_destroy(&a);
+    hd_model_destroy(&b);
+}
+
+/* Writes the model's parameters as a checkpoint by hand, optionally without the last tensor,
+ * with the first reshaped, or with a tensor the model does not have. */
+static int write_edited(const char *path, const hd_model *model, const float *params, int drop_last,
+                        int reshape_first, int add_stray) {
+    char names[2 * HD_MAX_LAYERS + 1][40];
+    hd_st_tensor tensors[2 * HD_MAX_LAYERS + 1];
+    int n = 0;
+    for (int i = 0; i < model->n_layers; i++) {
+        const hd_layer *l = &model->layers[i];
+        if (l->weight_count == 0)
+            continue;
+        snprintf(names[n], sizeof names[n], "%s.weight", l->name);
+        tensors[n] = (hd_st_tensor){names[n], params + l->weight_offset, l->weight_rank, {0, 0, 0, 0}};
+        for (int d = 0; d < l->weight_rank; d++)
+            tensors[n].dims[d] = l->weight_dims[d];
+        n++;
+        snprintf(names[n], sizeof names[n], "%s.bias", l->name);
+        tensors[n] = (hd_st_tensor){names[n], params + l->bias_offset, 1, {(int64_t)l->bias_count, 0, 0, 0}};
+        n++;
+    }
+    if (reshape_first) { /* same element count, different shape */
+        tensors[0].rank = 2;
+        tensors[0].dims[0] = (int64_t)model->layers[0].weight_count;
+        tensors[0].dims[1] = 1;
+    }
+    if (add_stray)
+        tensors[n++] = (hd_st_tensor){"extra.weight", params, 1, {4, 0, 0, 0}};
+    hd_st_meta meta[] = {{"hd.format_version", HD_CHECKPOINT_FORMAT_VERSION},
+                         {"hd.spec", model->spec_text},
+                         {"hd.input", "1x28x28"}};
+    return hd_safetensors_write(path, tensors, n - drop_last, meta, 3);
+}
+
+static void test_refusals(fixture *fx) {
+    hd_model a, other;
+    CHECK(hd_model_create(&a, fx->be, SMALL_SPEC, 1, 28, 28, BATCH) == 0, "create: %s", hd_last_error());
+    CHECK(hd_model_create(&other, fx->be, "conv:8:3:relu,maxpool:2,flatten,dense:10", 1, 28, 28, BATCH) == 0,
+          "create: %s", hd_last_error());
+    hd_model_init_weights(&a, 5);
+    hd_model_init_weights(&other, 6);
+    char *path = join(fx->dir, "small.safetensors"), *bad = join(fx->dir, "bad.safetensors");
+    CHECK(hd_checkpoint_save(path, &a, NULL, NULL, 0) == 0, "save: %s", hd_last_error());
+
+    char expected[1200];
+    snprintf(expected, sizeof expected, "model spec mismatch: checkpoint has %s, model is %s", a.spec_text,
+             other.spec_text);
+    expect_load_fails(path, &other, NULL, expected, "different spec");
+
+    uint8_t *bytes = NULL;
+    size_t size = 0;
+    CHECK(hd_read_file(path, &bytes, &size) == 0, "read: %s", hd_last_error());
+    hd_model b;
+    CHECK(hd_model_create(&b, fx->be, SMALL_SPEC, 1, 28, 28, BATCH) == 0, "create: %s", hd_last_error());
+    hd_model_init_weights(&b, 7);
+    if (bytes && size > 64) {
+        CHECK(hd_write_file_atomic(bad, bytes, size - 100) == 0, "write");
+        expect_load_fails(bad, &b, NULL, "file is truncated", "truncated data");
+        CHECK(hd_write_file_atomic(bad, bytes, 20) == 0, "write");
+        expect_load_fails(bad, &b, NULL, "exceeds", "truncated header");
+        bytes[size - 7] ^= 0x10;
+        CHECK(hd_write_file_atomic(bad, bytes, size) == 0, "write");
+        expect_load_fails(bad, &b, NULL, "checksum mismatch: data is corrupted", "corrupted byte");
+        char spec[512];
+        CHECK(hd_checkpoint_read_spec(bad, spec, sizeof spec) == -1, "read_spec accepted a corrupted file");
+    }
+    free(bytes);
+
+    float *params = host_params(&a);
+    CHECK(write_edited(bad, &a, params, 1, 0, 0) == 0, "write: %s", hd_last_error());
+    expect_load_fails(bad, &b, NULL, "is missing", "missing tensor");
+    CHECK(write_edited(bad, &a, params, 0, 1, 0) == 0, "write: %s", hd_last_error());
+    expect_load_fails(bad, &b, NULL, "the model expects [4, 1, 3, 3]", "misshapen tensor");
+    CHECK(write_edited(bad, &a, params, 0, 0, 1) == 0, "write: %s", hd_last_error());
+    expect_load_fails(bad, &b, NULL, "'extra.weight' is not part of the model", "stray tensor");
+    CHECK(write_edited(bad, &a, params, 0, 0, 0) == 0, "write: %s", hd_last_error());
+    CHECK(hd_checkpoint_load(bad, &b, NULL, NULL) == 0, "unedited hand-written checkpoint refused: %s",
+          hd_last_error());
+    hd_st_tensor lone = {"x", params, 1, {4, 0, 0, 0}};
+    CHECK(hd_safetensors_write(bad, &lone, 1, NULL, 0) == 0, "write: %s", hd_last_error());
+    expect_load_fails(bad, &b, NULL, "not an hd-gpu checkpoint", "plain safetensors file");
+
+    free(params);
+    free(path);
+    free(bad);
+    hd_model_destroy(&a);
+    hd_model_destroy(&b);
+    hd_model_destroy(&other);
+}
+
+int main(void) {
+    fixture fx = {0};
+    fx.rng = test_fresh_seed();
+    hd_cpu_options cpu = {.threads = 2};
+    fx.be = hd_cpu_backend_create(&cpu);
+    fx.dir = test_make_temp_dir("ckpt");
+    CHECK(fx.be != NULL, "cpu backend: %s", hd_last_error());
+    CHECK(fx.dir != NULL, "temp dir");
+    if (fx.be && fx.dir) {
+        test_round_trip(&fx);
+        test_refusals(&fx);
+    }
+    test_remove_tree(fx.dir);
+    free(fx.dir);
+    hd_backend_destroy(fx.be);
+    return test_finish();
+}

@@ -1,0 +1,353 @@
+/* test_cpu_layers.c: every CPU layer against a direct (loop-by-loop) reference for the
+ * forward pass, and against central finite differences for the backward pass.
+ *
+ * Gradient checks: L = sum(out * r) for a random r, so dL/dout = r. Each input and
+ * parameter element x is nudged by +-eps and (L+ - L-)/(2 eps) is compared with the
+ * backward pass. Tolerance: float32 forward sums of ~100 terms carry ~1e-6 relative error,
+ * which the 2*eps division (eps = 1e-2) turns into ~1e-4 of the gradient's scale, so we
+ * allow atol 2e-3 + rtol 1e-2. ReLU is tested on inputs kept away from its kink and
+ * pooling on distinct values separated by more than eps, so no nudge crosses a kink. */
+#include "check.h"
+#include "hd/backend.h"
+#include "hd/common.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GRAD_EPS  1e-2f
+#define GRAD_ATOL 2e-3
+#define GRAD_RTOL 1e-2
+
+static uint64_t rng;
+
+static float *random_tensor(size_t n, float lo, float hi) {
+    float *x = malloc(n * sizeof(float));
+    test_fill_uniform(x, n, lo, hi, &rng);
+    return x;
+}
+
+static double dot(const float *a, const float *b, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)a[i] * (double)b[i];
+    return s;
+}
+
+/* ---------- convolution ---------- */
+
+static void conv_reference(const hd_conv_shape *s, int n, const float *in, const float *w, const float *b, float *out) {
+    for (int img = 0; img < n; img++)
+        for (int oc = 0; oc < s->out_c; oc++)
+            for (int oy = 0; oy < s->out_h; oy++)
+                for (int ox = 0; ox < s->out_w; ox++) {
+                    double acc = b[oc];
+                    for (int c = 0; c < s->in_c; c++)
+                        for (int ky = 0; ky < s->kernel; ky++)
+                            for (int kx = 0; kx < s->kernel; kx++) {
+                                int iy = oy + ky - s->pad, ix = ox + kx - s->pad;
+                                if (iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w)
+                                    continue;
+                                acc += (double)in[((img * s->in_c + c) * s->in_h + iy) * s->in_w + ix] *
+                                       w[((oc * s->in_c + c) * s->kernel + ky) * s->kernel + kx];
+                            }
+                    if (s->act == HD_ACT_RELU && acc < 0)
+                        acc = 0;
+                    out[((img * s->out_c + oc) * s->out_h + oy) * s->out_w + ox] = (float)acc;
+                }
+}
+
+static double conv_loss(hd_backend *be, void *plan, int n, const float *in, const float *w, const float *b, float *out,
+                        const float *r, size_t out_n) {
+    be->ops->conv2d_forward(be, plan, n, in, w, b, out);
+    return dot(out, r, out_n);
+}
+
+static void numeric_grad(float *x, size_t count, float *grad, double (*loss)(void *), void *ctx) {
+    for (size_t i = 0; i < count; i++) {
+        float saved = x[i];
+        x[i] = saved + GRAD_EPS;
+        double plus = loss(ctx);
+        x[i] = saved - GRAD_EPS;
+        double minus = loss(ctx);
+        x[i] = saved;
+        grad[i] = (float)((plus - minus) / (2.0 * GRAD_EPS));
+    }
+}
+
+typedef struct {
+    hd_backend *be;
+    void *plan;
+    int n;
+    float *in, *w, *b, *out, *r;
+    size_t out_n;
+} conv_ctx;
+
+static double conv_ctx_loss(void *p) {
+    conv_ctx *c = p;
+    return conv_loss(c->be, c->plan, c->n, c->in, c->w, c->b, c->out, c->r, c->out_n);
+}
+
+static void test_conv(hd_backend *be, int n, int in_c, int hw, int out_c, int k, int pad, hd_activation act) {
+    hd_conv_shape s = {n + 1, in_c, hw, hw, out_c, k, pad, hw + 2 * pad - k + 1, hw + 2 * pad - k + 1, act};
+    size_t in_n = (size_t)n * in_c * hw * hw, w_n = (size_t)out_c * in_c * k * k;
+    size_t out_n = (size_t)n * out_c * s.out_h * s.out_w;
+    float *in = random_tensor(in_n, -1, 1), *w = random_tensor(w_n, -0.5f, 0.5f), *b = random_tensor(out_c, -0.1f, 0.1f);
+    float *out = calloc(out_n, 4), *ref = calloc(out_n, 4), *r = random_tensor(out_n, -1, 1);
+    void *plan = be->ops->conv2d_plan(be, &s);
+    CHECK(plan != NULL, "conv plan");
+    be->ops->conv2d_forward(be, plan, n, in, w, b, out);
+    conv_reference(&s, n, in, w, b, ref);
+    char name[96];
+    snprintf(name, sizeof name, "conv fwd %dx%d c%d->%d k%d p%d %s", hw, hw, in_c, out_c, k, pad,
+             act == HD_ACT_RELU ? "relu" : "");
+    check_tensor(name, out, ref, out_n, 1e-5, 1e-5);
+
+    float *dout = malloc(out_n * 4), *din = calloc(in_n, 4), *dw = calloc(w_n, 4), *db = calloc(out_c, 4);
+    memcpy(dout, r, out_n * 4);
+    be->ops->conv2d_backward(be, plan, n, in, w, out, dout, din, dw, db);
+
+    if (act == HD_ACT_RELU) {
+        /* ReLU's derivative is a mask, not a smooth function: check that the ReLU layer's
+         * gradients equal the linear layer's gradients for dout masked by (out > 0), exactly
+         * (same code path after the mask). The linear layer is finite-difference checked. */
+        hd_conv_shape linear = s;
+        linear.act = HD_ACT_NONE;
+        void *lplan = be->ops->conv2d_plan(be, &linear);
+        float *masked = malloc(out_n * 4), *din2 = calloc(in_n, 4), *dw2 = calloc(w_n, 4), *db2 = calloc(out_c, 4);
+        size_t active = 0;
+        for (size_t i = 0; i < out_n; i++) {
+            masked[i] = out[i] > 0 ? r[i] : 0.0f;
+            active += out[i] > 0;
+        }
+        CHECK(active > 0 && active < out_n, "relu test has both active and inactive units (%zu of %zu)", active,
+              out_n);
+        be->ops->conv2d_backward(be, lplan, n, in, w, out, masked, din2, dw2, db2);
+        check_tensor("conv relu din", din, din2, in_n, 0, 0);
+        check_tensor("conv relu dweight", dw, dw2, w_n, 0, 0);
+        check_tensor("conv relu dbias", db, db2, out_c, 0, 0);
+        be->ops->conv2d_plan_free(be, lplan);
+        be->ops->conv2d_plan_free(be, plan);
+        free(masked), free(din2), free(dw2), free(db2);
+        free(in), free(w), free(b), free(out), free(ref), free(r), free(dout), free(din), free(dw), free(db);
+        return;
+    }
+    conv_ctx ctx = {be, plan, n, in, w, b, out, r, out_n};
+    float *num = malloc((in_n > w_n ? in_n : w_n) * 4);
+    numeric_grad(in, in_n, num, conv_ctx_loss, &ctx);
+    snprintf(name, sizeof name, "conv din k%d p%d", k, pad);
+    check_tensor(name, din, num, in_n, GRAD_ATOL, GRAD_RTOL);
+    numeric_grad(w, w_n, num, conv_ctx_loss, &ctx);
+    snprintf(name, sizeof name, "conv dweight k%d p%d", k, pad);
+    check_tensor(name, dw, num, w_n, GRAD_ATOL, GRAD_RTOL);
+    numeric_grad(b, out_c, num, conv_ctx_loss, &ctx);
+    snprintf(name, sizeof name, "conv dbias k%d p%d", k, pad);
+    check_tensor(name, db, num, out_c, GRAD_ATOL, GRAD_RTOL);
+
+    be->ops->conv2d_plan_free(be, plan);
+    free(in), free(w), free(b), free(out), free(ref), free(r), free(dout), free(din), free(dw), free(db), free(num);
+}
+
+/* ---------- max pooling ---------- */
+
+typedef struct {
+    hd_backend *be;
+    void *plan;
+    int n;
+    float *in, *out, *r;
+    size_t out_n;
+} pool_ctx;
+
+static double pool_ctx_loss(void *p) {
+    pool_ctx *c = p;
+    c->be->ops->maxpool_forward(c->be, c->plan, c->n, c->in, c->out);
+    return dot(c->out, c->r, c->out_n);
+}
+
+static void test_pool(hd_backend *be, int n, int ch, int hw, int size) {
+    hd_pool_shape s = {n, ch, hw, hw, size, hw / size, hw / size};
+    size_t in_n = (size_t)n * ch * hw * hw, out_n = (size_t)n * ch * s.out_h * s.out_w;
+    float *in = malloc(in_n * 4), *out = calloc(out_n, 4), *ref = calloc(out_n, 4), *r = random_tensor(out_n, -1, 1);
+    /* Distinct values 0.05 apart in random order: no ties, no nudge changes an arg-max. */
+    for (size_t i = 0; i < in_n; i++)
+        in[i] = 0.05f * (float)i;
+    for (size_t i = in_n - 1; i > 0; i--) {
+        size_t j = test_rand_u64(&rng) % (i + 1);
+        float t = in[i];
+        in[i] = in[j];
+        in[j] = t;
+    }
+    void *plan = be->ops->maxpool_plan(be, &s);
+    be->ops->maxpool_forward(be, plan, n, in, out);
+    for (int p = 0; p < n * ch; p++)
+        for (int oy = 0; oy < s.out_h; oy++)
+            for (int ox = 0; ox < s.out_w; ox++) {
+                float m = -INFINITY;
+                for (int dy = 0; dy < size; dy++)
+                    for (int dx = 0; dx < size; dx++)
+                        m = fmaxf(m, in[((size_t)p * hw + oy * size + dy) * hw + ox * size + dx]);
+                ref[((size_t)p * s.out_h + oy) * s.out_w + ox] = m;
+            }
+    check_tensor("maxpool fwd", out, ref, out_n, 0, 0);
+    float *din = calloc(in_n, 4), *num = malloc(in_n * 4);
+    be->ops->maxpool_backward(be, plan, n, in, out, r, din);
+    pool_ctx ctx = {be, plan, n, in, out, r, out_n};
+    numeric_grad(in, in_n, num, pool_ctx_loss, &ctx);
+    check_tensor("maxpool din", din, num, in_n, GRAD_ATOL, GRAD_RTOL);
+    /* Ties go to the first maximum in row-major order. */
+    float tie_in[4] = {1, 1, 1, 1}, tie_out[1], tie_dout[1] = {3}, tie_din[4];
+    hd_pool_shape ts = {1, 1, 2, 2, 2, 1, 1};
+    void *tplan = be->ops->maxpool_plan(be, &ts);
+    be->ops->maxpool_forward(be, tplan, 1, tie_in, tie_out);
+    be->ops->maxpool_backward(be, tplan, 1, tie_in, tie_out, tie_dout, tie_din);
+    CHECK(tie_din[0] == 3 && tie_din[1] == 0 && tie_din[2] == 0 && tie_din[3] == 0, "tie routed to first max");
+    be->ops->maxpool_plan_free(be, tplan);
+    be->ops->maxpool_plan_free(be, plan);
+    free(in), free(out), free(ref), free(r), free(din), free(num);
+}
+
+/* ---------- dense ---------- */
+
+typedef struct {
+    hd_backend *be;
+    int n, in_f, out_f;
+    float *in, *w, *b, *out, *r;
+    hd_activation act;
+} dense_ctx;
+
+static double dense_ctx_loss(void *p) {
+    dense_ctx *c = p;
+    c->be->ops->dense_forward(c->be, c->n, c->in_f, c->out_f, c->in, c->w, c->b, c->out, c->act);
+    return dot(c->out, c->r, (size_t)c->n * c->out_f);
+}
+
+static void test_dense(hd_backend *be, int n, int in_f, int out_f, hd_activation act) {
+    size_t in_n = (size_t)n * in_f, w_n = (size_t)out_f * in_f, out_n = (size_t)n * out_f;
+    float *in = random_tensor(in_n, -1, 1), *w = random_tensor(w_n, -0.5f, 0.5f), *b = random_tensor(out_f, -1, 1);
+    float *out = calloc(out_n, 4), *ref = calloc(out_n, 4), *r = random_tensor(out_n, -1, 1);
+    be->ops->dense_forward(be, n, in_f, out_f, in, w, b, out, act);
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < out_f; o++) {
+            double acc = b[o];
+            for (int k = 0; k < in_f; k++)
+                acc += (double)in[(size_t)i * in_f + k] * w[(size_t)o * in_f + k];
+            ref[(size_t)i * out_f + o] = (float)(act == HD_ACT_RELU && acc < 0 ? 0 : acc);
+        }
+    check_tensor(act == HD_ACT_RELU ? "dense fwd relu" : "dense fwd", out, ref, out_n, 1e-5, 1e-5);
+    float *dout = malloc(out_n * 4), *din = calloc(in_n, 4), *dw = calloc(w_n, 4), *db = calloc(out_f, 4);
+    memcpy(dout, r, out_n * 4);
+    be->ops->dense_backward(be, n, in_f, out_f, in, w, out, dout, din, dw, db, act);
+    if (act == HD_ACT_RELU) {
+        /* As for conv: the ReLU layer equals the linear one with dout masked by (out > 0). */
+        float *masked = malloc(out_n * 4), *din2 = calloc(in_n, 4), *dw2 = calloc(w_n, 4), *db2 = calloc(out_f, 4);
+        for (size_t i = 0; i < out_n; i++)
+            masked[i] = out[i] > 0 ? r[i] : 0.0f;
+        be->ops->dense_backward(be, n, in_f, out_f, in, w, out, masked, din2, dw2, db2, HD_ACT_NONE);
+        check_tensor("dense relu din", din, din2, in_n, 0, 0);
+        check_tensor("dense relu dweight", dw, dw2, w_n, 0, 0);
+        check_tensor("dense relu dbias", db, db2, out_f, 0, 0);
+        free(masked), free(din2), free(dw2), free(db2);
+        free(in), free(w), free(b), free(out), free(ref), free(r), free(dout), free(din), free(dw), free(db);
+        return;
+    }
+    dense_ctx ctx = {be, n, in_f, out_f, in, w, b, out, r, act};
+    float *num = malloc((in_n > w_n ? in_n : w_n) * 4);
+    numeric_grad(in, in_n, num, dense_ctx_loss, &ctx);
+    check_tensor("dense din", din, num, in_n, GRAD_ATOL, GRAD_RTOL);
+    numeric_grad(w, w_n, num, dense_ctx_loss, &ctx);
+    check_tensor("dense dweight", dw, num, w_n, GRAD_ATOL, GRAD_RTOL);
+    numeric_grad(b, out_f, num, dense_ctx_loss, &ctx);
+    check_tensor("dense dbias", db, num, out_f, GRAD_ATOL, GRAD_RTOL);
+    free(in), free(w), free(b), free(out), free(ref), free(r), free(dout), free(din), free(dw), free(db), free(num);
+}
+
+/* ---------- dropout and softmax cross-entropy ---------- */
+
+static void test_dropout(hd_backend *be) {
+    const size_t n = 4096;
+    float *in = random_tensor(n, -1, 1), *out = calloc(n, 4), *dout = random_tensor(n, -1, 1), *din = calloc(n, 4);
+    be->ops->dropout_forward(be, n, 0.25f, 7, 2, 5, in, out);
+    be->ops->dropout_backward(be, n, 0.25f, 7, 2, 5, dout, din);
+    size_t dropped = 0, bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        int kept = out[i] != 0.0f;
+        dropped += !kept;
+        if (kept && fabsf(out[i] - in[i] / 0.75f) > 1e-6f)
+            bad++;
+        /* The backward mask is the forward mask: d(out)/d(in) is 0 or 1/(1-rate). */
+        float expected = kept ? dout[i] / 0.75f : 0.0f;
+        if (fabsf(din[i] - expected) > 1e-6f)
+            bad++;
+    }
+    CHECK(bad == 0, "dropout scaling and mask consistency (%zu bad)", bad);
+    CHECK(dropped > n * 0.20 && dropped < n * 0.30, "dropout rate 0.25 dropped %zu of %zu", dropped, n);
+    be->ops->dropout_forward(be, n, 0.0f, 7, 2, 5, in, out);
+    check_tensor("dropout rate 0 is identity", out, in, n, 0, 0);
+    free(in), free(out), free(dout), free(din);
+}
+
+typedef struct {
+    hd_backend *be;
+    int n, classes;
+    float *logits;
+    int32_t *labels;
+    float metrics[2];
+} xent_ctx;
+
+static double xent_ctx_loss(void *p) {
+    xent_ctx *c = p;
+    c->metrics[0] = c->metrics[1] = 0;
+    c->be->ops->softmax_xent(c->be, c->n, c->classes, c->logits, c->labels, NULL, (float)c->n, c->metrics);
+    return c->metrics[0] / c->n;
+}
+
+static void test_softmax_xent(hd_backend *be) {
+    const int n = 6, classes = 10;
+    float *logits = random_tensor((size_t)n * classes, -3, 3), grad[60], num[60];
+    int32_t labels[6];
+    for (int i = 0; i < n; i++)
+        labels[i] = (int32_t)(test_rand_u64(&rng) % classes);
+    xent_ctx ctx = {be, n, classes, logits, labels, {0, 0}};
+    float metrics[2] = {0, 0};
+    be->ops->softmax_xent(be, n, classes, logits, labels, grad, (float)n, metrics);
+    double loss = 0;
+    int correct = 0;
+    for (int i = 0; i < n; i++) {
+        const float *row = logits + i * classes;
+        double z = 0, mx = row[0];
+        int arg = 0;
+        for (int c = 1; c < classes; c++)
+            if (row[c] > mx)
+                mx = row[c], arg = c;
+        for (int c = 0; c < classes; c++)
+            z += exp(row[c] - mx);
+        loss += log(z) - (row[labels[i]] - mx);
+        correct += arg == labels[i];
+    }
+    CHECK(fabs(metrics[0] - loss) < 1e-4, "xent loss sum %.6f vs %.6f", metrics[0], loss);
+    CHECK(metrics[1] == (float)correct, "xent correct %g vs %d", metrics[1], correct);
+    numeric_grad(logits, (size_t)n * classes, num, xent_ctx_loss, &ctx);
+    check_tensor("softmax_xent dlogits", grad, num, (size_t)n * classes, GRAD_ATOL, GRAD_RTOL);
+    free(logits);
+}
+
+int main(void) {
+    rng = test_fresh_seed();
+    hd_cpu_options options = {2};
+    hd_backend *be = hd_cpu_backend_create(&options);
+    CHECK(be != NULL, "cpu backend");
+    test_conv(be, 3, 1, 8, 4, 3, 0, HD_ACT_NONE);
+    test_conv(be, 2, 3, 7, 5, 3, 1, HD_ACT_NONE);
+    test_conv(be, 3, 2, 6, 4, 3, 0, HD_ACT_RELU);
+    test_conv(be, 1, 2, 5, 3, 5, 0, HD_ACT_NONE); /* batch of 1, kernel as large as the input */
+    test_pool(be, 3, 2, 8, 2);
+    test_pool(be, 2, 3, 7, 2); /* odd size: the last row and column are dropped */
+    test_dense(be, 5, 17, 9, HD_ACT_NONE);
+    test_dense(be, 3, 12, 8, HD_ACT_RELU);
+    test_dense(be, 1, 7, 3, HD_ACT_NONE);
+    test_dropout(be);
+    test_softmax_xent(be);
+    hd_backend_destroy(be);
+    return test_finish();
+}

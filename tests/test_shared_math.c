@@ -1,0 +1,105 @@
+/* test_shared_math.c: the per-element math both backends share (shared_math.h). */
+#include "check.h"
+#include "hd/shared_math.h"
+
+#include <math.h>
+#include <stdio.h>
+
+/* Known-answer vectors for Philox4x32-10 from the Random123 distribution (kat_vectors). */
+static void test_philox_known_answers(void) {
+    hd_philox_out a = hd_philox4x32(0, 0, 0, 0, 0, 0);
+    CHECK(a.v[0] == 0x6627e8d5u && a.v[1] == 0xe169c58du && a.v[2] == 0xbc57ac4cu && a.v[3] == 0x9b00dbd8u,
+          "philox(0;0) = %08x %08x %08x %08x", a.v[0], a.v[1], a.v[2], a.v[3]);
+    hd_philox_out b = hd_philox4x32(0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu);
+    CHECK(b.v[0] == 0x408f276du && b.v[1] == 0x41c83b0eu && b.v[2] == 0xa20bc7c6u && b.v[3] == 0x6d5451fdu,
+          "philox(ones;ones) = %08x %08x %08x %08x", b.v[0], b.v[1], b.v[2], b.v[3]);
+    hd_philox_out c =
+        hd_philox4x32(0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u, 0xa4093822u, 0x299f31d0u);
+    CHECK(c.v[0] == 0xd16cfe09u && c.v[1] == 0x94fdccebu && c.v[2] == 0x5001e420u && c.v[3] == 0x24126ea1u,
+          "philox(pi;pi) = %08x %08x %08x %08x", c.v[0], c.v[1], c.v[2], c.v[3]);
+}
+
+static void test_uniform_and_dropout_statistics(void) {
+    const int n = 200000;
+    double sum = 0.0;
+    int kept = 0, bad_range = 0;
+    for (int i = 0; i < n; i++) {
+        float u = hd_random_unit(1234, HD_RNG_STREAM_AUGMENT, 7, (uint64_t)i);
+        bad_range += !(u >= 0.0f && u < 1.0f);
+        sum += u;
+        float m = hd_dropout_multiplier(99, 3, 11, (uint64_t)i, 0.5f);
+        bad_range += !(m == 0.0f || m == 2.0f);
+        kept += m != 0.0f;
+    }
+    CHECK(bad_range == 0, "%d draws out of range", bad_range);
+    /* mean of n uniforms: sd = sqrt(1/12/n) ~ 6.5e-4; 5 sd */
+    CHECK(fabs(sum / n - 0.5) < 3.3e-3, "uniform mean %.5f", sum / n);
+    /* kept fraction: sd = sqrt(0.25/n) ~ 1.1e-3; 5 sd */
+    CHECK(fabs((double)kept / n - 0.5) < 5.6e-3, "kept fraction %.5f", (double)kept / n);
+    CHECK(hd_dropout_multiplier(99, 3, 11, 5, 0.0f) == 1.0f, "rate 0 keeps everything unscaled");
+    /* Different steps, layers and seeds give different masks. */
+    int same_step = 0, same_layer = 0, same_seed = 0;
+    for (int i = 0; i < 1000; i++) {
+        float base = hd_dropout_multiplier(99, 3, 11, (uint64_t)i, 0.5f);
+        same_step += base == hd_dropout_multiplier(99, 3, 12, (uint64_t)i, 0.5f);
+        same_layer += base == hd_dropout_multiplier(99, 4, 11, (uint64_t)i, 0.5f);
+        same_seed += base == hd_dropout_multiplier(100, 3, 11, (uint64_t)i, 0.5f);
+    }
+    CHECK(same_step > 400 && same_step < 600, "step changes the mask (%d/1000 equal)", same_step);
+    CHECK(same_layer > 400 && same_layer < 600, "layer changes the mask (%d/1000 equal)", same_layer);
+    CHECK(same_seed > 400 && same_seed < 600, "seed changes the mask (%d/1000 equal)", same_seed);
+}
+
+static void test_softmax_xent_row(void) {
+    const float logits[4] = {1.0f, 2.0f, 0.5f, -1.0f};
+    float grad[4];
+    int correct = -1;
+    float loss = hd_softmax_xent_row(logits, 4, 1, grad, 0.5f, &correct);
+    double z = exp(1.0) + exp(2.0) + exp(0.5) + exp(-1.0);
+    CHECK(fabs(loss - (log(z) - 2.0)) < 1e-6, "loss %.8f vs %.8f", loss, log(z) - 2.0);
+    CHECK(correct == 1, "arg-max 1 is the label");
+    for (int c = 0; c < 4; c++) {
+        double expected = 0.5 * (exp((double)logits[c]) / z - (c == 1));
+        CHECK(fabs(grad[c] - expected) < 1e-7, "grad[%d] %.8f vs %.8f", c, grad[c], expected);
+    }
+    /* Very large logits: no NaN or inf anywhere. */
+    const float huge[3] = {1e30f, -1e30f, 3e29f};
+    float ghuge[3];
+    float lhuge = hd_softmax_xent_row(huge, 3, 1, ghuge, 1.0f, &correct);
+    CHECK(isfinite(lhuge) && lhuge > 1e29f, "huge-logit loss finite and large: %g", lhuge);
+    CHECK(isfinite(ghuge[0]) && isfinite(ghuge[1]) && isfinite(ghuge[2]), "huge-logit gradient finite");
+    CHECK(fabs(ghuge[0] - 1.0f) < 1e-6 && fabs(ghuge[1] + 1.0f) < 1e-6, "huge-logit gradient is p - onehot");
+    CHECK(correct == 0, "huge-logit arg-max");
+    /* Ties: the first maximum wins, as on the GPU. */
+    const float tie[3] = {2.0f, 2.0f, 1.0f};
+    hd_softmax_xent_row(tie, 3, 1, NULL, 1.0f, &correct);
+    CHECK(correct == 0, "first maximum wins on ties");
+}
+
+static void test_adam_matches_formula(void) {
+    float p = 0.3f, m = 0.0f, v = 0.0f;
+    double pd = 0.3, md = 0.0, vd = 0.0;
+    const double lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-7;
+    for (int t = 1; t <= 50; t++) {
+        double g = sin(t * 0.7) * 0.1;
+        double step = lr * sqrt(1 - pow(b2, t)) / (1 - pow(b1, t));
+        hd_adam_update(&p, &m, &v, (float)g, (float)b1, (float)b2, (float)eps, (float)step);
+        md = b1 * md + (1 - b1) * g;
+        vd = b2 * vd + (1 - b2) * g * g;
+        pd -= step * md / (sqrt(vd) + eps);
+    }
+    CHECK(fabs(p - pd) < 1e-6, "adam after 50 steps: %.9f vs %.9f", p, pd);
+    float q = 1.0f, vel = 0.0f;
+    hd_sgd_update(&q, &vel, 2.0f, 0.1f, 0.9f, 0);
+    hd_sgd_update(&q, &vel, 2.0f, 0.1f, 0.9f, 0);
+    /* v1 = -0.2, p1 = 0.8; v2 = -0.18 - 0.2 = -0.38, p2 = 0.42 */
+    CHECK(fabs(q - 0.42f) < 1e-6 && fabs(vel + 0.38f) < 1e-6, "sgd momentum: p %.6f v %.6f", q, vel);
+}
+
+int main(void) {
+    test_philox_known_answers();
+    test_uniform_and_dropout_statistics();
+    test_softmax_xent_row();
+    test_adam_matches_formula();
+    return test_finish();
+}
