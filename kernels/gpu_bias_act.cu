@@ -9,8 +9,8 @@
  *           per channel sums in a fixed order, so the result is the same on every run. */
 #include "gpu_internal.h"
 
-__global__ void bias_act_forward_kernel(float *out, const float *bias, size_t total, int channels, int spatial,
-                                        int relu) {
+__global__ void bias_act_forward_kernel(float *out, const float *bias, size_t total, int channels,
+                                        int spatial, int relu) {
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
         int c = (int)((i / (size_t)spatial) % (size_t)channels);
@@ -60,8 +60,8 @@ __global__ void bias_act_backward_kernel(const float *out, float *dout, float *d
         dbias[c] = sum;
 }
 
-void gpu_bias_act_forward(hd_gpu_backend *gpu, float *out, const float *bias, int n, int channels, int spatial,
-                          hd_activation act) {
+void gpu_bias_act_forward(hd_gpu_backend *gpu, float *out, const float *bias, int n, int channels,
+                          int spatial, hd_activation act) {
     size_t total = (size_t)n * (size_t)channels * (size_t)spatial;
     if (total == 0)
         return;
@@ -70,8 +70,8 @@ void gpu_bias_act_forward(hd_gpu_backend *gpu, float *out, const float *bias, in
     CUDA_CHECK_LAUNCH();
 }
 
-void gpu_bias_act_backward(hd_gpu_backend *gpu, const float *out, float *dout, float *dbias, int n, int channels,
-                           int spatial, hd_activation act) {
+void gpu_bias_act_backward(hd_gpu_backend *gpu, const float *out, float *dout, float *dbias, int n,
+                           int channels, int spatial, hd_activation act) {
     if (channels <= 0)
         return;
     if (act != HD_ACT_RELU && !dbias)

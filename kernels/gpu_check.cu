@@ -12,7 +12,8 @@ static const char *short_path(const char *file) {
 }
 
 void hd_gpu_die(const char *library, const char *call, const char *what, const char *file, int line) {
-    fprintf(stderr, "hd-gpu: %s error at %s:%d: %s failed: %s\n", library, short_path(file), line, call, what);
+    fprintf(stderr, "hd-gpu: %s error at %s:%d: %s failed: %s\n", library, short_path(file), line, call,
+            what);
     fflush(stderr);
     exit(1);
 }

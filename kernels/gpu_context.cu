@@ -57,7 +57,8 @@ static int fail_out_of_memory(const char *what, size_t bytes) {
     if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess)
         (void)cudaGetLastError();
     return hd_fail("out of GPU memory: %s needs %.1f MiB, %.1f MiB free of %.1f MiB", what,
-                   (double)bytes / 1048576.0, (double)free_bytes / 1048576.0, (double)total_bytes / 1048576.0);
+                   (double)bytes / 1048576.0, (double)free_bytes / 1048576.0,
+                   (double)total_bytes / 1048576.0);
 }
 
 int gpu_workspace_reserve(hd_gpu_backend *gpu, size_t bytes) {
@@ -260,8 +261,8 @@ static int gpu_context_init(hd_gpu_backend *gpu) {
         (void)cudaGetLastError();
         return hd_fail("GPU %d (%s, compute capability %d.%d): this build holds no code it can run (%s); "
                        "reconfigure with -DCMAKE_CUDA_ARCHITECTURES=%d%d",
-                       gpu->device, gpu->device_name, prop.major, prop.minor, cudaGetErrorString(err), prop.major,
-                       prop.minor);
+                       gpu->device, gpu->device_name, prop.major, prop.minor, cudaGetErrorString(err),
+                       prop.major, prop.minor);
     }
 
     size_t cudnn_version = cudnnGetVersion();
@@ -290,8 +291,8 @@ static int gpu_context_init(hd_gpu_backend *gpu) {
     }
     CUBLAS_TRY(cublasSetWorkspace(gpu->cublas, gpu->cublas_workspace, gpu->cublas_workspace_bytes));
     /* FP32 by default: CUBLAS_DEFAULT_MATH never lowers FP32 GEMMs to TF32; TF32 on request. */
-    CUBLAS_TRY(cublasSetMathMode(gpu->cublas, gpu->options.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                                       : CUBLAS_DEFAULT_MATH));
+    CUBLAS_TRY(cublasSetMathMode(gpu->cublas,
+                                 gpu->options.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     CUBLAS_TRY(cublasSetPointerMode(gpu->cublas, CUBLAS_POINTER_MODE_HOST));
     int cublas_version = 0;
     CUBLAS_TRY(cublasGetVersion(gpu->cublas, &cublas_version));
@@ -381,8 +382,8 @@ void hd_gpu_list_devices(char *buf, size_t buf_len) {
                                cudaGetErrorString(err));
         } else {
             written = snprintf(buf + used, buf_len - used, "%s%d: %s, %.1f GiB, sm_%d%d", d ? "\n" : "", d,
-                               prop.name, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0), prop.major,
-                               prop.minor);
+                               prop.name, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),
+                               prop.major, prop.minor);
         }
         if (written < 0)
             break;

@@ -22,9 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONV_BATCH_SETS      4                   /* [0]: max_batch; the rest: smaller batches */
-#define CONV_MAX_CANDIDATES  32
-#define CONV_FIND_WORKSPACE  ((size_t)256 << 20) /* the most workspace an algorithm may use */
+#define CONV_BATCH_SETS     4 /* [0]: max_batch; the rest: smaller batches */
+#define CONV_MAX_CANDIDATES 32
+#define CONV_FIND_WORKSPACE ((size_t)256 << 20) /* the most workspace an algorithm may use */
 
 typedef enum { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_FILTER = 2, CONV_DIRECTIONS = 3 } conv_direction;
 
@@ -66,16 +66,16 @@ typedef struct {
 
 static int set_descriptors(gpu_conv_plan *plan, conv_batch_set *set, int n) {
     const hd_conv_shape *s = &plan->shape;
-    CUDNN_TRY(cudnnSetTensor4dDescriptor(set->in_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, s->in_c, s->in_h,
-                                         s->in_w));
-    CUDNN_TRY(cudnnSetTensor4dDescriptor(set->out_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, s->out_c, s->out_h,
-                                         s->out_w));
+    CUDNN_TRY(cudnnSetTensor4dDescriptor(set->in_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, s->in_c,
+                                         s->in_h, s->in_w));
+    CUDNN_TRY(cudnnSetTensor4dDescriptor(set->out_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, s->out_c,
+                                         s->out_h, s->out_w));
     int on, oc, oh, ow;
-    CUDNN_TRY(cudnnGetConvolution2dForwardOutputDim(set->conv[CONV_FWD], set->in_desc, plan->filter_desc, &on, &oc,
-                                                    &oh, &ow));
+    CUDNN_TRY(cudnnGetConvolution2dForwardOutputDim(set->conv[CONV_FWD], set->in_desc, plan->filter_desc, &on,
+                                                    &oc, &oh, &ow));
     if (on != n || oc != s->out_c || oh != s->out_h || ow != s->out_w)
-        return hd_fail("conv plan: cuDNN computes output %dx%dx%dx%d, the shape says %dx%dx%dx%d", on, oc, oh, ow, n,
-                       s->out_c, s->out_h, s->out_w);
+        return hd_fail("conv plan: cuDNN computes output %dx%dx%dx%d, the shape says %dx%dx%dx%d", on, oc, oh,
+                       ow, n, s->out_c, s->out_h, s->out_w);
     set->n = n;
     return 0;
 }
@@ -85,8 +85,8 @@ static int create_set(conv_batch_set *set, const hd_conv_shape *s) {
     CUDNN_TRY(cudnnCreateTensorDescriptor(&set->out_desc));
     for (int d = 0; d < CONV_DIRECTIONS; d++) {
         CUDNN_TRY(cudnnCreateConvolutionDescriptor(&set->conv[d]));
-        CUDNN_TRY(cudnnSetConvolution2dDescriptor(set->conv[d], s->pad, s->pad, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION,
-                                                  CUDNN_DATA_FLOAT));
+        CUDNN_TRY(cudnnSetConvolution2dDescriptor(set->conv[d], s->pad, s->pad, 1, 1, 1, 1,
+                                                  CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     }
     return 0;
 }
@@ -126,23 +126,22 @@ static int list_candidates(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_
         CUDNN_TRY(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
         max_count = max_count < CONV_MAX_CANDIDATES ? max_count : CONV_MAX_CANDIDATES;
         if (measure)
-            CUDNN_TRY(cudnnFindConvolutionForwardAlgorithmEx(h, set->in_desc, scratch->x, plan->filter_desc,
-                                                             scratch->w, set->conv[dir], set->out_desc, scratch->y,
-                                                             max_count, &returned, perf, scratch->workspace,
-                                                             scratch->workspace_bytes));
+            CUDNN_TRY(cudnnFindConvolutionForwardAlgorithmEx(
+                h, set->in_desc, scratch->x, plan->filter_desc, scratch->w, set->conv[dir], set->out_desc,
+                scratch->y, max_count, &returned, perf, scratch->workspace, scratch->workspace_bytes));
         else
-            CUDNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(h, set->in_desc, plan->filter_desc, set->conv[dir],
-                                                             set->out_desc, max_count, &returned, perf));
+            CUDNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(h, set->in_desc, plan->filter_desc,
+                                                             set->conv[dir], set->out_desc, max_count,
+                                                             &returned, perf));
         COPY_CANDIDATES(perf, returned, out);
     } else if (dir == CONV_BWD_DATA) {
         cudnnConvolutionBwdDataAlgoPerf_t perf[CONV_MAX_CANDIDATES];
         CUDNN_TRY(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
         max_count = max_count < CONV_MAX_CANDIDATES ? max_count : CONV_MAX_CANDIDATES;
         if (measure)
-            CUDNN_TRY(cudnnFindConvolutionBackwardDataAlgorithmEx(h, plan->filter_desc, scratch->w, set->out_desc,
-                                                                  scratch->y, set->conv[dir], set->in_desc,
-                                                                  scratch->x, max_count, &returned, perf,
-                                                                  scratch->workspace, scratch->workspace_bytes));
+            CUDNN_TRY(cudnnFindConvolutionBackwardDataAlgorithmEx(
+                h, plan->filter_desc, scratch->w, set->out_desc, scratch->y, set->conv[dir], set->in_desc,
+                scratch->x, max_count, &returned, perf, scratch->workspace, scratch->workspace_bytes));
         else
             CUDNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, plan->filter_desc, set->out_desc,
                                                                   set->conv[dir], set->in_desc, max_count,
@@ -153,13 +152,13 @@ static int list_candidates(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_
         CUDNN_TRY(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
         max_count = max_count < CONV_MAX_CANDIDATES ? max_count : CONV_MAX_CANDIDATES;
         if (measure)
-            CUDNN_TRY(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, set->in_desc, scratch->x, set->out_desc,
-                                                                    scratch->y, set->conv[dir], plan->filter_desc,
-                                                                    scratch->w, max_count, &returned, perf,
-                                                                    scratch->workspace, scratch->workspace_bytes));
+            CUDNN_TRY(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+                h, set->in_desc, scratch->x, set->out_desc, scratch->y, set->conv[dir], plan->filter_desc,
+                scratch->w, max_count, &returned, perf, scratch->workspace, scratch->workspace_bytes));
         else
-            CUDNN_TRY(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, set->in_desc, set->out_desc, set->conv[dir],
-                                                                    plan->filter_desc, max_count, &returned, perf));
+            CUDNN_TRY(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, set->in_desc, set->out_desc,
+                                                                    set->conv[dir], plan->filter_desc,
+                                                                    max_count, &returned, perf));
         COPY_CANDIDATES(perf, returned, out);
     }
     return returned;
@@ -168,36 +167,38 @@ static int list_candidates(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_
 static cudnnStatus_t workspace_size(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_set *set,
                                     conv_direction dir, int algo, size_t *bytes) {
     if (dir == CONV_FWD)
-        return cudnnGetConvolutionForwardWorkspaceSize(gpu->cudnn, set->in_desc, plan->filter_desc, set->conv[dir],
-                                                       set->out_desc, (cudnnConvolutionFwdAlgo_t)algo, bytes);
+        return cudnnGetConvolutionForwardWorkspaceSize(gpu->cudnn, set->in_desc, plan->filter_desc,
+                                                       set->conv[dir], set->out_desc,
+                                                       (cudnnConvolutionFwdAlgo_t)algo, bytes);
     if (dir == CONV_BWD_DATA)
         return cudnnGetConvolutionBackwardDataWorkspaceSize(gpu->cudnn, plan->filter_desc, set->out_desc,
                                                             set->conv[dir], set->in_desc,
                                                             (cudnnConvolutionBwdDataAlgo_t)algo, bytes);
-    return cudnnGetConvolutionBackwardFilterWorkspaceSize(gpu->cudnn, set->in_desc, set->out_desc, set->conv[dir],
-                                                          plan->filter_desc, (cudnnConvolutionBwdFilterAlgo_t)algo,
-                                                          bytes);
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(gpu->cudnn, set->in_desc, set->out_desc,
+                                                          set->conv[dir], plan->filter_desc,
+                                                          (cudnnConvolutionBwdFilterAlgo_t)algo, bytes);
 }
 
 /* One run of a direction on the scratch buffers; the status of the call and of the stream. */
-static cudnnStatus_t trial_run(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_set *set, conv_direction dir,
-                               int algo, const conv_scratch *scratch) {
+static cudnnStatus_t trial_run(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_set *set,
+                               conv_direction dir, int algo, const conv_scratch *scratch) {
     const float one = 1.0f, zero = 0.0f;
     cudnnStatus_t status;
     if (dir == CONV_FWD)
-        status = cudnnConvolutionForward(gpu->cudnn, &one, set->in_desc, scratch->x, plan->filter_desc, scratch->w,
-                                         set->conv[dir], (cudnnConvolutionFwdAlgo_t)algo, scratch->workspace,
-                                         scratch->workspace_bytes, &zero, set->out_desc, scratch->y);
+        status =
+            cudnnConvolutionForward(gpu->cudnn, &one, set->in_desc, scratch->x, plan->filter_desc, scratch->w,
+                                    set->conv[dir], (cudnnConvolutionFwdAlgo_t)algo, scratch->workspace,
+                                    scratch->workspace_bytes, &zero, set->out_desc, scratch->y);
     else if (dir == CONV_BWD_DATA)
         status = cudnnConvolutionBackwardData(gpu->cudnn, &one, plan->filter_desc, scratch->w, set->out_desc,
                                               scratch->y, set->conv[dir], (cudnnConvolutionBwdDataAlgo_t)algo,
-                                              scratch->workspace, scratch->workspace_bytes, &zero, set->in_desc,
-                                              scratch->x);
+                                              scratch->workspace, scratch->workspace_bytes, &zero,
+                                              set->in_desc, scratch->x);
     else
-        status = cudnnConvolutionBackwardFilter(gpu->cudnn, &one, set->in_desc, scratch->x, set->out_desc,
-                                                scratch->y, set->conv[dir], (cudnnConvolutionBwdFilterAlgo_t)algo,
-                                                scratch->workspace, scratch->workspace_bytes, &zero,
-                                                plan->filter_desc, scratch->w);
+        status = cudnnConvolutionBackwardFilter(
+            gpu->cudnn, &one, set->in_desc, scratch->x, set->out_desc, scratch->y, set->conv[dir],
+            (cudnnConvolutionBwdFilterAlgo_t)algo, scratch->workspace, scratch->workspace_bytes, &zero,
+            plan->filter_desc, scratch->w);
     if (status != CUDNN_STATUS_SUCCESS)
         return status;
     if (cudaStreamSynchronize(gpu->compute) != cudaSuccess)
@@ -208,7 +209,8 @@ static cudnnStatus_t trial_run(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_ba
 /* Keeps the first candidate that is allowed (determinism, math), fits `workspace_limit` and,
  * with scratch buffers, runs. Sets the descriptor's math type to the one kept. */
 static int choose_from(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_set *set, conv_direction dir,
-                       const conv_candidate *cand, int count, const conv_scratch *scratch, size_t workspace_limit) {
+                       const conv_candidate *cand, int count, const conv_scratch *scratch,
+                       size_t workspace_limit) {
     int strict_fp32 = !gpu->options.allow_tf32;
     for (int i = 0; i < count; i++) {
         if (cand[i].status != CUDNN_STATUS_SUCCESS)
@@ -221,7 +223,8 @@ static int choose_from(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_set 
         if (cudnnSetConvolutionMathType(set->conv[dir], math) != CUDNN_STATUS_SUCCESS)
             continue;
         size_t need = 0;
-        if (workspace_size(gpu, plan, set, dir, cand[i].algo, &need) != CUDNN_STATUS_SUCCESS || need > workspace_limit)
+        if (workspace_size(gpu, plan, set, dir, cand[i].algo, &need) != CUDNN_STATUS_SUCCESS ||
+            need > workspace_limit)
             continue;
         if (scratch && trial_run(gpu, plan, set, dir, cand[i].algo, scratch) != CUDNN_STATUS_SUCCESS) {
             (void)cudaGetLastError();
@@ -231,18 +234,21 @@ static int choose_from(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_set 
         set->math[dir] = math;
         set->workspace[dir] = need;
         if (gpu->options.verbose)
-            fprintf(stderr, "hd-gpu: conv %dx%dx%d -> %dx%dx%d k%d batch %d: %s algorithm %d (%s, %s, %.3f ms, %zu B)\n",
-                    plan->shape.in_c, plan->shape.in_h, plan->shape.in_w, plan->shape.out_c, plan->shape.out_h,
-                    plan->shape.out_w, plan->shape.kernel, set->n, direction_names[dir], cand[i].algo,
-                    scratch ? (gpu->options.deterministic ? "heuristic, tried" : "measured") : "heuristic",
-                    math == CUDNN_FMA_MATH ? "FMA" : "tensor-op allowed", (double)cand[i].time_ms, need);
+            fprintf(
+                stderr,
+                "hd-gpu: conv %dx%dx%d -> %dx%dx%d k%d batch %d: %s algorithm %d (%s, %s, %.3f ms, %zu B)\n",
+                plan->shape.in_c, plan->shape.in_h, plan->shape.in_w, plan->shape.out_c, plan->shape.out_h,
+                plan->shape.out_w, plan->shape.kernel, set->n, direction_names[dir], cand[i].algo,
+                scratch ? (gpu->options.deterministic ? "heuristic, tried" : "measured") : "heuristic",
+                math == CUDNN_FMA_MATH ? "FMA" : "tensor-op allowed", (double)cand[i].time_ms, need);
         return 0;
     }
     return hd_fail("conv %dx%dx%d -> %dx%dx%d (kernel %d, batch %d): no usable cuDNN %s algorithm among %d "
                    "(workspace limit %zu B%s%s)",
                    plan->shape.in_c, plan->shape.in_h, plan->shape.in_w, plan->shape.out_c, plan->shape.out_h,
-                   plan->shape.out_w, plan->shape.kernel, set->n, direction_names[dir], count, workspace_limit,
-                   gpu->options.deterministic ? ", deterministic only" : "", strict_fp32 ? ", FP32 only" : "");
+                   plan->shape.out_w, plan->shape.kernel, set->n, direction_names[dir], count,
+                   workspace_limit, gpu->options.deterministic ? ", deterministic only" : "",
+                   strict_fp32 ? ", FP32 only" : "");
 }
 
 /* ---- the max_batch set, made with the plan ---- */
@@ -262,7 +268,8 @@ static int scratch_alloc(hd_gpu_backend *gpu, const hd_conv_shape *s, conv_scrat
     if (cudaMalloc(&scratch->x, x_bytes) != cudaSuccess || cudaMalloc(&scratch->y, y_bytes) != cudaSuccess ||
         cudaMalloc(&scratch->w, w_bytes) != cudaSuccess) {
         (void)cudaGetLastError();
-        return hd_fail("conv plan: out of GPU memory for %zu B of scratch buffers", x_bytes + y_bytes + w_bytes);
+        return hd_fail("conv plan: out of GPU memory for %zu B of scratch buffers",
+                       x_bytes + y_bytes + w_bytes);
     }
     /* Non-zero values (each float 0x3c3c3c3c, about 0.0115): zeros can time differently. */
     CUDA_TRY(cudaMemsetAsync(scratch->x, 0x3c, x_bytes, gpu->compute));
@@ -292,20 +299,22 @@ static int make_max_batch_set(hd_gpu_backend *gpu, gpu_conv_plan *plan) {
     for (int d = 0; rc == 0 && d < CONV_DIRECTIONS; d++) {
         conv_candidate cand[CONV_MAX_CANDIDATES];
         /* Find* ranks by time under the descriptor's math type: set the one we allow first. */
-        if (cudnnSetConvolutionMathType(set->conv[d], gpu->options.allow_tf32 ? CUDNN_DEFAULT_MATH
-                                                                              : CUDNN_FMA_MATH) != CUDNN_STATUS_SUCCESS) {
+        if (cudnnSetConvolutionMathType(set->conv[d],
+                                        gpu->options.allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH) !=
+            CUDNN_STATUS_SUCCESS) {
             rc = hd_fail("cudnnSetConvolutionMathType failed");
             break;
         }
         int count = list_candidates(gpu, plan, set, (conv_direction)d, &scratch, measure, cand);
-        if (count < 0 ||
-            choose_from(gpu, plan, set, (conv_direction)d, cand, count, &scratch, scratch.workspace_bytes) != 0)
+        if (count < 0 || choose_from(gpu, plan, set, (conv_direction)d, cand, count, &scratch,
+                                     scratch.workspace_bytes) != 0)
             rc = -1;
         else if (set->workspace[d] > need)
             need = set->workspace[d];
     }
     if (cudaDeviceSynchronize() != cudaSuccess && rc == 0)
-        rc = hd_fail("conv plan: device error after choosing algorithms: %s", cudaGetErrorString(cudaGetLastError()));
+        rc = hd_fail("conv plan: device error after choosing algorithms: %s",
+                     cudaGetErrorString(cudaGetLastError()));
     scratch_free(&scratch);
     if (rc == 0)
         rc = gpu_workspace_reserve(gpu, need);
@@ -319,19 +328,17 @@ static int make_small_batch_set(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_b
         return -1;
     const conv_batch_set *full = &plan->sets[0];
     for (int d = 0; d < CONV_DIRECTIONS; d++) {
-        conv_candidate same;
-        memset(&same, 0, sizeof same);
-        same.algo = full->algo[d];
-        same.status = CUDNN_STATUS_SUCCESS;
-        same.determinism = CUDNN_DETERMINISTIC; /* already filtered when it was chosen */
-        same.math = full->math[d];
+        /* The max_batch choice (its determinism was checked when it was made). */
+        const conv_candidate same = {full->algo[d],       CUDNN_STATUS_SUCCESS, 0,
+                                     CUDNN_DETERMINISTIC, full->math[d],        0.0f};
         if (choose_from(gpu, plan, set, (conv_direction)d, &same, 1, NULL, gpu->workspace_bytes) == 0)
             continue;
         conv_candidate cand[CONV_MAX_CANDIDATES];
         if (cudnnSetConvolutionMathType(set->conv[d], full->math[d]) != CUDNN_STATUS_SUCCESS)
             return hd_fail("cudnnSetConvolutionMathType failed");
         int count = list_candidates(gpu, plan, set, (conv_direction)d, NULL, 0, cand);
-        if (count < 0 || choose_from(gpu, plan, set, (conv_direction)d, cand, count, NULL, gpu->workspace_bytes) != 0)
+        if (count < 0 ||
+            choose_from(gpu, plan, set, (conv_direction)d, cand, count, NULL, gpu->workspace_bytes) != 0)
             return -1;
     }
     return 0;
@@ -373,13 +380,14 @@ void gpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
 static int plan_init(hd_gpu_backend *gpu, gpu_conv_plan *plan) {
     const hd_conv_shape *s = &plan->shape;
     if (s->max_batch < 1 || s->in_c < 1 || s->out_c < 1 || s->kernel < 1 || s->pad < 0 ||
-        s->out_h != s->in_h + 2 * s->pad - s->kernel + 1 || s->out_w != s->in_w + 2 * s->pad - s->kernel + 1 ||
-        s->out_h < 1 || s->out_w < 1)
-        return hd_fail("conv plan: inconsistent shape %dx%dx%d -> %dx%dx%d, kernel %d, pad %d, max_batch %d", s->in_c,
-                       s->in_h, s->in_w, s->out_c, s->out_h, s->out_w, s->kernel, s->pad, s->max_batch);
+        s->out_h != s->in_h + 2 * s->pad - s->kernel + 1 ||
+        s->out_w != s->in_w + 2 * s->pad - s->kernel + 1 || s->out_h < 1 || s->out_w < 1)
+        return hd_fail("conv plan: inconsistent shape %dx%dx%d -> %dx%dx%d, kernel %d, pad %d, max_batch %d",
+                       s->in_c, s->in_h, s->in_w, s->out_c, s->out_h, s->out_w, s->kernel, s->pad,
+                       s->max_batch);
     CUDNN_TRY(cudnnCreateFilterDescriptor(&plan->filter_desc));
-    CUDNN_TRY(cudnnSetFilter4dDescriptor(plan->filter_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s->out_c, s->in_c,
-                                         s->kernel, s->kernel));
+    CUDNN_TRY(cudnnSetFilter4dDescriptor(plan->filter_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s->out_c,
+                                         s->in_c, s->kernel, s->kernel));
     for (int i = 0; i < CONV_BATCH_SETS; i++)
         if (create_set(&plan->sets[i], s) != 0)
             return -1;
@@ -424,8 +432,8 @@ void gpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
     const hd_conv_shape *s = &plan->shape;
     gpu_enter(gpu);
     if (n <= 0) {
-        CUDA_CHECK(cudaMemsetAsync(dweight, 0, (size_t)s->out_c * s->in_c * s->kernel * s->kernel * sizeof(float),
-                                   gpu->compute));
+        CUDA_CHECK(cudaMemsetAsync(
+            dweight, 0, (size_t)s->out_c * s->in_c * s->kernel * s->kernel * sizeof(float), gpu->compute));
         CUDA_CHECK(cudaMemsetAsync(dbias, 0, (size_t)s->out_c * sizeof(float), gpu->compute));
         return;
     }
@@ -436,11 +444,11 @@ void gpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
     if (din)
         CUDNN_CHECK(cudnnConvolutionBackwardData(
             gpu->cudnn, &one, plan->filter_desc, weight, set->out_desc, dout, set->conv[CONV_BWD_DATA],
-            (cudnnConvolutionBwdDataAlgo_t)set->algo[CONV_BWD_DATA], gpu->workspace, gpu->workspace_bytes, &zero,
-            set->in_desc, din));
+            (cudnnConvolutionBwdDataAlgo_t)set->algo[CONV_BWD_DATA], gpu->workspace, gpu->workspace_bytes,
+            &zero, set->in_desc, din));
     CUDNN_CHECK(cudnnConvolutionBackwardFilter(
         gpu->cudnn, &one, set->in_desc, in, set->out_desc, dout, set->conv[CONV_BWD_FILTER],
-        (cudnnConvolutionBwdFilterAlgo_t)set->algo[CONV_BWD_FILTER], gpu->workspace, gpu->workspace_bytes, &zero,
-        plan->filter_desc, dweight));
+        (cudnnConvolutionBwdFilterAlgo_t)set->algo[CONV_BWD_FILTER], gpu->workspace, gpu->workspace_bytes,
+        &zero, plan->filter_desc, dweight));
     gpu_op_done(gpu, "conv2d_backward");
 }

@@ -17,14 +17,15 @@ void gpu_dense_forward(hd_backend *be, int n, int in_f, int out_f, const float *
         return;
     gpu_enter(gpu);
     const float one = 1.0f, zero = 0.0f;
-    CUBLAS_CHECK(cublasSgemm(gpu->cublas, CUBLAS_OP_T, CUBLAS_OP_N, out_f, n, in_f, &one, weight, in_f, in, in_f,
-                             &zero, out, out_f));
+    CUBLAS_CHECK(cublasSgemm(gpu->cublas, CUBLAS_OP_T, CUBLAS_OP_N, out_f, n, in_f, &one, weight, in_f, in,
+                             in_f, &zero, out, out_f));
     gpu_bias_act_forward(gpu, out, bias, n, out_f, 1, act);
     gpu_op_done(gpu, "dense_forward");
 }
 
 void gpu_dense_backward(hd_backend *be, int n, int in_f, int out_f, const float *in, const float *weight,
-                        const float *out, float *dout, float *din, float *dweight, float *dbias, hd_activation act) {
+                        const float *out, float *dout, float *din, float *dweight, float *dbias,
+                        hd_activation act) {
     hd_gpu_backend *gpu = hd_gpu_from(be);
     gpu_enter(gpu);
     if (n <= 0) {
@@ -36,9 +37,9 @@ void gpu_dense_backward(hd_backend *be, int n, int in_f, int out_f, const float 
     gpu_bias_act_backward(gpu, out, dout, dbias, n, out_f, 1, act);
     const float one = 1.0f, zero = 0.0f;
     if (din)
-        CUBLAS_CHECK(cublasSgemm(gpu->cublas, CUBLAS_OP_N, CUBLAS_OP_N, in_f, n, out_f, &one, weight, in_f, dout,
-                                 out_f, &zero, din, in_f));
-    CUBLAS_CHECK(cublasSgemm(gpu->cublas, CUBLAS_OP_N, CUBLAS_OP_T, in_f, out_f, n, &one, in, in_f, dout, out_f,
-                             &zero, dweight, in_f));
+        CUBLAS_CHECK(cublasSgemm(gpu->cublas, CUBLAS_OP_N, CUBLAS_OP_N, in_f, n, out_f, &one, weight, in_f,
+                                 dout, out_f, &zero, din, in_f));
+    CUBLAS_CHECK(cublasSgemm(gpu->cublas, CUBLAS_OP_N, CUBLAS_OP_T, in_f, out_f, n, &one, in, in_f, dout,
+                             out_f, &zero, dweight, in_f));
     gpu_op_done(gpu, "dense_backward");
 }

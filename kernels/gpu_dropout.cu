@@ -9,8 +9,8 @@
 #include "gpu_internal.h"
 #include "hd/shared_math.h"
 
-__global__ void dropout_apply_kernel(size_t count, float rate, uint64_t seed, uint32_t layer_index, uint64_t step,
-                                     const float *src, float *dst) {
+__global__ void dropout_apply_kernel(size_t count, float rate, uint64_t seed, uint32_t layer_index,
+                                     uint64_t step, const float *src, float *dst) {
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += stride)
         dst[i] = src[i] * hd_dropout_multiplier(seed, layer_index, step, (uint64_t)i, rate);
@@ -23,7 +23,8 @@ static void dropout_apply(hd_gpu_backend *gpu, size_t count, float rate, uint64_
     gpu_enter(gpu);
     if (rate <= 0.0f) {
         if (src != dst)
-            CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice, gpu->compute));
+            CUDA_CHECK(
+                cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice, gpu->compute));
     } else {
         dropout_apply_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(
             count, rate, seed, layer_index, step, src, dst);

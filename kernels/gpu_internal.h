@@ -34,8 +34,8 @@ typedef struct hd_gpu_backend {
     int cc_major, cc_minor;
     int sm_count;
 
-    cudaStream_t compute; /* every op, in call order */
-    cudaStream_t copy;    /* host -> device uploads */
+    cudaStream_t compute;     /* every op, in call order */
+    cudaStream_t copy;        /* host -> device uploads */
     cudaEvent_t compute_tail; /* recorded on compute before an upload; the copy waits for it */
     cudaEvent_t copy_done;    /* recorded on copy after an upload; compute waits for it */
     cudaEvent_t fences[HD_GPU_FENCE_RING];
@@ -71,31 +71,32 @@ int gpu_workspace_reserve(hd_gpu_backend *gpu, size_t bytes);
 
 /* ---- gpu_bias_act.cu ---- */
 /* out[i, c, s] = act(out[i, c, s] + bias[c]) over n x channels x spatial. */
-void gpu_bias_act_forward(hd_gpu_backend *gpu, float *out, const float *bias, int n, int channels, int spatial,
-                          hd_activation act);
+void gpu_bias_act_forward(hd_gpu_backend *gpu, float *out, const float *bias, int n, int channels,
+                          int spatial, hd_activation act);
 /* With ReLU, zeroes dout where out <= 0 (in place); then dbias[c] = sum over i, s of dout
  * (skipped when dbias is NULL). One block per channel, fixed summation order. */
-void gpu_bias_act_backward(hd_gpu_backend *gpu, const float *out, float *dout, float *dbias, int n, int channels,
-                           int spatial, hd_activation act);
+void gpu_bias_act_backward(hd_gpu_backend *gpu, const float *out, float *dout, float *dbias, int n,
+                           int channels, int spatial, hd_activation act);
 
 /* ---- the ops, one file each ---- */
 void *gpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape);
 void gpu_conv2d_plan_free(hd_backend *be, void *plan);
-void gpu_conv2d_forward(hd_backend *be, void *plan, int n, const float *in, const float *weight, const float *bias,
-                        float *out);
-void gpu_conv2d_backward(hd_backend *be, void *plan, int n, const float *in, const float *weight, const float *out,
-                         float *dout, float *din, float *dweight, float *dbias);
+void gpu_conv2d_forward(hd_backend *be, void *plan, int n, const float *in, const float *weight,
+                        const float *bias, float *out);
+void gpu_conv2d_backward(hd_backend *be, void *plan, int n, const float *in, const float *weight,
+                         const float *out, float *dout, float *din, float *dweight, float *dbias);
 
 void *gpu_maxpool_plan(hd_backend *be, const hd_pool_shape *shape);
 void gpu_maxpool_plan_free(hd_backend *be, void *plan);
 void gpu_maxpool_forward(hd_backend *be, void *plan, int n, const float *in, float *out);
-void gpu_maxpool_backward(hd_backend *be, void *plan, int n, const float *in, const float *out, const float *dout,
-                          float *din);
+void gpu_maxpool_backward(hd_backend *be, void *plan, int n, const float *in, const float *out,
+                          const float *dout, float *din);
 
 void gpu_dense_forward(hd_backend *be, int n, int in_f, int out_f, const float *in, const float *weight,
                        const float *bias, float *out, hd_activation act);
 void gpu_dense_backward(hd_backend *be, int n, int in_f, int out_f, const float *in, const float *weight,
-                        const float *out, float *dout, float *din, float *dweight, float *dbias, hd_activation act);
+                        const float *out, float *dout, float *din, float *dweight, float *dbias,
+                        hd_activation act);
 
 void gpu_dropout_forward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
                          uint64_t step, const float *in, float *out);

@@ -14,8 +14,8 @@
 
 #define LOSS_THREADS 256
 
-__global__ void softmax_xent_kernel(int n, int classes, const float *logits, const int32_t *labels, float *dlogits,
-                                    float grad_scale, float *metrics) {
+__global__ void softmax_xent_kernel(int n, int classes, const float *logits, const int32_t *labels,
+                                    float *dlogits, float grad_scale, float *metrics) {
     __shared__ double loss_part[LOSS_THREADS];
     __shared__ int correct_part[LOSS_THREADS];
     double loss_sum = 0.0;
@@ -23,8 +23,8 @@ __global__ void softmax_xent_kernel(int n, int classes, const float *logits, con
     for (int row = threadIdx.x; row < n; row += blockDim.x) {
         int correct = 0;
         size_t offset = (size_t)row * (size_t)classes;
-        loss_sum += hd_softmax_xent_row(logits + offset, classes, labels[row], dlogits ? dlogits + offset : NULL,
-                                        grad_scale, &correct);
+        loss_sum += hd_softmax_xent_row(logits + offset, classes, labels[row],
+                                        dlogits ? dlogits + offset : NULL, grad_scale, &correct);
         correct_sum += correct;
     }
     loss_part[threadIdx.x] = loss_sum;
@@ -51,7 +51,7 @@ void gpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, c
     gpu_enter(gpu);
     float grad_scale = grad_divisor != 0.0f ? 1.0f / grad_divisor : 0.0f;
     softmax_xent_kernel<<<1, LOSS_THREADS, 0, gpu->compute>>>(n, classes, logits, labels, dlogits, grad_scale,
-                                                               metrics);
+                                                              metrics);
     CUDA_CHECK_LAUNCH();
     gpu_op_done(gpu, "softmax_xent");
 }

@@ -27,8 +27,8 @@ void gpu_adam_step(hd_backend *be, size_t count, float *params, const float *gra
     if (count == 0)
         return;
     gpu_enter(gpu);
-    adam_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(count, params, grads, m, v, beta1,
-                                                                                  beta2, eps, step_size);
+    adam_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(
+        count, params, grads, m, v, beta1, beta2, eps, step_size);
     CUDA_CHECK_LAUNCH();
     gpu_op_done(gpu, "adam_step");
 }
@@ -39,8 +39,8 @@ void gpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grad
     if (count == 0)
         return;
     gpu_enter(gpu);
-    sgd_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(count, params, grads, velocity, lr,
-                                                                                momentum, nesterov);
+    sgd_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(
+        count, params, grads, velocity, lr, momentum, nesterov);
     CUDA_CHECK_LAUNCH();
     gpu_op_done(gpu, "sgd_step");
 }

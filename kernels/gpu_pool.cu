@@ -22,9 +22,9 @@ typedef struct {
     hd_pool_shape shape;
     cudnnPoolingDescriptor_t pool_desc;
     cudnnTensorDescriptor_t in_desc, out_desc;
-    int described_n;       /* the batch size the tensor descriptors hold now */
-    int covers_input;      /* every input element lies in a window */
-    int cudnn_first_max;   /* the probe found cuDNN's backward follows the first-maximum rule */
+    int described_n;     /* the batch size the tensor descriptors hold now */
+    int covers_input;    /* every input element lies in a window */
+    int cudnn_first_max; /* the probe found cuDNN's backward follows the first-maximum rule */
 } gpu_pool_plan;
 
 __global__ void maxpool_backward_kernel(size_t windows, int in_h, int in_w, int out_h, int out_w, int size,
@@ -95,8 +95,10 @@ static int probe_cudnn_ties(hd_gpu_backend *gpu, gpu_pool_plan *plan) {
     const float one = 1.0f, zero = 0.0f;
     if (cudnnCreateTensorDescriptor(&x_desc) != CUDNN_STATUS_SUCCESS ||
         cudnnCreateTensorDescriptor(&y_desc) != CUDNN_STATUS_SUCCESS ||
-        cudnnSetTensor4dDescriptor(x_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, 1, size, w) != CUDNN_STATUS_SUCCESS ||
-        cudnnSetTensor4dDescriptor(y_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, 1, 1, 2) != CUDNN_STATUS_SUCCESS) {
+        cudnnSetTensor4dDescriptor(x_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, 1, size, w) !=
+            CUDNN_STATUS_SUCCESS ||
+        cudnnSetTensor4dDescriptor(y_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, 1, 1, 2) !=
+            CUDNN_STATUS_SUCCESS) {
         hd_fail("maxpool plan: cannot make the tie probe's descriptors");
         goto done;
     }
@@ -108,20 +110,24 @@ static int probe_cudnn_ties(hd_gpu_backend *gpu, gpu_pool_plan *plan) {
     }
     {
         float *d_in = buf, *d_din = buf + count, *d_out = buf + 2 * count, *d_dout = d_out + 2;
-        if (cudaMemcpyAsync(d_in, host_in, count * sizeof(float), cudaMemcpyHostToDevice, gpu->compute) != cudaSuccess ||
-            cudaMemcpyAsync(d_out, host_out, sizeof host_out, cudaMemcpyHostToDevice, gpu->compute) != cudaSuccess ||
-            cudaMemcpyAsync(d_dout, host_dout, sizeof host_dout, cudaMemcpyHostToDevice, gpu->compute) != cudaSuccess ||
+        if (cudaMemcpyAsync(d_in, host_in, count * sizeof(float), cudaMemcpyHostToDevice, gpu->compute) !=
+                cudaSuccess ||
+            cudaMemcpyAsync(d_out, host_out, sizeof host_out, cudaMemcpyHostToDevice, gpu->compute) !=
+                cudaSuccess ||
+            cudaMemcpyAsync(d_dout, host_dout, sizeof host_dout, cudaMemcpyHostToDevice, gpu->compute) !=
+                cudaSuccess ||
             cudaMemsetAsync(d_din, 0, count * sizeof(float), gpu->compute) != cudaSuccess) {
             hd_fail("maxpool plan: tie probe upload failed: %s", cudaGetErrorString(cudaGetLastError()));
             goto done;
         }
-        status = cudnnPoolingBackward(gpu->cudnn, plan->pool_desc, &one, y_desc, d_out, y_desc, d_dout, x_desc, d_in,
-                                      &zero, x_desc, d_din);
+        status = cudnnPoolingBackward(gpu->cudnn, plan->pool_desc, &one, y_desc, d_out, y_desc, d_dout,
+                                      x_desc, d_in, &zero, x_desc, d_din);
         if (status != CUDNN_STATUS_SUCCESS) {
             hd_fail("maxpool plan: cudnnPoolingBackward (tie probe) failed: %s", hd_gpu_cudnn_error(status));
             goto done;
         }
-        if (cudaMemcpyAsync(host_din, d_din, count * sizeof(float), cudaMemcpyDeviceToHost, gpu->compute) != cudaSuccess ||
+        if (cudaMemcpyAsync(host_din, d_din, count * sizeof(float), cudaMemcpyDeviceToHost, gpu->compute) !=
+                cudaSuccess ||
             cudaStreamSynchronize(gpu->compute) != cudaSuccess) {
             hd_fail("maxpool plan: tie probe download failed: %s", cudaGetErrorString(cudaGetLastError()));
             goto done;
@@ -145,11 +151,11 @@ static int plan_init(hd_gpu_backend *gpu, gpu_pool_plan *plan) {
     const hd_pool_shape *s = &plan->shape;
     if (s->max_batch < 1 || s->channels < 1 || s->size < 1 || s->out_h != s->in_h / s->size ||
         s->out_w != s->in_w / s->size || s->out_h < 1 || s->out_w < 1)
-        return hd_fail("maxpool plan: inconsistent shape %dx%dx%d -> %dx%d, size %d, max_batch %d", s->channels,
-                       s->in_h, s->in_w, s->out_h, s->out_w, s->size, s->max_batch);
+        return hd_fail("maxpool plan: inconsistent shape %dx%dx%d -> %dx%d, size %d, max_batch %d",
+                       s->channels, s->in_h, s->in_w, s->out_h, s->out_w, s->size, s->max_batch);
     CUDNN_TRY(cudnnCreatePoolingDescriptor(&plan->pool_desc));
-    CUDNN_TRY(cudnnSetPooling2dDescriptor(plan->pool_desc, CUDNN_POOLING_MAX_DETERMINISTIC, CUDNN_NOT_PROPAGATE_NAN,
-                                          s->size, s->size, 0, 0, s->size, s->size));
+    CUDNN_TRY(cudnnSetPooling2dDescriptor(plan->pool_desc, CUDNN_POOLING_MAX_DETERMINISTIC,
+                                          CUDNN_NOT_PROPAGATE_NAN, s->size, s->size, 0, 0, s->size, s->size));
     CUDNN_TRY(cudnnCreateTensorDescriptor(&plan->in_desc));
     CUDNN_TRY(cudnnCreateTensorDescriptor(&plan->out_desc));
     if (set_batch(plan, s->max_batch) != 0)
@@ -157,13 +163,14 @@ static int plan_init(hd_gpu_backend *gpu, gpu_pool_plan *plan) {
     int on, oc, oh, ow;
     CUDNN_TRY(cudnnGetPooling2dForwardOutputDim(plan->pool_desc, plan->in_desc, &on, &oc, &oh, &ow));
     if (on != s->max_batch || oc != s->channels || oh != s->out_h || ow != s->out_w)
-        return hd_fail("maxpool plan: cuDNN computes output %dx%dx%dx%d, the shape says %dx%dx%dx%d", on, oc, oh, ow,
-                       s->max_batch, s->channels, s->out_h, s->out_w);
+        return hd_fail("maxpool plan: cuDNN computes output %dx%dx%dx%d, the shape says %dx%dx%dx%d", on, oc,
+                       oh, ow, s->max_batch, s->channels, s->out_h, s->out_w);
     plan->covers_input = s->out_h * s->size == s->in_h && s->out_w * s->size == s->in_w;
     if (probe_cudnn_ties(gpu, plan) != 0)
         return -1;
     if (gpu->options.verbose)
-        fprintf(stderr, "hd-gpu: maxpool %dx%dx%d size %d: backward by %s\n", s->channels, s->in_h, s->in_w, s->size,
+        fprintf(stderr, "hd-gpu: maxpool %dx%dx%d size %d: backward by %s\n", s->channels, s->in_h, s->in_w,
+                s->size,
                 plan->cudnn_first_max ? "cuDNN (ties go to the first maximum)"
                                       : "our kernel (cuDNN does not send ties to the first maximum)");
     return 0;
@@ -218,7 +225,8 @@ void gpu_maxpool_forward(hd_backend *be, void *plan_ptr, int n, const float *in,
     gpu_enter(gpu);
     use_batch(plan, n);
     const float one = 1.0f, zero = 0.0f;
-    CUDNN_CHECK(cudnnPoolingForward(gpu->cudnn, plan->pool_desc, &one, plan->in_desc, in, &zero, plan->out_desc, out));
+    CUDNN_CHECK(cudnnPoolingForward(gpu->cudnn, plan->pool_desc, &one, plan->in_desc, in, &zero,
+                                    plan->out_desc, out));
     gpu_op_done(gpu, "maxpool_forward");
 }
 
@@ -231,12 +239,13 @@ void gpu_maxpool_backward(hd_backend *be, void *plan_ptr, int n, const float *in
         return;
     gpu_enter(gpu);
     if (!plan->covers_input)
-        CUDA_CHECK(cudaMemsetAsync(din, 0, (size_t)n * s->channels * s->in_h * s->in_w * sizeof(float), gpu->compute));
+        CUDA_CHECK(cudaMemsetAsync(din, 0, (size_t)n * s->channels * s->in_h * s->in_w * sizeof(float),
+                                   gpu->compute));
     if (plan->cudnn_first_max) {
         use_batch(plan, n);
         const float one = 1.0f, zero = 0.0f;
-        CUDNN_CHECK(cudnnPoolingBackward(gpu->cudnn, plan->pool_desc, &one, plan->out_desc, out, plan->out_desc, dout,
-                                         plan->in_desc, in, &zero, plan->in_desc, din));
+        CUDNN_CHECK(cudnnPoolingBackward(gpu->cudnn, plan->pool_desc, &one, plan->out_desc, out,
+                                         plan->out_desc, dout, plan->in_desc, in, &zero, plan->in_desc, din));
     } else {
         size_t windows = (size_t)n * s->channels * s->out_h * s->out_w;
         maxpool_backward_kernel<<<gpu_grid_blocks(gpu, windows), HD_GPU_THREADS, 0, gpu->compute>>>(

@@ -136,7 +136,8 @@ int main(void) {
     hd_clear_error();
     float *huge = be->ops->alloc(be, (size_t)1 << 42); /* 16 TiB */
     CHECK(huge == NULL, "a 16 TiB allocation succeeded");
-    CHECK(strstr(hd_last_error(), "out of GPU memory") != NULL, "out-of-memory message: \"%s\"", hd_last_error());
+    CHECK(strstr(hd_last_error(), "out of GPU memory") != NULL, "out-of-memory message: \"%s\"",
+          hd_last_error());
     be->ops->free(be, huge);
     float *small = be->ops->alloc(be, 1000);
     CHECK(small != NULL, "allocation after an out-of-memory failure: %s", hd_last_error());

@@ -53,8 +53,8 @@ static double max_abs(const float *x, size_t n) {
     return m;
 }
 
-static void compare(const backend_pair *p, const char *name, const float *gpu_dev, const float *cpu_dev, size_t n,
-                    double rtol, double atol_scale) {
+static void compare(const backend_pair *p, const char *name, const float *gpu_dev, const float *cpu_dev,
+                    size_t n, double rtol, double atol_scale) {
     float *got = host_copy(p->gpu, gpu_dev, n), *ref = host_copy(p->cpu, cpu_dev, n);
     CHECK(got && ref, "malloc");
     if (got && ref)
@@ -104,9 +104,10 @@ static void test_dropout(const backend_pair *p, size_t count, float rate, uint64
         for (size_t i = 0; i < count; i++)
             kept += got[i] != 0.0f;
         double expect = (double)count * (1.0 - rate), sigma = sqrt((double)count * rate * (1.0 - rate));
-        printf("dropout %.2f: kept %zu of %zu (expected %.0f +- %.0f)\n", (double)rate, kept, count, expect, sigma);
-        CHECK(fabs((double)kept - expect) <= 6.0 * sigma + 0.5, "dropout %.2f kept %zu of %zu", (double)rate, kept,
-              count);
+        printf("dropout %.2f: kept %zu of %zu (expected %.0f +- %.0f)\n", (double)rate, kept, count, expect,
+               sigma);
+        CHECK(fabs((double)kept - expect) <= 6.0 * sigma + 0.5, "dropout %.2f kept %zu of %zu", (double)rate,
+              kept, count);
         if (rate == 0.0f)
             CHECK(memcmp(got, h_in, count * 4) == 0, "dropout at rate 0 changed its input");
         free(got);
@@ -135,22 +136,24 @@ static void test_softmax(const backend_pair *p, int n, int classes, float scale,
     for (int i = 0; i < n; i++)
         h_labels[i] = (int32_t)(test_rand_u64(rng) % (uint64_t)classes);
     const float start[2] = {0.5f, 2.0f}; /* the op adds to what is there */
-    float *logits[2], *labels[2], *dlogits[2], *metrics[2];
+    float *logits[2], *dlogits[2], *metrics[2];
+    int32_t *labels[2];
     hd_backend *be[2] = {p->cpu, p->gpu};
     for (int k = 0; k < 2; k++) {
         logits[k] = device_copy(be[k], h_logits, cnt);
-        labels[k] = device_copy(be[k], h_labels, (size_t)n);
+        labels[k] = (int32_t *)(void *)device_copy(be[k], h_labels, (size_t)n);
         dlogits[k] = device_copy(be[k], NULL, cnt);
         metrics[k] = device_copy(be[k], start, 2);
-        be[k]->ops->softmax_xent(be[k], n, classes, logits[k], (const int32_t *)labels[k],
-                                 want_grad ? dlogits[k] : NULL, divisor, metrics[k]);
+        be[k]->ops->softmax_xent(be[k], n, classes, logits[k], labels[k], want_grad ? dlogits[k] : NULL,
+                                 divisor, metrics[k]);
     }
     float m_gpu[2], m_cpu[2];
     p->gpu->ops->download(p->gpu, m_gpu, metrics[1], sizeof m_gpu);
     p->cpu->ops->download(p->cpu, m_cpu, metrics[0], sizeof m_cpu);
     printf("softmax n=%d scale %g: loss sum gpu %.9g cpu %.9g; correct gpu %.0f cpu %.0f\n", n, (double)scale,
            (double)m_gpu[0], (double)m_cpu[0], (double)m_gpu[1], (double)m_cpu[1]);
-    CHECK(isfinite(m_gpu[0]) && isfinite(m_gpu[1]), "softmax n=%d scale %g: metrics not finite", n, (double)scale);
+    CHECK(isfinite(m_gpu[0]) && isfinite(m_gpu[1]), "softmax n=%d scale %g: metrics not finite", n,
+          (double)scale);
     CHECK(fabs((double)m_gpu[0] - m_cpu[0]) <= LOSS_RTOL * fabs((double)m_cpu[0]) + 1e-6,
           "softmax n=%d: loss sum %.9g vs %.9g", n, (double)m_gpu[0], (double)m_cpu[0]);
     CHECK(m_gpu[1] == m_cpu[1], "softmax n=%d: correct %.0f vs %.0f", n, (double)m_gpu[1], (double)m_cpu[1]);
@@ -169,7 +172,9 @@ static void test_softmax(const backend_pair *p, int n, int classes, float scale,
             free(g);
         }
     }
-    float *bufs[4][2] = {{logits[0], logits[1]}, {labels[0], labels[1]}, {dlogits[0], dlogits[1]},
+    float *bufs[4][2] = {{logits[0], logits[1]},
+                         {(float *)(void *)labels[0], (float *)(void *)labels[1]},
+                         {dlogits[0], dlogits[1]},
                          {metrics[0], metrics[1]}};
     for (int j = 0; j < 4; j++)
         free_pair(p, bufs[j]);
@@ -205,7 +210,8 @@ static void test_optimizer(const backend_pair *p, int adam, int nesterov, size_t
         for (int k = 0; k < 2; k++) {
             be[k]->ops->upload(be[k], grads[k], h, count * 4);
             if (adam)
-                be[k]->ops->adam_step(be[k], count, params[k], grads[k], m[k], v[k], 0.9f, 0.999f, 1e-7f, step_size);
+                be[k]->ops->adam_step(be[k], count, params[k], grads[k], m[k], v[k], 0.9f, 0.999f, 1e-7f,
+                                      step_size);
             else
                 be[k]->ops->sgd_step(be[k], count, params[k], grads[k], m[k], 0.01f, 0.9f, nesterov);
         }
@@ -247,7 +253,7 @@ int main(void) {
 
     test_softmax(&p, 128, 10, 5.0f, 128.0f, 1, &rng);
     test_softmax(&p, 1, 10, 5.0f, 1.0f, 1, &rng);
-    test_softmax(&p, 37, 10, 5.0f, 128.0f, 1, &rng); /* last batch, mean over the full batch */
+    test_softmax(&p, 37, 10, 5.0f, 128.0f, 1, &rng);    /* last batch, mean over the full batch */
     test_softmax(&p, 3000, 10, 5.0f, 3000.0f, 0, &rng); /* evaluation: metrics only */
     test_softmax(&p, 128, 10, 1e4f, 128.0f, 1, &rng);   /* huge logits */
     test_softmax(&p, 64, 3, 1e4f, 64.0f, 1, &rng);

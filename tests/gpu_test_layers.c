@@ -77,8 +77,8 @@ static double norm_rel_error(const float *got, const float *ref, size_t n) {
 }
 
 /* Downloads both and compares the GPU's tensor with the CPU's. exact: zero tolerance. */
-static void compare(const backend_pair *p, const char *name, const float *gpu_dev, const float *cpu_dev, size_t n,
-                    int exact) {
+static void compare(const backend_pair *p, const char *name, const float *gpu_dev, const float *cpu_dev,
+                    size_t n, int exact) {
     float *got = host_copy(p->gpu, gpu_dev, n), *ref = host_copy(p->cpu, cpu_dev, n);
     CHECK(got && ref, "malloc");
     if (got && ref) {
@@ -122,7 +122,8 @@ static void test_conv(const backend_pair *p, hd_conv_shape s, const int *batches
         goto done;
     for (int t = 0; t < n_batches; t++) {
         int n = batches[t];
-        size_t in_cnt = (size_t)n * s.in_c * s.in_h * s.in_w, out_cnt = (size_t)n * s.out_c * s.out_h * s.out_w;
+        size_t in_cnt = (size_t)n * s.in_c * s.in_h * s.in_w,
+               out_cnt = (size_t)n * s.out_c * s.out_h * s.out_w;
         char name[128];
         fill(h_in, in_cnt, -1.0f, 1.0f, rng);
         fill(h_w, w_n, -0.5f, 0.5f, rng);
@@ -149,8 +150,8 @@ static void test_conv(const backend_pair *p, hd_conv_shape s, const int *batches
             poison(be[k], din[k], in_cnt);
             poison(be[k], dw[k], w_n);
             poison(be[k], db[k], (size_t)s.out_c);
-            be[k]->ops->conv2d_backward(be[k], plan[k], n, in[k], w[k], out[k], dout[k], skip_din ? NULL : din[k],
-                                        dw[k], db[k]);
+            be[k]->ops->conv2d_backward(be[k], plan[k], n, in[k], w[k], out[k], dout[k],
+                                        skip_din ? NULL : din[k], dw[k], db[k]);
         }
         snprintf(name, sizeof name, "conv n=%d dout (masked)", n);
         compare(p, name, dout[1], dout[0], out_cnt, 1);
@@ -193,7 +194,8 @@ static void test_pool(const backend_pair *p, hd_pool_shape s, const int *batches
         dout[k] = device_copy(be[k], NULL, out_n);
         din[k] = device_copy(be[k], NULL, in_n);
         plan[k] = be[k]->ops->maxpool_plan(be[k], &s);
-        CHECK(plan[k] && in[k] && out[k] && dout[k] && din[k], "pool setup on %s: %s", be[k]->name, hd_last_error());
+        CHECK(plan[k] && in[k] && out[k] && dout[k] && din[k], "pool setup on %s: %s", be[k]->name,
+              hd_last_error());
     }
     if (!plan[0] || !plan[1] || !h_in || !h_dout)
         goto done;
@@ -273,8 +275,8 @@ static void test_dense(const backend_pair *p, int n, int in_f, int out_f, hd_act
         p->gpu->ops->upload(p->gpu, out[1], cpu_out, out_n * 4);
     free(cpu_out);
     for (int k = 0; k < 2; k++)
-        be[k]->ops->dense_backward(be[k], n, in_f, out_f, in[k], w[k], out[k], dout[k], skip_din ? NULL : din[k],
-                                   dw[k], db[k], act);
+        be[k]->ops->dense_backward(be[k], n, in_f, out_f, in[k], w[k], out[k], dout[k],
+                                   skip_din ? NULL : din[k], dw[k], db[k], act);
     snprintf(name, sizeof name, "dense n=%d dout (masked)", n);
     compare(p, name, dout[1], dout[0], out_n, 1);
     if (!skip_din) {
@@ -321,7 +323,8 @@ static void test_tf32(hd_backend *cpu, hd_backend *tf32, uint64_t *rng) {
             be[k]->ops->free(be[k], d_out);
         }
         double err = norm_rel_error(got, ref, out_n);
-        printf("TF32 dense 1600->128 n=64: ||gpu - cpu|| / ||cpu|| = %.3g (bound %.0e)\n", err, TF32_NORM_RTOL);
+        printf("TF32 dense 1600->128 n=64: ||gpu - cpu|| / ||cpu|| = %.3g (bound %.0e)\n", err,
+               TF32_NORM_RTOL);
         CHECK(err <= TF32_NORM_RTOL, "TF32 dense error %.3g over %.0e", err, TF32_NORM_RTOL);
     }
     free(h_in);

@@ -17,11 +17,15 @@
  * Tolerances: logits and gradients RTOL 1e-4 with ATOL_SCALE 1e-5 of each tensor's largest
  * magnitude (FP32 sums in different orders, as in gpu_test_layers.c: a few layers deep the
  * relative differences stay around 1e-6). Loss sum: LOSS_RTOL 1e-5 (from logits that agree
- * to ~1e-6). Loss curves: |gpu - cpu| <= CURVE_ATOL + CURVE_RTOL * cpu at every step. Two
- * CPU runs whose start differed by one ulp per weight stayed within 2e-4 of each other over
- * these steps (measured while writing this test): rounding differences grow slowly under
- * Adam and get a push at each kink crossing; CURVE_RTOL 1e-2 and CURVE_ATOL 1e-3 leave room
- * for that and still catch a wrong gradient, which moves the curve by far more. */
+ * to ~1e-6). Loss curves: |gpu - cpu| <= CURVE_ATOL + CURVE_RTOL * cpu at every step.
+ * Measured on the CPU while writing this test (two CPU models, same batches, 200 steps):
+ * moving a random quarter of one model's weights by an ulp after every step (about what
+ * rounding differences do to Adam's updates) left the curves within 3.3e-6 (six seeds);
+ * moving half its weights by an ulp once at the start, within 1.4e-3 at loss 0.69 in the
+ * worst of four seeds (a kink crossing early on). CURVE_ATOL 1e-3 + CURVE_RTOL 1e-2 is 5x
+ * that worst case and still far below what a wrong gradient does to the curve. (A task
+ * that plateaus before it drops is chaotic: the drop's timing moves, and the curves part
+ * by 0.1; hence this easy task.) */
 #include "check.h"
 #include "hd/common.h"
 #include "hd/model.h"
@@ -150,8 +154,8 @@ static void compare_gradients(hd_model *cm, hd_model *gm, int n, uint64_t *rng) 
         size_t differ = pattern_differences(cm, gm, n);
         if (differ == 0)
             break;
-        printf("n=%d draw %d: %zu ReLU units or pooling windows took different branches; drawing again\n", n, draw,
-               differ);
+        printf("n=%d draw %d: %zu ReLU units or pooling windows took different branches; drawing again\n", n,
+               draw, differ);
     }
     CHECK(draw < MAX_DRAWS, "n=%d: activation patterns differed in all %d draws", n, MAX_DRAWS);
     if (draw >= MAX_DRAWS || !images || !labels) {
@@ -193,7 +197,7 @@ static void compare_gradients(hd_model *cm, hd_model *gm, int n, uint64_t *rng) 
     free(labels);
 }
 
-static void compare_training(hd_model *cm, hd_model *gm, uint64_t *rng) {
+static void compare_training(hd_model *cm, hd_model *gm, int steps, uint64_t *rng) {
     hd_model *models[2] = {cm, gm};
     hd_optimizer opt[2];
     for (int k = 0; k < 2; k++) {
@@ -206,7 +210,7 @@ static void compare_training(hd_model *cm, hd_model *gm, uint64_t *rng) {
     double worst = 0.0, first_cpu = 0.0, last_cpu = 0.0;
     int worst_step = -1, bad_steps = 0;
     CHECK(images && labels, "malloc");
-    for (int step = 0; images && labels && step < TRAIN_STEPS; step++) {
+    for (int step = 0; images && labels && step < steps; step++) {
         int n = step % 50 == 49 ? TRAIN_BATCH - 11 : TRAIN_BATCH;
         fill_batch(images, labels, n, 1, rng);
         float loss[2];
@@ -231,17 +235,20 @@ static void compare_training(hd_model *cm, hd_model *gm, uint64_t *rng) {
         }
         if (step < 10)
             first_cpu += loss[0] / 10.0;
-        if (step >= TRAIN_STEPS - 10)
+        if (step >= steps - 10)
             last_cpu += loss[0] / 10.0;
-        if (step % 20 == 0 || step == TRAIN_STEPS - 1)
+        if (step % 20 == 0 || step == steps - 1)
             printf("step %3d n=%d: loss cpu %.6f gpu %.6f\n", step, n, (double)loss[0], (double)loss[1]);
     }
-    printf("loss curves: largest difference %.3g at step %d; mean loss first 10 steps %.4f, last 10 %.4f\n", worst,
-           worst_step, first_cpu, last_cpu);
-    CHECK(bad_steps == 0, "loss curves differ beyond %.0e + %.0e * loss at %d of %d steps (worst %.3g at step %d)",
-          CURVE_ATOL, CURVE_RTOL, bad_steps, TRAIN_STEPS, worst, worst_step);
-    CHECK(last_cpu < 0.5 * first_cpu, "the synthetic task was not learned (loss %.4f -> %.4f): the curves compare "
-          "nothing", first_cpu, last_cpu);
+    printf("loss curves: largest difference %.3g at step %d; mean loss first 10 steps %.4f, last 10 %.4f\n",
+           worst, worst_step, first_cpu, last_cpu);
+    CHECK(bad_steps == 0,
+          "loss curves differ beyond %.0e + %.0e * loss at %d of %d steps (worst %.3g at step %d)",
+          CURVE_ATOL, CURVE_RTOL, bad_steps, steps, worst, worst_step);
+    CHECK(steps < 100 || last_cpu < 0.5 * first_cpu,
+          "the synthetic task was not learned (loss %.4f -> %.4f): the curves compare "
+          "nothing",
+          first_cpu, last_cpu);
     for (int k = 0; k < 2; k++)
         hd_optimizer_free(&opt[k], models[k]);
     free(images);
@@ -276,12 +283,16 @@ int main(void) {
     if (pc && pg) {
         hd_model_get_params(&cm, pc);
         hd_model_get_params(&gm, pg);
-        CHECK(memcmp(pc, pg, cm.param_count * sizeof(float)) == 0, "the same seed gave different initial weights");
+        CHECK(memcmp(pc, pg, cm.param_count * sizeof(float)) == 0,
+              "the same seed gave different initial weights");
     }
 
     compare_gradients(&cm, &gm, GRAD_BATCH, &rng);
     compare_gradients(&cm, &gm, GRAD_BATCH - 23, &rng); /* the last, smaller batch */
-    compare_training(&cm, &gm, &rng);
+    /* HD_TEST_TRAIN_STEPS shortens part 2 (bench/gpu-check does under compute-sanitizer). */
+    const char *steps_env = getenv("HD_TEST_TRAIN_STEPS");
+    int steps = steps_env && atoi(steps_env) >= 10 ? atoi(steps_env) : TRAIN_STEPS;
+    compare_training(&cm, &gm, steps, &rng);
 
     free(pc);
     free(pg);

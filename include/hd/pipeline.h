@@ -1,0 +1,60 @@
+/* pipeline.h: the host-side data driver. A producer thread prepares training batches
+ * ahead of the backend: it shuffles (seeded, per epoch), gathers images, augments them
+ * (training only) and writes them into a ring of upload buffers from host_alloc (pinned
+ * on a GPU). The consumer uploads a ready slot into the model's input and label buffers;
+ * a slot is handed back to the producer only after the backend's fence for its upload
+ * has passed, so the host never waits on the step it just queued. */
+#ifndef HD_PIPELINE_H
+#define HD_PIPELINE_H
+
+#include "hd/augment.h"
+#include "hd/backend.h"
+#include "hd/model.h"
+
+#include <stdint.h>
+
+#define HD_PIPELINE_SLOTS 4
+
+/* Images as floats in [0, 1], row-major, with their labels. */
+typedef struct {
+    int count, rows, cols;
+    float *images;
+    int32_t *labels;
+} hd_float_set;
+
+/* Copies the rows of `indices` (or all when indices is NULL) from a byte dataset,
+ * scaling pixels to [0, 1]. */
+int hd_float_set_from_bytes(hd_float_set *out, const uint8_t *images, const uint8_t *labels, int rows, int cols,
+                            const int *indices, int count);
+void hd_float_set_free(hd_float_set *set);
+
+/* Seeded split of [0, count) into training and validation indices (a Philox shuffle).
+ * *train_idx and *val_idx are malloc'ed. */
+int hd_split_indices(int count, double val_fraction, uint64_t seed, int **train_idx, int *n_train, int **val_idx,
+                     int *n_val);
+
+/* The permutation of [0, n) for one epoch: a Fisher-Yates shuffle driven by Philox
+ * (seed, HD_RNG_STREAM_SHUFFLE, epoch), identical on every machine and thread count. */
+void hd_epoch_permutation(int *order, int n, uint64_t seed, uint64_t epoch);
+
+typedef struct hd_pipeline hd_pipeline;
+
+typedef struct {
+    const hd_float_set *data;
+    int batch;
+    uint64_t seed;
+    int augment;
+    hd_augment_ranges ranges;
+} hd_pipeline_config;
+
+int hd_pipeline_create(hd_pipeline **out, hd_backend *be, const hd_pipeline_config *config);
+void hd_pipeline_destroy(hd_pipeline *p);
+/* Starts producing the batches of `epoch` (0-based); returns the number of steps. */
+int hd_pipeline_start_epoch(hd_pipeline *p, uint64_t epoch);
+/* Uploads the next batch into model->input / model->labels; returns its size (the last
+ * batch of an epoch may be smaller), or 0 at the end of the epoch. */
+int hd_pipeline_next(hd_pipeline *p, hd_model *model);
+/* Seconds the consumer spent waiting for the producer (data-bound time). */
+double hd_pipeline_wait_seconds(const hd_pipeline *p);
+
+#endif

@@ -1,0 +1,92 @@
+/* dataset_split.c: float conversion, the seeded validation split and per-epoch shuffles. */
+#include "hd/common.h"
+#include "hd/pipeline.h"
+#include "hd/shared_math.h"
+
+#include <stdlib.h>
+
+int hd_float_set_from_bytes(hd_float_set *out, const uint8_t *images, const uint8_t *labels, int rows, int cols,
+                            const int *indices, int count) {
+    size_t image_size = (size_t)rows * cols;
+    out->count = count;
+    out->rows = rows;
+    out->cols = cols;
+    out->images = hd_malloc(sizeof(float) * image_size * (size_t)count);
+    out->labels = hd_malloc(sizeof(int32_t) * (size_t)count);
+    if (!out->images || !out->labels) {
+        hd_float_set_free(out);
+        return -1;
+    }
+    for (int i = 0; i < count; i++) {
+        int src = indices ? indices[i] : i;
+        const uint8_t *pixels = images + (size_t)src * image_size;
+        float *dst = out->images + (size_t)i * image_size;
+        for (size_t j = 0; j < image_size; j++)
+            dst[j] = (float)pixels[j] * (1.0f / 255.0f);
+        out->labels[i] = labels[src];
+    }
+    return 0;
+}
+
+void hd_float_set_free(hd_float_set *set) {
+    free(set->images);
+    free(set->labels);
+    set->images = NULL;
+    set->labels = NULL;
+    set->count = 0;
+}
+
+void hd_epoch_permutation(int *order, int n, uint64_t seed, uint64_t epoch) {
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        float u = hd_random_unit(seed, HD_RNG_STREAM_SHUFFLE, epoch, (uint64_t)i);
+        int j = (int)(u * (float)(i + 1));
+        if (j > i)
+            j = i;
+        int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+int hd_split_indices(int count, double val_fraction, uint64_t seed, int **train_idx, int *n_train, int **val_idx,
+                     int *n_val) {
+    if (!(val_fraction >= 0.0 && val_fraction < 1.0))
+        return hd_fail("validation split %.3g: must be in [0, 1)", val_fraction);
+    int *order = hd_malloc(sizeof(int) * (size_t)count);
+    if (!order)
+        return -1;
+    /* "epoch" UINT32_MAX: a permutation no training epoch uses. */
+    hd_epoch_permutation(order, count, seed, 0xFFFFFFFFull);
+    int nv = (int)(count * val_fraction + 0.5);
+    *n_val = nv;
+    *n_train = count - nv;
+    *val_idx = hd_malloc(sizeof(int) * (size_t)(nv ? nv : 1));
+    *train_idx = hd_malloc(sizeof(int) * (size_t)(count - nv));
+    if (!*val_idx || !*train_idx) {
+        free(order);
+        free(*val_idx);
+        free(*train_idx);
+        return -1;
+    }
+    /* Sorted within each part, so the split is a set, not an order. */
+    char *is_val = hd_calloc((size_t)count, 1);
+    if (!is_val) {
+        free(order);
+        free(*val_idx);
+        free(*train_idx);
+        return -1;
+    }
+    for (int i = 0; i < nv; i++)
+        is_val[order[i]] = 1;
+    for (int i = 0, t = 0, v = 0; i < count; i++) {
+        if (is_val[i])
+            (*val_idx)[v++] = i;
+        else
+            (*train_idx)[t++] = i;
+    }
+    free(is_val);
+    free(order);
+    return 0;
+}

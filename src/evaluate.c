@@ -1,0 +1,54 @@
+/* evaluate.c: model evaluation over a labelled set (see evaluate.h). */
+#include "hd/evaluate.h"
+#include "hd/common.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result, int *confusion, int *predicted,
+                float *confidence) {
+    hd_backend *be = model->be;
+    int classes = model->classes, batch = model->max_batch;
+    size_t image_size = (size_t)set->rows * set->cols;
+    float *logits = hd_malloc(sizeof(float) * (size_t)batch * classes);
+    if (!logits)
+        return -1;
+    if (confusion)
+        memset(confusion, 0, sizeof(int) * (size_t)classes * classes);
+    float zero[2] = {0, 0}, metrics[2];
+    be->ops->upload(be, model->metrics, zero, sizeof zero);
+    for (int begin = 0; begin < set->count; begin += batch) {
+        int n = set->count - begin < batch ? set->count - begin : batch;
+        be->ops->upload(be, model->input, set->images + (size_t)begin * image_size, sizeof(float) * image_size * n);
+        be->ops->upload(be, model->labels, set->labels + begin, sizeof(int32_t) * n);
+        const float *device_logits = hd_model_forward(model, n, 0, 0, 0);
+        hd_model_loss(model, n, 0);
+        if (!confusion && !predicted && !confidence)
+            continue;
+        be->ops->download(be, logits, device_logits, sizeof(float) * (size_t)n * classes);
+        for (int i = 0; i < n; i++) {
+            const float *row = logits + (size_t)i * classes;
+            int arg = 0;
+            for (int c = 1; c < classes; c++)
+                if (row[c] > row[arg])
+                    arg = c;
+            if (confusion)
+                confusion[set->labels[begin + i] * classes + arg]++;
+            if (predicted)
+                predicted[begin + i] = arg;
+            if (confidence) {
+                double sum = 0;
+                for (int c = 0; c < classes; c++)
+                    sum += exp((double)row[c] - row[arg]);
+                confidence[begin + i] = (float)(1.0 / sum);
+            }
+        }
+    }
+    be->ops->download(be, metrics, model->metrics, sizeof metrics);
+    free(logits);
+    result->count = set->count;
+    result->loss = set->count ? metrics[0] / set->count : 0.0;
+    result->accuracy = set->count ? metrics[1] / set->count : 0.0;
+    return 0;
+}

@@ -1,0 +1,189 @@
+/* pipeline.c: the producer thread and ring of upload buffers declared in pipeline.h. */
+#include "hd/pipeline.h"
+#include "hd/common.h"
+#include "hd/shared_math.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { SLOT_FREE, SLOT_FILLING, SLOT_READY, SLOT_IN_FLIGHT } slot_state;
+
+typedef struct {
+    float *images;   /* host_alloc: batch x rows x cols */
+    int32_t *labels; /* host_alloc: batch */
+    int count;
+    int fence;
+    slot_state state;
+} pipeline_slot;
+
+struct hd_pipeline {
+    hd_backend *be;
+    hd_pipeline_config config;
+    size_t image_size;
+    pipeline_slot slots[HD_PIPELINE_SLOTS];
+    int *order;          /* this epoch's permutation */
+    uint64_t *positions; /* scratch: training-set indices of one batch */
+    float *gathered;     /* scratch: gathered images before augmentation */
+    uint64_t epoch;
+    int steps, produced, consumed;
+    int stop, epoch_pending;
+    double wait_seconds;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+};
+
+static void fill_slot(hd_pipeline *p, pipeline_slot *slot, int step) {
+    const hd_float_set *data = p->config.data;
+    int begin = step * p->config.batch;
+    int count = data->count - begin < p->config.batch ? data->count - begin : p->config.batch;
+    float *dst = p->config.augment ? p->gathered : slot->images;
+    for (int i = 0; i < count; i++) {
+        int index = p->order[begin + i];
+        memcpy(dst + (size_t)i * p->image_size, data->images + (size_t)index * p->image_size,
+               p->image_size * sizeof(float));
+        slot->labels[i] = data->labels[index];
+        p->positions[i] = (uint64_t)index;
+    }
+    if (p->config.augment)
+        hd_augment_batch(&p->config.ranges, p->config.seed, p->epoch, p->positions, count, p->gathered, slot->images,
+                         data->rows, data->cols);
+    slot->count = count;
+}
+
+static void *producer_main(void *arg) {
+    hd_pipeline *p = arg;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->stop && (p->produced >= p->steps || p->slots[p->produced % HD_PIPELINE_SLOTS].state != SLOT_FREE))
+            pthread_cond_wait(&p->changed, &p->lock);
+        if (p->stop)
+            break;
+        int step = p->produced;
+        pipeline_slot *slot = &p->slots[step % HD_PIPELINE_SLOTS];
+        slot->state = SLOT_FILLING;
+        pthread_mutex_unlock(&p->lock);
+        fill_slot(p, slot, step);
+        pthread_mutex_lock(&p->lock);
+        slot->state = SLOT_READY;
+        p->produced++;
+        pthread_cond_broadcast(&p->changed);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+int hd_pipeline_create(hd_pipeline **out, hd_backend *be, const hd_pipeline_config *config) {
+    hd_pipeline *p = hd_calloc(1, sizeof *p);
+    if (!p)
+        return -1;
+    p->be = be;
+    p->config = *config;
+    p->image_size = (size_t)config->data->rows * config->data->cols;
+    p->order = hd_malloc(sizeof(int) * (size_t)config->data->count);
+    p->positions = hd_malloc(sizeof(uint64_t) * (size_t)config->batch);
+    p->gathered = hd_malloc(sizeof(float) * p->image_size * (size_t)config->batch);
+    int ok = p->order && p->positions && p->gathered;
+    for (int s = 0; ok && s < HD_PIPELINE_SLOTS; s++) {
+        p->slots[s].images = be->ops->host_alloc(be, sizeof(float) * p->image_size * (size_t)config->batch);
+        p->slots[s].labels = be->ops->host_alloc(be, sizeof(int32_t) * (size_t)config->batch);
+        ok = p->slots[s].images && p->slots[s].labels;
+    }
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->changed, NULL);
+    if (!ok || pthread_create(&p->thread, NULL, producer_main, p) != 0) {
+        if (ok)
+            hd_fail("cannot start the data pipeline thread");
+        p->stop = 1;
+        p->thread = 0;
+        hd_pipeline_destroy(p);
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
+void hd_pipeline_destroy(hd_pipeline *p) {
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+    if (p->thread)
+        pthread_join(p->thread, NULL);
+    for (int s = 0; s < HD_PIPELINE_SLOTS; s++) {
+        if (p->slots[s].state == SLOT_IN_FLIGHT)
+            p->be->ops->fence_wait(p->be, p->slots[s].fence);
+        if (p->slots[s].images)
+            p->be->ops->host_free(p->be, p->slots[s].images);
+        if (p->slots[s].labels)
+            p->be->ops->host_free(p->be, p->slots[s].labels);
+    }
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->changed);
+    free(p->order);
+    free(p->positions);
+    free(p->gathered);
+    free(p);
+}
+
+/* Hands back every in-flight slot except the newest `keep`, after its fence has passed. */
+static void release_slots(hd_pipeline *p, int keep) {
+    for (int back = HD_PIPELINE_SLOTS; back > keep; back--) {
+        int step = p->consumed - back;
+        if (step < 0)
+            continue;
+        pipeline_slot *slot = &p->slots[step % HD_PIPELINE_SLOTS];
+        if (slot->state != SLOT_IN_FLIGHT)
+            continue;
+        p->be->ops->fence_wait(p->be, slot->fence);
+        pthread_mutex_lock(&p->lock);
+        slot->state = SLOT_FREE;
+        pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+int hd_pipeline_start_epoch(hd_pipeline *p, uint64_t epoch) {
+    release_slots(p, 0);
+    pthread_mutex_lock(&p->lock);
+    /* The previous epoch must be fully consumed before its buffers are reused. */
+    p->epoch = epoch;
+    hd_epoch_permutation(p->order, p->config.data->count, p->config.seed, epoch);
+    p->steps = (p->config.data->count + p->config.batch - 1) / p->config.batch;
+    p->produced = 0;
+    p->consumed = 0;
+    for (int s = 0; s < HD_PIPELINE_SLOTS; s++)
+        p->slots[s].state = SLOT_FREE;
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+    return p->steps;
+}
+
+int hd_pipeline_next(hd_pipeline *p, hd_model *model) {
+    if (p->consumed >= p->steps)
+        return 0;
+    /* Keep at most two uploads in flight: the host runs at most two steps ahead. */
+    release_slots(p, 2);
+    pipeline_slot *slot = &p->slots[p->consumed % HD_PIPELINE_SLOTS];
+    double t0 = hd_now_seconds();
+    pthread_mutex_lock(&p->lock);
+    while (slot->state != SLOT_READY)
+        pthread_cond_wait(&p->changed, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    p->wait_seconds += hd_now_seconds() - t0;
+    int count = slot->count;
+    hd_backend *be = p->be;
+    be->ops->upload(be, model->input, slot->images, sizeof(float) * p->image_size * (size_t)count);
+    be->ops->upload(be, model->labels, slot->labels, sizeof(int32_t) * (size_t)count);
+    slot->fence = be->ops->fence_record(be);
+    slot->state = SLOT_IN_FLIGHT;
+    p->consumed++;
+    return count;
+}
+
+double hd_pipeline_wait_seconds(const hd_pipeline *p) {
+    return p->wait_seconds;
+}

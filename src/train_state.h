@@ -1,0 +1,38 @@
+/* train_state.h: what the trainer carries between epochs, and its round trip through the
+ * run directory (last.safetensors, best.safetensors, metrics.csv) for --resume. */
+#ifndef HD_TRAIN_STATE_H
+#define HD_TRAIN_STATE_H
+
+#include "hd/metrics.h"
+#include "hd/model.h"
+#include "hd/optimizer.h"
+#include "hd/trainer.h"
+
+typedef struct {
+    int epochs_done;      /* completed epochs */
+    uint64_t global_step; /* optimizer steps so far (dropout masks use it) */
+    double best_val_loss;
+    double best_val_acc;
+    int best_epoch;       /* 1-based; 0 = none yet */
+    int es_wait;          /* epochs since the best validation loss */
+    double lr_best;       /* reduce-LR-on-plateau's own best (min_delta 1e-4, as Keras) */
+    int lr_wait;
+    float *best_params;   /* host copy of the best weights */
+    hd_epoch_metrics *rows;
+    int n_rows, cap_rows;
+} hd_train_state;
+
+int hd_train_state_init(hd_train_state *st, const hd_model *model);
+void hd_train_state_free(hd_train_state *st);
+int hd_train_state_add_row(hd_train_state *st, const hd_epoch_metrics *row);
+
+/* Writes RUN_DIR/last.safetensors (model, optimizer and this state) and metrics.csv. */
+int hd_train_state_save(const hd_train_state *st, const char *run_dir, const hd_model *model,
+                        const hd_optimizer *opt, uint64_t seed);
+/* Writes RUN_DIR/best.safetensors from the model's current weights. */
+int hd_train_state_save_best(const hd_train_state *st, const char *run_dir, const hd_model *model);
+/* Restores model, optimizer and state from RUN_DIR (after --resume). */
+int hd_train_state_resume(hd_train_state *st, const char *run_dir, hd_model *model, hd_optimizer *opt,
+                          uint64_t *seed);
+
+#endif

@@ -1,0 +1,274 @@
+/* trainer.c: the training loop described in trainer.h. It sees only the backend
+ * interface, the model and the data pipeline. */
+#include "hd/trainer.h"
+#include "hd/common.h"
+#include "hd/evaluate.h"
+#include "hd/pipeline.h"
+#include "hd/progress.h"
+#include "train_finish.h"
+#include "train_state.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void hd_train_config_defaults(hd_train_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->spec = HD_DEFAULT_SPEC;
+    cfg->epochs = 40;
+    cfg->batch = 128;
+    cfg->optimizer = HD_OPT_ADAM;
+    cfg->lr = 1e-3f;
+    cfg->momentum = 0.9f;
+    cfg->seed = 42;
+    cfg->val_fraction = 0.1;
+    cfg->es_patience = 6;
+    cfg->es_min_delta = 0.0;
+    cfg->lr_patience = 2;
+    cfg->lr_factor = 0.5;
+    cfg->min_lr = 1e-5;
+    cfg->augment = 1;
+    cfg->eval_batch = 1000;
+    cfg->report = 1;
+}
+
+void hd_train_config_format(const hd_train_config *cfg, const char *device, char *buf, size_t len) {
+    snprintf(buf, len,
+             "device: %s\nmodel: %s\noptimizer: %s\nlearning_rate: %g\nbatch_size: %d\nepochs: %d\nseed: %llu\n"
+             "validation_split: %g\nearly_stopping_patience: %d\nreduce_lr_patience: %d\nreduce_lr_factor: %g\n"
+             "min_lr: %g\naugmentation: %s\ntrain_limit: %d\n",
+             device, cfg->spec, cfg->optimizer == HD_OPT_ADAM ? "adam" : "sgd", (double)cfg->lr, cfg->batch,
+             cfg->epochs, (unsigned long long)cfg->seed, cfg->val_fraction, cfg->es_patience, cfg->lr_patience,
+             cfg->lr_factor, cfg->min_lr, cfg->augment ? "on" : "off", cfg->train_limit);
+}
+
+/* Everything one run holds, so that cleanup is one function. */
+typedef struct {
+    hd_float_set train, val, test;
+    hd_model model;
+    hd_optimizer opt;
+    hd_train_state state;
+    hd_pipeline *pipeline;
+    int model_ok, opt_ok, state_ok;
+} run_context;
+
+static void run_context_free(run_context *rc) {
+    hd_pipeline_destroy(rc->pipeline);
+    if (rc->state_ok)
+        hd_train_state_free(&rc->state);
+    if (rc->opt_ok)
+        hd_optimizer_free(&rc->opt, &rc->model);
+    if (rc->model_ok)
+        hd_model_destroy(&rc->model);
+    hd_float_set_free(&rc->train);
+    hd_float_set_free(&rc->val);
+    hd_float_set_free(&rc->test);
+}
+
+static int prepare_data(run_context *rc, const hd_train_config *cfg, const hd_dataset *train, const hd_dataset *test) {
+    int count = cfg->train_limit > 0 && cfg->train_limit < train->count ? cfg->train_limit : train->count;
+    int *train_idx = NULL, *val_idx = NULL, n_train = 0, n_val = 0;
+    if (hd_split_indices(count, cfg->val_fraction, cfg->seed, &train_idx, &n_train, &val_idx, &n_val) != 0)
+        return -1;
+    int rc_train = hd_float_set_from_bytes(&rc->train, train->images, train->labels, train->rows, train->cols,
+                                           train_idx, n_train);
+    int rc_val =
+        hd_float_set_from_bytes(&rc->val, train->images, train->labels, train->rows, train->cols, val_idx, n_val);
+    free(train_idx);
+    free(val_idx);
+    int n_test = cfg->test_limit > 0 && cfg->test_limit < test->count ? cfg->test_limit : test->count;
+    int rc_test = hd_float_set_from_bytes(&rc->test, test->images, test->labels, test->rows, test->cols, NULL, n_test);
+    if (rc_train || rc_val || rc_test)
+        return -1;
+    if (n_train < 1)
+        return hd_fail("no training images left after the validation split");
+    return 0;
+}
+
+static int is_bad(double x) {
+    return isnan(x) || isinf(x);
+}
+
+/* Reduce-LR-on-plateau and early stopping, from this epoch's validation loss.
+ * Returns 1 if training should stop. */
+static int update_schedules(run_context *rc, const hd_train_config *cfg, double val_loss, double val_acc, int epoch,
+                            int *improved) {
+    hd_train_state *st = &rc->state;
+    *improved = val_loss < st->best_val_loss - cfg->es_min_delta;
+    if (*improved) {
+        st->best_val_loss = val_loss;
+        st->best_val_acc = val_acc;
+        st->best_epoch = epoch;
+        st->es_wait = 0;
+    } else {
+        st->es_wait++;
+    }
+    if (val_loss < st->lr_best - 1e-4) {
+        st->lr_best = val_loss;
+        st->lr_wait = 0;
+    } else if (++st->lr_wait >= cfg->lr_patience) {
+        float new_lr = (float)fmax(rc->opt.lr * cfg->lr_factor, cfg->min_lr);
+        if (new_lr < rc->opt.lr) {
+            if (!cfg->quiet)
+                printf("  reducing learning rate to %g\n", (double)new_lr);
+            rc->opt.lr = new_lr;
+        }
+        st->lr_wait = 0;
+    }
+    return cfg->es_patience > 0 && st->es_wait >= cfg->es_patience;
+}
+
+/* One pass over the training set. Returns -1 on divergence. */
+static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, hd_epoch_metrics *row) {
+    hd_model *model = &rc->model;
+    hd_backend *be = model->be;
+    int steps = hd_pipeline_start_epoch(rc->pipeline, (uint64_t)epoch);
+    float zero[2] = {0, 0}, metrics[2];
+    be->ops->upload(be, model->metrics, zero, sizeof zero);
+    hd_progress progress;
+    hd_progress_begin(&progress, cfg->progress, epoch + 1, cfg->epochs, steps);
+    double t0 = hd_now_seconds();
+    int seen = 0, n;
+    for (int step = 0; (n = hd_pipeline_next(rc->pipeline, model)) > 0; step++) {
+        uint64_t global_step = rc->state.global_step++;
+        hd_model_forward(model, n, 1, cfg->seed, global_step);
+        hd_model_loss(model, n, 1);
+        hd_model_backward(model, n, cfg->seed, global_step);
+        hd_optimizer_step(&rc->opt, model);
+        seen += n;
+        if (hd_progress_due(&progress)) { /* the only read-back inside the epoch */
+            be->ops->download(be, metrics, model->metrics, sizeof metrics);
+            if (is_bad(metrics[0]))
+                return hd_fail("training diverged: loss is %g at epoch %d step %d", (double)metrics[0], epoch + 1,
+                               step + 1);
+            hd_progress_draw(&progress, step + 1, metrics[0] / seen, metrics[1] / seen,
+                             seen / (hd_now_seconds() - t0));
+        }
+    }
+    be->ops->download(be, metrics, model->metrics, sizeof metrics);
+    double train_seconds = hd_now_seconds() - t0;
+    hd_progress_end(&progress);
+    row->train_loss = metrics[0] / seen;
+    row->train_acc = metrics[1] / seen;
+    row->images_per_sec = seen / train_seconds;
+    if (is_bad(row->train_loss))
+        return hd_fail("training diverged: loss is %g in epoch %d", row->train_loss, epoch + 1);
+    return 0;
+}
+
+int hd_train(hd_backend *be, const hd_train_config *cfg, const hd_dataset *train, const hd_dataset *test,
+             hd_train_result *result) {
+    run_context rc;
+    memset(&rc, 0, sizeof rc);
+    memset(result, 0, sizeof *result);
+    uint64_t seed = cfg->seed;
+    int status = -1;
+    double start = hd_now_seconds();
+    if (prepare_data(&rc, cfg, train, test) != 0)
+        goto done;
+    int max_batch = cfg->batch > cfg->eval_batch ? cfg->batch : cfg->eval_batch;
+    if (hd_model_create(&rc.model, be, cfg->spec, 1, train->rows, train->cols, max_batch) != 0)
+        goto done;
+    rc.model_ok = 1;
+    hd_optimizer_defaults(&rc.opt, cfg->optimizer);
+    rc.opt.lr = cfg->lr;
+    rc.opt.momentum = cfg->momentum;
+    if (hd_optimizer_init(&rc.opt, &rc.model) != 0)
+        goto done;
+    rc.opt_ok = 1;
+    if (hd_train_state_init(&rc.state, &rc.model) != 0)
+        goto done;
+    rc.state_ok = 1;
+    if (cfg->resume) {
+        if (hd_train_state_resume(&rc.state, cfg->run_dir, &rc.model, &rc.opt, &seed) != 0)
+            goto done;
+        if (!cfg->quiet)
+            printf("resuming %s after epoch %d (best epoch %d, val_loss %.4f)\n", cfg->run_dir,
+                   rc.state.epochs_done, rc.state.best_epoch, rc.state.best_val_loss);
+    } else if (hd_model_init_weights(&rc.model, seed) != 0) {
+        goto done;
+    }
+    hd_train_config run_cfg = *cfg;
+    run_cfg.seed = seed;
+    hd_pipeline_config pcfg = {.data = &rc.train, .batch = cfg->batch, .seed = seed, .augment = cfg->augment};
+    hd_augment_default_ranges(&pcfg.ranges);
+    if (hd_pipeline_create(&rc.pipeline, be, &pcfg) != 0)
+        goto done;
+    if (!cfg->quiet)
+        printf("training on %d images, validating on %d, testing on %d; %zu parameters\n", rc.train.count,
+               rc.val.count, rc.test.count, rc.model.param_count);
+
+    double epoch_seconds_sum = 0, ips_sum = 0;
+    int epochs_here = 0;
+    for (int epoch = rc.state.epochs_done; epoch < cfg->epochs; epoch++) {
+        hd_epoch_metrics row = {.epoch = epoch + 1, .lr = rc.opt.lr};
+        double t0 = hd_now_seconds();
+        if (train_epoch(&rc, &run_cfg, epoch, &row) != 0)
+            goto diverged;
+        hd_eval_result val = {0};
+        if (rc.val.count && hd_evaluate(&rc.model, &rc.val, &val, NULL, NULL, NULL) != 0)
+            goto done;
+        if (is_bad(val.loss)) {
+            hd_fail("training diverged: validation loss is %g after epoch %d", val.loss, epoch + 1);
+            goto diverged;
+        }
+        row.val_loss = val.loss;
+        row.val_acc = val.accuracy;
+        row.seconds = hd_now_seconds() - t0;
+        epoch_seconds_sum += row.seconds;
+        ips_sum += row.images_per_sec;
+        epochs_here++;
+        int improved = 0;
+        int stop = update_schedules(&rc, cfg, rc.val.count ? val.loss : row.train_loss, val.accuracy, epoch + 1,
+                                    &improved);
+        rc.state.epochs_done = epoch + 1;
+        if (hd_train_state_add_row(&rc.state, &row) != 0)
+            goto done;
+        if (!cfg->quiet)
+            printf("epoch %2d/%d  loss %.4f  acc %.2f%%  val_loss %.4f  val_acc %.2f%%  lr %.2g  %.1fs  %.0f img/s%s\n",
+                   epoch + 1, cfg->epochs, row.train_loss, 100 * row.train_acc, row.val_loss, 100 * row.val_acc,
+                   row.lr, row.seconds, row.images_per_sec, improved ? "  *" : "");
+        fflush(stdout);
+        if (improved) {
+            hd_model_get_params(&rc.model, rc.state.best_params);
+            if (hd_train_state_save_best(&rc.state, cfg->run_dir, &rc.model) != 0)
+                goto done;
+        }
+        if (hd_train_state_save(&rc.state, cfg->run_dir, &rc.model, &rc.opt, seed) != 0)
+            goto done;
+        if (cfg->time_to_accuracy > 0) {
+            hd_eval_result t = {0};
+            if (hd_evaluate(&rc.model, &rc.test, &t, NULL, NULL, NULL) != 0)
+                goto done;
+            printf("  test_acc %.2f%% after %.1fs (reported only; never used for training decisions)\n",
+                   100 * t.accuracy, hd_now_seconds() - start);
+            if (t.accuracy >= cfg->time_to_accuracy) {
+                printf("time_to_accuracy_s=%.3f epoch=%d test_acc=%.4f\n", hd_now_seconds() - start, epoch + 1,
+                       t.accuracy);
+                break;
+            }
+        }
+        if (stop) {
+            result->stopped_early = 1;
+            if (!cfg->quiet)
+                printf("early stopping: no validation-loss improvement for %d epochs; keeping epoch %d\n",
+                       cfg->es_patience, rc.state.best_epoch);
+            break;
+        }
+    }
+    result->epochs_run = rc.state.epochs_done;
+    result->seconds_per_epoch = epochs_here ? epoch_seconds_sum / epochs_here : 0;
+    result->images_per_sec = epochs_here ? ips_sum / epochs_here : 0;
+    if (hd_train_finish(&rc.model, &rc.state, &rc.test, test, cfg, result) != 0)
+        goto done;
+    status = 0;
+    goto done;
+diverged:
+    fprintf(stderr, "hd-gpu: %s; the last good checkpoint %s/last.safetensors is intact\n", hd_last_error(),
+            cfg->run_dir);
+    hd_fail("training diverged (see above)");
+done:
+    run_context_free(&rc);
+    return status;
+}
