@@ -105,9 +105,13 @@ def build_rows(hd, torch_ref, tta):
     rows.append(Row("start-up: data loading, ms", "lower", 1, ms(hd["startup"]["data_load_s"]),
                     ms(ts.get("data_load_s")), None, key="startup_data_load_ms"))
     if tta:
-        rows.append(Row("time to %.1f%% test accuracy, s" % (100 * tta["target"]), "lower", 2,
-                        tta.get("hd_gpu", {}).get("seconds"), tta.get("pytorch", {}).get("seconds"), None,
-                        key="time_to_accuracy_s"))
+        h, t = tta["hd_gpu"], tta["pytorch"]
+        rows.append(Row("time to %.1f%% test acc., s, launch to line" % (100 * tta["target"]), "lower", 2,
+                        h.get("wall_from_launch_s"), t.get("wall_from_launch_s"), None, key="time_to_accuracy_s"))
+        rows.append(Row("time to %.1f%% test acc., s, as reported" % (100 * tta["target"]), "lower", 2,
+                        h.get("seconds"), t.get("seconds"), None, key="time_to_accuracy_reported_s"))
+        rows.append(Row("epochs to %.1f%% test accuracy" % (100 * tta["target"]), "lower", 0, h.get("epoch"),
+                        t.get("epoch"), None, key="time_to_accuracy_epochs"))
     return rows, peak
 
 
@@ -119,7 +123,7 @@ def targets(hd, rows, tta):
     if not hd["device"]["is_gpu"]:
         goals = [("s/epoch b128 <= 1.0x PyTorch (CPU)", ratio(epoch.hd, epoch.eager), 1.0)]
     else:
-        seconds = (tta or {}).get("hd_gpu", {}).get("seconds")
+        seconds = (tta or {}).get("hd_gpu", {}).get("wall_from_launch_s")
         goals = [("s/epoch b128 <= 0.25x PyTorch eager", ratio(epoch.hd, epoch.eager), 0.25),
                  ("s/epoch b128 <= 0.7x torch.compile", ratio(epoch.hd, epoch.compiled), 0.7),
                  ("time to 99.0% test accuracy < 3 s (H100)", seconds, 3.0)]
@@ -234,13 +238,17 @@ def main():
     p.add_argument("--tta-target", type=float, help="time-to-accuracy target (with the two below)")
     p.add_argument("--tta-hd", help="hd-gpu train's 'time_to_accuracy_s=S epoch=N test_acc=X' line ('' if none)")
     p.add_argument("--tta-torch", help="pytorch_ref.py --time-to-accuracy output")
+    p.add_argument("--tta-hd-wall", type=float, help="hd-gpu: seconds from launch to its line, timed by bench/run")
+    p.add_argument("--tta-torch-wall", type=float, help="PyTorch: the same")
     p.add_argument("--results", help="directory for <date>-<device>.md/.json (none: print only)")
     a = p.parse_args()
     hd, torch_ref = load(a.hd), load(a.torch)
     tta = None
     if a.tta_target is not None:
         tta = {"target": a.tta_target, "hd_gpu": parse_tta_line(a.tta_hd or ""),
-               "pytorch": (load(a.tta_torch) or {}).get("time_to_accuracy") if a.tta_torch else {}}
+               "pytorch": ((load(a.tta_torch) or {}).get("time_to_accuracy") if a.tta_torch else None) or {}}
+        tta["hd_gpu"]["wall_from_launch_s"] = a.tta_hd_wall
+        tta["pytorch"]["wall_from_launch_s"] = a.tta_torch_wall
     rows, peak = build_rows(hd, torch_ref, tta)
     meta = machine(hd, torch_ref)
     goals = targets(hd, rows, tta)

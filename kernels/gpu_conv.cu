@@ -253,12 +253,20 @@ static int choose_from(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_set 
 
 /* ---- the max_batch set, made with the plan ---- */
 
+static void free_scratch_buffer(void *ptr) {
+    cudaError_t err = cudaFree(ptr);
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        fprintf(stderr, "hd-gpu: warning: cudaFree (conv plan scratch) failed: %s\n",
+                cudaGetErrorString(err));
+    }
+}
+
 static void scratch_free(conv_scratch *scratch) {
-    cudaFree(scratch->x);
-    cudaFree(scratch->w);
-    cudaFree(scratch->y);
-    cudaFree(scratch->workspace);
-    (void)cudaGetLastError();
+    free_scratch_buffer(scratch->x);
+    free_scratch_buffer(scratch->w);
+    free_scratch_buffer(scratch->y);
+    free_scratch_buffer(scratch->workspace);
 }
 
 static int scratch_alloc(hd_gpu_backend *gpu, const hd_conv_shape *s, conv_scratch *scratch) {
@@ -306,6 +314,11 @@ static int make_max_batch_set(hd_gpu_backend *gpu, gpu_conv_plan *plan) {
             break;
         }
         int count = list_candidates(gpu, plan, set, (conv_direction)d, &scratch, measure, cand);
+        if (count < 0 && measure) { /* measuring failed: fall back on the heuristic order */
+            fprintf(stderr, "hd-gpu: warning: %s; using cuDNN's heuristics instead\n", hd_last_error());
+            (void)cudaGetLastError();
+            count = list_candidates(gpu, plan, set, (conv_direction)d, &scratch, 0, cand);
+        }
         if (count < 0 || choose_from(gpu, plan, set, (conv_direction)d, cand, count, &scratch,
                                      scratch.workspace_bytes) != 0)
             rc = -1;

@@ -265,9 +265,12 @@ int hd_train(hd_backend *be, const hd_train_config *cfg, const hd_dataset *train
     status = 0;
     goto done;
 diverged:
-    fprintf(stderr, "hd-gpu: %s; the last good checkpoint %s/last.safetensors is intact\n", hd_last_error(),
-            cfg->run_dir);
-    hd_fail("training diverged (see above)");
+    if (rc.state.epochs_done > 0)
+        fprintf(stderr, "hd-gpu: %s; the last good checkpoint %s/last.safetensors (epoch %d) is intact\n",
+                hd_last_error(), cfg->run_dir, rc.state.epochs_done);
+    else
+        fprintf(stderr, "hd-gpu: %s; no epoch completed, so no checkpoint was written\n", hd_last_error());
+    hd_fail("training diverged (see above); try a lower --lr");
 done:
     run_context_free(&rc);
     return status;

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# cli_test.sh: the hd-gpu program's exit codes (0 ok, 1 runtime error, 2 usage error) and
+# one-line messages, end to end. Usage: cli_test.sh PATH/TO/hd-gpu
+set -u
+bin=$1
+passed=0
+failed=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+expect() { # expect CODE PATTERN -- command...
+    local code=$1 pattern=$2
+    shift 3
+    local out rc
+    out=$("$@" 2>&1)
+    rc=$?
+    if [ "$rc" = "$code" ] && grep -qE -- "$pattern" <<<"$out"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL: '$*' exited $rc (expected $code), output did not match /$pattern/:" >&2
+        head -5 <<<"$out" >&2
+    fi
+}
+
+expect 0 "^hd-gpu [0-9]+\.[0-9]+" -- "$bin" --version
+expect 0 "usage: hd-gpu COMMAND" -- "$bin" --help
+expect 2 "unknown command 'frobnicate'" -- "$bin" frobnicate
+expect 2 "usage" -- "$bin"
+expect 0 "--epochs N" -- "$bin" train --help
+expect 0 "--model FILE" -- "$bin" eval --help
+expect 2 "unknown option or missing value: '--bogus'" -- "$bin" train --bogus
+expect 2 "--epochs '0'" -- "$bin" train --epochs 0
+expect 2 "--device 'gpu7'" -- "$bin" train --device gpu7 --data "$tmp" --no-download
+expect 2 "--model FILE is required" -- "$bin" eval
+expect 1 "no-such-dir" -- "$bin" train --data "$tmp/no-such-dir" --no-download --device cpu
+printf 'not a checkpoint' >"$tmp/bad.safetensors"
+expect 1 "bad.safetensors" -- "$bin" eval --model "$tmp/bad.safetensors" --device cpu --no-download
+# No GPU on this machine: --device 0 falls back with a one-line notice, or fails with --no-fallback.
+if [ -n "${HD_TEST_DATA_DIR:-}" ] && [ -f "$HD_TEST_DATA_DIR/train-images-idx3-ubyte" ]; then
+    if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi >/dev/null 2>&1; then
+        expect 1 "no usable GPU.*--no-fallback" -- "$bin" train --device 0 --no-fallback --data "$HD_TEST_DATA_DIR" \
+            --epochs 1 --train-limit 100 --run-dir "$tmp/r0"
+        expect 0 "using the CPU backend" -- "$bin" train --device 0 --data "$HD_TEST_DATA_DIR" --epochs 1 \
+            --train-limit 300 --test-limit 200 --no-report --run-dir "$tmp/r1"
+        expect 0 "test accuracy" -- "$bin" eval --model "$tmp/r1/best.safetensors" --device cpu \
+            --data "$HD_TEST_DATA_DIR"
+    fi
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,11 @@
+# Tests that train or run thousands of forward passes: skipped under the sanitizers, where
+# they would take many minutes, and run in the normal build.
+foreach(name test_trainer test_gradcheck_network test_bench_smoke)
+  if(TEST ${name})
+    set_tests_properties(${name} PROPERTIES LABELS slow)
+  endif()
+endforeach()
+# The CLI's exit codes and messages, through the real program.
+add_test(NAME cli_exit_codes COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_test.sh $<TARGET_FILE:hd-gpu>)
+set_tests_properties(cli_exit_codes PROPERTIES ENVIRONMENT "HD_TEST_DATA_DIR=${CMAKE_SOURCE_DIR}/data/mnist"
+  SKIP_RETURN_CODE 77)
