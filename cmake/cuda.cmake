@@ -71,11 +71,12 @@ if(NOT HD_CUDA STREQUAL "OFF")
       find_path(CUDNN_INCLUDE_DIR cudnn.h
         HINTS ${hd_cudnn_hints} ${CUDAToolkit_INCLUDE_DIRS}
         PATH_SUFFIXES include include/x86_64-linux-gnu)
-      find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9
+      find_library(CUDNN_LIBRARY NAMES cudnn libcudnn.so.9 NAMES_PER_DIR
         HINTS ${hd_cudnn_hints} ${CUDAToolkit_LIBRARY_DIR}
         PATH_SUFFIXES lib lib64 lib/x64 lib/x86_64-linux-gnu)
 
-      if(NOT CUDNN_INCLUDE_DIR OR NOT CUDNN_LIBRARY)
+      if(NOT CUDNN_INCLUDE_DIR OR NOT EXISTS "${CUDNN_INCLUDE_DIR}/cudnn_version.h" OR NOT CUDNN_LIBRARY
+         OR NOT EXISTS "${CUDNN_LIBRARY}")
         hd_cuda_unavailable("cuDNN was not found (cudnn.h: ${CUDNN_INCLUDE_DIR}, libcudnn: ${CUDNN_LIBRARY}); set CUDNN_ROOT")
       else()
         file(STRINGS "${CUDNN_INCLUDE_DIR}/cudnn_version.h" hd_cudnn_major REGEX "^#define CUDNN_MAJOR [0-9]+")

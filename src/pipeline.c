@@ -19,6 +19,13 @@ typedef struct {
 
 struct hd_pipeline {
     hd_backend *be;
+    /* Two device batches: while step s computes on one, batch s+1 is uploaded into the
+     * other, so a GPU backend overlaps the copy with compute. */
+    float *device_images[2];
+    int32_t *device_labels[2];
+    int device_count[2];
+    float *model_input;     /* the model's own buffers, restored at the end of each epoch */
+    int32_t *model_labels;
     hd_pipeline_config config;
     size_t image_size;
     pipeline_slot slots[HD_PIPELINE_SLOTS];
@@ -26,7 +33,8 @@ struct hd_pipeline {
     uint64_t *positions; /* scratch: training-set indices of one batch */
     float *gathered;     /* scratch: gathered images before augmentation */
     uint64_t epoch;
-    int steps, produced, consumed;
+    int steps, produced, consumed; /* consumed: batches uploaded */
+    int current;                    /* batches handed to the trainer */
     int stop, epoch_pending;
     double wait_seconds;
     pthread_t thread;
@@ -85,6 +93,11 @@ int hd_pipeline_create(hd_pipeline **out, hd_backend *be, const hd_pipeline_conf
     p->positions = hd_malloc(sizeof(uint64_t) * (size_t)config->batch);
     p->gathered = hd_malloc(sizeof(float) * p->image_size * (size_t)config->batch);
     int ok = p->order && p->positions && p->gathered;
+    for (int b = 0; ok && b < 2; b++) {
+        p->device_images[b] = be->ops->alloc(be, p->image_size * (size_t)config->batch);
+        p->device_labels[b] = (int32_t *)be->ops->alloc(be, (size_t)config->batch);
+        ok = p->device_images[b] && p->device_labels[b];
+    }
     for (int s = 0; ok && s < HD_PIPELINE_SLOTS; s++) {
         p->slots[s].images = be->ops->host_alloc(be, sizeof(float) * p->image_size * (size_t)config->batch);
         p->slots[s].labels = be->ops->host_alloc(be, sizeof(int32_t) * (size_t)config->batch);
@@ -121,6 +134,12 @@ void hd_pipeline_destroy(hd_pipeline *p) {
         if (p->slots[s].labels)
             p->be->ops->host_free(p->be, p->slots[s].labels);
     }
+    for (int b = 0; b < 2; b++) {
+        if (p->device_images[b])
+            p->be->ops->free(p->be, p->device_images[b]);
+        if (p->device_labels[b])
+            p->be->ops->free(p->be, p->device_labels[b]);
+    }
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->changed);
     free(p->order);
@@ -155,6 +174,7 @@ int hd_pipeline_start_epoch(hd_pipeline *p, uint64_t epoch) {
     p->steps = (p->config.data->count + p->config.batch - 1) / p->config.batch;
     p->produced = 0;
     p->consumed = 0;
+    p->current = 0;
     for (int s = 0; s < HD_PIPELINE_SLOTS; s++)
         p->slots[s].state = SLOT_FREE;
     pthread_cond_broadcast(&p->changed);
@@ -162,26 +182,51 @@ int hd_pipeline_start_epoch(hd_pipeline *p, uint64_t epoch) {
     return p->steps;
 }
 
-int hd_pipeline_next(hd_pipeline *p, hd_model *model) {
-    if (p->consumed >= p->steps)
-        return 0;
+/* Waits for the producer's batch `step` and queues its upload into device buffer step % 2. */
+static void upload_step(hd_pipeline *p, int step) {
     /* Keep at most two uploads in flight: the host runs at most two steps ahead. */
     release_slots(p, 2);
-    pipeline_slot *slot = &p->slots[p->consumed % HD_PIPELINE_SLOTS];
+    pipeline_slot *slot = &p->slots[step % HD_PIPELINE_SLOTS];
     double t0 = hd_now_seconds();
     pthread_mutex_lock(&p->lock);
     while (slot->state != SLOT_READY)
         pthread_cond_wait(&p->changed, &p->lock);
     pthread_mutex_unlock(&p->lock);
     p->wait_seconds += hd_now_seconds() - t0;
-    int count = slot->count;
     hd_backend *be = p->be;
-    be->ops->upload(be, model->input, slot->images, sizeof(float) * p->image_size * (size_t)count);
-    be->ops->upload(be, model->labels, slot->labels, sizeof(int32_t) * (size_t)count);
+    int b = step % 2;
+    be->ops->upload(be, p->device_images[b], slot->images, sizeof(float) * p->image_size * (size_t)slot->count);
+    be->ops->upload(be, p->device_labels[b], slot->labels, sizeof(int32_t) * (size_t)slot->count);
+    p->device_count[b] = slot->count;
     slot->fence = be->ops->fence_record(be);
     slot->state = SLOT_IN_FLIGHT;
-    p->consumed++;
-    return count;
+    p->consumed = step + 1;
+}
+
+void hd_pipeline_restore(hd_pipeline *p, hd_model *model) {
+    if (p->model_input) {
+        model->input = p->model_input;
+        model->labels = p->model_labels;
+    }
+}
+
+int hd_pipeline_next(hd_pipeline *p, hd_model *model) {
+    int step = p->current++;
+    if (step >= p->steps) {
+        hd_pipeline_restore(p, model);
+        return 0;
+    }
+    if (step == 0) {
+        p->model_input = model->input;
+        p->model_labels = model->labels;
+        upload_step(p, 0);
+    }
+    /* The next batch's upload is queued before this step's compute. */
+    if (step + 1 < p->steps)
+        upload_step(p, step + 1);
+    model->input = p->device_images[step % 2];
+    model->labels = p->device_labels[step % 2];
+    return p->device_count[step % 2];
 }
 
 double hd_pipeline_wait_seconds(const hd_pipeline *p) {

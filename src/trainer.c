@@ -15,6 +15,7 @@
 
 void hd_train_config_defaults(hd_train_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
+    cfg->process_start = hd_now_seconds();
     cfg->spec = HD_DEFAULT_SPEC;
     cfg->epochs = 40;
     cfg->batch = 128;
@@ -139,9 +140,11 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
         seen += n;
         if (hd_progress_due(&progress)) { /* the only read-back inside the epoch */
             be->ops->download(be, metrics, model->metrics, sizeof metrics);
-            if (is_bad(metrics[0]))
+            if (is_bad(metrics[0])) {
+                hd_pipeline_restore(rc->pipeline, model);
                 return hd_fail("training diverged: loss is %g at epoch %d step %d", (double)metrics[0], epoch + 1,
                                step + 1);
+            }
             hd_progress_draw(&progress, step + 1, metrics[0] / seen, metrics[1] / seen,
                              seen / (hd_now_seconds() - t0));
         }
@@ -164,7 +167,7 @@ int hd_train(hd_backend *be, const hd_train_config *cfg, const hd_dataset *train
     memset(result, 0, sizeof *result);
     uint64_t seed = cfg->seed;
     int status = -1;
-    double start = hd_now_seconds();
+    double start = cfg->process_start > 0 ? cfg->process_start : hd_now_seconds();
     if (prepare_data(&rc, cfg, train, test) != 0)
         goto done;
     int max_batch = cfg->batch > cfg->eval_batch ? cfg->batch : cfg->eval_batch;

@@ -301,10 +301,14 @@ done_host:
 
 /* ---- TF32: its own, looser bound, on the largest dense and conv layers ---- */
 
-static void test_tf32(hd_backend *cpu, hd_backend *tf32, uint64_t *rng) {
-    const int n = 64, in_f = 1600, out_f = 128;
-    size_t in_n = (size_t)n * in_f, w_n = (size_t)out_f * in_f, out_n = (size_t)n * out_f;
-    float *h_in = malloc(in_n * 4), *h_w = malloc(w_n * 4), *h_b = calloc((size_t)out_f, 4);
+static void test_tf32(hd_backend *cpu, hd_backend *tf32, int conv, uint64_t *rng) {
+    const int n = 64;
+    hd_conv_shape s = {n, 32, 13, 13, 64, 3, 0, 11, 11, HD_ACT_NONE}; /* conv2 */
+    const int in_f = 1600, out_f = 128;                               /* dense1 */
+    size_t in_n = conv ? (size_t)n * 32 * 13 * 13 : (size_t)n * in_f;
+    size_t w_n = conv ? (size_t)64 * 32 * 9 : (size_t)out_f * in_f;
+    size_t b_n = conv ? 64 : (size_t)out_f, out_n = conv ? (size_t)n * 64 * 11 * 11 : (size_t)n * out_f;
+    float *h_in = malloc(in_n * 4), *h_w = malloc(w_n * 4), *h_b = calloc(b_n, 4);
     float *got = malloc(out_n * 4), *ref = malloc(out_n * 4);
     CHECK(h_in && h_w && h_b && got && ref, "malloc");
     if (h_in && h_w && h_b && got && ref) {
@@ -314,8 +318,15 @@ static void test_tf32(hd_backend *cpu, hd_backend *tf32, uint64_t *rng) {
         float *res[2] = {ref, got};
         for (int k = 0; k < 2; k++) {
             float *d_in = device_copy(be[k], h_in, in_n), *d_w = device_copy(be[k], h_w, w_n);
-            float *d_b = device_copy(be[k], h_b, (size_t)out_f), *d_out = device_copy(be[k], NULL, out_n);
-            be[k]->ops->dense_forward(be[k], n, in_f, out_f, d_in, d_w, d_b, d_out, HD_ACT_NONE);
+            float *d_b = device_copy(be[k], h_b, b_n), *d_out = device_copy(be[k], NULL, out_n);
+            void *plan = conv ? be[k]->ops->conv2d_plan(be[k], &s) : NULL;
+            CHECK(!conv || plan, "TF32 conv plan: %s", hd_last_error());
+            if (conv && plan) {
+                be[k]->ops->conv2d_forward(be[k], plan, n, d_in, d_w, d_b, d_out);
+                be[k]->ops->conv2d_plan_free(be[k], plan);
+            } else if (!conv) {
+                be[k]->ops->dense_forward(be[k], n, in_f, out_f, d_in, d_w, d_b, d_out, HD_ACT_NONE);
+            }
             be[k]->ops->download(be[k], res[k], d_out, out_n * 4);
             be[k]->ops->free(be[k], d_in);
             be[k]->ops->free(be[k], d_w);
@@ -323,9 +334,10 @@ static void test_tf32(hd_backend *cpu, hd_backend *tf32, uint64_t *rng) {
             be[k]->ops->free(be[k], d_out);
         }
         double err = norm_rel_error(got, ref, out_n);
-        printf("TF32 dense 1600->128 n=64: ||gpu - cpu|| / ||cpu|| = %.3g (bound %.0e)\n", err,
+        printf("TF32 %s n=64: ||gpu - cpu|| / ||cpu|| = %.3g (bound %.0e)\n", conv ? "conv2" : "dense1", err,
                TF32_NORM_RTOL);
-        CHECK(err <= TF32_NORM_RTOL, "TF32 dense error %.3g over %.0e", err, TF32_NORM_RTOL);
+        CHECK(err <= TF32_NORM_RTOL, "TF32 %s error %.3g over %.0e", conv ? "conv" : "dense", err,
+              TF32_NORM_RTOL);
     }
     free(h_in);
     free(h_w);
@@ -379,7 +391,8 @@ int main(void) {
     hd_backend *tf32 = hd_gpu_backend_create(&tf32_opts);
     CHECK(tf32 != NULL, "TF32 backend: %s", hd_last_error());
     if (tf32) {
-        test_tf32(p.cpu, tf32, &rng);
+        test_tf32(p.cpu, tf32, 0, &rng);
+        test_tf32(p.cpu, tf32, 1, &rng);
         hd_backend_destroy(tf32);
     }
 

@@ -1,9 +1,11 @@
 /* pipeline.h: the host-side data driver. A producer thread prepares training batches
  * ahead of the backend: it shuffles (seeded, per epoch), gathers images, augments them
  * (training only) and writes them into a ring of upload buffers from host_alloc (pinned
- * on a GPU). The consumer uploads a ready slot into the model's input and label buffers;
- * a slot is handed back to the producer only after the backend's fence for its upload
- * has passed, so the host never waits on the step it just queued. */
+ * on a GPU). The consumer uploads each ready slot into one of two device batches, the next
+ * batch while the current one computes, and points model->input / model->labels at the
+ * current one (the model's own buffers are restored at the end of the epoch). A slot is
+ * handed back to the producer only after the backend's fence for its upload has passed,
+ * so the host never waits on the step it just queued. */
 #ifndef HD_PIPELINE_H
 #define HD_PIPELINE_H
 
@@ -51,9 +53,12 @@ int hd_pipeline_create(hd_pipeline **out, hd_backend *be, const hd_pipeline_conf
 void hd_pipeline_destroy(hd_pipeline *p);
 /* Starts producing the batches of `epoch` (0-based); returns the number of steps. */
 int hd_pipeline_start_epoch(hd_pipeline *p, uint64_t epoch);
-/* Uploads the next batch into model->input / model->labels; returns its size (the last
- * batch of an epoch may be smaller), or 0 at the end of the epoch. */
+/* Makes the next batch the model's input (model->input / model->labels point at it) and
+ * queues the upload of the one after; returns its size (the last batch of an epoch may be
+ * smaller), or 0 at the end of the epoch, when the model's own buffers are restored. */
 int hd_pipeline_next(hd_pipeline *p, hd_model *model);
+/* Points the model back at its own input buffers (for an epoch left early). */
+void hd_pipeline_restore(hd_pipeline *p, hd_model *model);
 /* Seconds the consumer spent waiting for the producer (data-bound time). */
 double hd_pipeline_wait_seconds(const hd_pipeline *p);
 

@@ -90,6 +90,10 @@ HD_HOST_DEVICE static inline float hd_dropout_multiplier(uint64_t seed, uint32_t
  * (first maximum) equals the label. Returns the loss -log softmax(logits)[label]. */
 HD_HOST_DEVICE static inline float hd_softmax_xent_row(const float *logits, int classes, int label,
                                                        float *grad_row, float grad_scale, int *correct) {
+    if (classes < 1) {
+        *correct = 0;
+        return 0.0f;
+    }
     float max_logit = logits[0];
     int arg_max = 0;
     for (int c = 1; c < classes; c++) {
@@ -101,7 +105,7 @@ HD_HOST_DEVICE static inline float hd_softmax_xent_row(const float *logits, int 
     float sum = 0.0f;
     for (int c = 0; c < classes; c++)
         sum += expf(logits[c] - max_logit);
-    float log_sum = logf(sum);
+    float log_sum = logf(sum); /* sum >= 1: the maximum contributes exp(0) */
     if (grad_row) {
         float inv_sum = 1.0f / sum;
         for (int c = 0; c < classes; c++) {

@@ -38,6 +38,7 @@ typedef struct {
     int test_limit;
     double time_to_accuracy; /* > 0: evaluate test after each epoch (report only), stop when reached */
     int report;              /* write plots and report.html at the end */
+    double process_start;    /* hd_now_seconds() when the program started (time to accuracy) */
 } hd_train_config;
 
 typedef struct {
