@@ -24,7 +24,8 @@ int hd_device_options_parse(hd_device_options *opt, int argc, char **argv, int *
             long index = strtol(value, &end, 10);
             int is_index = *value && *end == '\0' && index >= 0 && index <= 1024;
             if (!is_index && strcmp(value, "cpu") != 0 && strcmp(value, "auto") != 0) {
-                fprintf(stderr, "hd-gpu: --device '%s': expected cpu, auto or a GPU index such as 0\n", value);
+                fprintf(stderr, "hd-gpu: --device '%s': expected cpu, auto or a GPU index such as 0\n",
+                        value);
                 return -1;
             }
             opt->device = value;

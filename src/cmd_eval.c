@@ -62,8 +62,10 @@ int hd_cmd_eval(int argc, char **argv) {
     hd_backend *be = hd_device_options_open(&dev);
     if (!be)
         return HD_EXIT_RUNTIME;
-    if (hd_model_load_checkpoint(&model, be, model_path, batch) != 0 || hd_mnist_load(&data, &train, &test) != 0 ||
-        hd_float_set_from_bytes(&test_set, test.images, test.labels, test.rows, test.cols, NULL, test.count) != 0) {
+    if (hd_model_load_checkpoint(&model, be, model_path, batch) != 0 ||
+        hd_mnist_load(&data, &train, &test) != 0 ||
+        hd_float_set_from_bytes(&test_set, test.images, test.labels, test.rows, test.cols, NULL,
+                                test.count) != 0) {
         fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
         goto out;
     }

@@ -37,7 +37,8 @@ static void train_usage(FILE *out) {
             "  --no-augment       train on the images as they are\n"
             "Validation (never the test set):\n"
             "  --val-split F      fraction of the training set held out (default %g)\n"
-            "  --patience N       early stopping after N epochs without val-loss improvement (default %d; 0: off)\n"
+            "  --patience N       early stopping after N epochs without val-loss improvement (default %d; 0: "
+            "off)\n"
             "  --lr-patience N    reduce the learning rate after N flat epochs (default %d)\n"
             "  --lr-factor F      by this factor (default %g)\n"
             "  --min-lr X         down to this (default %g)\n"
@@ -50,8 +51,8 @@ static void train_usage(FILE *out) {
             "                     decisions) and stop at the first epoch reaching F (benchmark)\n"
             "  --quiet            only errors\n"
             "Device:\n%s",
-            d.spec, (double)d.lr, (double)d.momentum, d.batch, d.epochs, (unsigned long long)d.seed, d.val_fraction,
-            d.es_patience, d.lr_patience, d.lr_factor, d.min_lr, hd_device_options_usage());
+            d.spec, (double)d.lr, (double)d.momentum, d.batch, d.epochs, (unsigned long long)d.seed,
+            d.val_fraction, d.es_patience, d.lr_patience, d.lr_factor, d.min_lr, hd_device_options_usage());
 }
 
 static int parse_number(const char *opt, const char *text, double lo, double hi, double *value) {

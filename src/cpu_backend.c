@@ -114,7 +114,7 @@ hd_backend *hd_cpu_backend_create(const hd_cpu_options *options) {
     cpu->base.is_gpu = 0;
     openblas_set_num_threads(1);
     const char *config = openblas_get_config();
-    snprintf(cpu->description, sizeof cpu->description, "cpu (%d thread%s, %s)", threads, threads == 1 ? "" : "s",
-             config ? config : "BLAS");
+    snprintf(cpu->description, sizeof cpu->description, "cpu (%d thread%s, %s)", threads,
+             threads == 1 ? "" : "s", config ? config : "BLAS");
     return &cpu->base;
 }

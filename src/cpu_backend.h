@@ -27,30 +27,31 @@ static inline void cpu_split_range(int total, int parts, int index, int *begin, 
 /* Op implementations, one file per layer type. */
 void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape);
 void cpu_conv2d_plan_free(hd_backend *be, void *plan);
-void cpu_conv2d_forward(hd_backend *be, void *plan, int n, const float *in, const float *weight, const float *bias,
-                        float *out);
-void cpu_conv2d_backward(hd_backend *be, void *plan, int n, const float *in, const float *weight, const float *out,
-                         float *dout, float *din, float *dweight, float *dbias);
+void cpu_conv2d_forward(hd_backend *be, void *plan, int n, const float *in, const float *weight,
+                        const float *bias, float *out);
+void cpu_conv2d_backward(hd_backend *be, void *plan, int n, const float *in, const float *weight,
+                         const float *out, float *dout, float *din, float *dweight, float *dbias);
 
 void *cpu_maxpool_plan(hd_backend *be, const hd_pool_shape *shape);
 void cpu_maxpool_plan_free(hd_backend *be, void *plan);
 void cpu_maxpool_forward(hd_backend *be, void *plan, int n, const float *in, float *out);
-void cpu_maxpool_backward(hd_backend *be, void *plan, int n, const float *in, const float *out, const float *dout,
-                          float *din);
+void cpu_maxpool_backward(hd_backend *be, void *plan, int n, const float *in, const float *out,
+                          const float *dout, float *din);
 
 void cpu_dense_forward(hd_backend *be, int n, int in_f, int out_f, const float *in, const float *weight,
                        const float *bias, float *out, hd_activation act);
 void cpu_dense_backward(hd_backend *be, int n, int in_f, int out_f, const float *in, const float *weight,
-                        const float *out, float *dout, float *din, float *dweight, float *dbias, hd_activation act);
+                        const float *out, float *dout, float *din, float *dweight, float *dbias,
+                        hd_activation act);
 
 void cpu_dropout_forward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
                          uint64_t step, const float *in, float *out);
 void cpu_dropout_backward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
                           uint64_t step, const float *dout, float *din);
-void cpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels, float *dlogits,
-                      float grad_divisor, float *metrics);
-void cpu_adam_step(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v, float beta1,
-                   float beta2, float eps, float step_size);
+void cpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels,
+                      float *dlogits, float grad_divisor, float *metrics);
+void cpu_adam_step(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v,
+                   float beta1, float beta2, float eps, float step_size);
 void cpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grads, float *velocity, float lr,
                   float momentum, int nesterov);
 

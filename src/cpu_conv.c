@@ -105,8 +105,8 @@ static void col2im(const hd_conv_shape *s, const float *col, float *din) {
     }
 }
 
-void cpu_conv2d_forward(hd_backend *be, void *plan_ptr, int n, const float *in, const float *weight, const float *bias,
-                        float *out) {
+void cpu_conv2d_forward(hd_backend *be, void *plan_ptr, int n, const float *in, const float *weight,
+                        const float *bias, float *out) {
     cpu_conv_plan *plan = plan_ptr;
     const hd_conv_shape *s = &plan->shape;
     int ckk = s->in_c * s->kernel * s->kernel, out_hw = s->out_h * s->out_w;
@@ -127,16 +127,16 @@ void cpu_conv2d_forward(hd_backend *be, void *plan_ptr, int n, const float *in, 
                 for (int i = 0; i < out_hw; i++)
                     row[i] = b;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_c, out_hw, ckk, 1.0f, weight, ckk, col,
-                        out_hw, 1.0f, y, out_hw);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_c, out_hw, ckk, 1.0f, weight, ckk,
+                        col, out_hw, 1.0f, y, out_hw);
             if (s->act == HD_ACT_RELU)
                 cpu_relu_inplace(y, out_size);
         }
     }
 }
 
-void cpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in, const float *weight, const float *out,
-                         float *dout, float *din, float *dweight, float *dbias) {
+void cpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in, const float *weight,
+                         const float *out, float *dout, float *din, float *dweight, float *dbias) {
     cpu_conv_plan *plan = plan_ptr;
     const hd_conv_shape *s = &plan->shape;
     int ckk = s->in_c * s->kernel * s->kernel, out_hw = s->out_h * s->out_w;
@@ -164,11 +164,11 @@ void cpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
                 db[oc] += sum;
             }
             im2col(s, in + (size_t)img * in_size, col);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->out_c, ckk, out_hw, 1.0f, dy, out_hw, col, out_hw,
-                        1.0f, dw, ckk);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->out_c, ckk, out_hw, 1.0f, dy, out_hw, col,
+                        out_hw, 1.0f, dw, ckk);
             if (din) {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, out_hw, s->out_c, 1.0f, weight, ckk, dy,
-                            out_hw, 0.0f, col, out_hw);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, out_hw, s->out_c, 1.0f, weight, ckk,
+                            dy, out_hw, 0.0f, col, out_hw);
                 col2im(s, col, din + (size_t)img * in_size);
             }
         }

@@ -30,7 +30,8 @@ void cpu_dense_forward(hd_backend *be, int n, int in_f, int out_f, const float *
 }
 
 void cpu_dense_backward(hd_backend *be, int n, int in_f, int out_f, const float *in, const float *weight,
-                        const float *out, float *dout, float *din, float *dweight, float *dbias, hd_activation act) {
+                        const float *out, float *dout, float *din, float *dweight, float *dbias,
+                        hd_activation act) {
     int threads = cpu_threads(be);
     if (act == HD_ACT_RELU)
         cpu_relu_mask_grad(out, dout, (size_t)n * out_f);
@@ -40,8 +41,8 @@ void cpu_dense_backward(hd_backend *be, int n, int in_f, int out_f, const float 
         int begin, end;
         cpu_split_range(out_f, threads, t, &begin, &end);
         if (end > begin) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, end - begin, in_f, n, 1.0f, dout + begin, out_f, in,
-                        in_f, 0.0f, dweight + (size_t)begin * in_f, in_f);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, end - begin, in_f, n, 1.0f, dout + begin,
+                        out_f, in, in_f, 0.0f, dweight + (size_t)begin * in_f, in_f);
             for (int o = begin; o < end; o++) {
                 float sum = 0.0f;
                 for (int row = 0; row < n; row++)
@@ -53,8 +54,8 @@ void cpu_dense_backward(hd_backend *be, int n, int in_f, int out_f, const float 
             cpu_split_range(n, threads, t, &begin, &end);
             if (end > begin)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, end - begin, in_f, out_f, 1.0f,
-                            dout + (size_t)begin * out_f, out_f, weight, in_f, 0.0f, din + (size_t)begin * in_f,
-                            in_f);
+                            dout + (size_t)begin * out_f, out_f, weight, in_f, 0.0f,
+                            din + (size_t)begin * in_f, in_f);
         }
     }
 }

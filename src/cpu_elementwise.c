@@ -31,8 +31,8 @@ void cpu_dropout_backward(hd_backend *be, size_t count, float rate, uint64_t see
         din[i] = dout[i] * hd_dropout_multiplier(seed, layer_index, step, (uint64_t)i, rate);
 }
 
-void cpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels, float *dlogits,
-                      float grad_divisor, float *metrics) {
+void cpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels,
+                      float *dlogits, float grad_divisor, float *metrics) {
     (void)be;
     /* Rows are few (a batch) and cheap: one thread keeps the summation order fixed. */
     double loss_sum = 0.0;
@@ -41,16 +41,16 @@ void cpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, c
     for (int row = 0; row < n; row++) {
         int correct = 0;
         float *grad_row = dlogits ? dlogits + (size_t)row * classes : NULL;
-        loss_sum += hd_softmax_xent_row(logits + (size_t)row * classes, classes, labels[row], grad_row, grad_scale,
-                                        &correct);
+        loss_sum += hd_softmax_xent_row(logits + (size_t)row * classes, classes, labels[row], grad_row,
+                                        grad_scale, &correct);
         correct_sum += correct;
     }
     metrics[0] += (float)loss_sum;
     metrics[1] += (float)correct_sum;
 }
 
-void cpu_adam_step(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v, float beta1,
-                   float beta2, float eps, float step_size) {
+void cpu_adam_step(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v,
+                   float beta1, float beta2, float eps, float step_size) {
     long long total = (long long)count;
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
     for (long long i = 0; i < total; i++)

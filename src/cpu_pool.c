@@ -21,7 +21,8 @@ void *cpu_maxpool_plan(hd_backend *be, const hd_pool_shape *shape) {
         return NULL;
     plan->shape = *shape;
     plan->threads = cpu_threads(be);
-    plan->argmax = hd_malloc(sizeof(int32_t) * (size_t)shape->max_batch * shape->channels * shape->out_h * shape->out_w);
+    plan->argmax =
+        hd_malloc(sizeof(int32_t) * (size_t)shape->max_batch * shape->channels * shape->out_h * shape->out_w);
     if (!plan->argmax) {
         free(plan);
         return NULL;
@@ -68,8 +69,8 @@ void cpu_maxpool_forward(hd_backend *be, void *plan_ptr, int n, const float *in,
     }
 }
 
-void cpu_maxpool_backward(hd_backend *be, void *plan_ptr, int n, const float *in, const float *out, const float *dout,
-                          float *din) {
+void cpu_maxpool_backward(hd_backend *be, void *plan_ptr, int n, const float *in, const float *out,
+                          const float *dout, float *din) {
     cpu_pool_plan *plan = plan_ptr;
     const hd_pool_shape *s = &plan->shape;
     int planes = n * s->channels;

@@ -5,8 +5,8 @@
 
 #include <stdlib.h>
 
-int hd_float_set_from_bytes(hd_float_set *out, const uint8_t *images, const uint8_t *labels, int rows, int cols,
-                            const int *indices, int count) {
+int hd_float_set_from_bytes(hd_float_set *out, const uint8_t *images, const uint8_t *labels, int rows,
+                            int cols, const int *indices, int count) {
     size_t image_size = (size_t)rows * cols;
     out->count = count;
     out->rows = rows;
@@ -50,8 +50,8 @@ void hd_epoch_permutation(int *order, int n, uint64_t seed, uint64_t epoch) {
     }
 }
 
-int hd_split_indices(int count, double val_fraction, uint64_t seed, int **train_idx, int *n_train, int **val_idx,
-                     int *n_val) {
+int hd_split_indices(int count, double val_fraction, uint64_t seed, int **train_idx, int *n_train,
+                     int **val_idx, int *n_val) {
     if (!(val_fraction >= 0.0 && val_fraction < 1.0))
         return hd_fail("validation split %.3g: must be in [0, 1)", val_fraction);
     int *order = hd_malloc(sizeof(int) * (size_t)count);

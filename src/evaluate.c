@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result, int *confusion, int *predicted,
-                float *confidence) {
+int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result, int *confusion,
+                int *predicted, float *confidence) {
     hd_backend *be = model->be;
     int classes = model->classes, batch = model->max_batch;
     size_t image_size = (size_t)set->rows * set->cols;
@@ -20,7 +20,8 @@ int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result
     be->ops->upload(be, model->metrics, zero, sizeof zero);
     for (int begin = 0; begin < set->count; begin += batch) {
         int n = set->count - begin < batch ? set->count - begin : batch;
-        be->ops->upload(be, model->input, set->images + (size_t)begin * image_size, sizeof(float) * image_size * n);
+        be->ops->upload(be, model->input, set->images + (size_t)begin * image_size,
+                        sizeof(float) * image_size * n);
         be->ops->upload(be, model->labels, set->labels + begin, sizeof(int32_t) * n);
         const float *device_logits = hd_model_forward(model, n, 0, 0, 0);
         hd_model_loss(model, n, 0);

@@ -21,8 +21,8 @@ static int layer_shape(hd_layer *layer, int index, size_t *param_cursor) {
         layer->out_h = layer->in_h - s->kernel + 1;
         layer->out_w = layer->in_w - s->kernel + 1;
         if (layer->out_h < 1 || layer->out_w < 1)
-            return hd_fail("model spec: layer %d: %dx%d kernel does not fit a %dx%d input", index + 1, s->kernel,
-                           s->kernel, layer->in_h, layer->in_w);
+            return hd_fail("model spec: layer %d: %dx%d kernel does not fit a %dx%d input", index + 1,
+                           s->kernel, s->kernel, layer->in_h, layer->in_w);
         layer->weight_rank = 4;
         layer->weight_dims[0] = s->units;
         layer->weight_dims[1] = layer->in_c;
@@ -46,7 +46,8 @@ static int layer_shape(hd_layer *layer, int index, size_t *param_cursor) {
         break;
     case HD_LAYER_DENSE:
         if (layer->in_h != 1 || layer->in_w != 1)
-            return hd_fail("model spec: layer %d: dense needs a flat input (add flatten before it)", index + 1);
+            return hd_fail("model spec: layer %d: dense needs a flat input (add flatten before it)",
+                           index + 1);
         layer->out_c = s->units;
         layer->weight_rank = 2;
         layer->weight_dims[0] = s->units;
@@ -79,21 +80,21 @@ static void name_layers(hd_model *model) {
 
 static int make_plan(hd_model *model, hd_layer *layer) {
     hd_backend *be = model->be;
-    if (layer->spec.kind == HD_LAYER_CONV) {
-        hd_conv_shape shape = {model->max_batch, layer->in_c,  layer->in_h,  layer->in_w,    layer->out_c,
-                               layer->spec.kernel, 0,          layer->out_h, layer->out_w, layer->spec.act};
-        layer->plan = be->ops->conv2d_plan(be, &shape);
-    } else if (layer->spec.kind == HD_LAYER_MAXPOOL) {
-        hd_pool_shape shape = {model->max_batch, layer->in_c,  layer->in_h, layer->in_w,
-                               layer->spec.pool, layer->out_h, layer->out_w};
-        layer->plan = be->ops->maxpool_plan(be, &shape);
-    } else {
+    hd_conv_shape conv = {model->max_batch,   layer->in_c, layer->in_h,  layer->in_w,  layer->out_c,
+                          layer->spec.kernel, 0,           layer->out_h, layer->out_w, layer->spec.act};
+    hd_pool_shape pool = {model->max_batch, layer->in_c,  layer->in_h, layer->in_w,
+                          layer->spec.pool, layer->out_h, layer->out_w};
+    if (layer->spec.kind == HD_LAYER_CONV)
+        layer->plan = be->ops->conv2d_plan(be, &conv);
+    else if (layer->spec.kind == HD_LAYER_MAXPOOL)
+        layer->plan = be->ops->maxpool_plan(be, &pool);
+    else
         return 0;
-    }
     return layer->plan ? 0 : -1;
 }
 
-int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c, int in_h, int in_w, int max_batch) {
+int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c, int in_h, int in_w,
+                    int max_batch) {
     memset(model, 0, sizeof *model);
     model->be = be;
     model->in_c = in_c;
@@ -128,7 +129,7 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
     model->params = be->ops->alloc(be, cursor);
     model->grads = be->ops->alloc(be, cursor);
     model->input = be->ops->alloc(be, mb * in_c * in_h * in_w);
-    model->labels = (int32_t *)be->ops->alloc(be, mb);
+    model->labels = hd_backend_alloc_int32(be, mb);
     model->metrics = be->ops->alloc(be, 2);
     if (!model->params || !model->grads || !model->input || !model->labels || !model->metrics)
         goto fail;
@@ -211,11 +212,12 @@ const float *hd_model_forward(hd_model *model, int n, int training, uint64_t see
         case HD_LAYER_FLATTEN:
             break;
         case HD_LAYER_DENSE:
-            be->ops->dense_forward(be, n, layer->in_c, layer->out_c, x, weight, bias, layer->out, layer->spec.act);
+            be->ops->dense_forward(be, n, layer->in_c, layer->out_c, x, weight, bias, layer->out,
+                                   layer->spec.act);
             break;
         case HD_LAYER_DROPOUT:
-            be->ops->dropout_forward(be, (size_t)n * layer->out_size, training ? layer->spec.rate : 0.0f, seed,
-                                     (uint32_t)i, step, x, layer->out);
+            be->ops->dropout_forward(be, (size_t)n * layer->out_size, training ? layer->spec.rate : 0.0f,
+                                     seed, (uint32_t)i, step, x, layer->out);
             break;
         }
         x = layer->out;
@@ -240,7 +242,8 @@ void hd_model_backward(hd_model *model, int n, uint64_t seed, uint64_t step) {
         float *dbias = model->grads + layer->bias_offset;
         switch (layer->spec.kind) {
         case HD_LAYER_CONV:
-            be->ops->conv2d_backward(be, layer->plan, n, x, weight, layer->out, layer->dout, dx, dweight, dbias);
+            be->ops->conv2d_backward(be, layer->plan, n, x, weight, layer->out, layer->dout, dx, dweight,
+                                     dbias);
             break;
         case HD_LAYER_MAXPOOL:
             be->ops->maxpool_backward(be, layer->plan, n, x, layer->out, layer->dout, dx);
@@ -253,8 +256,8 @@ void hd_model_backward(hd_model *model, int n, uint64_t seed, uint64_t step) {
             break;
         case HD_LAYER_DROPOUT:
             if (dx)
-                be->ops->dropout_backward(be, (size_t)n * layer->out_size, layer->spec.rate, seed, (uint32_t)i, step,
-                                          layer->dout, dx);
+                be->ops->dropout_backward(be, (size_t)n * layer->out_size, layer->spec.rate, seed,
+                                          (uint32_t)i, step, layer->dout, dx);
             break;
         }
     }
@@ -287,7 +290,7 @@ double hd_model_flops_backward(const hd_model *model) {
         if (l->spec.kind != HD_LAYER_CONV && l->spec.kind != HD_LAYER_DENSE)
             continue;
         double gemm = 2.0 * (double)l->weight_count * (double)(l->out_h * l->out_w);
-        flops += gemm;     /* weight gradient */
+        flops += gemm; /* weight gradient */
         if (i > 0)
             flops += gemm; /* input gradient (none for the first layer) */
     }

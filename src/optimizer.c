@@ -45,10 +45,11 @@ void hd_optimizer_step(hd_optimizer *opt, hd_model *model) {
         double t = (double)opt->t;
         double step_size =
             opt->lr * sqrt(1.0 - pow((double)opt->beta2, t)) / (1.0 - pow((double)opt->beta1, t));
-        be->ops->adam_step(be, opt->count, model->params, model->grads, opt->m, opt->v, opt->beta1, opt->beta2,
-                           opt->eps, (float)step_size);
+        be->ops->adam_step(be, opt->count, model->params, model->grads, opt->m, opt->v, opt->beta1,
+                           opt->beta2, opt->eps, (float)step_size);
     } else {
-        be->ops->sgd_step(be, opt->count, model->params, model->grads, opt->m, opt->lr, opt->momentum, opt->nesterov);
+        be->ops->sgd_step(be, opt->count, model->params, model->grads, opt->m, opt->lr, opt->momentum,
+                          opt->nesterov);
     }
 }
 

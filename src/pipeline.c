@@ -24,7 +24,7 @@ struct hd_pipeline {
     float *device_images[2];
     int32_t *device_labels[2];
     int device_count[2];
-    float *model_input;     /* the model's own buffers, restored at the end of each epoch */
+    float *model_input; /* the model's own buffers, restored at the end of each epoch */
     int32_t *model_labels;
     hd_pipeline_config config;
     size_t image_size;
@@ -34,7 +34,7 @@ struct hd_pipeline {
     float *gathered;     /* scratch: gathered images before augmentation */
     uint64_t epoch;
     int steps, produced, consumed; /* consumed: batches uploaded */
-    int current;                    /* batches handed to the trainer */
+    int current;                   /* batches handed to the trainer */
     int stop, epoch_pending;
     double wait_seconds;
     pthread_t thread;
@@ -55,8 +55,8 @@ static void fill_slot(hd_pipeline *p, pipeline_slot *slot, int step) {
         p->positions[i] = (uint64_t)index;
     }
     if (p->config.augment)
-        hd_augment_batch(&p->config.ranges, p->config.seed, p->epoch, p->positions, count, p->gathered, slot->images,
-                         data->rows, data->cols);
+        hd_augment_batch(&p->config.ranges, p->config.seed, p->epoch, p->positions, count, p->gathered,
+                         slot->images, data->rows, data->cols);
     slot->count = count;
 }
 
@@ -64,7 +64,8 @@ static void *producer_main(void *arg) {
     hd_pipeline *p = arg;
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->stop && (p->produced >= p->steps || p->slots[p->produced % HD_PIPELINE_SLOTS].state != SLOT_FREE))
+        while (!p->stop &&
+               (p->produced >= p->steps || p->slots[p->produced % HD_PIPELINE_SLOTS].state != SLOT_FREE))
             pthread_cond_wait(&p->changed, &p->lock);
         if (p->stop)
             break;
@@ -95,7 +96,7 @@ int hd_pipeline_create(hd_pipeline **out, hd_backend *be, const hd_pipeline_conf
     int ok = p->order && p->positions && p->gathered;
     for (int b = 0; ok && b < 2; b++) {
         p->device_images[b] = be->ops->alloc(be, p->image_size * (size_t)config->batch);
-        p->device_labels[b] = (int32_t *)be->ops->alloc(be, (size_t)config->batch);
+        p->device_labels[b] = hd_backend_alloc_int32(be, (size_t)config->batch);
         ok = p->device_images[b] && p->device_labels[b];
     }
     for (int s = 0; ok && s < HD_PIPELINE_SLOTS; s++) {
@@ -195,7 +196,8 @@ static void upload_step(hd_pipeline *p, int step) {
     p->wait_seconds += hd_now_seconds() - t0;
     hd_backend *be = p->be;
     int b = step % 2;
-    be->ops->upload(be, p->device_images[b], slot->images, sizeof(float) * p->image_size * (size_t)slot->count);
+    be->ops->upload(be, p->device_images[b], slot->images,
+                    sizeof(float) * p->image_size * (size_t)slot->count);
     be->ops->upload(be, p->device_labels[b], slot->labels, sizeof(int32_t) * (size_t)slot->count);
     p->device_count[b] = slot->count;
     slot->fence = be->ops->fence_record(be);

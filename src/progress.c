@@ -30,8 +30,8 @@ void hd_progress_draw(hd_progress *p, int step, double loss, double accuracy, do
     bar[WIDTH] = '\0';
     double elapsed = now - p->start;
     double eta = step ? elapsed * (p->steps - step) / step : 0.0;
-    fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %d/%d loss %.4f acc %.2f%% %.0f img/s ETA %.0fs", p->epoch, p->epochs,
-            bar, step, p->steps, loss, 100.0 * accuracy, images_per_sec, eta);
+    fprintf(stderr, "\r\033[Kepoch %d/%d [%s] %d/%d loss %.4f acc %.2f%% %.0f img/s ETA %.0fs", p->epoch,
+            p->epochs, bar, step, p->steps, loss, 100.0 * accuracy, images_per_sec, eta);
     fflush(stderr);
 }
 

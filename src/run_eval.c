@@ -27,7 +27,8 @@ int hd_run_evaluate_for_report(const char *run_dir, const char *device, hd_repor
     int rc = -1;
     double loss = 0;
     if (hd_model_load_checkpoint(&model, be, path, 1000) != 0 || hd_mnist_load(&data, &train, &test) != 0 ||
-        hd_float_set_from_bytes(&test_set, test.images, test.labels, test.rows, test.cols, NULL, test.count) != 0 ||
+        hd_float_set_from_bytes(&test_set, test.images, test.labels, test.rows, test.cols, NULL,
+                                test.count) != 0 ||
         hd_report_fill_from_test(&model, &test_set, &test, out, &loss) != 0)
         goto out;
     hd_safetensors *file = NULL;

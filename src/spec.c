@@ -92,15 +92,17 @@ int hd_spec_parse(const char *text, hd_layer_spec *layers, int max_layers, int *
         if (n == max_layers)
             return hd_fail("model spec: more than %d layers", max_layers);
         if (parse_item(item, &layers[n]) != 0)
-            return hd_fail("model spec: bad layer '%s' (expected conv:FILTERS:KERNEL[:relu], maxpool:SIZE, flatten, "
-                           "dense:UNITS[:relu] or dropout:RATE with 0 <= RATE < 1)",
-                           original);
+            return hd_fail(
+                "model spec: bad layer '%s' (expected conv:FILTERS:KERNEL[:relu], maxpool:SIZE, flatten, "
+                "dense:UNITS[:relu] or dropout:RATE with 0 <= RATE < 1)",
+                original);
         n++;
     }
     if (n == 0)
         return hd_fail("model spec: no layers");
     if (layers[n - 1].kind != HD_LAYER_DENSE || layers[n - 1].act != HD_ACT_NONE)
-        return hd_fail("model spec: the last layer must be dense without activation (its outputs are the logits)");
+        return hd_fail(
+            "model spec: the last layer must be dense without activation (its outputs are the logits)");
     *n_layers = n;
     return 0;
 }

@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-void hd_print_test_results(FILE *out, double accuracy, double loss, const int *confusion, int classes, int count) {
+void hd_print_test_results(FILE *out, double accuracy, double loss, const int *confusion, int classes,
+                           int count) {
     fprintf(out, "test accuracy %.2f%% (%d images), test loss %.4f\n", 100 * accuracy, count, loss);
     fprintf(out, "per-class accuracy:");
     for (int c = 0; c < classes; c++) {
@@ -104,8 +105,8 @@ static char *read_settings(const char *run_dir) {
     return (char *)data;
 }
 
-int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_set *test, const hd_dataset *test_bytes,
-                    const hd_train_config *cfg, hd_train_result *result) {
+int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_set *test,
+                    const hd_dataset *test_bytes, const hd_train_config *cfg, hd_train_result *result) {
     if (st->best_epoch > 0)
         hd_model_set_params(model, st->best_params);
     result->best_epoch = st->best_epoch;
@@ -122,8 +123,8 @@ int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_se
     result->test_accuracy = in.test_accuracy;
     result->test_loss = test_loss;
     if (!cfg->quiet) {
-        printf("kept the weights of epoch %d (val_loss %.4f, val_acc %.2f%%)\n", st->best_epoch, st->best_val_loss,
-               100 * st->best_val_acc);
+        printf("kept the weights of epoch %d (val_loss %.4f, val_acc %.2f%%)\n", st->best_epoch,
+               st->best_val_loss, 100 * st->best_val_acc);
         hd_print_test_results(stdout, in.test_accuracy, test_loss, in.confusion, in.classes, test->count);
     }
     char path[4200];
@@ -131,8 +132,8 @@ int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_se
     FILE *f = fopen(path, "w");
     if (!f)
         return hd_fail("%s: cannot write", path);
-    fprintf(f, "best_epoch: %d\nepochs_run: %d\nseconds_per_epoch: %.2f\nimages_per_sec: %.0f\n", st->best_epoch,
-            st->epochs_done, result->seconds_per_epoch, result->images_per_sec);
+    fprintf(f, "best_epoch: %d\nepochs_run: %d\nseconds_per_epoch: %.2f\nimages_per_sec: %.0f\n",
+            st->best_epoch, st->epochs_done, result->seconds_per_epoch, result->images_per_sec);
     hd_print_test_results(f, in.test_accuracy, test_loss, in.confusion, in.classes, test->count);
     fclose(f);
 

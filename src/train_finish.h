@@ -11,8 +11,8 @@
 #include "hd/trainer.h"
 #include "train_state.h"
 
-int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_set *test, const hd_dataset *test_bytes,
-                    const hd_train_config *cfg, hd_train_result *result);
+int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_set *test,
+                    const hd_dataset *test_bytes, const hd_train_config *cfg, hd_train_result *result);
 
 /* Evaluates `model` on `test` and fills the test-set parts of a report: accuracy, confusion
  * matrix, misclassified digits (from test_bytes) and the first conv layer's filters.
@@ -21,6 +21,7 @@ int hd_report_fill_from_test(hd_model *model, const hd_float_set *test, const hd
                              hd_report_inputs *in, double *test_loss);
 
 /* Prints test accuracy, per-class accuracy and the confusion matrix (and to `file` if not NULL). */
-void hd_print_test_results(FILE *out, double accuracy, double loss, const int *confusion, int classes, int count);
+void hd_print_test_results(FILE *out, double accuracy, double loss, const int *confusion, int classes,
+                           int count);
 
 #endif

@@ -52,10 +52,10 @@ int hd_train_state_save(const hd_train_state *st, const char *run_dir, const hd_
     snprintf(values[6], sizeof values[6], "%.17g|%d", st->lr_best, st->lr_wait);
     snprintf(values[7], sizeof values[7], "%llu", (unsigned long long)seed);
     const hd_st_meta meta[] = {
-        {"hd.train.epochs_done", values[0]}, {"hd.train.global_step", values[1]},
+        {"hd.train.epochs_done", values[0]},   {"hd.train.global_step", values[1]},
         {"hd.train.best_val_loss", values[2]}, {"hd.train.best_val_acc", values[3]},
-        {"hd.train.best_epoch", values[4]}, {"hd.train.es_wait", values[5]},
-        {"hd.train.lr_plateau", values[6]},  {"hd.train.seed", values[7]},
+        {"hd.train.best_epoch", values[4]},    {"hd.train.es_wait", values[5]},
+        {"hd.train.lr_plateau", values[6]},    {"hd.train.seed", values[7]},
     };
     run_path(path, sizeof path, run_dir, "metrics.csv");
     if (hd_metrics_csv_write(path, st->rows, st->n_rows) != 0)
@@ -98,9 +98,9 @@ int hd_train_state_resume(hd_train_state *st, const char *run_dir, hd_model *mod
     if (hd_checkpoint_load(path, model, opt, &file) != 0)
         return -1;
     double v[8];
-    static const char *const keys[7] = {"hd.train.epochs_done", "hd.train.global_step", "hd.train.best_val_loss",
-                                        "hd.train.best_val_acc", "hd.train.best_epoch", "hd.train.es_wait",
-                                        "hd.train.seed"};
+    static const char *const keys[7] = {
+        "hd.train.epochs_done", "hd.train.global_step", "hd.train.best_val_loss", "hd.train.best_val_acc",
+        "hd.train.best_epoch",  "hd.train.es_wait",     "hd.train.seed"};
     for (int i = 0; i < 7; i++) {
         if (meta_number(file, path, keys[i], &v[i]) != 0) {
             hd_safetensors_free(file);

@@ -13,11 +13,11 @@ typedef struct {
     uint64_t global_step; /* optimizer steps so far (dropout masks use it) */
     double best_val_loss;
     double best_val_acc;
-    int best_epoch;       /* 1-based; 0 = none yet */
-    int es_wait;          /* epochs since the best validation loss */
-    double lr_best;       /* reduce-LR-on-plateau's own best (min_delta 1e-4, as Keras) */
+    int best_epoch; /* 1-based; 0 = none yet */
+    int es_wait;    /* epochs since the best validation loss */
+    double lr_best; /* reduce-LR-on-plateau's own best (min_delta 1e-4, as Keras) */
     int lr_wait;
-    float *best_params;   /* host copy of the best weights */
+    float *best_params; /* host copy of the best weights */
     hd_epoch_metrics *rows;
     int n_rows, cap_rows;
 } hd_train_state;

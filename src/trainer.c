@@ -35,13 +35,14 @@ void hd_train_config_defaults(hd_train_config *cfg) {
 }
 
 void hd_train_config_format(const hd_train_config *cfg, const char *device, char *buf, size_t len) {
-    snprintf(buf, len,
-             "device: %s\nmodel: %s\noptimizer: %s\nlearning_rate: %g\nbatch_size: %d\nepochs: %d\nseed: %llu\n"
-             "validation_split: %g\nearly_stopping_patience: %d\nreduce_lr_patience: %d\nreduce_lr_factor: %g\n"
-             "min_lr: %g\naugmentation: %s\ntrain_limit: %d\n",
-             device, cfg->spec, cfg->optimizer == HD_OPT_ADAM ? "adam" : "sgd", (double)cfg->lr, cfg->batch,
-             cfg->epochs, (unsigned long long)cfg->seed, cfg->val_fraction, cfg->es_patience, cfg->lr_patience,
-             cfg->lr_factor, cfg->min_lr, cfg->augment ? "on" : "off", cfg->train_limit);
+    snprintf(
+        buf, len,
+        "device: %s\nmodel: %s\noptimizer: %s\nlearning_rate: %g\nbatch_size: %d\nepochs: %d\nseed: %llu\n"
+        "validation_split: %g\nearly_stopping_patience: %d\nreduce_lr_patience: %d\nreduce_lr_factor: %g\n"
+        "min_lr: %g\naugmentation: %s\ntrain_limit: %d\n",
+        device, cfg->spec, cfg->optimizer == HD_OPT_ADAM ? "adam" : "sgd", (double)cfg->lr, cfg->batch,
+        cfg->epochs, (unsigned long long)cfg->seed, cfg->val_fraction, cfg->es_patience, cfg->lr_patience,
+        cfg->lr_factor, cfg->min_lr, cfg->augment ? "on" : "off", cfg->train_limit);
 }
 
 /* Everything one run holds, so that cleanup is one function. */
@@ -67,19 +68,21 @@ static void run_context_free(run_context *rc) {
     hd_float_set_free(&rc->test);
 }
 
-static int prepare_data(run_context *rc, const hd_train_config *cfg, const hd_dataset *train, const hd_dataset *test) {
+static int prepare_data(run_context *rc, const hd_train_config *cfg, const hd_dataset *train,
+                        const hd_dataset *test) {
     int count = cfg->train_limit > 0 && cfg->train_limit < train->count ? cfg->train_limit : train->count;
     int *train_idx = NULL, *val_idx = NULL, n_train = 0, n_val = 0;
     if (hd_split_indices(count, cfg->val_fraction, cfg->seed, &train_idx, &n_train, &val_idx, &n_val) != 0)
         return -1;
     int rc_train = hd_float_set_from_bytes(&rc->train, train->images, train->labels, train->rows, train->cols,
                                            train_idx, n_train);
-    int rc_val =
-        hd_float_set_from_bytes(&rc->val, train->images, train->labels, train->rows, train->cols, val_idx, n_val);
+    int rc_val = hd_float_set_from_bytes(&rc->val, train->images, train->labels, train->rows, train->cols,
+                                         val_idx, n_val);
     free(train_idx);
     free(val_idx);
     int n_test = cfg->test_limit > 0 && cfg->test_limit < test->count ? cfg->test_limit : test->count;
-    int rc_test = hd_float_set_from_bytes(&rc->test, test->images, test->labels, test->rows, test->cols, NULL, n_test);
+    int rc_test =
+        hd_float_set_from_bytes(&rc->test, test->images, test->labels, test->rows, test->cols, NULL, n_test);
     if (rc_train || rc_val || rc_test)
         return -1;
     if (n_train < 1)
@@ -93,8 +96,8 @@ static int is_bad(double x) {
 
 /* Reduce-LR-on-plateau and early stopping, from this epoch's validation loss.
  * Returns 1 if training should stop. */
-static int update_schedules(run_context *rc, const hd_train_config *cfg, double val_loss, double val_acc, int epoch,
-                            int *improved) {
+static int update_schedules(run_context *rc, const hd_train_config *cfg, double val_loss, double val_acc,
+                            int epoch, int *improved) {
     hd_train_state *st = &rc->state;
     *improved = val_loss < st->best_val_loss - cfg->es_min_delta;
     if (*improved) {
@@ -142,8 +145,8 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
             be->ops->download(be, metrics, model->metrics, sizeof metrics);
             if (is_bad(metrics[0])) {
                 hd_pipeline_restore(rc->pipeline, model);
-                return hd_fail("training diverged: loss is %g at epoch %d step %d", (double)metrics[0], epoch + 1,
-                               step + 1);
+                return hd_fail("training diverged: loss is %g at epoch %d step %d", (double)metrics[0],
+                               epoch + 1, step + 1);
             }
             hd_progress_draw(&progress, step + 1, metrics[0] / seen, metrics[1] / seen,
                              seen / (hd_now_seconds() - t0));
@@ -223,15 +226,16 @@ int hd_train(hd_backend *be, const hd_train_config *cfg, const hd_dataset *train
         ips_sum += row.images_per_sec;
         epochs_here++;
         int improved = 0;
-        int stop = update_schedules(&rc, cfg, rc.val.count ? val.loss : row.train_loss, val.accuracy, epoch + 1,
-                                    &improved);
+        int stop = update_schedules(&rc, cfg, rc.val.count ? val.loss : row.train_loss, val.accuracy,
+                                    epoch + 1, &improved);
         rc.state.epochs_done = epoch + 1;
         if (hd_train_state_add_row(&rc.state, &row) != 0)
             goto done;
         if (!cfg->quiet)
-            printf("epoch %2d/%d  loss %.4f  acc %.2f%%  val_loss %.4f  val_acc %.2f%%  lr %.2g  %.1fs  %.0f img/s%s\n",
-                   epoch + 1, cfg->epochs, row.train_loss, 100 * row.train_acc, row.val_loss, 100 * row.val_acc,
-                   row.lr, row.seconds, row.images_per_sec, improved ? "  *" : "");
+            printf("epoch %2d/%d  loss %.4f  acc %.2f%%  val_loss %.4f  val_acc %.2f%%  lr %.2g  %.1fs  %.0f "
+                   "img/s%s\n",
+                   epoch + 1, cfg->epochs, row.train_loss, 100 * row.train_acc, row.val_loss,
+                   100 * row.val_acc, row.lr, row.seconds, row.images_per_sec, improved ? "  *" : "");
         fflush(stdout);
         if (improved) {
             hd_model_get_params(&rc.model, rc.state.best_params);
@@ -247,8 +251,8 @@ int hd_train(hd_backend *be, const hd_train_config *cfg, const hd_dataset *train
             printf("  test_acc %.2f%% after %.1fs (reported only; never used for training decisions)\n",
                    100 * t.accuracy, hd_now_seconds() - start);
             if (t.accuracy >= cfg->time_to_accuracy) {
-                printf("time_to_accuracy_s=%.3f epoch=%d test_acc=%.4f\n", hd_now_seconds() - start, epoch + 1,
-                       t.accuracy);
+                printf("time_to_accuracy_s=%.3f epoch=%d test_acc=%.4f\n", hd_now_seconds() - start,
+                       epoch + 1, t.accuracy);
                 break;
             }
         }

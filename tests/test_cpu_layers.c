@@ -37,7 +37,8 @@ static double dot(const float *a, const float *b, size_t n) {
 
 /* ---------- convolution ---------- */
 
-static void conv_reference(const hd_conv_shape *s, int n, const float *in, const float *w, const float *b, float *out) {
+static void conv_reference(const hd_conv_shape *s, int n, const float *in, const float *w, const float *b,
+                           float *out) {
     for (int img = 0; img < n; img++)
         for (int oc = 0; oc < s->out_c; oc++)
             for (int oy = 0; oy < s->out_h; oy++)
@@ -58,8 +59,8 @@ static void conv_reference(const hd_conv_shape *s, int n, const float *in, const
                 }
 }
 
-static double conv_loss(hd_backend *be, void *plan, int n, const float *in, const float *w, const float *b, float *out,
-                        const float *r, size_t out_n) {
+static double conv_loss(hd_backend *be, void *plan, int n, const float *in, const float *w, const float *b,
+                        float *out, const float *r, size_t out_n) {
     be->ops->conv2d_forward(be, plan, n, in, w, b, out);
     return dot(out, r, out_n);
 }
@@ -93,7 +94,8 @@ static void test_conv(hd_backend *be, int n, int in_c, int hw, int out_c, int k,
     hd_conv_shape s = {n + 1, in_c, hw, hw, out_c, k, pad, hw + 2 * pad - k + 1, hw + 2 * pad - k + 1, act};
     size_t in_n = (size_t)n * in_c * hw * hw, w_n = (size_t)out_c * in_c * k * k;
     size_t out_n = (size_t)n * out_c * s.out_h * s.out_w;
-    float *in = random_tensor(in_n, -1, 1), *w = random_tensor(w_n, -0.5f, 0.5f), *b = random_tensor(out_c, -0.1f, 0.1f);
+    float *in = random_tensor(in_n, -1, 1), *w = random_tensor(w_n, -0.5f, 0.5f),
+          *b = random_tensor(out_c, -0.1f, 0.1f);
     float *out = calloc(out_n, 4), *ref = calloc(out_n, 4), *r = random_tensor(out_n, -1, 1);
     void *plan = be->ops->conv2d_plan(be, &s);
     CHECK(plan != NULL, "conv plan");
@@ -115,14 +117,15 @@ static void test_conv(hd_backend *be, int n, int in_c, int hw, int out_c, int k,
         hd_conv_shape linear = s;
         linear.act = HD_ACT_NONE;
         void *lplan = be->ops->conv2d_plan(be, &linear);
-        float *masked = malloc(out_n * 4), *din2 = calloc(in_n, 4), *dw2 = calloc(w_n, 4), *db2 = calloc(out_c, 4);
+        float *masked = malloc(out_n * 4), *din2 = calloc(in_n, 4), *dw2 = calloc(w_n, 4),
+              *db2 = calloc(out_c, 4);
         size_t active = 0;
         for (size_t i = 0; i < out_n; i++) {
             masked[i] = out[i] > 0 ? r[i] : 0.0f;
             active += out[i] > 0;
         }
-        CHECK(active > 0 && active < out_n, "relu test has both active and inactive units (%zu of %zu)", active,
-              out_n);
+        CHECK(active > 0 && active < out_n, "relu test has both active and inactive units (%zu of %zu)",
+              active, out_n);
         be->ops->conv2d_backward(be, lplan, n, in, w, out, masked, din2, dw2, db2);
         check_tensor("conv relu din", din, din2, in_n, 0, 0);
         check_tensor("conv relu dweight", dw, dw2, w_n, 0, 0);
@@ -146,7 +149,8 @@ static void test_conv(hd_backend *be, int n, int in_c, int hw, int out_c, int k,
     check_tensor(name, db, num, out_c, GRAD_ATOL, GRAD_RTOL);
 
     be->ops->conv2d_plan_free(be, plan);
-    free(in), free(w), free(b), free(out), free(ref), free(r), free(dout), free(din), free(dw), free(db), free(num);
+    free(in), free(w), free(b), free(out), free(ref), free(r), free(dout), free(din), free(dw), free(db),
+        free(num);
 }
 
 /* ---------- max pooling ---------- */
@@ -168,7 +172,8 @@ static double pool_ctx_loss(void *p) {
 static void test_pool(hd_backend *be, int n, int ch, int hw, int size) {
     hd_pool_shape s = {n, ch, hw, hw, size, hw / size, hw / size};
     size_t in_n = (size_t)n * ch * hw * hw, out_n = (size_t)n * ch * s.out_h * s.out_w;
-    float *in = malloc(in_n * 4), *out = calloc(out_n, 4), *ref = calloc(out_n, 4), *r = random_tensor(out_n, -1, 1);
+    float *in = malloc(in_n * 4), *out = calloc(out_n, 4), *ref = calloc(out_n, 4),
+          *r = random_tensor(out_n, -1, 1);
     /* Distinct values 0.05 apart in random order: no ties, no nudge changes an arg-max. */
     for (size_t i = 0; i < in_n; i++)
         in[i] = 0.05f * (float)i;
@@ -201,7 +206,8 @@ static void test_pool(hd_backend *be, int n, int ch, int hw, int size) {
     void *tplan = be->ops->maxpool_plan(be, &ts);
     be->ops->maxpool_forward(be, tplan, 1, tie_in, tie_out);
     be->ops->maxpool_backward(be, tplan, 1, tie_in, tie_out, tie_dout, tie_din);
-    CHECK(tie_din[0] == 3 && tie_din[1] == 0 && tie_din[2] == 0 && tie_din[3] == 0, "tie routed to first max");
+    CHECK(tie_din[0] == 3 && tie_din[1] == 0 && tie_din[2] == 0 && tie_din[3] == 0,
+          "tie routed to first max");
     be->ops->maxpool_plan_free(be, tplan);
     be->ops->maxpool_plan_free(be, plan);
     free(in), free(out), free(ref), free(r), free(din), free(num);
@@ -224,7 +230,8 @@ static double dense_ctx_loss(void *p) {
 
 static void test_dense(hd_backend *be, int n, int in_f, int out_f, hd_activation act) {
     size_t in_n = (size_t)n * in_f, w_n = (size_t)out_f * in_f, out_n = (size_t)n * out_f;
-    float *in = random_tensor(in_n, -1, 1), *w = random_tensor(w_n, -0.5f, 0.5f), *b = random_tensor(out_f, -1, 1);
+    float *in = random_tensor(in_n, -1, 1), *w = random_tensor(w_n, -0.5f, 0.5f),
+          *b = random_tensor(out_f, -1, 1);
     float *out = calloc(out_n, 4), *ref = calloc(out_n, 4), *r = random_tensor(out_n, -1, 1);
     be->ops->dense_forward(be, n, in_f, out_f, in, w, b, out, act);
     for (int i = 0; i < n; i++)
@@ -240,7 +247,8 @@ static void test_dense(hd_backend *be, int n, int in_f, int out_f, hd_activation
     be->ops->dense_backward(be, n, in_f, out_f, in, w, out, dout, din, dw, db, act);
     if (act == HD_ACT_RELU) {
         /* As for conv: the ReLU layer equals the linear one with dout masked by (out > 0). */
-        float *masked = malloc(out_n * 4), *din2 = calloc(in_n, 4), *dw2 = calloc(w_n, 4), *db2 = calloc(out_f, 4);
+        float *masked = malloc(out_n * 4), *din2 = calloc(in_n, 4), *dw2 = calloc(w_n, 4),
+              *db2 = calloc(out_f, 4);
         for (size_t i = 0; i < out_n; i++)
             masked[i] = out[i] > 0 ? r[i] : 0.0f;
         be->ops->dense_backward(be, n, in_f, out_f, in, w, out, masked, din2, dw2, db2, HD_ACT_NONE);
@@ -259,14 +267,16 @@ static void test_dense(hd_backend *be, int n, int in_f, int out_f, hd_activation
     check_tensor("dense dweight", dw, num, w_n, GRAD_ATOL, GRAD_RTOL);
     numeric_grad(b, out_f, num, dense_ctx_loss, &ctx);
     check_tensor("dense dbias", db, num, out_f, GRAD_ATOL, GRAD_RTOL);
-    free(in), free(w), free(b), free(out), free(ref), free(r), free(dout), free(din), free(dw), free(db), free(num);
+    free(in), free(w), free(b), free(out), free(ref), free(r), free(dout), free(din), free(dw), free(db),
+        free(num);
 }
 
 /* ---------- dropout and softmax cross-entropy ---------- */
 
 static void test_dropout(hd_backend *be) {
     const size_t n = 4096;
-    float *in = random_tensor(n, -1, 1), *out = calloc(n, 4), *dout = random_tensor(n, -1, 1), *din = calloc(n, 4);
+    float *in = random_tensor(n, -1, 1), *out = calloc(n, 4), *dout = random_tensor(n, -1, 1),
+          *din = calloc(n, 4);
     be->ops->dropout_forward(be, n, 0.25f, 7, 2, 5, in, out);
     be->ops->dropout_backward(be, n, 0.25f, 7, 2, 5, dout, din);
     size_t dropped = 0, bad = 0;

@@ -17,9 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define EPS          2.5e-4f
-#define ATOL         1.5e-3
-#define RTOL         5e-2
+#define EPS  2.5e-4f
+#define ATOL 1.5e-3
+#define RTOL 5e-2
 
 /* FNV-1a hash of the active ReLU units and pool arg-max positions of the last forward. */
 static uint64_t pattern_hash(const hd_model *model, int n) {
@@ -39,8 +39,8 @@ static uint64_t pattern_hash(const hd_model *model, int n) {
                         float v = layer->out[((size_t)p * layer->out_h + oy) * layer->out_w + ox];
                         int which = 0;
                         for (int k = 0; k < size * size; k++)
-                            if (in[((size_t)p * layer->in_h + oy * size + k / size) * layer->in_w + ox * size +
-                                   k % size] == v) {
+                            if (in[((size_t)p * layer->in_h + oy * size + k / size) * layer->in_w +
+                                   ox * size + k % size] == v) {
                                 which = k;
                                 break;
                             }
@@ -68,7 +68,8 @@ static void check_network(hd_backend *be, const char *spec, int in_c, int hw, in
     /* Larger biases than zero so units are not all on a kink at the start. */
     for (int l = 0; l < model.n_layers; l++)
         for (size_t j = 0; j < model.layers[l].bias_count; j++)
-            model.params[model.layers[l].bias_offset + j] = 0.01f * (float)((int)(test_rand_u64(rng) % 21) - 10);
+            model.params[model.layers[l].bias_offset + j] =
+                0.01f * (float)((int)(test_rand_u64(rng) % 21) - 10);
     test_fill_uniform(model.input, (size_t)n * in_c * hw * hw, 0, 1, rng);
     for (int i = 0; i < n; i++)
         model.labels[i] = (int32_t)(test_rand_u64(rng) % (uint64_t)model.classes);
@@ -86,8 +87,8 @@ static void check_network(hd_backend *be, const char *spec, int in_c, int hw, in
         if (!count)
             continue;
         for (int k = 0, tries = 0; k < samples_per_layer && tries < 20 * samples_per_layer; k++, tries++) {
-            size_t idx = layer->weight_offset + (k == 0 ? layer->bias_offset - layer->weight_offset
-                                                        : test_rand_u64(rng) % count);
+            size_t idx = layer->weight_offset +
+                         (k == 0 ? layer->bias_offset - layer->weight_offset : test_rand_u64(rng) % count);
             float saved = model.params[idx];
             model.params[idx] = saved + EPS;
             uint64_t pattern_plus, pattern_minus;
@@ -107,14 +108,15 @@ static void check_network(hd_backend *be, const char *spec, int in_c, int hw, in
                 worst = err;
             if (err > allowed) {
                 missed++;
-                printf("  %s param %zu: analytic %.6g numeric %.6g\n", layer->name, idx - layer->weight_offset,
-                       analytic, numeric);
+                printf("  %s param %zu: analytic %.6g numeric %.6g\n", layer->name,
+                       idx - layer->weight_offset, analytic, numeric);
             }
         }
     }
-    printf("%s: %d parameters checked, %d out of tolerance, %d nudges crossed a kink (redrawn), worst abs error "
-           "%.3g\n",
-           spec, checked, missed, at_kink, worst);
+    printf(
+        "%s: %d parameters checked, %d out of tolerance, %d nudges crossed a kink (redrawn), worst abs error "
+        "%.3g\n",
+        spec, checked, missed, at_kink, worst);
     CHECK(checked >= samples_per_layer * 3, "%s: enough parameters checked (%d)", spec, checked);
     CHECK(missed == 0, "%s: %d of %d gradients out of tolerance", spec, missed, checked);
     hd_model_destroy(&model);

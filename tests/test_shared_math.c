@@ -10,7 +10,8 @@ static void test_philox_known_answers(void) {
     hd_philox_out a = hd_philox4x32(0, 0, 0, 0, 0, 0);
     CHECK(a.v[0] == 0x6627e8d5u && a.v[1] == 0xe169c58du && a.v[2] == 0xbc57ac4cu && a.v[3] == 0x9b00dbd8u,
           "philox(0;0) = %08x %08x %08x %08x", a.v[0], a.v[1], a.v[2], a.v[3]);
-    hd_philox_out b = hd_philox4x32(0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu);
+    hd_philox_out b =
+        hd_philox4x32(0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu);
     CHECK(b.v[0] == 0x408f276du && b.v[1] == 0x41c83b0eu && b.v[2] == 0xa20bc7c6u && b.v[3] == 0x6d5451fdu,
           "philox(ones;ones) = %08x %08x %08x %08x", b.v[0], b.v[1], b.v[2], b.v[3]);
     hd_philox_out c =

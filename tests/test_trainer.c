@@ -35,7 +35,8 @@ static int read_rows(const char *run_dir, hd_epoch_metrics **rows, int *n) {
 }
 
 static void test_determinism_and_resume(hd_backend *be, const hd_dataset *train, const hd_dataset *test) {
-    char *a = test_make_temp_dir("train-a"), *b = test_make_temp_dir("train-b"), *c = test_make_temp_dir("train-c");
+    char *a = test_make_temp_dir("train-a"), *b = test_make_temp_dir("train-b"),
+         *c = test_make_temp_dir("train-c");
     hd_train_result ra, rb, rc;
     hd_train_config ca = small_config(a, 3), cb = small_config(b, 3), cc = small_config(c, 2);
     CHECK(hd_train(be, &ca, train, test, &ra) == 0, "run a: %s", hd_last_error());
@@ -47,13 +48,13 @@ static void test_determinism_and_resume(hd_backend *be, const hd_dataset *train,
     for (int i = 0; i < na && i < nb; i++) {
         CHECK(rows_a[i].train_loss == rows_b[i].train_loss && rows_a[i].val_loss == rows_b[i].val_loss &&
                   rows_a[i].val_acc == rows_b[i].val_acc,
-              "epoch %d identical: train loss %.9g vs %.9g, val loss %.9g vs %.9g", i + 1, rows_a[i].train_loss,
-              rows_b[i].train_loss, rows_a[i].val_loss, rows_b[i].val_loss);
+              "epoch %d identical: train loss %.9g vs %.9g, val loss %.9g vs %.9g", i + 1,
+              rows_a[i].train_loss, rows_b[i].train_loss, rows_a[i].val_loss, rows_b[i].val_loss);
     }
     CHECK(ra.test_accuracy == rb.test_accuracy, "same test accuracy %.4f vs %.4f", ra.test_accuracy,
           rb.test_accuracy);
-    CHECK(na == 3 && rows_a[2].train_loss < rows_a[0].train_loss, "loss falls: %.4f -> %.4f", rows_a[0].train_loss,
-          na == 3 ? rows_a[2].train_loss : 0.0);
+    CHECK(na == 3 && rows_a[2].train_loss < rows_a[0].train_loss, "loss falls: %.4f -> %.4f",
+          rows_a[0].train_loss, na == 3 ? rows_a[2].train_loss : 0.0);
 
     /* Two epochs, then --resume to three: the third epoch must equal run a's. */
     CHECK(hd_train(be, &cc, train, test, &rc) == 0, "run c: %s", hd_last_error());
@@ -63,7 +64,8 @@ static void test_determinism_and_resume(hd_backend *be, const hd_dataset *train,
     CHECK(read_rows(c, &rows_c, &nc) == 0 && nc == 3, "resumed run has 3 rows (%d)", nc);
     if (nc == 3 && na == 3)
         CHECK(rows_c[2].train_loss == rows_a[2].train_loss && rows_c[2].val_loss == rows_a[2].val_loss,
-              "resumed epoch 3 equals the straight run: %.9g vs %.9g", rows_c[2].train_loss, rows_a[2].train_loss);
+              "resumed epoch 3 equals the straight run: %.9g vs %.9g", rows_c[2].train_loss,
+              rows_a[2].train_loss);
     free(rows_a), free(rows_b), free(rows_c);
     test_remove_tree(a), test_remove_tree(b), test_remove_tree(c);
     free(a), free(b), free(c);
@@ -115,7 +117,8 @@ static void test_divergence(hd_backend *be, const hd_dataset *train, const hd_da
     char *dir2 = test_make_temp_dir("diverge2");
     cfg.run_dir = dir2;
     int rc = hd_train(be, &cfg, train, test, &r);
-    CHECK(rc != 0 && strstr(hd_last_error(), "diverged"), "divergence reported: rc %d, '%s'", rc, hd_last_error());
+    CHECK(rc != 0 && strstr(hd_last_error(), "diverged"), "divergence reported: rc %d, '%s'", rc,
+          hd_last_error());
     char path[4200];
     snprintf(path, sizeof path, "%s/last.safetensors", dir2);
     FILE *f = fopen(path, "rb");

@@ -158,6 +158,12 @@ void hd_gpu_list_devices(char *buf, size_t buf_len);
 hd_backend *hd_backend_open(const char *device, int no_fallback, const hd_cpu_options *cpu,
                             const hd_gpu_options *gpu);
 
+/* Backend memory for `count` int32 values (alloc counts 4-byte elements). */
+static inline int32_t *hd_backend_alloc_int32(hd_backend *be, size_t count) {
+    void *p = be->ops->alloc(be, count);
+    return (int32_t *)p;
+}
+
 static inline void hd_backend_destroy(hd_backend *be) {
     if (be)
         be->ops->destroy(be);

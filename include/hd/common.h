@@ -31,7 +31,7 @@ void hd_clear_error(void);
 /* malloc/calloc that record "out of memory (N bytes) at file:line" and return NULL. */
 void *hd_malloc_at(size_t bytes, const char *file, int line);
 void *hd_calloc_at(size_t count, size_t size, const char *file, int line);
-#define hd_malloc(bytes)        hd_malloc_at((bytes), __FILE__, __LINE__)
+#define hd_malloc(bytes)       hd_malloc_at((bytes), __FILE__, __LINE__)
 #define hd_calloc(count, size) hd_calloc_at((count), (size), __FILE__, __LINE__)
 
 /* Monotonic clock in seconds. */

@@ -15,7 +15,7 @@ typedef struct {
 
 /* confusion (classes x classes, row = true) and predicted / confidence (count each) may be
  * NULL. Uses the model's own buffers in batches of up to model->max_batch. */
-int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result, int *confusion, int *predicted,
-                float *confidence);
+int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result, int *confusion,
+                int *predicted, float *confidence);
 
 #endif

@@ -23,10 +23,17 @@
 extern "C" {
 #endif
 
-#define HD_DEFAULT_SPEC "conv:32:3:relu,maxpool:2,conv:64:3:relu,maxpool:2,flatten,dense:128:relu,dropout:0.5,dense:10"
+#define HD_DEFAULT_SPEC                                                                                      \
+    "conv:32:3:relu,maxpool:2,conv:64:3:relu,maxpool:2,flatten,dense:128:relu,dropout:0.5,dense:10"
 #define HD_MAX_LAYERS 32
 
-typedef enum { HD_LAYER_CONV, HD_LAYER_MAXPOOL, HD_LAYER_FLATTEN, HD_LAYER_DENSE, HD_LAYER_DROPOUT } hd_layer_kind;
+typedef enum {
+    HD_LAYER_CONV,
+    HD_LAYER_MAXPOOL,
+    HD_LAYER_FLATTEN,
+    HD_LAYER_DENSE,
+    HD_LAYER_DROPOUT
+} hd_layer_kind;
 
 typedef struct {
     hd_layer_kind kind;
@@ -44,17 +51,17 @@ void hd_spec_format(const hd_layer_spec *layers, int n_layers, char *buf, size_t
 
 typedef struct {
     hd_layer_spec spec;
-    char name[16];             /* "conv1", "dense2", ...: tensor names in checkpoints */
-    int in_c, in_h, in_w;      /* input shape of one image */
-    int out_c, out_h, out_w;   /* output shape of one image (dense: out_c = units, h = w = 1) */
-    size_t in_size, out_size;  /* floats per image */
+    char name[16];                      /* "conv1", "dense2", ...: tensor names in checkpoints */
+    int in_c, in_h, in_w;               /* input shape of one image */
+    int out_c, out_h, out_w;            /* output shape of one image (dense: out_c = units, h = w = 1) */
+    size_t in_size, out_size;           /* floats per image */
     size_t weight_offset, weight_count; /* into model params */
     size_t bias_offset, bias_count;
-    int weight_dims[4], weight_rank;    /* shape of the weight tensor */
-    int fan_in, fan_out;                /* for Glorot initialisation */
-    void *plan;                /* backend plan (conv, pool) */
-    float *out;                /* activations, max_batch * out_size (NULL: flatten aliases its input) */
-    float *dout;               /* gradient of the loss with respect to out */
+    int weight_dims[4], weight_rank; /* shape of the weight tensor */
+    int fan_in, fan_out;             /* for Glorot initialisation */
+    void *plan;                      /* backend plan (conv, pool) */
+    float *out;                      /* activations, max_batch * out_size (NULL: flatten aliases its input) */
+    float *dout;                     /* gradient of the loss with respect to out */
 } hd_layer;
 
 typedef struct {

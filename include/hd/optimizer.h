@@ -19,7 +19,7 @@ typedef struct {
     int nesterov;            /* SGD */
     uint64_t t;              /* steps taken */
     size_t count;
-    float *m, *v;            /* backend memory; SGD uses m as the velocity */
+    float *m, *v; /* backend memory; SGD uses m as the velocity */
 } hd_optimizer;
 
 void hd_optimizer_defaults(hd_optimizer *opt, hd_optimizer_kind kind);

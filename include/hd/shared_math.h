@@ -41,7 +41,7 @@ HD_HOST_DEVICE static inline uint32_t hd_mulhilo32(uint32_t a, uint32_t b, uint3
 /* Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11).
  * counter: 128 bits; key: 64 bits. Returns four independent 32-bit words. */
 HD_HOST_DEVICE static inline hd_philox_out hd_philox4x32(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3,
-                                                          uint32_t k0, uint32_t k1) {
+                                                         uint32_t k0, uint32_t k1) {
     for (int round = 0; round < 10; round++) {
         uint32_t hi0, hi1;
         uint32_t lo0 = hd_mulhilo32(0xD2511F53u, c0, &hi0);
@@ -105,7 +105,7 @@ HD_HOST_DEVICE static inline float hd_softmax_xent_row(const float *logits, int 
     float sum = 0.0f;
     for (int c = 0; c < classes; c++)
         sum += expf(logits[c] - max_logit);
-    float log_sum = logf(sum); /* sum >= 1: the maximum contributes exp(0) */
+    float log_sum = logf(fmaxf(sum, 1.0f)); /* sum >= 1 anyway: the maximum contributes exp(0) */
     if (grad_row) {
         float inv_sum = 1.0f / sum;
         for (int c = 0; c < classes; c++) {

@@ -31,10 +31,10 @@ typedef struct {
     int augment;
     int eval_batch;
     const char *run_dir;
-    int resume;          /* continue the run in run_dir */
-    int progress;        /* live progress bar (1), plain lines (0) */
+    int resume;   /* continue the run in run_dir */
+    int progress; /* live progress bar (1), plain lines (0) */
     int quiet;
-    int train_limit;     /* use only the first N training images (0 = all), for smoke tests */
+    int train_limit; /* use only the first N training images (0 = all), for smoke tests */
     int test_limit;
     double time_to_accuracy; /* > 0: evaluate test after each epoch (report only), stop when reached */
     int report;              /* write plots and report.html at the end */

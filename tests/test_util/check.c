@@ -61,8 +61,8 @@ int check_tensor_at(const char *name, const float *got, const float *ref, size_t
         }
         if (!(diff <= allowed)) {
             if (bad < 5)
-                fprintf(stderr, "  %s[%zu]: got %.9g, expected %.9g (diff %.3g > %.3g)\n", name, i, g, r, diff,
-                        allowed);
+                fprintf(stderr, "  %s[%zu]: got %.9g, expected %.9g (diff %.3g > %.3g)\n", name, i, g, r,
+                        diff, allowed);
             bad++;
         }
     }

@@ -12,7 +12,8 @@
 
 #define HD_TEST_SKIP 77
 
-void test_check(int ok, const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void test_check(int ok, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 #define CHECK(cond, ...) test_check(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 
 /* Returns 1 if every element is within tolerance (and records a failure otherwise). */
