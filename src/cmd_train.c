@@ -210,6 +210,12 @@ int hd_cmd_train(int argc, char **argv) {
     if (!cfg.resume) {
         char settings[2048], path[4200];
         hd_train_config_format(&cfg, be->ops->describe(be), settings, sizeof settings);
+        /* `hd-gpu report` evaluates on the same data: record where it came from. */
+        size_t used = strlen(settings);
+        char *absolute = data.data_dir ? realpath(data.data_dir, NULL) : NULL;
+        if (data.data_dir)
+            snprintf(settings + used, sizeof settings - used, "data: %s\n", absolute ? absolute : data.data_dir);
+        free(absolute);
         snprintf(path, sizeof path, "%s/settings.txt", run_dir);
         if (hd_write_file_atomic(path, settings, strlen(settings)) != 0) {
             fprintf(stderr, "hd-gpu: %s\n", hd_last_error());

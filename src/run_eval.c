@@ -26,6 +26,17 @@ int hd_run_evaluate_for_report(const char *run_dir, const char *device, hd_repor
     data.quiet = 1;
     int rc = -1;
     double loss = 0;
+    /* The run's own data directory, as recorded by `hd-gpu train --data DIR`. */
+    char settings_path[4200], data_dir[4096] = "";
+    snprintf(settings_path, sizeof settings_path, "%s/settings.txt", run_dir);
+    FILE *settings_file = fopen(settings_path, "r");
+    if (settings_file) {
+        char line[4200];
+        while (fgets(line, sizeof line, settings_file))
+            if (strncmp(line, "data: ", 6) == 0 && sscanf(line + 6, "%4095[^\n]", data_dir) == 1)
+                data.data_dir = data_dir;
+        fclose(settings_file);
+    }
     if (hd_model_load_checkpoint(&model, be, path, 1000) != 0 || hd_mnist_load(&data, &train, &test) != 0 ||
         hd_float_set_from_bytes(&test_set, test.images, test.labels, test.rows, test.cols, NULL,
                                 test.count) != 0 ||

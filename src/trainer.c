@@ -113,11 +113,8 @@ static int update_schedules(run_context *rc, const hd_train_config *cfg, double 
         st->lr_wait = 0;
     } else if (++st->lr_wait >= cfg->lr_patience) {
         float new_lr = (float)fmax(rc->opt.lr * cfg->lr_factor, cfg->min_lr);
-        if (new_lr < rc->opt.lr) {
-            if (!cfg->quiet)
-                printf("  reducing learning rate to %g\n", (double)new_lr);
-            rc->opt.lr = new_lr;
-        }
+        if (new_lr < rc->opt.lr)
+            rc->opt.lr = new_lr; /* announced after this epoch's line */
         st->lr_wait = 0;
     }
     return cfg->es_patience > 0 && st->es_wait >= cfg->es_patience;
@@ -236,6 +233,9 @@ int hd_train(hd_backend *be, const hd_train_config *cfg, const hd_dataset *train
                    "img/s%s\n",
                    epoch + 1, cfg->epochs, row.train_loss, 100 * row.train_acc, row.val_loss,
                    100 * row.val_acc, row.lr, row.seconds, row.images_per_sec, improved ? "  *" : "");
+        if (!cfg->quiet && rc.opt.lr < row.lr)
+            printf("  validation loss flat for %d epochs: learning rate %g -> %g\n", cfg->lr_patience, row.lr,
+                   (double)rc.opt.lr);
         fflush(stdout);
         if (improved) {
             hd_model_get_params(&rc.model, rc.state.best_params);
