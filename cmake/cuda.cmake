@@ -103,6 +103,9 @@ if(HD_WITH_CUDA)
   target_include_directories(hdcore PRIVATE ${CMAKE_SOURCE_DIR}/kernels ${CUDNN_INCLUDE_DIR})
   target_link_libraries(hdcore PUBLIC CUDA::cudart CUDA::cublas ${CUDNN_LIBRARY})
   target_compile_definitions(hdcore PUBLIC HD_WITH_CUDA=1)
+  # hdcore's CUDA code makes every program that links it link as CUDA; without this, each of
+  # them would add the static CUDA runtime (-lcudart_static) beside the shared one above.
+  set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
 
   # nvcc: every warning is an error under HD_WERROR, the host compiler's included.
   set(hd_cuda_flags -lineinfo)

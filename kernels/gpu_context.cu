@@ -1,13 +1,6 @@
-/* gpu_context.cu: the GPU backend's lifetime, memory, transfers and fences, and the three
- * hd_gpu_* entry points of backend.h.
- *
- * Streams: every op runs on one compute stream, in call order. An upload runs on the copy
- * stream after the compute stream's work queued so far (so it never overwrites data an
- * earlier op still reads) and the compute stream waits for it (so later ops see it); an
- * upload therefore overlaps the compute work queued after it, e.g. the step before the one
- * that reads a second input buffer. download() and fence_wait() are the only host waits.
- * Fences are a ring of events recorded on the compute stream; an old token whose event has
- * been recorded again waits for the newer point, which is later and so still correct. */
+/* gpu_context.cu: the GPU backend's lifetime, the ops table, and the three hd_gpu_* entry
+ * points of backend.h. Memory, transfers and fences are in gpu_transfer.cu (which explains
+ * the two streams); the ops in one file each. */
 #include "gpu_internal.h"
 #include "hd/common.h"
 
@@ -52,7 +45,7 @@ unsigned gpu_grid_blocks(const hd_gpu_backend *gpu, size_t count) {
     return blocks ? (unsigned)blocks : 1u;
 }
 
-static int fail_out_of_memory(const char *what, size_t bytes) {
+int gpu_fail_out_of_memory(const char *what, size_t bytes) {
     size_t free_bytes = 0, total_bytes = 0;
     if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess)
         (void)cudaGetLastError();
@@ -75,7 +68,7 @@ int gpu_workspace_reserve(hd_gpu_backend *gpu, size_t bytes) {
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
         gpu->workspace = NULL;
-        return fail_out_of_memory("the cuDNN workspace", bytes);
+        return gpu_fail_out_of_memory("the cuDNN workspace", bytes);
     }
     gpu->workspace_bytes = bytes;
     return 0;
@@ -96,13 +89,7 @@ static void gpu_release(hd_gpu_backend *gpu) {
         CUDA_WARN(cudaFree(gpu->workspace));
     if (gpu->cublas_workspace)
         CUDA_WARN(cudaFree(gpu->cublas_workspace));
-    for (int i = 0; i < HD_GPU_FENCE_RING; i++)
-        if (gpu->fences[i])
-            CUDA_WARN(cudaEventDestroy(gpu->fences[i]));
-    if (gpu->compute_tail)
-        CUDA_WARN(cudaEventDestroy(gpu->compute_tail));
-    if (gpu->copy_done)
-        CUDA_WARN(cudaEventDestroy(gpu->copy_done));
+    gpu_transfer_release(gpu);
     if (gpu->copy)
         CUDA_WARN(cudaStreamDestroy(gpu->copy));
     if (gpu->compute)
@@ -120,114 +107,14 @@ static const char *gpu_describe(hd_backend *be) {
     return hd_gpu_from(be)->description;
 }
 
-/* ---- memory and transfers ---- */
-
-static float *gpu_alloc(hd_backend *be, size_t count) {
-    hd_gpu_backend *gpu = hd_gpu_from(be);
-    gpu_enter(gpu);
-    size_t bytes = (count ? count : 1) * sizeof(float);
-    void *ptr = NULL;
-    cudaError_t err = cudaMalloc(&ptr, bytes);
-    if (err != cudaSuccess) {
-        (void)cudaGetLastError();
-        if (err == cudaErrorMemoryAllocation)
-            fail_out_of_memory("a tensor", bytes);
-        else
-            hd_fail("cudaMalloc(%zu bytes) failed: %s", bytes, cudaGetErrorString(err));
-        return NULL;
-    }
-    CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, gpu->compute));
-    return (float *)ptr;
-}
-
-static void gpu_free(hd_backend *be, void *ptr) {
-    if (!ptr)
-        return;
-    gpu_enter(hd_gpu_from(be));
-    CUDA_CHECK(cudaFree(ptr));
-}
-
-static void *gpu_host_alloc(hd_backend *be, size_t bytes) {
-    gpu_enter(hd_gpu_from(be));
-    void *ptr = NULL;
-    cudaError_t err = cudaHostAlloc(&ptr, bytes ? bytes : 1, cudaHostAllocPortable);
-    if (err != cudaSuccess) {
-        (void)cudaGetLastError();
-        hd_fail("cudaHostAlloc(%zu bytes) failed: %s", bytes, cudaGetErrorString(err));
-        return NULL;
-    }
-    return ptr;
-}
-
-static void gpu_host_free(hd_backend *be, void *ptr) {
-    if (!ptr)
-        return;
-    gpu_enter(hd_gpu_from(be));
-    CUDA_CHECK(cudaFreeHost(ptr));
-}
-
-static void gpu_upload(hd_backend *be, void *dst, const void *src, size_t bytes) {
-    hd_gpu_backend *gpu = hd_gpu_from(be);
-    if (bytes == 0)
-        return;
-    gpu_enter(gpu);
-    CUDA_CHECK(cudaEventRecord(gpu->compute_tail, gpu->compute));
-    CUDA_CHECK(cudaStreamWaitEvent(gpu->copy, gpu->compute_tail, 0));
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, gpu->copy));
-    CUDA_CHECK(cudaEventRecord(gpu->copy_done, gpu->copy));
-    CUDA_CHECK(cudaStreamWaitEvent(gpu->compute, gpu->copy_done, 0));
-    gpu_op_done(gpu, "upload");
-}
-
-static void gpu_download(hd_backend *be, void *dst, const void *src, size_t bytes) {
-    hd_gpu_backend *gpu = hd_gpu_from(be);
-    if (bytes == 0)
-        return;
-    gpu_enter(gpu);
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, gpu->compute));
-    CUDA_CHECK(cudaStreamSynchronize(gpu->compute));
-}
-
-static void gpu_zero(hd_backend *be, void *ptr, size_t bytes) {
-    hd_gpu_backend *gpu = hd_gpu_from(be);
-    if (bytes == 0)
-        return;
-    gpu_enter(gpu);
-    CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, gpu->compute));
-    gpu_op_done(gpu, "zero");
-}
-
-static int gpu_fence_record(hd_backend *be) {
-    hd_gpu_backend *gpu = hd_gpu_from(be);
-    gpu_enter(gpu);
-    unsigned token = gpu->fence_count++ & 0x7fffffffu;
-    CUDA_CHECK(cudaEventRecord(gpu->fences[token % HD_GPU_FENCE_RING], gpu->compute));
-    return (int)token;
-}
-
-static void gpu_fence_wait(hd_backend *be, int fence) {
-    hd_gpu_backend *gpu = hd_gpu_from(be);
-    if (fence < 0)
-        return;
-    gpu_enter(gpu);
-    CUDA_CHECK(cudaEventSynchronize(gpu->fences[(unsigned)fence % HD_GPU_FENCE_RING]));
-}
-
 /* ---- creation ---- */
 
 static void gpu_fill_ops(hd_backend_ops *ops) {
     memset(ops, 0, sizeof *ops);
     ops->destroy = gpu_destroy;
     ops->describe = gpu_describe;
-    ops->alloc = gpu_alloc;
-    ops->free = gpu_free;
-    ops->host_alloc = gpu_host_alloc;
-    ops->host_free = gpu_host_free;
-    ops->upload = gpu_upload;
-    ops->download = gpu_download;
-    ops->zero = gpu_zero;
-    ops->fence_record = gpu_fence_record;
-    ops->fence_wait = gpu_fence_wait;
+    gpu_transfer_fill_ops(ops);
+    ops->peak_gflops = gpu_peak_gflops;
     ops->conv2d_plan = gpu_conv2d_plan;
     ops->conv2d_plan_free = gpu_conv2d_plan_free;
     ops->conv2d_forward = gpu_conv2d_forward;
@@ -272,10 +159,8 @@ static int gpu_context_init(hd_gpu_backend *gpu) {
 
     CUDA_TRY(cudaStreamCreateWithFlags(&gpu->compute, cudaStreamNonBlocking));
     CUDA_TRY(cudaStreamCreateWithFlags(&gpu->copy, cudaStreamNonBlocking));
-    CUDA_TRY(cudaEventCreateWithFlags(&gpu->compute_tail, cudaEventDisableTiming));
-    CUDA_TRY(cudaEventCreateWithFlags(&gpu->copy_done, cudaEventDisableTiming));
-    for (int i = 0; i < HD_GPU_FENCE_RING; i++)
-        CUDA_TRY(cudaEventCreateWithFlags(&gpu->fences[i], cudaEventDisableTiming | cudaEventBlockingSync));
+    if (gpu_transfer_init(gpu) != 0)
+        return -1;
 
     CUDNN_TRY(cudnnCreate(&gpu->cudnn));
     CUDNN_TRY(cudnnSetStream(gpu->cudnn, gpu->compute));
@@ -287,7 +172,7 @@ static int gpu_context_init(hd_gpu_backend *gpu) {
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
         gpu->cublas_workspace = NULL;
-        return fail_out_of_memory("the cuBLAS workspace", gpu->cublas_workspace_bytes);
+        return gpu_fail_out_of_memory("the cuBLAS workspace", gpu->cublas_workspace_bytes);
     }
     CUBLAS_TRY(cublasSetWorkspace(gpu->cublas, gpu->cublas_workspace, gpu->cublas_workspace_bytes));
     /* FP32 by default: CUBLAS_DEFAULT_MATH never lowers FP32 GEMMs to TF32; TF32 on request. */

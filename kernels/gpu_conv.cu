@@ -217,9 +217,13 @@ static int choose_from(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_set 
             continue;
         if (gpu->options.deterministic && cand[i].determinism != CUDNN_DETERMINISTIC)
             continue;
-        if (strict_fp32 && cand[i].math != CUDNN_FMA_MATH && cand[i].math != CUDNN_DEFAULT_MATH)
-            continue; /* a tensor-op entry: TF32 */
-        cudnnMathType_t math = strict_fp32 ? CUDNN_FMA_MATH : cand[i].math;
+        /* Strict FP32: every candidate runs under CUDNN_FMA_MATH (no TF32), whatever math
+         * type cuDNN listed it with; the workspace query and the trial run below then say
+         * whether the algorithm works that way. With TF32 allowed, a candidate that may
+         * down-convert further (ALLOW_CONVERSION: FP16) runs under DEFAULT_MATH (TF32 at most). */
+        cudnnMathType_t math = strict_fp32                                             ? CUDNN_FMA_MATH
+                               : cand[i].math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION ? CUDNN_DEFAULT_MATH
+                                                                                       : cand[i].math;
         if (cudnnSetConvolutionMathType(set->conv[dir], math) != CUDNN_STATUS_SUCCESS)
             continue;
         size_t need = 0;
@@ -428,6 +432,11 @@ void gpu_conv2d_forward(hd_backend *be, void *plan_ptr, int n, const float *in, 
     if (n <= 0)
         return;
     gpu_enter(gpu);
+    const hd_conv_shape *s = &plan->shape;
+    gpu_use_floats(gpu, in, (size_t)n * s->in_c * s->in_h * s->in_w);
+    gpu_use_floats(gpu, weight, (size_t)s->out_c * s->in_c * s->kernel * s->kernel);
+    gpu_use_floats(gpu, bias, (size_t)s->out_c);
+    gpu_use_floats(gpu, out, (size_t)n * s->out_c * s->out_h * s->out_w);
     conv_batch_set *set = batch_set_for(gpu, plan, n);
     const float one = 1.0f, zero = 0.0f;
     CUDNN_CHECK(cudnnConvolutionForward(gpu->cudnn, &one, set->in_desc, in, plan->filter_desc, weight,
@@ -443,13 +452,24 @@ void gpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
     hd_gpu_backend *gpu = hd_gpu_from(be);
     gpu_conv_plan *plan = (gpu_conv_plan *)plan_ptr;
     const hd_conv_shape *s = &plan->shape;
+    size_t in_count = (size_t)n * s->in_c * s->in_h * s->in_w;
+    size_t out_count = (size_t)n * s->out_c * s->out_h * s->out_w;
+    size_t weight_count = (size_t)s->out_c * s->in_c * s->kernel * s->kernel;
     gpu_enter(gpu);
-    if (n <= 0) {
-        CUDA_CHECK(cudaMemsetAsync(
-            dweight, 0, (size_t)s->out_c * s->in_c * s->kernel * s->kernel * sizeof(float), gpu->compute));
-        CUDA_CHECK(cudaMemsetAsync(dbias, 0, (size_t)s->out_c * sizeof(float), gpu->compute));
+    gpu_use_floats(gpu, dweight, weight_count);
+    gpu_use_floats(gpu, dbias, (size_t)s->out_c);
+    if (n <= 0) { /* no images: the gradients are zero */
+        CUDA_CHECK(cudaMemsetAsync(dweight, 0, weight_count * sizeof(float), gpu->compute));
+        if (dbias)
+            CUDA_CHECK(cudaMemsetAsync(dbias, 0, (size_t)s->out_c * sizeof(float), gpu->compute));
+        gpu_op_done(gpu, "conv2d_backward");
         return;
     }
+    gpu_use_floats(gpu, in, in_count);
+    gpu_use_floats(gpu, weight, weight_count);
+    gpu_use_floats(gpu, out, out_count);
+    gpu_use_floats(gpu, dout, out_count);
+    gpu_use_floats(gpu, din, in_count);
     conv_batch_set *set = batch_set_for(gpu, plan, n);
     /* ReLU mask on dout in place, and dbias, in one pass. */
     gpu_bias_act_backward(gpu, out, dout, dbias, n, s->out_c, s->out_h * s->out_w, s->act);

@@ -16,6 +16,10 @@ void gpu_dense_forward(hd_backend *be, int n, int in_f, int out_f, const float *
     if (n <= 0)
         return;
     gpu_enter(gpu);
+    gpu_use_floats(gpu, in, (size_t)n * in_f);
+    gpu_use_floats(gpu, weight, (size_t)out_f * in_f);
+    gpu_use_floats(gpu, bias, (size_t)out_f);
+    gpu_use_floats(gpu, out, (size_t)n * out_f);
     const float one = 1.0f, zero = 0.0f;
     CUBLAS_CHECK(cublasSgemm(gpu->cublas, CUBLAS_OP_T, CUBLAS_OP_N, out_f, n, in_f, &one, weight, in_f, in,
                              in_f, &zero, out, out_f));
@@ -28,11 +32,20 @@ void gpu_dense_backward(hd_backend *be, int n, int in_f, int out_f, const float 
                         hd_activation act) {
     hd_gpu_backend *gpu = hd_gpu_from(be);
     gpu_enter(gpu);
-    if (n <= 0) {
+    gpu_use_floats(gpu, dweight, (size_t)out_f * in_f);
+    gpu_use_floats(gpu, dbias, (size_t)out_f);
+    if (n <= 0) { /* no rows: the gradients are zero */
         CUDA_CHECK(cudaMemsetAsync(dweight, 0, (size_t)out_f * in_f * sizeof(float), gpu->compute));
-        CUDA_CHECK(cudaMemsetAsync(dbias, 0, (size_t)out_f * sizeof(float), gpu->compute));
+        if (dbias)
+            CUDA_CHECK(cudaMemsetAsync(dbias, 0, (size_t)out_f * sizeof(float), gpu->compute));
+        gpu_op_done(gpu, "dense_backward");
         return;
     }
+    gpu_use_floats(gpu, in, (size_t)n * in_f);
+    gpu_use_floats(gpu, weight, (size_t)out_f * in_f);
+    gpu_use_floats(gpu, out, (size_t)n * out_f);
+    gpu_use_floats(gpu, dout, (size_t)n * out_f);
+    gpu_use_floats(gpu, din, (size_t)n * in_f);
     /* ReLU mask on dout in place, and dbias = column sums of dout, in one pass. */
     gpu_bias_act_backward(gpu, out, dout, dbias, n, out_f, 1, act);
     const float one = 1.0f, zero = 0.0f;

@@ -21,6 +21,8 @@ static void dropout_apply(hd_gpu_backend *gpu, size_t count, float rate, uint64_
     if (count == 0)
         return;
     gpu_enter(gpu);
+    gpu_use_floats(gpu, src, count);
+    gpu_use_floats(gpu, dst, count);
     if (rate <= 0.0f) {
         if (src != dst)
             CUDA_CHECK(

@@ -4,8 +4,15 @@
  * hd_gpu_backend *) owns everything the GPU path needs: the device, a compute stream on which
  * every op is queued in call order, a copy stream for uploads, the cuDNN and cuBLAS handles
  * (both bound to the compute stream), one cuDNN workspace shared by all plans (grown only
- * when a plan is made), cuBLAS's own workspace, and a ring of events for fences. Nothing is
- * global; nothing is allocated and the host never waits inside an op.
+ * when a plan is made), cuBLAS's own workspace, the uploads still in flight, and a ring of
+ * event pairs for fences. Nothing is global; nothing is allocated and the host never waits
+ * inside an op.
+ *
+ * Uploads (gpu_transfer.cu): an upload waits on the copy stream for all compute queued before
+ * it, and is then "pending": the compute stream waits for it only when an op touches memory
+ * that overlaps its destination. Every op therefore calls gpu_use() for every device range it
+ * reads or writes before queueing work; that is what lets the upload of the next batch run
+ * beside the compute of the current one (src/pipeline.c's double buffering).
  *
  * Layout everywhere: NCHW float32, contiguous; dense activations (n, features) row-major;
  * conv weights (out_c, in_c, k, k); dense weights (out_f, in_f). Gradients are written with
@@ -17,10 +24,20 @@
 #include "hd/backend.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
-#define HD_GPU_FENCE_RING     64  /* fence tokens map to events modulo this */
-#define HD_GPU_THREADS        256 /* threads per block of the element-wise kernels */
-#define HD_GPU_REDUCE_THREADS 512 /* threads per block of the per-channel reductions */
+#define HD_GPU_FENCE_RING      256 /* fence tokens map to event pairs modulo this */
+#define HD_GPU_PENDING_UPLOADS 8   /* uploads in flight the compute stream has not waited for */
+#define HD_GPU_THREADS         256 /* threads per block of the element-wise kernels */
+#define HD_GPU_REDUCE_THREADS  512 /* threads per block of the per-channel reductions */
+
+/* An upload queued on the copy stream that the compute stream has not waited for yet. */
+typedef struct {
+    uintptr_t begin, end; /* destination bytes [begin, end) */
+    cudaEvent_t done;     /* recorded on the copy stream after the copy */
+    unsigned long long order;
+    int active;
+} gpu_pending_upload;
 
 typedef struct hd_gpu_backend {
     hd_backend base; /* first: the trainer sees only this */
@@ -37,9 +54,16 @@ typedef struct hd_gpu_backend {
     cudaStream_t compute;     /* every op, in call order */
     cudaStream_t copy;        /* host -> device uploads */
     cudaEvent_t compute_tail; /* recorded on compute before an upload; the copy waits for it */
-    cudaEvent_t copy_done;    /* recorded on copy after an upload; compute waits for it */
-    cudaEvent_t fences[HD_GPU_FENCE_RING];
+    gpu_pending_upload pending[HD_GPU_PENDING_UPLOADS];
+    int pending_count;
+    unsigned long long upload_count;
+    /* Fence token t uses slot t % HD_GPU_FENCE_RING: an event on the compute stream (timing
+     * enabled, for fence_elapsed_ms) and one on the copy stream (uploads not yet waited for). */
+    cudaEvent_t fence_compute[HD_GPU_FENCE_RING];
+    cudaEvent_t fence_copy[HD_GPU_FENCE_RING];
+    int fence_token[HD_GPU_FENCE_RING]; /* the token last recorded in each slot; -1: none */
     unsigned fence_count;
+    double peak_gflops; /* measured once by gpu_peak_gflops; 0: not yet */
 
     cudnnHandle_t cudnn;
     cublasHandle_t cublas;
@@ -68,6 +92,27 @@ void gpu_op_done(hd_gpu_backend *gpu, const char *op);
 unsigned gpu_grid_blocks(const hd_gpu_backend *gpu, size_t count);
 /* Grow the shared cuDNN workspace to at least `bytes` (plan time only). */
 int gpu_workspace_reserve(hd_gpu_backend *gpu, size_t bytes);
+/* "out of GPU memory: <what> needs N MiB, M MiB free of T MiB" via hd_fail; returns -1. */
+int gpu_fail_out_of_memory(const char *what, size_t bytes);
+
+/* ---- gpu_transfer.cu: memory, uploads, fences ---- */
+/* Before an op touches the device bytes [ptr, ptr + bytes) (reads or writes): the compute
+ * stream waits for every pending upload into an overlapping range. No-op for NULL or 0. */
+void gpu_use(hd_gpu_backend *gpu, const void *ptr, size_t bytes);
+static inline void gpu_use_floats(hd_gpu_backend *gpu, const void *ptr, size_t count) {
+    gpu_use(gpu, ptr, count * sizeof(float));
+}
+/* The compute stream waits for every pending upload. */
+void gpu_use_all(hd_gpu_backend *gpu);
+/* Fills the memory, transfer and fence entries of the ops table. */
+void gpu_transfer_fill_ops(hd_backend_ops *ops);
+/* Creates / destroys the upload and fence events (0 / -1 + hd_fail). */
+int gpu_transfer_init(hd_gpu_backend *gpu);
+void gpu_transfer_release(hd_gpu_backend *gpu);
+
+/* ---- gpu_peak.cu ---- */
+/* The FP32 SGEMM rate in GFLOP/s (backend.h's peak_gflops), measured once. */
+double gpu_peak_gflops(hd_backend *be);
 
 /* ---- gpu_bias_act.cu ---- */
 /* out[i, c, s] = act(out[i, c, s] + bias[c]) over n x channels x spatial. */

@@ -49,6 +49,10 @@ void gpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, c
     if (n <= 0 || classes <= 0)
         return;
     gpu_enter(gpu);
+    gpu_use_floats(gpu, logits, (size_t)n * classes);
+    gpu_use(gpu, labels, (size_t)n * sizeof(int32_t));
+    gpu_use_floats(gpu, dlogits, (size_t)n * classes);
+    gpu_use_floats(gpu, metrics, 2);
     float grad_scale = grad_divisor != 0.0f ? 1.0f / grad_divisor : 0.0f;
     softmax_xent_kernel<<<1, LOSS_THREADS, 0, gpu->compute>>>(n, classes, logits, labels, dlogits, grad_scale,
                                                               metrics);

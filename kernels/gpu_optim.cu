@@ -27,6 +27,10 @@ void gpu_adam_step(hd_backend *be, size_t count, float *params, const float *gra
     if (count == 0)
         return;
     gpu_enter(gpu);
+    gpu_use_floats(gpu, params, count);
+    gpu_use_floats(gpu, grads, count);
+    gpu_use_floats(gpu, m, count);
+    gpu_use_floats(gpu, v, count);
     adam_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(
         count, params, grads, m, v, beta1, beta2, eps, step_size);
     CUDA_CHECK_LAUNCH();
@@ -39,6 +43,9 @@ void gpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grad
     if (count == 0)
         return;
     gpu_enter(gpu);
+    gpu_use_floats(gpu, params, count);
+    gpu_use_floats(gpu, grads, count);
+    gpu_use_floats(gpu, velocity, count);
     sgd_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(
         count, params, grads, velocity, lr, momentum, nesterov);
     CUDA_CHECK_LAUNCH();

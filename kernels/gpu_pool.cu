@@ -6,12 +6,11 @@
  * covers when size does not divide the input (zeroed first).
  * Ties: backend.h routes a window's gradient to its first maximum (row-major), as the CPU
  * path does. cuDNN's CUDNN_POOLING_MAX_DETERMINISTIC sends it to one maximum, the same on
- * every run, but does not document which. So each plan probes it once: a tiny input with
- * an all-equal window and a window with two equal maxima goes through cudnnPoolingBackward;
- * if the gradients land on the first maxima, backward uses cuDNN, otherwise
+ * every run, but does not document which. So each plan probes it once, on its own shape
+ * with tie-heavy input: if cudnnPoolingBackward's gradients equal those of
  * maxpool_backward_kernel below, which applies the rule itself (one thread per window;
- * windows do not overlap, so no two threads write one element). Forward is always cuDNN:
- * the maximum is exact either way. */
+ * windows do not overlap, so no two threads write one element), backward uses cuDNN;
+ * otherwise that kernel. Forward is always cuDNN: the maximum is exact either way. */
 #include "gpu_internal.h"
 #include "hd/common.h"
 
@@ -68,82 +67,108 @@ static int set_batch(gpu_pool_plan *plan, int n) {
     return 0;
 }
 
-/* Runs cudnnPoolingBackward on one plane of size x 2*size: window 0 all ones (first maximum:
- * its first element), window 1 zeros with 2 at (0, 1) and (1, 0) (first maximum: (0, 1)).
- * Sets plan->cudnn_first_max. Plan time only: allocates and waits. */
+#define PROBE_MAX_BATCH 64
+
+/* In the probe: a failed call records its text, file:line and error, then cleans up. */
+#define PROBE_CUDA(call)                                                                                     \
+    do {                                                                                                     \
+        cudaError_t probe_err_ = (call);                                                                     \
+        if (probe_err_ != cudaSuccess) {                                                                     \
+            (void)cudaGetLastError();                                                                        \
+            hd_gpu_fail_call("CUDA", #call, cudaGetErrorString(probe_err_), __FILE__, __LINE__);             \
+            goto done;                                                                                       \
+        }                                                                                                    \
+    } while (0)
+#define PROBE_CUDNN(call)                                                                                    \
+    do {                                                                                                     \
+        cudnnStatus_t probe_status_ = (call);                                                                \
+        if (probe_status_ != CUDNN_STATUS_SUCCESS) {                                                         \
+            hd_gpu_fail_call("cuDNN", #call, hd_gpu_cudnn_error(probe_status_), __FILE__, __LINE__);         \
+            goto done;                                                                                       \
+        }                                                                                                    \
+    } while (0)
+
+/* Tie-heavy input, like pooling after a ReLU: 60% zeros, the rest one of three levels. */
+static void fill_ties(float *x, size_t count) {
+    uint32_t state = 12345u;
+    for (size_t i = 0; i < count; i++) {
+        state = state * 1664525u + 1013904223u;
+        uint32_t r = (state >> 8) % 10u;
+        x[i] = r < 6u ? 0.0f : (float)(r - 5u) / 4.0f; /* 0, 0.25, 0.5, 0.75, 1 */
+    }
+}
+
+/* Runs cuDNN's backward and maxpool_backward_kernel on the plan's own shape (batch capped at
+ * PROBE_MAX_BATCH) with tie-heavy input, and keeps cuDNN for backward only when both give
+ * bit-equal gradients: then cuDNN routes ties to the first maximum, as backend.h asks, for
+ * this shape. Sets plan->cudnn_first_max. Plan time only: allocates and waits. */
 static int probe_cudnn_ties(hd_gpu_backend *gpu, gpu_pool_plan *plan) {
-    int size = plan->shape.size;
-    plan->cudnn_first_max = 1;
-    if (size < 2)
-        return 0; /* a window of one element has no ties */
-    int w = 2 * size, count = size * w;
-    float host_in[2 * 16 * 16], host_din[2 * 16 * 16], expect[2 * 16 * 16];
-    if (size > 16) {
-        plan->cudnn_first_max = 0; /* too big to probe here: use our kernel */
+    const hd_pool_shape *s = &plan->shape;
+    plan->cudnn_first_max = 0;
+    if (s->size < 2) {
+        plan->cudnn_first_max = 1; /* a window of one element has no ties */
         return 0;
     }
-    for (int i = 0; i < count; i++) {
-        int y = i / w, x = i % w;
-        host_in[i] = x < size ? 1.0f : ((y == 0 && x == size + 1) || (y == 1 && x == size) ? 2.0f : 0.0f);
-        expect[i] = (i == 0) ? 1.0f : (i == size + 1 ? 2.0f : 0.0f);
-    }
-    const float host_out[2] = {1.0f, 2.0f}, host_dout[2] = {1.0f, 2.0f};
-    cudnnTensorDescriptor_t x_desc = NULL, y_desc = NULL;
-    float *buf = NULL;
+    int n = s->max_batch < PROBE_MAX_BATCH ? s->max_batch : PROBE_MAX_BATCH;
+    size_t in_count = (size_t)n * s->channels * s->in_h * s->in_w;
+    size_t out_count = (size_t)n * s->channels * s->out_h * s->out_w;
+    size_t total = 3 * in_count + 2 * out_count;
+    float *host = (float *)malloc(total * sizeof(float)), *dev = NULL;
+    if (!host)
+        return hd_fail("maxpool plan: out of host memory for the tie probe");
+    float *h_in = host, *h_dout = host + in_count, *h_din_cudnn = h_dout + out_count;
+    float *h_din_ours = h_din_cudnn + in_count;
+    fill_ties(h_in, in_count);
+    for (size_t i = 0; i < out_count; i++)
+        h_dout[i] = (float)(i % 7u) + 1.0f; /* non-zero: every routed gradient shows */
     int rc = -1;
-    cudnnStatus_t status = CUDNN_STATUS_SUCCESS;
-    const float one = 1.0f, zero = 0.0f;
-    if (cudnnCreateTensorDescriptor(&x_desc) != CUDNN_STATUS_SUCCESS ||
-        cudnnCreateTensorDescriptor(&y_desc) != CUDNN_STATUS_SUCCESS ||
-        cudnnSetTensor4dDescriptor(x_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, 1, size, w) !=
-            CUDNN_STATUS_SUCCESS ||
-        cudnnSetTensor4dDescriptor(y_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, 1, 1, 2) !=
-            CUDNN_STATUS_SUCCESS) {
-        hd_fail("maxpool plan: cannot make the tie probe's descriptors");
-        goto done;
-    }
-    if (cudaMalloc(&buf, (2 * (size_t)count + 4) * sizeof(float)) != cudaSuccess) {
+    if (cudaMalloc(&dev, total * sizeof(float)) != cudaSuccess) {
         (void)cudaGetLastError();
-        buf = NULL;
-        hd_fail("maxpool plan: out of GPU memory for the tie probe");
+        dev = NULL;
+        rc = gpu_fail_out_of_memory("the max-pooling tie probe", total * sizeof(float));
         goto done;
     }
     {
-        float *d_in = buf, *d_din = buf + count, *d_out = buf + 2 * count, *d_dout = d_out + 2;
-        if (cudaMemcpyAsync(d_in, host_in, count * sizeof(float), cudaMemcpyHostToDevice, gpu->compute) !=
-                cudaSuccess ||
-            cudaMemcpyAsync(d_out, host_out, sizeof host_out, cudaMemcpyHostToDevice, gpu->compute) !=
-                cudaSuccess ||
-            cudaMemcpyAsync(d_dout, host_dout, sizeof host_dout, cudaMemcpyHostToDevice, gpu->compute) !=
-                cudaSuccess ||
-            cudaMemsetAsync(d_din, 0, count * sizeof(float), gpu->compute) != cudaSuccess) {
-            hd_fail("maxpool plan: tie probe upload failed: %s", cudaGetErrorString(cudaGetLastError()));
+        float *d_in = dev, *d_dout = dev + in_count, *d_din_cudnn = d_dout + out_count;
+        float *d_din_ours = d_din_cudnn + in_count, *d_out = d_din_ours + in_count;
+        const float one = 1.0f, zero = 0.0f;
+        PROBE_CUDA(cudaMemcpyAsync(d_in, h_in, (in_count + out_count) * sizeof(float), cudaMemcpyHostToDevice,
+                                   gpu->compute));
+        PROBE_CUDA(cudaMemsetAsync(d_din_cudnn, 0, 2 * in_count * sizeof(float), gpu->compute));
+        if (set_batch(plan, n) != 0)
             goto done;
-        }
-        status = cudnnPoolingBackward(gpu->cudnn, plan->pool_desc, &one, y_desc, d_out, y_desc, d_dout,
-                                      x_desc, d_in, &zero, x_desc, d_din);
-        if (status != CUDNN_STATUS_SUCCESS) {
-            hd_fail("maxpool plan: cudnnPoolingBackward (tie probe) failed: %s", hd_gpu_cudnn_error(status));
-            goto done;
-        }
-        if (cudaMemcpyAsync(host_din, d_din, count * sizeof(float), cudaMemcpyDeviceToHost, gpu->compute) !=
-                cudaSuccess ||
-            cudaStreamSynchronize(gpu->compute) != cudaSuccess) {
-            hd_fail("maxpool plan: tie probe download failed: %s", cudaGetErrorString(cudaGetLastError()));
-            goto done;
-        }
+        PROBE_CUDNN(cudnnPoolingForward(gpu->cudnn, plan->pool_desc, &one, plan->in_desc, d_in, &zero,
+                                        plan->out_desc, d_out));
+        PROBE_CUDNN(cudnnPoolingBackward(gpu->cudnn, plan->pool_desc, &one, plan->out_desc, d_out,
+                                         plan->out_desc, d_dout, plan->in_desc, d_in, &zero, plan->in_desc,
+                                         d_din_cudnn));
+        maxpool_backward_kernel<<<gpu_grid_blocks(gpu, out_count), HD_GPU_THREADS, 0, gpu->compute>>>(
+            out_count, s->in_h, s->in_w, s->out_h, s->out_w, s->size, d_in, d_dout, d_din_ours);
+        PROBE_CUDA(cudaGetLastError());
+        PROBE_CUDA(cudaMemcpyAsync(h_din_cudnn, d_din_cudnn, 2 * in_count * sizeof(float),
+                                   cudaMemcpyDeviceToHost, gpu->compute));
+        PROBE_CUDA(cudaStreamSynchronize(gpu->compute));
     }
-    for (int i = 0; i < count; i++)
-        if (host_din[i] != expect[i])
-            plan->cudnn_first_max = 0;
+    {
+        size_t differ = 0;
+        for (size_t i = 0; i < in_count; i++)
+            differ += h_din_cudnn[i] != h_din_ours[i];
+        plan->cudnn_first_max = differ == 0;
+        if (gpu->options.verbose && differ)
+            fprintf(stderr,
+                    "hd-gpu: maxpool %dx%dx%d size %d: cuDNN routes %zu of %zu tie gradients elsewhere\n",
+                    s->channels, s->in_h, s->in_w, s->size, differ, in_count);
+    }
     rc = 0;
 done:
-    if (buf && cudaFree(buf) != cudaSuccess)
-        (void)cudaGetLastError();
-    if (x_desc)
-        CUDNN_CHECK(cudnnDestroyTensorDescriptor(x_desc));
-    if (y_desc)
-        CUDNN_CHECK(cudnnDestroyTensorDescriptor(y_desc));
+    if (dev) {
+        /* Waits for the probe's queued work (also after a failure) before the memory goes. */
+        if (cudaStreamSynchronize(gpu->compute) != cudaSuccess)
+            (void)cudaGetLastError();
+        if (cudaFree(dev) != cudaSuccess)
+            (void)cudaGetLastError();
+    }
+    free(host);
     return rc;
 }
 
@@ -223,6 +248,9 @@ void gpu_maxpool_forward(hd_backend *be, void *plan_ptr, int n, const float *in,
     if (n <= 0)
         return;
     gpu_enter(gpu);
+    const hd_pool_shape *s = &plan->shape;
+    gpu_use_floats(gpu, in, (size_t)n * s->channels * s->in_h * s->in_w);
+    gpu_use_floats(gpu, out, (size_t)n * s->channels * s->out_h * s->out_w);
     use_batch(plan, n);
     const float one = 1.0f, zero = 0.0f;
     CUDNN_CHECK(cudnnPoolingForward(gpu->cudnn, plan->pool_desc, &one, plan->in_desc, in, &zero,
@@ -237,19 +265,23 @@ void gpu_maxpool_backward(hd_backend *be, void *plan_ptr, int n, const float *in
     const hd_pool_shape *s = &plan->shape;
     if (n <= 0)
         return;
+    size_t in_count = (size_t)n * s->channels * s->in_h * s->in_w;
+    size_t out_count = (size_t)n * s->channels * s->out_h * s->out_w;
     gpu_enter(gpu);
+    gpu_use_floats(gpu, in, in_count);
+    gpu_use_floats(gpu, out, out_count);
+    gpu_use_floats(gpu, dout, out_count);
+    gpu_use_floats(gpu, din, in_count);
     if (!plan->covers_input)
-        CUDA_CHECK(cudaMemsetAsync(din, 0, (size_t)n * s->channels * s->in_h * s->in_w * sizeof(float),
-                                   gpu->compute));
+        CUDA_CHECK(cudaMemsetAsync(din, 0, in_count * sizeof(float), gpu->compute));
     if (plan->cudnn_first_max) {
         use_batch(plan, n);
         const float one = 1.0f, zero = 0.0f;
         CUDNN_CHECK(cudnnPoolingBackward(gpu->cudnn, plan->pool_desc, &one, plan->out_desc, out,
                                          plan->out_desc, dout, plan->in_desc, in, &zero, plan->in_desc, din));
     } else {
-        size_t windows = (size_t)n * s->channels * s->out_h * s->out_w;
-        maxpool_backward_kernel<<<gpu_grid_blocks(gpu, windows), HD_GPU_THREADS, 0, gpu->compute>>>(
-            windows, s->in_h, s->in_w, s->out_h, s->out_w, s->size, in, dout, din);
+        maxpool_backward_kernel<<<gpu_grid_blocks(gpu, out_count), HD_GPU_THREADS, 0, gpu->compute>>>(
+            out_count, s->in_h, s->in_w, s->out_h, s->out_w, s->size, in, dout, din);
         CUDA_CHECK_LAUNCH();
     }
     gpu_op_done(gpu, "maxpool_backward");

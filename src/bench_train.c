@@ -1,7 +1,8 @@
 /* bench_train.c: steady-state training speed at one batch size (see bench.h for the
  * method): resident batches, warm-up, repeats of back-to-back steps each closed by a
  * synchronising download, median/min/max, the achieved FLOP rate and its fraction of the
- * measured peak. */
+ * measured peak. A repeat's time is measured on the device between two fences (CUDA events)
+ * where the backend has fence_elapsed_ms (the GPU), else by the monotonic clock (the CPU). */
 #include "hd/bench.h"
 
 #include <math.h>
@@ -82,14 +83,23 @@ static void train_step(train_loop *loop) {
     loop->step++;
 }
 
-/* Runs `steps` steps and waits for them; returns the elapsed seconds. */
+/* Runs `steps` steps and waits for them; returns the elapsed seconds: on the device between a
+ * fence before the first step and one after the last where the backend measures fences,
+ * else on the monotonic clock around the steps and the synchronising download. */
 static double timed_steps(train_loop *loop, int steps, float metrics[2]) {
     hd_backend *be = loop->model->be;
+    int events = be->ops->fence_elapsed_ms != NULL;
     double start = hd_now_seconds();
+    int fence_start = events ? be->ops->fence_record(be) : -1;
     for (int s = 0; s < steps; s++)
         train_step(loop);
+    int fence_end = events ? be->ops->fence_record(be) : -1;
     be->ops->download(be, metrics, loop->model->metrics, 2 * sizeof(float));
-    return hd_now_seconds() - start;
+    double clock_s = hd_now_seconds() - start;
+    if (!events)
+        return clock_s;
+    double device_s = be->ops->fence_elapsed_ms(be, fence_start, fence_end) * 1e-3;
+    return isfinite(device_s) && device_s > 0.0 ? device_s : clock_s;
 }
 
 static int measure(train_loop *loop, const hd_bench_config *config, hd_bench_train_result *out) {

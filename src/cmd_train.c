@@ -214,7 +214,8 @@ int hd_cmd_train(int argc, char **argv) {
         size_t used = strlen(settings);
         char *absolute = data.data_dir ? realpath(data.data_dir, NULL) : NULL;
         if (data.data_dir)
-            snprintf(settings + used, sizeof settings - used, "data: %s\n", absolute ? absolute : data.data_dir);
+            snprintf(settings + used, sizeof settings - used, "data: %s\n",
+                     absolute ? absolute : data.data_dir);
         free(absolute);
         snprintf(path, sizeof path, "%s/settings.txt", run_dir);
         if (hd_write_file_atomic(path, settings, strlen(settings)) != 0) {

@@ -39,6 +39,8 @@ void hd_float_set_free(hd_float_set *set) {
 void hd_epoch_permutation(int *order, int n, uint64_t seed, uint64_t epoch) {
     for (int i = 0; i < n; i++)
         order[i] = i;
+    if (n < 2) /* nothing to shuffle; also keeps n - 1 from wrapping when n is INT_MIN */
+        return;
     for (int i = n - 1; i > 0; i--) {
         float u = hd_random_unit(seed, HD_RNG_STREAM_SHUFFLE, epoch, (uint64_t)i);
         int j = (int)(u * (float)(i + 1));

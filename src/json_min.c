@@ -232,7 +232,7 @@ static int parse_literal(json_parser *p, const char *word, hd_json_type type, hd
 /* At '[' or '{': parses elements (or "key": value members) until the closing bracket. */
 static int parse_container(json_parser *p, int depth, hd_json *node) {
     int is_object = p->s[p->pos] == '{';
-    char close = is_object ? '}' : ']';
+    unsigned char close = is_object ? '}' : ']';
     node->type = is_object ? HD_JSON_OBJECT : HD_JSON_ARRAY;
     if (depth >= HD_JSON_MAX_DEPTH)
         return syntax_error(p, "nesting too deep");

@@ -34,6 +34,7 @@ struct hd_pipeline {
     uint64_t *positions; /* scratch: training-set indices of one batch */
     float *gathered;     /* scratch: gathered images before augmentation */
     uint64_t epoch;
+    int threaded;                  /* a producer thread (beside a GPU) or batches made in line */
     int augment_threads;           /* 1 beside a CPU backend (its cores compute); more beside a GPU */
     int steps, produced, consumed; /* consumed: batches uploaded */
     int current;                   /* batches handed to the trainer */
@@ -101,9 +102,14 @@ int hd_pipeline_create(hd_pipeline **out, hd_backend *be, const hd_pipeline_conf
     p->be = be;
     p->config = *config;
     p->image_size = (size_t)config->data->rows * config->data->cols;
-    /* One thread augments ~100k images/s: enough beside the CPU backend, not beside a GPU. */
+    /* Beside a GPU, a producer thread prepares batches ahead, augmenting on several cores
+     * (one augments ~100k images/s, which a GPU outruns). Beside the CPU backend every core
+     * is already computing: a producer thread would only take turns with the compute
+     * threads (and stall their barriers), so batches are prepared in line, on all cores. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    p->augment_threads = be->is_gpu && cores > 2 ? (int)(cores / 2 < 8 ? cores / 2 : 8) : 1;
+    p->threaded = be->is_gpu;
+    p->augment_threads =
+        be->is_gpu ? (int)(cores > 2 ? (cores / 2 < 8 ? cores / 2 : 8) : 1) : (int)(cores > 0 ? cores : 1);
     p->order = hd_malloc(sizeof(int) * (size_t)config->data->count);
     p->positions = hd_malloc(sizeof(uint64_t) * (size_t)config->batch);
     p->gathered = hd_malloc(sizeof(float) * p->image_size * (size_t)config->batch);
@@ -120,7 +126,7 @@ int hd_pipeline_create(hd_pipeline **out, hd_backend *be, const hd_pipeline_conf
     }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->changed, NULL);
-    if (!ok || pthread_create(&p->thread, NULL, producer_main, p) != 0) {
+    if (!ok || (p->threaded && pthread_create(&p->thread, NULL, producer_main, p) != 0)) {
         if (ok)
             hd_fail("cannot start the data pipeline thread");
         p->stop = 1;
@@ -203,6 +209,11 @@ static void upload_step(hd_pipeline *p, int step) {
     release_slots(p, 2);
     pipeline_slot *slot = &p->slots[step % HD_PIPELINE_SLOTS];
     double t0 = hd_now_seconds();
+    if (!p->threaded) {
+        fill_slot(p, slot, step);
+        slot->state = SLOT_READY;
+        p->produced = step + 1;
+    }
     pthread_mutex_lock(&p->lock);
     while (slot->state != SLOT_READY)
         pthread_cond_wait(&p->changed, &p->lock);

@@ -52,8 +52,8 @@ static double draw_filter(cairo_t *cr, const filters_layout *l, double x, double
     size_t filter_size = (size_t)in_c * k * k;
     double largest = 0;
     for (size_t i = 0; i < filter_size; i++)
-        if (isfinite(w[i]) && fabs(w[i]) > largest)
-            largest = fabs(w[i]);
+        if (isfinite(w[i]) && fabsf(w[i]) > largest)
+            largest = fabsf(w[i]);
     for (int c = 0; c < l->channels; c++) {
         double tx = x + c * (l->tile + FILTER_CHANNEL_GAP);
         for (int r = 0; r < k; r++)

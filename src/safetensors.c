@@ -353,7 +353,7 @@ static int check_ranges(const char *path, hd_safetensors *f) {
         return hd_fail("%s: the data section has %zu bytes but the tensors cover only %" PRIu64
                        " (extra bytes or a gap)",
                        path, f->data_len, needed);
-    const st_entry **order = hd_calloc((size_t)f->n_entries, sizeof *order);
+    const st_entry **order = hd_calloc((size_t)f->n_entries, sizeof(const st_entry *));
     if (!order)
         return -1;
     for (int i = 0; i < f->n_entries; i++) {
@@ -366,7 +366,7 @@ static int check_ranges(const char *path, hd_safetensors *f) {
                            path, e->name, e->begin, e->end, f->data_len);
         }
     }
-    qsort(order, (size_t)f->n_entries, sizeof *order, compare_entries_by_offset);
+    qsort(order, (size_t)f->n_entries, sizeof(const st_entry *), compare_entries_by_offset);
     for (int i = 1; i < f->n_entries; i++) {
         if (order[i]->begin < order[i - 1]->end) {
             int rc = hd_fail("%s: tensors '%s' and '%s' overlap in the data section", path,

@@ -4,16 +4,13 @@
  * inf); a gradient divisor other than n (the last, smaller batch); metrics that already hold
  * values (the op adds to them).
  *
- * Tolerances:
- *   dropout: exact. Both sides call hd_dropout_multiplier (integer Philox, one compare, one
- *     IEEE division) and do one multiplication: the masks and values must be identical.
- *   softmax + cross-entropy: RTOL 1e-4 with ATOL_SCALE 1e-5 of the largest |gradient|; the
- *     device's expf/logf differ from glibc's by an ulp or two. Loss sum: relative 1e-5 (both
- *     sum in double). Correct count: exact.
- *   Adam, SGD: OPT_RTOL 1e-5 with OPT_ATOL_SCALE 1e-6 of the tensor's largest magnitude: the
- *     same formula per element; only the device's fused multiply-adds round differently (an
- *     ulp or so), and cancellation in m or velocity can leave that ulp on a small value. */
+ * Tolerances (tests/test_util/tolerances.h): dropout exact; dlogits GPU_TOL_RTOL with
+ * GPU_TOL_ATOL_SCALE; loss sums GPU_TOL_LOSS_RTOL; correct counts exact; Adam and SGD
+ * GPU_TOL_OPT_RTOL with GPU_TOL_OPT_ATOL_SCALE.
+ */
 #include "check.h"
+#include "gpu_compare.h"
+#include "tolerances.h"
 #include "hd/backend.h"
 #include "hd/common.h"
 
@@ -22,46 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RTOL           1e-4
-#define ATOL_SCALE     1e-5
-#define LOSS_RTOL      1e-5
-#define OPT_RTOL       1e-5
-#define OPT_ATOL_SCALE 1e-6
-
-typedef struct {
-    hd_backend *cpu, *gpu;
-} backend_pair;
-
-static float *device_copy(hd_backend *be, const void *host, size_t n) {
-    float *dev = be->ops->alloc(be, n);
-    if (dev && host)
-        be->ops->upload(be, dev, host, n * sizeof(float));
-    return dev;
-}
-
-static float *host_copy(hd_backend *be, const float *dev, size_t n) {
-    float *host = malloc(n * sizeof(float) + 1);
-    if (host)
-        be->ops->download(be, host, dev, n * sizeof(float));
-    return host;
-}
-
-static double max_abs(const float *x, size_t n) {
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++)
-        m = fmax(m, fabs((double)x[i]));
-    return m;
-}
-
-static void compare(const backend_pair *p, const char *name, const float *gpu_dev, const float *cpu_dev,
-                    size_t n, double rtol, double atol_scale) {
-    float *got = host_copy(p->gpu, gpu_dev, n), *ref = host_copy(p->cpu, cpu_dev, n);
-    CHECK(got && ref, "malloc");
-    if (got && ref)
-        check_tensor(name, got, ref, n, atol_scale * max_abs(ref, n), rtol);
-    free(got);
-    free(ref);
-}
+typedef gpu_backend_pair backend_pair;
 
 static void free_pair(const backend_pair *p, float **bufs) {
     p->cpu->ops->free(p->cpu, bufs[0]);
@@ -85,20 +43,20 @@ static void test_dropout(const backend_pair *p, size_t count, float rate, uint64
     float *in[2], *out[2], *dout[2], *din[2];
     hd_backend *be[2] = {p->cpu, p->gpu};
     for (int k = 0; k < 2; k++) {
-        in[k] = device_copy(be[k], h_in, count);
-        out[k] = device_copy(be[k], NULL, count);
-        dout[k] = device_copy(be[k], h_dout, count);
-        din[k] = device_copy(be[k], NULL, count);
+        in[k] = gpu_device_copy(be[k], h_in, count);
+        out[k] = gpu_device_copy(be[k], NULL, count);
+        dout[k] = gpu_device_copy(be[k], h_dout, count);
+        din[k] = gpu_device_copy(be[k], NULL, count);
         be[k]->ops->dropout_forward(be[k], count, rate, seed, layer, step, in[k], out[k]);
         be[k]->ops->dropout_backward(be[k], count, rate, seed, layer, step, dout[k], din[k]);
     }
     char name[96];
     snprintf(name, sizeof name, "dropout %.2f forward", (double)rate);
-    compare(p, name, out[1], out[0], count, 0.0, 0.0);
+    gpu_compare_tensors(name, p, out[1], out[0], count, GPU_TOL_EXACT, GPU_TOL_EXACT);
     snprintf(name, sizeof name, "dropout %.2f backward", (double)rate);
-    compare(p, name, din[1], din[0], count, 0.0, 0.0);
+    gpu_compare_tensors(name, p, din[1], din[0], count, GPU_TOL_EXACT, GPU_TOL_EXACT);
 
-    float *got = host_copy(p->gpu, out[1], count);
+    float *got = gpu_host_copy(p->gpu, out[1], count);
     if (got) {
         size_t kept = 0;
         for (size_t i = 0; i < count; i++)
@@ -140,10 +98,10 @@ static void test_softmax(const backend_pair *p, int n, int classes, float scale,
     int32_t *labels[2];
     hd_backend *be[2] = {p->cpu, p->gpu};
     for (int k = 0; k < 2; k++) {
-        logits[k] = device_copy(be[k], h_logits, cnt);
-        labels[k] = (int32_t *)(void *)device_copy(be[k], h_labels, (size_t)n);
-        dlogits[k] = device_copy(be[k], NULL, cnt);
-        metrics[k] = device_copy(be[k], start, 2);
+        logits[k] = gpu_device_copy(be[k], h_logits, cnt);
+        labels[k] = (int32_t *)(void *)gpu_device_copy(be[k], h_labels, (size_t)n);
+        dlogits[k] = gpu_device_copy(be[k], NULL, cnt);
+        metrics[k] = gpu_device_copy(be[k], start, 2);
         be[k]->ops->softmax_xent(be[k], n, classes, logits[k], labels[k], want_grad ? dlogits[k] : NULL,
                                  divisor, metrics[k]);
     }
@@ -154,7 +112,7 @@ static void test_softmax(const backend_pair *p, int n, int classes, float scale,
            (double)m_gpu[0], (double)m_cpu[0], (double)m_gpu[1], (double)m_cpu[1]);
     CHECK(isfinite(m_gpu[0]) && isfinite(m_gpu[1]), "softmax n=%d scale %g: metrics not finite", n,
           (double)scale);
-    CHECK(fabs((double)m_gpu[0] - m_cpu[0]) <= LOSS_RTOL * fabs((double)m_cpu[0]) + 1e-6,
+    CHECK(fabs((double)m_gpu[0] - m_cpu[0]) <= GPU_TOL_LOSS_RTOL * fabs((double)m_cpu[0]) + 1e-6,
           "softmax n=%d: loss sum %.9g vs %.9g", n, (double)m_gpu[0], (double)m_cpu[0]);
     CHECK(m_gpu[1] == m_cpu[1], "softmax n=%d: correct %.0f vs %.0f", n, (double)m_gpu[1], (double)m_cpu[1]);
     CHECK(m_cpu[1] >= start[1] && m_cpu[1] <= start[1] + (float)n, "CPU correct count %.0f out of range",
@@ -162,8 +120,8 @@ static void test_softmax(const backend_pair *p, int n, int classes, float scale,
     if (want_grad) {
         char name[96];
         snprintf(name, sizeof name, "softmax n=%d scale %g dlogits", n, (double)scale);
-        compare(p, name, dlogits[1], dlogits[0], cnt, RTOL, ATOL_SCALE);
-        float *g = host_copy(p->gpu, dlogits[1], cnt);
+        gpu_compare_tensors(name, p, dlogits[1], dlogits[0], cnt, GPU_TOL_RTOL, GPU_TOL_ATOL_SCALE);
+        float *g = gpu_host_copy(p->gpu, dlogits[1], cnt);
         if (g) {
             size_t bad = 0;
             for (size_t i = 0; i < cnt; i++)
@@ -192,10 +150,10 @@ static void test_optimizer(const backend_pair *p, int adam, int nesterov, size_t
     float *params[2], *grads[2], *m[2], *v[2];
     hd_backend *be[2] = {p->cpu, p->gpu};
     for (int k = 0; k < 2; k++) {
-        params[k] = device_copy(be[k], NULL, count);
-        grads[k] = device_copy(be[k], NULL, count);
-        m[k] = device_copy(be[k], NULL, count);
-        v[k] = device_copy(be[k], NULL, count);
+        params[k] = gpu_device_copy(be[k], NULL, count);
+        grads[k] = gpu_device_copy(be[k], NULL, count);
+        m[k] = gpu_device_copy(be[k], NULL, count);
+        v[k] = gpu_device_copy(be[k], NULL, count);
     }
     float lo[3] = {-0.3f, -0.01f, 0.0f}, hi[3] = {0.3f, 0.01f, 1e-4f};
     float **state[3] = {params, m, v};
@@ -219,12 +177,12 @@ static void test_optimizer(const backend_pair *p, int adam, int nesterov, size_t
     const char *what = adam ? "adam" : nesterov ? "sgd nesterov" : "sgd";
     char name[96];
     snprintf(name, sizeof name, "%s params", what);
-    compare(p, name, params[1], params[0], count, OPT_RTOL, OPT_ATOL_SCALE);
+    gpu_compare_tensors(name, p, params[1], params[0], count, GPU_TOL_OPT_RTOL, GPU_TOL_OPT_ATOL_SCALE);
     snprintf(name, sizeof name, "%s %s", what, adam ? "m" : "velocity");
-    compare(p, name, m[1], m[0], count, OPT_RTOL, OPT_ATOL_SCALE);
+    gpu_compare_tensors(name, p, m[1], m[0], count, GPU_TOL_OPT_RTOL, GPU_TOL_OPT_ATOL_SCALE);
     if (adam) {
         snprintf(name, sizeof name, "%s v", what);
-        compare(p, name, v[1], v[0], count, OPT_RTOL, OPT_ATOL_SCALE);
+        gpu_compare_tensors(name, p, v[1], v[0], count, GPU_TOL_OPT_RTOL, GPU_TOL_OPT_ATOL_SCALE);
     }
     float *bufs[4][2] = {{params[0], params[1]}, {grads[0], grads[1]}, {m[0], m[1]}, {v[0], v[1]}};
     for (int j = 0; j < 4; j++)
@@ -234,15 +192,8 @@ static void test_optimizer(const backend_pair *p, int adam, int nesterov, size_t
 
 int main(void) {
     uint64_t rng = test_fresh_seed();
-    if (hd_gpu_device_count() == 0) {
-        test_skip("no CUDA device answers");
-        return test_finish();
-    }
-    hd_cpu_options cpu_opts = {2};
-    hd_gpu_options gpu_opts = {0, 0, 0, 0};
-    backend_pair p = {hd_cpu_backend_create(&cpu_opts), hd_gpu_backend_create(&gpu_opts)};
-    CHECK(p.cpu && p.gpu, "backends: %s", hd_last_error());
-    if (!p.cpu || !p.gpu)
+    backend_pair p;
+    if (!gpu_pair_open(&p, NULL))
         return test_finish();
 
     const size_t act_count = 128 * 128 + 7;
@@ -264,7 +215,6 @@ int main(void) {
     test_optimizer(&p, 0, 1, param_count, &rng);
     test_optimizer(&p, 1, 0, 5, &rng);
 
-    hd_backend_destroy(p.gpu);
-    hd_backend_destroy(p.cpu);
+    gpu_pair_close(&p);
     return test_finish();
 }

@@ -7,17 +7,13 @@
  * default network's layers at full batch, a smaller last batch and a batch of 1; padding;
  * no activation; din skipped; pooling that leaves rows uncovered; pooling with ties.
  *
- * Tolerances, |gpu - cpu| <= ATOL_SCALE * max|cpu| + RTOL * |cpu|:
- *   RTOL 1e-4: the issue's FP32 bound. Both sides compute in FP32 but sum in different
- *     orders (cuDNN/cuBLAS tiles vs the CPU's loops); for sums of k products that moves the
- *     result by about sqrt(k) * 6e-8 of the sum of |terms|: 2e-5 at k = 86528 (conv1's
- *     weight gradient at batch 128), 5x under the bound.
- *   ATOL_SCALE 1e-5: an element that cancels to near zero keeps the absolute error of its
- *     terms, which scales with the tensor's magnitude, not its own.
- *   Pooling: exact (0, 0): a maximum and its routing involve no arithmetic.
- *   TF32 (allow_tf32): inputs rounded to 10 mantissa bits, so ||gpu - cpu|| / ||cpu|| up to
- *     about 1e-3; bound TF32_NORM_RTOL 3e-3. */
+ * Tolerances (tests/test_util/tolerances.h): outputs and gradients GPU_TOL_RTOL with
+ * GPU_TOL_ATOL_SCALE of each tensor's largest magnitude; pooling and the masked dout exact
+ * (no arithmetic); TF32 (allow_tf32) by the norm-wise GPU_TOL_TF32_NORM_RTOL.
+ */
 #include "check.h"
+#include "gpu_compare.h"
+#include "tolerances.h"
 #include "hd/backend.h"
 #include "hd/common.h"
 
@@ -26,67 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RTOL           1e-4
-#define ATOL_SCALE     1e-5
-#define TF32_NORM_RTOL 3e-3
+typedef gpu_backend_pair backend_pair;
 
-typedef struct {
-    hd_backend *cpu, *gpu;
-} backend_pair;
-
-static float *device_copy(hd_backend *be, const float *host, size_t n) {
-    float *dev = be->ops->alloc(be, n);
-    if (dev && host)
-        be->ops->upload(be, dev, host, n * sizeof(float));
-    return dev;
-}
-
-static float *host_copy(hd_backend *be, const float *dev, size_t n) {
-    float *host = malloc(n * sizeof(float) + 1);
-    if (host)
-        be->ops->download(be, host, dev, n * sizeof(float));
-    return host;
-}
-
-static void poison(hd_backend *be, float *dev, size_t n) {
-    float *nan_fill = malloc(n * sizeof(float) + 1);
-    if (!nan_fill)
-        return;
-    for (size_t i = 0; i < n; i++)
-        nan_fill[i] = NAN;
-    be->ops->upload(be, dev, nan_fill, n * sizeof(float));
-    be->ops->download(be, nan_fill, dev, sizeof(float)); /* waits: nan_fill is pageable anyway */
-    free(nan_fill);
-}
-
-static double max_abs(const float *x, size_t n) {
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++)
-        m = fmax(m, fabs((double)x[i]));
-    return m;
-}
-
-static double norm_rel_error(const float *got, const float *ref, size_t n) {
-    double diff = 0.0, norm = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)got[i] - (double)ref[i];
-        diff += d * d;
-        norm += (double)ref[i] * ref[i];
-    }
-    return norm > 0 ? sqrt(diff / norm) : sqrt(diff);
-}
-
-/* Downloads both and compares the GPU's tensor with the CPU's. exact: zero tolerance. */
+/* Compares the GPU's tensor with the CPU's. exact: zero tolerance. */
 static void compare(const backend_pair *p, const char *name, const float *gpu_dev, const float *cpu_dev,
                     size_t n, int exact) {
-    float *got = host_copy(p->gpu, gpu_dev, n), *ref = host_copy(p->cpu, cpu_dev, n);
-    CHECK(got && ref, "malloc");
-    if (got && ref) {
-        double atol = exact ? 0.0 : ATOL_SCALE * max_abs(ref, n);
-        check_tensor(name, got, ref, n, atol, exact ? 0.0 : RTOL);
-    }
-    free(got);
-    free(ref);
+    if (exact)
+        gpu_compare_tensors(name, p, gpu_dev, cpu_dev, n, GPU_TOL_EXACT, GPU_TOL_EXACT);
+    else
+        gpu_compare_tensors(name, p, gpu_dev, cpu_dev, n, GPU_TOL_RTOL, GPU_TOL_ATOL_SCALE);
 }
 
 static void fill(float *x, size_t n, float lo, float hi, uint64_t *rng) {
@@ -106,14 +50,14 @@ static void test_conv(const backend_pair *p, hd_conv_shape s, const int *batches
     float *in[2], *w[2], *b[2], *out[2], *dout[2], *din[2], *dw[2], *db[2];
     void *plan[2];
     for (int k = 0; k < 2; k++) {
-        in[k] = device_copy(be[k], NULL, in_n);
-        w[k] = device_copy(be[k], NULL, w_n);
-        b[k] = device_copy(be[k], NULL, (size_t)s.out_c);
-        out[k] = device_copy(be[k], NULL, out_n);
-        dout[k] = device_copy(be[k], NULL, out_n);
-        din[k] = device_copy(be[k], NULL, in_n);
-        dw[k] = device_copy(be[k], NULL, w_n);
-        db[k] = device_copy(be[k], NULL, (size_t)s.out_c);
+        in[k] = gpu_device_copy(be[k], NULL, in_n);
+        w[k] = gpu_device_copy(be[k], NULL, w_n);
+        b[k] = gpu_device_copy(be[k], NULL, (size_t)s.out_c);
+        out[k] = gpu_device_copy(be[k], NULL, out_n);
+        dout[k] = gpu_device_copy(be[k], NULL, out_n);
+        din[k] = gpu_device_copy(be[k], NULL, in_n);
+        dw[k] = gpu_device_copy(be[k], NULL, w_n);
+        db[k] = gpu_device_copy(be[k], NULL, (size_t)s.out_c);
         plan[k] = be[k]->ops->conv2d_plan(be[k], &s);
         CHECK(plan[k] && in[k] && w[k] && b[k] && out[k] && dout[k] && din[k] && dw[k] && db[k],
               "conv setup on %s: %s", be[k]->name, hd_last_error());
@@ -133,7 +77,7 @@ static void test_conv(const backend_pair *p, hd_conv_shape s, const int *batches
             be[k]->ops->upload(be[k], in[k], h_in, in_cnt * 4);
             be[k]->ops->upload(be[k], w[k], h_w, w_n * 4);
             be[k]->ops->upload(be[k], b[k], h_b, (size_t)s.out_c * 4);
-            poison(be[k], out[k], out_cnt);
+            gpu_poison(be[k], out[k], out_cnt);
             be[k]->ops->conv2d_forward(be[k], plan[k], n, in[k], w[k], b[k], out[k]);
         }
         snprintf(name, sizeof name, "conv %d->%d %dx%d%s n=%d out", s.in_c, s.out_c, s.in_h, s.in_w,
@@ -141,15 +85,15 @@ static void test_conv(const backend_pair *p, hd_conv_shape s, const int *batches
         compare(p, name, out[1], out[0], out_cnt, 0);
 
         /* Backward from identical out (the CPU's) and dout. */
-        float *cpu_out = host_copy(p->cpu, out[0], out_cnt);
+        float *cpu_out = gpu_host_copy(p->cpu, out[0], out_cnt);
         if (cpu_out)
             p->gpu->ops->upload(p->gpu, out[1], cpu_out, out_cnt * 4);
         free(cpu_out);
         for (int k = 0; k < 2; k++) {
             be[k]->ops->upload(be[k], dout[k], h_dout, out_cnt * 4);
-            poison(be[k], din[k], in_cnt);
-            poison(be[k], dw[k], w_n);
-            poison(be[k], db[k], (size_t)s.out_c);
+            gpu_poison(be[k], din[k], in_cnt);
+            gpu_poison(be[k], dw[k], w_n);
+            gpu_poison(be[k], db[k], (size_t)s.out_c);
             be[k]->ops->conv2d_backward(be[k], plan[k], n, in[k], w[k], out[k], dout[k],
                                         skip_din ? NULL : din[k], dw[k], db[k]);
         }
@@ -189,10 +133,10 @@ static void test_pool(const backend_pair *p, hd_pool_shape s, const int *batches
     float *in[2], *out[2], *dout[2], *din[2];
     void *plan[2];
     for (int k = 0; k < 2; k++) {
-        in[k] = device_copy(be[k], NULL, in_n);
-        out[k] = device_copy(be[k], NULL, out_n);
-        dout[k] = device_copy(be[k], NULL, out_n);
-        din[k] = device_copy(be[k], NULL, in_n);
+        in[k] = gpu_device_copy(be[k], NULL, in_n);
+        out[k] = gpu_device_copy(be[k], NULL, out_n);
+        dout[k] = gpu_device_copy(be[k], NULL, out_n);
+        din[k] = gpu_device_copy(be[k], NULL, in_n);
         plan[k] = be[k]->ops->maxpool_plan(be[k], &s);
         CHECK(plan[k] && in[k] && out[k] && dout[k] && din[k], "pool setup on %s: %s", be[k]->name,
               hd_last_error());
@@ -211,10 +155,10 @@ static void test_pool(const backend_pair *p, hd_pool_shape s, const int *batches
         fill(h_dout, out_cnt, -1.0f, 1.0f, rng);
         for (int k = 0; k < 2; k++) {
             be[k]->ops->upload(be[k], in[k], h_in, in_cnt * 4);
-            poison(be[k], out[k], out_cnt);
+            gpu_poison(be[k], out[k], out_cnt);
             be[k]->ops->maxpool_forward(be[k], plan[k], n, in[k], out[k]);
             be[k]->ops->upload(be[k], dout[k], h_dout, out_cnt * 4);
-            poison(be[k], din[k], in_cnt);
+            gpu_poison(be[k], din[k], in_cnt);
             be[k]->ops->maxpool_backward(be[k], plan[k], n, in[k], out[k], dout[k], din[k]);
         }
         snprintf(name, sizeof name, "pool %dx%dx%d /%d%s n=%d out", s.channels, s.in_h, s.in_w, s.size,
@@ -254,23 +198,23 @@ static void test_dense(const backend_pair *p, int n, int in_f, int out_f, hd_act
     fill(h_b, (size_t)out_f, -0.2f, 0.2f, rng);
     fill(h_dout, out_n, -1.0f, 1.0f, rng);
     for (int k = 0; k < 2; k++) {
-        in[k] = device_copy(be[k], h_in, in_n);
-        w[k] = device_copy(be[k], h_w, w_n);
-        b[k] = device_copy(be[k], h_b, (size_t)out_f);
-        out[k] = device_copy(be[k], NULL, out_n);
-        dout[k] = device_copy(be[k], h_dout, out_n);
-        din[k] = device_copy(be[k], NULL, in_n);
-        dw[k] = device_copy(be[k], NULL, w_n);
-        db[k] = device_copy(be[k], NULL, (size_t)out_f);
-        poison(be[k], out[k], out_n);
-        poison(be[k], din[k], in_n);
-        poison(be[k], dw[k], w_n);
-        poison(be[k], db[k], (size_t)out_f);
+        in[k] = gpu_device_copy(be[k], h_in, in_n);
+        w[k] = gpu_device_copy(be[k], h_w, w_n);
+        b[k] = gpu_device_copy(be[k], h_b, (size_t)out_f);
+        out[k] = gpu_device_copy(be[k], NULL, out_n);
+        dout[k] = gpu_device_copy(be[k], h_dout, out_n);
+        din[k] = gpu_device_copy(be[k], NULL, in_n);
+        dw[k] = gpu_device_copy(be[k], NULL, w_n);
+        db[k] = gpu_device_copy(be[k], NULL, (size_t)out_f);
+        gpu_poison(be[k], out[k], out_n);
+        gpu_poison(be[k], din[k], in_n);
+        gpu_poison(be[k], dw[k], w_n);
+        gpu_poison(be[k], db[k], (size_t)out_f);
         be[k]->ops->dense_forward(be[k], n, in_f, out_f, in[k], w[k], b[k], out[k], act);
     }
     snprintf(name, sizeof name, "dense %d->%d%s n=%d out", in_f, out_f, act == HD_ACT_RELU ? " relu" : "", n);
     compare(p, name, out[1], out[0], out_n, 0);
-    float *cpu_out = host_copy(p->cpu, out[0], out_n);
+    float *cpu_out = gpu_host_copy(p->cpu, out[0], out_n);
     if (cpu_out)
         p->gpu->ops->upload(p->gpu, out[1], cpu_out, out_n * 4);
     free(cpu_out);
@@ -317,8 +261,8 @@ static void test_tf32(hd_backend *cpu, hd_backend *tf32, int conv, uint64_t *rng
         hd_backend *be[2] = {cpu, tf32};
         float *res[2] = {ref, got};
         for (int k = 0; k < 2; k++) {
-            float *d_in = device_copy(be[k], h_in, in_n), *d_w = device_copy(be[k], h_w, w_n);
-            float *d_b = device_copy(be[k], h_b, b_n), *d_out = device_copy(be[k], NULL, out_n);
+            float *d_in = gpu_device_copy(be[k], h_in, in_n), *d_w = gpu_device_copy(be[k], h_w, w_n);
+            float *d_b = gpu_device_copy(be[k], h_b, b_n), *d_out = gpu_device_copy(be[k], NULL, out_n);
             void *plan = conv ? be[k]->ops->conv2d_plan(be[k], &s) : NULL;
             CHECK(!conv || plan, "TF32 conv plan: %s", hd_last_error());
             if (conv && plan) {
@@ -333,11 +277,11 @@ static void test_tf32(hd_backend *cpu, hd_backend *tf32, int conv, uint64_t *rng
             be[k]->ops->free(be[k], d_b);
             be[k]->ops->free(be[k], d_out);
         }
-        double err = norm_rel_error(got, ref, out_n);
+        double err = gpu_norm_rel_error(got, ref, out_n);
         printf("TF32 %s n=64: ||gpu - cpu|| / ||cpu|| = %.3g (bound %.0e)\n", conv ? "conv2" : "dense1", err,
-               TF32_NORM_RTOL);
-        CHECK(err <= TF32_NORM_RTOL, "TF32 %s error %.3g over %.0e", conv ? "conv" : "dense", err,
-              TF32_NORM_RTOL);
+               GPU_TOL_TF32_NORM_RTOL);
+        CHECK(err <= GPU_TOL_TF32_NORM_RTOL, "TF32 %s error %.3g over %.0e", conv ? "conv" : "dense", err,
+              GPU_TOL_TF32_NORM_RTOL);
     }
     free(h_in);
     free(h_w);
@@ -348,17 +292,10 @@ static void test_tf32(hd_backend *cpu, hd_backend *tf32, int conv, uint64_t *rng
 
 int main(void) {
     uint64_t rng = test_fresh_seed();
-    if (hd_gpu_device_count() == 0) {
-        test_skip("no CUDA device answers");
+    hd_gpu_options gpu_opts = {0, 0, 0, 1}; /* verbose: the chosen cuDNN algorithms are printed */
+    backend_pair p;
+    if (!gpu_pair_open(&p, &gpu_opts))
         return test_finish();
-    }
-    hd_cpu_options cpu_opts = {2};
-    hd_gpu_options gpu_opts = {0, 0, 0, 1};
-    backend_pair p = {hd_cpu_backend_create(&cpu_opts), hd_gpu_backend_create(&gpu_opts)};
-    CHECK(p.cpu && p.gpu, "backends: %s", hd_last_error());
-    if (!p.cpu || !p.gpu)
-        return test_finish();
-    printf("GPU: %s\n", p.gpu->ops->describe(p.gpu));
 
     /* The default network's layers: full batch, a smaller last batch, a batch of one. */
     hd_conv_shape conv1 = {128, 1, 28, 28, 32, 3, 0, 26, 26, HD_ACT_RELU};
@@ -387,7 +324,7 @@ int main(void) {
     test_dense(&p, 37, 128, 10, HD_ACT_NONE, 0, &rng);
     test_dense(&p, 5, 3, 7, HD_ACT_RELU, 1, &rng);
 
-    hd_gpu_options tf32_opts = {0, 0, 1, 0};
+    hd_gpu_options tf32_opts = {0, gpu_under_sanitizer(), 1, 0};
     hd_backend *tf32 = hd_gpu_backend_create(&tf32_opts);
     CHECK(tf32 != NULL, "TF32 backend: %s", hd_last_error());
     if (tf32) {
@@ -396,7 +333,6 @@ int main(void) {
         hd_backend_destroy(tf32);
     }
 
-    hd_backend_destroy(p.gpu);
-    hd_backend_destroy(p.cpu);
+    gpu_pair_close(&p);
     return test_finish();
 }

@@ -14,19 +14,22 @@
  * and draws new inputs when they differ (a few percent of draws); a backend that keeps
  * differing fails.
  *
- * Tolerances: logits and gradients RTOL 1e-4 with ATOL_SCALE 1e-5 of each tensor's largest
- * magnitude (FP32 sums in different orders, as in gpu_test_layers.c: a few layers deep the
- * relative differences stay around 1e-6). Loss sum: LOSS_RTOL 1e-5 (from logits that agree
- * to ~1e-6). Loss curves: |gpu - cpu| <= CURVE_ATOL + CURVE_RTOL * cpu at every step.
+ * Tolerances (tests/test_util/tolerances.h): logits and gradients GPU_TOL_RTOL with
+ * GPU_TOL_ATOL_SCALE of each tensor's largest magnitude (FP32 sums in different orders, as in
+ * gpu_test_layers.c: a few layers deep the relative differences stay around 1e-6); loss sums
+ * GPU_TOL_LOSS_RTOL; correct counts exact; loss curves |gpu - cpu| <= GPU_TOL_CURVE_ATOL +
+ * GPU_TOL_CURVE_RTOL * cpu at every step.
  * Measured on the CPU while writing this test (two CPU models, same batches, 200 steps):
  * moving a random quarter of one model's weights by an ulp after every step (about what
  * rounding differences do to Adam's updates) left the curves within 3.3e-6 (six seeds);
  * moving half its weights by an ulp once at the start, within 1.4e-3 at loss 0.69 in the
- * worst of four seeds (a kink crossing early on). CURVE_ATOL 1e-3 + CURVE_RTOL 1e-2 is 5x
+ * worst of four seeds (a kink crossing early on). The curve tolerances are 5x
  * that worst case and still far below what a wrong gradient does to the curve. (A task
  * that plateaus before it drops is chaotic: the drop's timing moves, and the curves part
  * by 0.1; hence this easy task.) */
 #include "check.h"
+#include "gpu_compare.h"
+#include "tolerances.h"
 #include "hd/common.h"
 #include "hd/model.h"
 #include "hd/optimizer.h"
@@ -36,22 +39,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RTOL        1e-4
-#define ATOL_SCALE  1e-5
-#define LOSS_RTOL   1e-5
-#define CURVE_RTOL  1e-2
-#define CURVE_ATOL  1e-3
 #define MAX_DRAWS   6
 #define GRAD_BATCH  64
 #define TRAIN_BATCH 32
 #define TRAIN_STEPS 200
-
-static double max_abs(const float *x, size_t n) {
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++)
-        m = fmax(m, fabs((double)x[i]));
-    return m;
-}
 
 static float *download(const hd_model *model, const float *dev, size_t n) {
     float *host = malloc(n * sizeof(float) + 1);
@@ -128,12 +119,8 @@ static void upload_batch(hd_model *model, const float *images, const int32_t *la
 
 static void compare_tensors(const char *name, const hd_model *gm, const float *g_dev, const hd_model *cm,
                             const float *c_dev, size_t n) {
-    float *got = download(gm, g_dev, n), *ref = download(cm, c_dev, n);
-    CHECK(got && ref, "malloc");
-    if (got && ref)
-        check_tensor(name, got, ref, n, ATOL_SCALE * max_abs(ref, n), RTOL);
-    free(got);
-    free(ref);
+    gpu_backend_pair pair = {cm->be, gm->be};
+    gpu_compare_tensors(name, &pair, g_dev, c_dev, n, GPU_TOL_RTOL, GPU_TOL_ATOL_SCALE);
 }
 
 static void compare_gradients(hd_model *cm, hd_model *gm, int n, uint64_t *rng) {
@@ -178,7 +165,7 @@ static void compare_gradients(hd_model *cm, hd_model *gm, int n, uint64_t *rng) 
     }
     printf("n=%d: loss sum cpu %.9g gpu %.9g, correct cpu %.0f gpu %.0f\n", n, (double)metrics[0][0],
            (double)metrics[1][0], (double)metrics[0][1], (double)metrics[1][1]);
-    CHECK(fabs((double)metrics[1][0] - metrics[0][0]) <= LOSS_RTOL * fabs((double)metrics[0][0]),
+    CHECK(fabs((double)metrics[1][0] - metrics[0][0]) <= GPU_TOL_LOSS_RTOL * fabs((double)metrics[0][0]),
           "n=%d: loss sum %.9g vs %.9g", n, (double)metrics[1][0], (double)metrics[0][0]);
     CHECK(metrics[1][1] == metrics[0][1], "n=%d: correct %.0f vs %.0f", n, (double)metrics[1][1],
           (double)metrics[0][1]);
@@ -227,7 +214,7 @@ static void compare_training(hd_model *cm, hd_model *gm, int steps, uint64_t *rn
             loss[k] = metrics[0] / (float)n;
         }
         double diff = fabs((double)loss[1] - loss[0]);
-        if (diff > CURVE_ATOL + CURVE_RTOL * fabs((double)loss[0]))
+        if (diff > GPU_TOL_CURVE_ATOL + GPU_TOL_CURVE_RTOL * fabs((double)loss[0]))
             bad_steps++;
         if (diff > worst) {
             worst = diff;
@@ -244,7 +231,7 @@ static void compare_training(hd_model *cm, hd_model *gm, int steps, uint64_t *rn
            worst, worst_step, first_cpu, last_cpu);
     CHECK(bad_steps == 0,
           "loss curves differ beyond %.0e + %.0e * loss at %d of %d steps (worst %.3g at step %d)",
-          CURVE_ATOL, CURVE_RTOL, bad_steps, steps, worst, worst_step);
+          GPU_TOL_CURVE_ATOL, GPU_TOL_CURVE_RTOL, bad_steps, steps, worst, worst_step);
     CHECK(steps < 100 || last_cpu < 0.5 * first_cpu,
           "the synthetic task was not learned (loss %.4f -> %.4f): the curves compare "
           "nothing",
@@ -257,17 +244,10 @@ static void compare_training(hd_model *cm, hd_model *gm, int steps, uint64_t *rn
 
 int main(void) {
     uint64_t rng = test_fresh_seed();
-    if (hd_gpu_device_count() == 0) {
-        test_skip("no CUDA device answers");
+    gpu_backend_pair pair;
+    if (!gpu_pair_open(&pair, NULL))
         return test_finish();
-    }
-    hd_cpu_options cpu_opts = {2};
-    hd_gpu_options gpu_opts = {0, 0, 0, 0};
-    hd_backend *cpu = hd_cpu_backend_create(&cpu_opts), *gpu = hd_gpu_backend_create(&gpu_opts);
-    CHECK(cpu && gpu, "backends: %s", hd_last_error());
-    if (!cpu || !gpu)
-        return test_finish();
-    printf("GPU: %s\n", gpu->ops->describe(gpu));
+    hd_backend *cpu = pair.cpu, *gpu = pair.gpu;
 
     hd_model cm, gm;
     int ok = hd_model_create(&cm, cpu, HD_DEFAULT_SPEC, 1, 28, 28, GRAD_BATCH) == 0;
@@ -298,7 +278,6 @@ int main(void) {
     free(pg);
     hd_model_destroy(&gm);
     hd_model_destroy(&cm);
-    hd_backend_destroy(gpu);
-    hd_backend_destroy(cpu);
+    gpu_pair_close(&pair);
     return test_finish();
 }

@@ -347,6 +347,8 @@ int main(void) {
     hd_cpu_options options = {2};
     hd_backend *be = hd_cpu_backend_create(&options);
     CHECK(be != NULL, "cpu backend");
+    if (!be)
+        return test_finish();
     test_conv(be, 3, 1, 8, 4, 3, 0, HD_ACT_NONE);
     test_conv(be, 2, 3, 7, 5, 3, 1, HD_ACT_NONE);
     test_conv(be, 3, 2, 6, 4, 3, 0, HD_ACT_RELU);

@@ -147,8 +147,11 @@ int main(void) {
     uint8_t *images = make_images(HD_IDX_IMAGES_MAGIC, 3, 2, 5, 30, &size);
     uint8_t *labels = make_labels(HD_IDX_LABELS_MAGIC, 3, good_labels, 3, &size);
     CHECK(images && labels, "fixture allocation");
-    if (!images || !labels)
+    if (!images || !labels) {
+        free(images);
+        free(labels);
         return test_finish();
+    }
     char good_images[4200], good_labels_path[4200], gz_images[4200], gz_labels[4200];
     snprintf(good_images, sizeof good_images, "%s", write_raw("good-images", images, 16 + 30));
     snprintf(good_labels_path, sizeof good_labels_path, "%s", write_raw("good-labels", labels, 8 + 3));

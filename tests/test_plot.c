@@ -33,6 +33,11 @@ static int load_png(const char *path, image *img) {
     }
     img->width = cairo_image_surface_get_width(s);
     img->height = cairo_image_surface_get_height(s);
+    if (img->width <= 0 || img->height <= 0) {
+        CHECK(0, "%s: decodes as %d x %d pixels", path, img->width, img->height);
+        cairo_surface_destroy(s);
+        return -1;
+    }
     cairo_format_t format = cairo_image_surface_get_format(s);
     CHECK(format == CAIRO_FORMAT_RGB24 || format == CAIRO_FORMAT_ARGB32, "%s: decodes as colour (%d)", path,
           (int)format);

@@ -69,7 +69,8 @@ static void test_softmax_xent_row(void) {
     float lhuge = hd_softmax_xent_row(huge, 3, 1, ghuge, 1.0f, &correct);
     CHECK(isfinite(lhuge) && lhuge > 1e29f, "huge-logit loss finite and large: %g", lhuge);
     CHECK(isfinite(ghuge[0]) && isfinite(ghuge[1]) && isfinite(ghuge[2]), "huge-logit gradient finite");
-    CHECK(fabs(ghuge[0] - 1.0f) < 1e-6 && fabs(ghuge[1] + 1.0f) < 1e-6, "huge-logit gradient is p - onehot");
+    CHECK(fabsf(ghuge[0] - 1.0f) < 1e-6 && fabsf(ghuge[1] + 1.0f) < 1e-6,
+          "huge-logit gradient is p - onehot");
     CHECK(correct == 0, "huge-logit arg-max");
     /* Ties: the first maximum wins, as on the GPU. */
     const float tie[3] = {2.0f, 2.0f, 1.0f};
@@ -94,7 +95,7 @@ static void test_adam_matches_formula(void) {
     hd_sgd_update(&q, &vel, 2.0f, 0.1f, 0.9f, 0);
     hd_sgd_update(&q, &vel, 2.0f, 0.1f, 0.9f, 0);
     /* v1 = -0.2, p1 = 0.8; v2 = -0.18 - 0.2 = -0.38, p2 = 0.42 */
-    CHECK(fabs(q - 0.42f) < 1e-6 && fabs(vel + 0.38f) < 1e-6, "sgd momentum: p %.6f v %.6f", q, vel);
+    CHECK(fabsf(q - 0.42f) < 1e-6 && fabsf(vel + 0.38f) < 1e-6, "sgd momentum: p %.6f v %.6f", q, vel);
 }
 
 int main(void) {

@@ -121,6 +121,14 @@ struct hd_backend_ops {
                       float beta1, float beta2, float eps, float step_size);
     void (*sgd_step)(hd_backend *be, size_t count, float *params, const float *grads, float *velocity,
                      float lr, float momentum, int nesterov);
+
+    /* ---- optional timing (NULL on the CPU) ---- */
+    /* Optional (NULL on the CPU): milliseconds between two fences, measured on the device (CUDA events).
+     * Waits for fence_b. */
+    float (*fence_elapsed_ms)(hd_backend *be, int fence_a, int fence_b);
+    /* Optional: the device's measured FP32 rate in GFLOP/s (a large SGEMM, timed with events); NaN if
+     * unknown. */
+    double (*peak_gflops)(hd_backend *be);
 };
 
 /* Every backend starts with this header; implementations embed it as their first member. */

@@ -1,11 +1,12 @@
-/* pipeline.h: the host-side data driver. A producer thread prepares training batches
- * ahead of the backend: it shuffles (seeded, per epoch), gathers images, augments them
- * (training only) and writes them into a ring of upload buffers from host_alloc (pinned
- * on a GPU). The consumer uploads each ready slot into one of two device batches, the next
- * batch while the current one computes, and points model->input / model->labels at the
- * current one (the model's own buffers are restored at the end of the epoch). A slot is
- * handed back to the producer only after the backend's fence for its upload has passed,
- * so the host never waits on the step it just queued. */
+/* pipeline.h: the host-side data driver. Batches are shuffled (seeded, per epoch),
+ * gathered, augmented (training only) and written into a ring of upload buffers from
+ * host_alloc (pinned on a GPU). Beside a GPU a producer thread makes them ahead of the
+ * device; beside the CPU backend, whose threads already use every core, they are made in
+ * line. Each ready batch is uploaded into one of two device batches, the next one while
+ * the current one computes, and model->input / model->labels point at the current one
+ * (the model's own buffers are restored at the end of the epoch). A slot is handed back
+ * to the producer only after the backend's fence for its upload has passed, so the host
+ * never waits on the step it just queued. */
 #ifndef HD_PIPELINE_H
 #define HD_PIPELINE_H
 
@@ -59,7 +60,7 @@ int hd_pipeline_start_epoch(hd_pipeline *p, uint64_t epoch);
 int hd_pipeline_next(hd_pipeline *p, hd_model *model);
 /* Points the model back at its own input buffers (for an epoch left early). */
 void hd_pipeline_restore(hd_pipeline *p, hd_model *model);
-/* Seconds the consumer spent waiting for the producer (data-bound time). */
+/* Seconds the consumer spent waiting for (or, beside the CPU backend, making) batches. */
 double hd_pipeline_wait_seconds(const hd_pipeline *p);
 
 #endif
