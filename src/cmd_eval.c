@@ -55,40 +55,31 @@ int hd_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "hd-gpu eval: --model FILE is required (see --help)\n");
         return HD_EXIT_USAGE;
     }
-    hd_dataset train = {0}, test = {0};
-    hd_float_set test_set = {0};
-    hd_model model = {0};
-    int status = HD_EXIT_RUNTIME;
     hd_backend *be = hd_device_options_open(&dev);
     if (!be)
         return HD_EXIT_RUNTIME;
-    if (hd_model_load_checkpoint(&model, be, model_path, batch) != 0 ||
-        hd_mnist_load(&data, &train, &test) != 0 ||
-        hd_float_set_from_bytes(&test_set, test.images, test.labels, test.rows, test.cols, NULL,
-                                test.count) != 0) {
+    hd_eval_inputs in;
+    if (hd_eval_inputs_load(&in, be, model_path, &data, batch) != 0) {
         fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
-        goto out;
+        hd_backend_destroy(be);
+        return HD_EXIT_RUNTIME;
     }
-    int *confusion = hd_calloc((size_t)model.classes * model.classes, sizeof(int));
+    int status = HD_EXIT_RUNTIME;
+    int classes = in.model.classes;
+    int *confusion = hd_calloc((size_t)classes * classes, sizeof(int));
     hd_eval_result r;
     double t0 = hd_now_seconds();
-    if (!confusion || hd_evaluate(&model, &test_set, &r, confusion, NULL, NULL) != 0) {
+    if (!confusion || hd_evaluate(&in.model, &in.test, &r, confusion, NULL, NULL) != 0) {
         fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
-        free(confusion);
-        goto out;
+    } else {
+        double seconds = hd_now_seconds() - t0;
+        printf("%s on %s\n", model_path, be->ops->describe(be));
+        hd_print_test_results(stdout, r.accuracy, r.loss, confusion, classes, r.count);
+        printf("evaluated %d images in %.2f s (%.0f images/s)\n", r.count, seconds, r.count / seconds);
+        status = HD_EXIT_OK;
     }
-    double seconds = hd_now_seconds() - t0;
-    printf("%s on %s\n", model_path, be->ops->describe(be));
-    hd_print_test_results(stdout, r.accuracy, r.loss, confusion, model.classes, r.count);
-    printf("evaluated %d images in %.2f s (%.0f images/s)\n", r.count, seconds, r.count / seconds);
     free(confusion);
-    status = HD_EXIT_OK;
-out:
-    if (model.be)
-        hd_model_destroy(&model);
-    hd_float_set_free(&test_set);
-    hd_dataset_free(&train);
-    hd_dataset_free(&test);
+    hd_eval_inputs_free(&in);
     hd_backend_destroy(be);
     return status;
 }

@@ -105,10 +105,11 @@ static int find_set(const char *dir, char paths[4][HD_PATH_MAX], char *missing, 
 }
 
 static int load_set(char paths[4][HD_PATH_MAX], hd_dataset *train, hd_dataset *test) {
-    if (hd_dataset_load_idx(paths[0], paths[1], train) != 0)
+    if (train && hd_dataset_load_idx(paths[0], paths[1], train) != 0)
         return -1;
     if (hd_dataset_load_idx(paths[2], paths[3], test) != 0) {
-        hd_dataset_free(train);
+        if (train)
+            hd_dataset_free(train);
         return -1;
     }
     return 0;
@@ -157,7 +158,8 @@ int hd_mnist_download(const hd_mnist_options *opt, const char *dir) {
 }
 
 int hd_mnist_load(const hd_mnist_options *opt, hd_dataset *train, hd_dataset *test) {
-    memset(train, 0, sizeof *train);
+    if (train)
+        memset(train, 0, sizeof *train);
     memset(test, 0, sizeof *test);
     if (opt->data_dir && *opt->data_dir)
         return load_named_dir(opt->data_dir, "--data", train, test);

@@ -42,23 +42,6 @@ static void invert(uint8_t *gray, size_t n) {
         gray[i] = (uint8_t)(255 - gray[i]);
 }
 
-static double correlation(const float *a, const float *b, int n) {
-    double ma = 0, mb = 0;
-    for (int i = 0; i < n; i++) {
-        ma += a[i];
-        mb += b[i];
-    }
-    ma /= n;
-    mb /= n;
-    double sab = 0, saa = 0, sbb = 0;
-    for (int i = 0; i < n; i++) {
-        sab += (a[i] - ma) * (b[i] - mb);
-        saa += (a[i] - ma) * (a[i] - ma);
-        sbb += (b[i] - mb) * (b[i] - mb);
-    }
-    return sab / sqrt(saa * sbb + 1e-30);
-}
-
 /* Centre of mass and bounding box (of pixels > 0) of a 28x28 output. */
 static void describe_output(const float *img, double *cx, double *cy, int *box_w, int *box_h) {
     double mass = 0, sx = 0, sy = 0;
@@ -120,7 +103,7 @@ static void test_polarity_and_centring(void) {
     invert(other, (size_t)w2 * h2);
     CHECK(hd_digit_from_gray(other, w2, h2, c) == 0, "300x150 seven: %s", hd_last_error());
     check_mnist_form("300x150 seven", c, 20);
-    double r = correlation(a, c, HD_DIGIT_PIXELS);
+    double r = test_correlation(a, c, HD_DIGIT_PIXELS);
     CHECK(r > 0.95, "the seven at another size and place correlates %.4f with the first (want > 0.95)", r);
 
     /* Background noise of +-6 grey levels on the black-on-white image barely matters. */
@@ -130,7 +113,7 @@ static void test_polarity_and_centring(void) {
         black_on_white[i] = (uint8_t)(noisy < 0 ? 0 : noisy > 255 ? 255 : noisy);
     }
     CHECK(hd_digit_from_gray(black_on_white, w, h, b) == 0, "noisy: %s", hd_last_error());
-    r = correlation(a, b, HD_DIGIT_PIXELS);
+    r = test_correlation(a, b, HD_DIGIT_PIXELS);
     CHECK(r > 0.98, "noisy background: correlation %.4f with the clean digit (want > 0.98)", r);
     free(white_on_black);
     free(black_on_white);

@@ -186,18 +186,6 @@ static uint8_t *gzip_bytes(const char *dir, const uint8_t *data, size_t size, si
     return bytes;
 }
 
-static int count_entries(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
-    int n = 0;
-    const struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    closedir(d);
-    return n;
-}
-
 /* A fresh destination directory per case, under root. */
 static void fresh_dest(const char *root, const char *tag, char *dest, size_t len) {
     snprintf(dest, len, "%s/%s", root, tag);
@@ -216,8 +204,8 @@ static void expect_stored(const char *what, const char *dest, const uint8_t *con
     struct stat st;
     CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0644, "%s: mode %o", what,
           (unsigned)st.st_mode & 0777);
-    CHECK(count_entries(dest) == 1, "%s: %d entries in %s (temp files left?)", what, count_entries(dest),
-          dest);
+    CHECK(test_count_entries(dest) == 1, "%s: %d entries in %s (temp files left?)", what,
+          test_count_entries(dest), dest);
 }
 
 static void expect_refused(const char *what, const char *dest, int entries_before, int rc, const char *word1,
@@ -228,8 +216,8 @@ static void expect_refused(const char *what, const char *dest, int entries_befor
     CHECK(strstr(msg, word1) != NULL, "%s: message must say \"%s\": %s", what, word1, msg);
     CHECK(!word2 || strstr(msg, word2) != NULL, "%s: message must say \"%s\": %s", what, word2 ? word2 : "",
           msg);
-    CHECK(count_entries(dest) == entries_before, "%s: %d entries in %s, expected %d", what,
-          count_entries(dest), dest, entries_before);
+    CHECK(test_count_entries(dest) == entries_before, "%s: %d entries in %s, expected %d", what,
+          test_count_entries(dest), dest, entries_before);
     printf("%-24s -> %s\n", what, msg);
 }
 
@@ -381,7 +369,7 @@ int main(void) {
     snprintf(raw_url, sizeof raw_url, "%s/%s.gz", missing, NAME);
     CHECK(hd_download_url(raw_url, raw_path, &opt) == -1 && strstr(hd_last_error(), "HTTP 404"),
           "download_url 404: %s", hd_last_error());
-    CHECK(count_entries(dest) == 1, "download_url leaves only its file");
+    CHECK(test_count_entries(dest) == 1, "download_url leaves only its file");
 
     server_stop(&server);
     free(gz);

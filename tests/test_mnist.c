@@ -104,18 +104,6 @@ static void expect_failure(const char *what, const hd_mnist_options *opt, const 
     hd_dataset_free(&test);
 }
 
-static int count_entries(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
-    int n = 0;
-    const struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    closedir(d);
-    return n;
-}
-
 int main(void) {
     char *root = test_make_temp_dir("mnist");
     CHECK(root != NULL, "temp dir");
@@ -206,7 +194,7 @@ int main(void) {
     opt.mirrors = dead_mirror;
     opt.n_mirrors = 1;
     expect_failure("download fails", &opt, HD_MNIST_TRAIN_IMAGES, cache2, "fetch-mnist");
-    int left = count_entries(cache2);
+    int left = test_count_entries(cache2);
     CHECK(left <= 0, "%d files left in %s after a failed download", left, cache2);
 
     CHECK(hd_mnist_sha256(HD_MNIST_TEST_LABELS) &&

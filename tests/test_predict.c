@@ -29,23 +29,6 @@
 #define N_CENTROID 2000
 #define SCAN_SIDE  200
 
-static double correlation(const float *a, const float *b, int n) {
-    double ma = 0, mb = 0;
-    for (int i = 0; i < n; i++) {
-        ma += a[i];
-        mb += b[i];
-    }
-    ma /= n;
-    mb /= n;
-    double sab = 0, saa = 0, sbb = 0;
-    for (int i = 0; i < n; i++) {
-        sab += (a[i] - ma) * (b[i] - mb);
-        saa += (a[i] - ma) * (a[i] - ma);
-        sbb += (b[i] - mb) * (b[i] - mb);
-    }
-    return sab / sqrt(saa * sbb + 1e-30);
-}
-
 /* The best correlation of b, moved by a whole pixel or not at all in x and y, with a. The
  * centre of mass fixes a digit's place only to within half a pixel (MNIST's own digits have it
  * anywhere in [13.5, 14.5]), so a digit whose centre sits near a half pixel may land one pixel
@@ -60,7 +43,7 @@ static double aligned_correlation(const float *a, const float *b, int *shift_x, 
                     int sx = x - dx, sy = y - dy;
                     moved[y * 28 + x] = (sx >= 0 && sx < 28 && sy >= 0 && sy < 28) ? b[sy * 28 + sx] : 0.0f;
                 }
-            double r = correlation(a, moved, HD_DIGIT_PIXELS);
+            double r = test_correlation(a, moved, HD_DIGIT_PIXELS);
             if (r > best) {
                 best = r;
                 *shift_x = dx;

@@ -37,8 +37,9 @@ typedef struct {
 /* data_dir NULL, default mirrors, allow_download 1, quiet 0. */
 void hd_mnist_options_defaults(hd_mnist_options *opt);
 
-/* Loads both sets (see the search order above). On failure both are zeroed, and the message says which
- * directory was searched and how to get the data (scripts/fetch-mnist). */
+/* Loads both sets (see the search order above); train may be NULL to load only the test
+ * set. On failure both are zeroed, and the message says which directory was searched and
+ * how to get the data (scripts/fetch-mnist). */
 int hd_mnist_load(const hd_mnist_options *opt, hd_dataset *train, hd_dataset *test);
 
 /* The per-user cache directory ($XDG_CACHE_HOME/hd-gpu/mnist or ~/.cache/hd-gpu/mnist). */

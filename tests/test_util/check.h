@@ -41,6 +41,10 @@ uint64_t test_rand_u64(uint64_t *state);
 char *test_make_temp_dir(const char *tag);
 /* rm -r of a directory made by test_make_temp_dir. */
 void test_remove_tree(const char *path);
+/* Number of entries in a directory other than . and .. (-1 if it cannot be read). */
+int test_count_entries(const char *dir);
+/* Pearson correlation of two float arrays of length n. */
+double test_correlation(const float *a, const float *b, int n);
 /* Directory holding the real MNIST files for tests, or NULL (HD_TEST_DATA_DIR). */
 const char *test_mnist_dir(void);
 
