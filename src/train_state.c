@@ -40,9 +40,10 @@ static void run_path(char *buf, size_t len, const char *run_dir, const char *nam
     snprintf(buf, len, "%s/%s", run_dir, name);
 }
 
-int hd_train_state_save(const hd_train_state *st, const char *run_dir, const hd_model *model,
-                        const hd_optimizer *opt, uint64_t seed) {
-    char values[8][48], path[4200];
+int hd_train_state_save(const hd_train_state *st, const hd_train_config *cfg, const hd_model *model,
+                        const hd_optimizer *opt) {
+    const char *run_dir = cfg->run_dir;
+    char values[11][48], path[4200];
     snprintf(values[0], sizeof values[0], "%d", st->epochs_done);
     snprintf(values[1], sizeof values[1], "%llu", (unsigned long long)st->global_step);
     snprintf(values[2], sizeof values[2], "%.17g", st->best_val_loss);
@@ -50,12 +51,17 @@ int hd_train_state_save(const hd_train_state *st, const char *run_dir, const hd_
     snprintf(values[4], sizeof values[4], "%d", st->best_epoch);
     snprintf(values[5], sizeof values[5], "%d", st->es_wait);
     snprintf(values[6], sizeof values[6], "%.17g|%d", st->lr_best, st->lr_wait);
-    snprintf(values[7], sizeof values[7], "%llu", (unsigned long long)seed);
+    snprintf(values[7], sizeof values[7], "%llu", (unsigned long long)cfg->seed);
+    snprintf(values[8], sizeof values[8], "%d", cfg->batch);
+    snprintf(values[9], sizeof values[9], "%d", cfg->augment);
+    snprintf(values[10], sizeof values[10], "%.17g", cfg->val_fraction);
     const hd_st_meta meta[] = {
         {"hd.train.epochs_done", values[0]},   {"hd.train.global_step", values[1]},
         {"hd.train.best_val_loss", values[2]}, {"hd.train.best_val_acc", values[3]},
         {"hd.train.best_epoch", values[4]},    {"hd.train.es_wait", values[5]},
         {"hd.train.lr_plateau", values[6]},    {"hd.train.seed", values[7]},
+        {"hd.train.batch", values[8]},         {"hd.train.augment", values[9]},
+        {"hd.train.val_split", values[10]},
     };
     run_path(path, sizeof path, run_dir, "metrics.csv");
     if (hd_metrics_csv_write(path, st->rows, st->n_rows) != 0)
@@ -84,8 +90,32 @@ static int meta_number(const hd_safetensors *file, const char *path, const char 
     return 0;
 }
 
-int hd_train_state_resume(hd_train_state *st, const char *run_dir, hd_model *model, hd_optimizer *opt,
-                          uint64_t *seed) {
+int hd_train_state_resume_settings(hd_train_config *cfg) {
+    char path[4200];
+    run_path(path, sizeof path, cfg->run_dir, "last.safetensors");
+    hd_safetensors *file = NULL;
+    if (hd_safetensors_read(path, &file) != 0)
+        return -1;
+    double v[4];
+    static const char *const keys[4] = {"hd.train.seed", "hd.train.batch", "hd.train.augment",
+                                        "hd.train.val_split"};
+    for (int i = 0; i < 4; i++) {
+        if (meta_number(file, path, keys[i], &v[i]) != 0) {
+            hd_safetensors_free(file);
+            return -1;
+        }
+    }
+    cfg->seed = (uint64_t)strtoull(hd_safetensors_meta(file, "hd.train.seed"), NULL, 10);
+    cfg->batch = (int)v[1];
+    cfg->augment = (int)v[2];
+    cfg->val_fraction = v[3];
+    hd_safetensors_free(file);
+    if (cfg->batch < 1)
+        return hd_fail("%s: bad hd.train.batch", path);
+    return 0;
+}
+
+int hd_train_state_resume(hd_train_state *st, const char *run_dir, hd_model *model, hd_optimizer *opt) {
     char path[4200];
     /* The best weights first (into the model, copied out), then the last state on top. */
     run_path(path, sizeof path, run_dir, "best.safetensors");
@@ -118,7 +148,6 @@ int hd_train_state_resume(hd_train_state *st, const char *run_dir, hd_model *mod
     st->best_val_acc = v[3];
     st->best_epoch = (int)v[4];
     st->es_wait = (int)v[5];
-    *seed = (uint64_t)strtoull(hd_safetensors_meta(file, "hd.train.seed"), NULL, 10);
     hd_safetensors_free(file);
 
     run_path(path, sizeof path, run_dir, "metrics.csv");

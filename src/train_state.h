@@ -26,13 +26,17 @@ int hd_train_state_init(hd_train_state *st, const hd_model *model);
 void hd_train_state_free(hd_train_state *st);
 int hd_train_state_add_row(hd_train_state *st, const hd_epoch_metrics *row);
 
-/* Writes RUN_DIR/last.safetensors (model, optimizer and this state) and metrics.csv. */
-int hd_train_state_save(const hd_train_state *st, const char *run_dir, const hd_model *model,
-                        const hd_optimizer *opt, uint64_t seed);
+/* Writes RUN_DIR/last.safetensors (model, optimizer, this state and the settings that
+ * define the run: seed, batch size, augmentation, validation split) and metrics.csv. */
+int hd_train_state_save(const hd_train_state *st, const hd_train_config *cfg, const hd_model *model,
+                        const hd_optimizer *opt);
 /* Writes RUN_DIR/best.safetensors from the model's current weights. */
 int hd_train_state_save_best(const hd_train_state *st, const char *run_dir, const hd_model *model);
+/* Sets cfg's seed, batch size, augmentation and validation split to those the run in
+ * cfg->run_dir was started with, so that --resume continues the same run (the same
+ * validation images held out) whatever the command line says. */
+int hd_train_state_resume_settings(hd_train_config *cfg);
 /* Restores model, optimizer and state from RUN_DIR (after --resume). */
-int hd_train_state_resume(hd_train_state *st, const char *run_dir, hd_model *model, hd_optimizer *opt,
-                          uint64_t *seed);
+int hd_train_state_resume(hd_train_state *st, const char *run_dir, hd_model *model, hd_optimizer *opt);
 
 #endif

@@ -160,12 +160,17 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
     return 0;
 }
 
-int hd_train(hd_backend *be, const hd_train_config *cfg, const hd_dataset *train, const hd_dataset *test,
+int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *train, const hd_dataset *test,
              hd_train_result *result) {
     run_context rc;
     memset(&rc, 0, sizeof rc);
     memset(result, 0, sizeof *result);
-    uint64_t seed = cfg->seed;
+    /* A resumed run keeps the settings it was started with (seed, so the same validation
+     * images are held out; batch size; augmentation), whatever the command line says. */
+    hd_train_config run_cfg = *user_cfg;
+    const hd_train_config *cfg = &run_cfg;
+    if (user_cfg->resume && hd_train_state_resume_settings(&run_cfg) != 0)
+        return -1;
     int status = -1;
     double start = cfg->process_start > 0 ? cfg->process_start : hd_now_seconds();
     if (prepare_data(&rc, cfg, train, test) != 0)
@@ -184,17 +189,16 @@ int hd_train(hd_backend *be, const hd_train_config *cfg, const hd_dataset *train
         goto done;
     rc.state_ok = 1;
     if (cfg->resume) {
-        if (hd_train_state_resume(&rc.state, cfg->run_dir, &rc.model, &rc.opt, &seed) != 0)
+        if (hd_train_state_resume(&rc.state, cfg->run_dir, &rc.model, &rc.opt) != 0)
             goto done;
         if (!cfg->quiet)
             printf("resuming %s after epoch %d (best epoch %d, val_loss %.4f)\n", cfg->run_dir,
                    rc.state.epochs_done, rc.state.best_epoch, rc.state.best_val_loss);
-    } else if (hd_model_init_weights(&rc.model, seed) != 0) {
+    } else if (hd_model_init_weights(&rc.model, cfg->seed) != 0) {
         goto done;
     }
-    hd_train_config run_cfg = *cfg;
-    run_cfg.seed = seed;
-    hd_pipeline_config pcfg = {.data = &rc.train, .batch = cfg->batch, .seed = seed, .augment = cfg->augment};
+    hd_pipeline_config pcfg = {
+        .data = &rc.train, .batch = cfg->batch, .seed = cfg->seed, .augment = cfg->augment};
     hd_augment_default_ranges(&pcfg.ranges);
     if (hd_pipeline_create(&rc.pipeline, be, &pcfg) != 0)
         goto done;
@@ -207,7 +211,7 @@ int hd_train(hd_backend *be, const hd_train_config *cfg, const hd_dataset *train
     for (int epoch = rc.state.epochs_done; epoch < cfg->epochs; epoch++) {
         hd_epoch_metrics row = {.epoch = epoch + 1, .lr = rc.opt.lr};
         double t0 = hd_now_seconds();
-        if (train_epoch(&rc, &run_cfg, epoch, &row) != 0)
+        if (train_epoch(&rc, cfg, epoch, &row) != 0)
             goto diverged;
         hd_eval_result val = {0};
         if (rc.val.count && hd_evaluate(&rc.model, &rc.val, &val, NULL, NULL, NULL) != 0)
@@ -242,7 +246,7 @@ int hd_train(hd_backend *be, const hd_train_config *cfg, const hd_dataset *train
             if (hd_train_state_save_best(&rc.state, cfg->run_dir, &rc.model) != 0)
                 goto done;
         }
-        if (hd_train_state_save(&rc.state, cfg->run_dir, &rc.model, &rc.opt, seed) != 0)
+        if (hd_train_state_save(&rc.state, cfg, &rc.model, &rc.opt) != 0)
             goto done;
         if (cfg->time_to_accuracy > 0) {
             hd_eval_result t = {0};

@@ -56,10 +56,15 @@ static void test_determinism_and_resume(hd_backend *be, const hd_dataset *train,
     CHECK(na == 3 && rows_a[2].train_loss < rows_a[0].train_loss, "loss falls: %.4f -> %.4f",
           rows_a[0].train_loss, na == 3 ? rows_a[2].train_loss : 0.0);
 
-    /* Two epochs, then --resume to three: the third epoch must equal run a's. */
+    /* Two epochs, then --resume to three: the third epoch must equal run a's, bit for bit. */
     CHECK(hd_train(be, &cc, train, test, &rc) == 0, "run c: %s", hd_last_error());
     cc.epochs = 3;
     cc.resume = 1;
+    /* A resumed run keeps its own seed (hence the same validation split), batch size and
+     * augmentation, whatever the new command line says. */
+    cc.seed = 999;
+    cc.batch = 64;
+    cc.augment = !cc.augment;
     CHECK(hd_train(be, &cc, train, test, &rc) == 0, "run c resumed: %s", hd_last_error());
     CHECK(read_rows(c, &rows_c, &nc) == 0 && nc == 3, "resumed run has 3 rows (%d)", nc);
     if (nc == 3 && na == 3)
