@@ -45,6 +45,13 @@ if [ -n "${HD_TEST_DATA_DIR:-}" ] && [ -f "$HD_TEST_DATA_DIR/train-images-idx3-u
             --train-limit 300 --test-limit 200 --no-report --run-dir "$tmp/r1"
         expect 0 "test accuracy" -- "$bin" eval --model "$tmp/r1/best.safetensors" --device cpu \
             --data "$HD_TEST_DATA_DIR"
+        # The run was trained with --no-report: `hd-gpu report` draws it from the run's files,
+        # evaluating on the data directory recorded in settings.txt.
+        expect 0 "wrote .*report.html" -- "$bin" report "$tmp/r1" --device cpu
+        for f in report.html history.png confusion.png misclassified.png filters.png; do
+            expect 0 "" -- test -s "$tmp/r1/$f"
+        done
+        expect 1 "no-such-run" -- "$bin" report "$tmp/no-such-run" --device cpu
     fi
 fi
 echo "$passed passed, $failed failed"
