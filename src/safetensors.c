@@ -137,13 +137,25 @@ static int check_write_arguments(const char *path, const hd_st_tensor *tensors, 
         const hd_st_meta *m = &meta[i];
         if (!m->key || !m->value || !hd_json_valid_utf8(m->key) || !hd_json_valid_utf8(m->value))
             return hd_fail("%s: metadata entry %d is missing or not UTF-8", path, i);
-        if (strcmp(m->key, HD_ST_CRC_KEY) == 0)
-            return hd_fail("%s: metadata key '%s' is reserved", path, HD_ST_CRC_KEY);
+        if (strcmp(m->key, HD_ST_CRC_KEY) == 0 || strcmp(m->key, HD_ST_META_CRC_KEY) == 0)
+            return hd_fail("%s: metadata key '%s' is reserved", path, m->key);
         for (int j = 0; j < i; j++)
             if (strcmp(meta[j].key, m->key) == 0)
                 return hd_fail("%s: metadata key '%s' given twice", path, m->key);
     }
     return 0;
+}
+
+/* CRC32 of metadata entries as key NUL value NUL, in order, the checksum keys left out. */
+static uint32_t meta_crc(const hd_st_meta *meta, int n_meta) {
+    uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    for (int i = 0; i < n_meta; i++) {
+        if (strcmp(meta[i].key, HD_ST_CRC_KEY) == 0 || strcmp(meta[i].key, HD_ST_META_CRC_KEY) == 0)
+            continue;
+        crc = crc32_of(meta[i].key, strlen(meta[i].key) + 1, crc);
+        crc = crc32_of(meta[i].value, strlen(meta[i].value) + 1, crc);
+    }
+    return crc;
 }
 
 /* The JSON header for the tensors laid out back to back, padded to a multiple of 8. */
@@ -155,7 +167,8 @@ static int build_header(text_buffer *h, const hd_st_tensor *tensors, int n, cons
         if (text_json_string(h, meta[i].key) != 0 || text_append(h, ":", 1) != 0 ||
             text_json_string(h, meta[i].value) != 0 || text_append(h, ",", 1) != 0)
             return -1;
-    if (text_printf(h, "\"%s\":\"%08" PRIx32 "\"}", HD_ST_CRC_KEY, crc) != 0)
+    if (text_printf(h, "\"%s\":\"%08" PRIx32 "\",", HD_ST_META_CRC_KEY, meta_crc(meta, n_meta)) != 0 ||
+        text_printf(h, "\"%s\":\"%08" PRIx32 "\"}", HD_ST_CRC_KEY, crc) != 0)
         return -1;
     uint64_t offset = 0;
     for (int i = 0; i < n; i++) {
@@ -379,7 +392,36 @@ static int check_ranges(const char *path, hd_safetensors *f) {
     return 0;
 }
 
+/* Parses a stored CRC (8 hex digits). */
+static int parse_crc(const char *path, const char *key, const char *stored, uint32_t *crc) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long value = strtoul(stored, &end, 16);
+    if (strlen(stored) != 8 || errno != 0 || *end != '\0' || stored[0] == '-' || stored[0] == '+' ||
+        stored[0] == ' ')
+        return hd_fail("%s: metadata %s is '%s', not 8 hex digits", path, key, stored);
+    *crc = (uint32_t)value;
+    return 0;
+}
+
+static int check_meta_checksum(const char *path, const hd_safetensors *f) {
+    const char *stored = hd_safetensors_meta(f, HD_ST_META_CRC_KEY);
+    uint32_t expected = 0;
+    if (!stored)
+        return 0;
+    if (parse_crc(path, HD_ST_META_CRC_KEY, stored, &expected) != 0)
+        return -1;
+    uint32_t actual = meta_crc(f->meta, f->n_meta);
+    if (expected != actual)
+        return hd_fail("%s: checksum mismatch: metadata is corrupted (%s says %08" PRIx32
+                       ", the metadata gives %08" PRIx32 ")",
+                       path, HD_ST_META_CRC_KEY, expected, actual);
+    return 0;
+}
+
 static int check_checksum(const char *path, const hd_safetensors *f) {
+    if (check_meta_checksum(path, f) != 0)
+        return -1;
     const char *stored = hd_safetensors_meta(f, HD_ST_CRC_KEY);
     if (!stored)
         return 0;

@@ -121,7 +121,7 @@ static void test_round_trip_and_layout(const char *dir, uint64_t *rng) {
                   v ? v : "(null)");
         }
         CHECK(hd_safetensors_meta(f, "absent") == NULL, "absent metadata found");
-        CHECK(hd_safetensors_meta_count(f) == 4, "meta count %d (3 + checksum)",
+        CHECK(hd_safetensors_meta_count(f) == 5, "meta count %d (3 + the two checksums)",
               hd_safetensors_meta_count(f));
         for (int i = 1; i < N_TENSORS; i++)
             CHECK(strcmp(hd_safetensors_name(f, i - 1), hd_safetensors_name(f, i)) < 0, "names not sorted");
@@ -231,6 +231,16 @@ static void test_damaged_files(const char *dir, uint64_t *rng) {
     bytes[data_start + 5] ^= 0x40;
     expect_reject(bad, bytes, size, "checksum mismatch: data is corrupted", "flipped byte in data");
     bytes[data_start + 5] ^= 0x40;
+
+    /* A damaged metadata value that keeps the JSON valid ("epoch":"3" -> "4") is caught by
+     * the metadata checksum. */
+    char *epoch = strstr((char *)bytes + 8, "\"epoch\":\"3\"");
+    CHECK(epoch != NULL, "sample header holds \"epoch\":\"3\"");
+    if (epoch) {
+        epoch[9] = '4';
+        expect_reject(bad, bytes, size, "checksum mismatch: metadata is corrupted", "damaged metadata value");
+        epoch[9] = '3';
+    }
 
     uint8_t *copy = malloc(size + 64);
     memcpy(copy, bytes, size);

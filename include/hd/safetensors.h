@@ -27,6 +27,9 @@ extern "C" {
 
 #define HD_ST_MAX_RANK 4
 #define HD_ST_CRC_KEY  "hd.data_crc32"
+/* CRC32 of the other metadata entries (key NUL value NUL, in file order), so that a damaged
+ * value (an epoch, a learning rate) is caught as surely as damaged weights. */
+#define HD_ST_META_CRC_KEY "hd.meta_crc32"
 
 typedef struct {
     const char *name;
@@ -41,7 +44,7 @@ typedef struct {
 } hd_st_meta;
 
 /* Writes the tensors (in the given order) and metadata to path. Names and keys must be
- * unique; "__metadata__" and HD_ST_CRC_KEY are reserved. */
+ * unique; "__metadata__", HD_ST_CRC_KEY and HD_ST_META_CRC_KEY are reserved. */
 int hd_safetensors_write(const char *path, const hd_st_tensor *tensors, int n, const hd_st_meta *meta,
                          int n_meta);
 
