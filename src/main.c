@@ -1,8 +1,10 @@
 /* main.c: the hd-gpu program: dispatches to the subcommands of cli.h. */
 #include "hd/cli.h"
 #include "hd/common.h"
+#include "hd/plot.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void usage(FILE *out) {
@@ -21,6 +23,7 @@ int main(int argc, char **argv) {
         usage(stderr);
         return HD_EXIT_USAGE;
     }
+    atexit(hd_plot_release_caches);
     const char *command = argv[1];
     if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0 || strcmp(command, "help") == 0) {
         usage(stdout);

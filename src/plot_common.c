@@ -1,7 +1,9 @@
 /* plot_common.c: the canvas, text, colour maps and axis scales shared by the plot files. */
 #include "plot_common.h"
+#include "hd/plot.h"
 
 #ifdef HD_HAVE_CAIRO
+#include <dlfcn.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -230,3 +232,15 @@ void plot_axis_label(const plot_axis *axis, double v, char *buf, size_t len) {
 }
 
 #endif /* HD_HAVE_CAIRO */
+
+#ifdef HD_HAVE_CAIRO
+void hd_plot_release_caches(void) {
+    cairo_debug_reset_static_data();
+    /* fontconfig is cairo's dependency, not ours: look it up at run time. */
+    void (*fc_fini)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "FcFini");
+    if (fc_fini)
+        fc_fini();
+}
+#else
+void hd_plot_release_caches(void) {}
+#endif

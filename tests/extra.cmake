@@ -1,5 +1,5 @@
-# Tests that train or run thousands of forward passes: skipped under the sanitizers, where
-# they would take many minutes, and run in the normal build.
+# Tests that train or run thousands of forward passes (`ctest -LE slow` leaves them out
+# for a quick check while developing; scripts/test runs them, under the sanitizers too).
 foreach(name test_trainer test_gradcheck_network test_bench_smoke)
   if(TEST ${name})
     set_tests_properties(${name} PROPERTIES LABELS slow)

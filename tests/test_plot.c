@@ -16,7 +16,6 @@
 #ifdef HD_HAVE_CAIRO
 
 #include <cairo.h>
-#include <dlfcn.h>
 
 typedef struct {
     int width, height;
@@ -320,15 +319,6 @@ static void test_edges(const char *dir, uint64_t *rng) {
           "unwritable path refused, message names it: %s", hd_last_error());
 }
 
-/* Frees cairo's and fontconfig's process-wide caches, which otherwise read as leaks under
- * HD_SANITIZE. fontconfig is looked up at run time: it is cairo's dependency, not ours. */
-static void release_font_caches(void) {
-    cairo_debug_reset_static_data();
-    void (*fc_fini)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "FcFini");
-    if (fc_fini)
-        fc_fini();
-}
-
 int main(void) {
     uint64_t rng = test_fresh_seed();
     char *dir = test_make_temp_dir("plot");
@@ -342,7 +332,7 @@ int main(void) {
     else
         test_remove_tree(dir);
     free(dir);
-    release_font_caches();
+    hd_plot_release_caches();
     return test_finish();
 }
 

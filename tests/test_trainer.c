@@ -8,6 +8,7 @@
 #include "hd/common.h"
 #include "hd/metrics.h"
 #include "hd/mnist.h"
+#include "hd/plot.h"
 #include "hd/trainer.h"
 
 #include <math.h>
@@ -159,5 +160,6 @@ int main(void) {
     hd_backend_destroy(be);
     hd_dataset_free(&train);
     hd_dataset_free(&test);
+    hd_plot_release_caches();
     return test_finish();
 }

@@ -49,6 +49,10 @@ int hd_plot_filters(const char *png_path, const float *weights, int count, int i
 /* The size hd_plot_filters gives its PNG. */
 void hd_plot_filters_size(int count, int in_c, int k, int *width, int *height);
 
+/* Frees cairo's and fontconfig's process-wide caches (they would read as leaks under the
+ * sanitizers). Call once at exit, after the last plot; a no-op without cairo. */
+void hd_plot_release_caches(void);
+
 #ifdef __cplusplus
 }
 #endif
