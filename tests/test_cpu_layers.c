@@ -8,6 +8,7 @@
  * allow atol 2e-3 + rtol 1e-2. ReLU is tested on inputs kept away from its kink and
  * pooling on distinct values separated by more than eps, so no nudge crosses a kink. */
 #include "check.h"
+#include "tolerances.h"
 #include "hd/backend.h"
 #include "hd/common.h"
 
@@ -15,10 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define GRAD_EPS  1e-2f
-#define GRAD_ATOL 2e-3
-#define GRAD_RTOL 1e-2
 
 static uint64_t rng;
 

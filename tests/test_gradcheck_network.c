@@ -2,14 +2,14 @@
  * finite differences of its mean softmax cross-entropy loss, dropout included (the mask is
  * a pure function of seed and step, so the loss is a fixed function of the parameters).
  *
- * Float32 losses over the whole network carry ~1e-7 relative noise; with eps = 5e-3 the
- * finite difference has ~1e-4 absolute noise, so the tolerance is atol 1e-3 + rtol 5e-2
- * on a random sample of parameters of every layer. A nudge that crosses a ReLU kink or
+ * The check runs on a random sample of parameters of every layer, with the eps and the
+ * tolerance of tests/test_util/tolerances.h (NET_GRAD_*, and why). A nudge that crosses a ReLU kink or
  * changes a max-pool arg-max makes the finite difference meaningless for that parameter,
  * so each sample records the network's "pattern" (ReLU on/off bits and pool arg-max
  * positions) at +eps and -eps. A sample out of tolerance whose nudge changed the pattern
  * is replaced by another; one out of tolerance with the pattern unchanged is a failure. */
 #include "check.h"
+#include "tolerances.h"
 #include "hd/common.h"
 #include "hd/model.h"
 
@@ -17,9 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define EPS  2.5e-4f
-#define ATOL 1.5e-3
-#define RTOL 5e-2
+#define EPS  NET_GRAD_EPS
+#define ATOL NET_GRAD_ATOL
+#define RTOL NET_GRAD_RTOL
 
 /* FNV-1a hash of the active ReLU units and pool arg-max positions of the last forward. */
 static uint64_t pattern_hash(const hd_model *model, int n) {
