@@ -4,15 +4,18 @@
 #include "cpu_backend.h"
 #include "hd/shared_math.h"
 
+/* Both are written as selects, not branches: signs are random, so a branch would be
+ * mispredicted half the time (this once cost a fifth of a CPU training step). */
 void cpu_relu_inplace(float *x, size_t count) {
+#pragma omp simd
     for (size_t i = 0; i < count; i++)
         x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
 void cpu_relu_mask_grad(const float *out, float *dout, size_t count) {
+#pragma omp simd
     for (size_t i = 0; i < count; i++)
-        if (!(out[i] > 0.0f))
-            dout[i] = 0.0f;
+        dout[i] = out[i] > 0.0f ? dout[i] : 0.0f;
 }
 
 void cpu_dropout_forward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,

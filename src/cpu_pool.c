@@ -56,10 +56,9 @@ void cpu_maxpool_forward(hd_backend *be, void *plan_ptr, int n, const float *in,
                 for (int dy = 0; dy < size; dy++) {
                     for (int dx = 0; dx < size; dx++) {
                         int idx = (oy * size + dy) * s->in_w + ox * size + dx;
-                        if (x[idx] > best_value) {
-                            best_value = x[idx];
-                            best = idx;
-                        }
+                        int better = x[idx] > best_value; /* a select, not a branch */
+                        best_value = better ? x[idx] : best_value;
+                        best = better ? idx : best;
                     }
                 }
                 y[oy * s->out_w + ox] = best_value;
