@@ -16,8 +16,8 @@ int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result
         return -1;
     if (confusion)
         memset(confusion, 0, sizeof(int) * (size_t)classes * classes);
-    float zero[2] = {0, 0}, metrics[2];
-    be->ops->upload(be, model->metrics, zero, sizeof zero);
+    float metrics[2];
+    be->ops->zero(be, model->metrics, sizeof metrics);
     for (int begin = 0; begin < set->count; begin += batch) {
         int n = set->count - begin < batch ? set->count - begin : batch;
         be->ops->upload(be, model->input, set->images + (size_t)begin * image_size,

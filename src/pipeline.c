@@ -38,7 +38,7 @@ struct hd_pipeline {
     int augment_threads;           /* 1 beside a CPU backend (its cores compute); more beside a GPU */
     int steps, produced, consumed; /* consumed: batches uploaded */
     int current;                   /* batches handed to the trainer */
-    int stop, epoch_pending;
+    int stop;
     double wait_seconds;
     pthread_t thread;
     pthread_mutex_t lock;

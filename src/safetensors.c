@@ -590,8 +590,3 @@ const char *hd_safetensors_meta(const hd_safetensors *file, const char *key) {
 int hd_safetensors_meta_count(const hd_safetensors *file) {
     return file->n_meta;
 }
-
-hd_st_meta hd_safetensors_meta_at(const hd_safetensors *file, int index) {
-    hd_st_meta none = {NULL, NULL};
-    return index >= 0 && index < file->n_meta ? file->meta[index] : none;
-}

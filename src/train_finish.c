@@ -137,7 +137,6 @@ int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_se
     hd_print_test_results(f, in.test_accuracy, test_loss, in.confusion, in.classes, test->count);
     fclose(f);
 
-    int rc = 0;
     if (cfg->report) {
         in.rows = malloc(sizeof(hd_epoch_metrics) * (size_t)(st->n_rows ? st->n_rows : 1));
         if (in.rows)
@@ -152,5 +151,5 @@ int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_se
         }
     }
     hd_report_inputs_free(&in);
-    return rc;
+    return 0;
 }

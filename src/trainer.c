@@ -125,8 +125,9 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
     hd_model *model = &rc->model;
     hd_backend *be = model->be;
     int steps = hd_pipeline_start_epoch(rc->pipeline, (uint64_t)epoch);
-    float zero[2] = {0, 0}, metrics[2];
-    be->ops->upload(be, model->metrics, zero, sizeof zero);
+    double data_seconds = hd_pipeline_wait_seconds(rc->pipeline);
+    float metrics[2];
+    be->ops->zero(be, model->metrics, sizeof metrics);
     hd_progress progress;
     hd_progress_begin(&progress, cfg->progress, epoch + 1, cfg->epochs, steps);
     double t0 = hd_now_seconds();
@@ -155,6 +156,11 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
     row->train_loss = metrics[0] / seen;
     row->train_acc = metrics[1] / seen;
     row->images_per_sec = seen / train_seconds;
+    /* Beside a GPU the producer should stay ahead; say so when it did not. */
+    data_seconds = hd_pipeline_wait_seconds(rc->pipeline) - data_seconds;
+    if (!cfg->quiet && model->be->is_gpu && data_seconds > 0.05 * train_seconds)
+        printf("  data-bound: waited %.1f s of %.1f s for batches (augmentation or copies too slow)\n",
+               data_seconds, train_seconds);
     if (is_bad(row->train_loss))
         return hd_fail("training diverged: loss is %g in epoch %d", row->train_loss, epoch + 1);
     return 0;

@@ -65,9 +65,8 @@ const char *hd_safetensors_name(const hd_safetensors *file, int index);
 
 /* The metadata value for key, or NULL if absent. */
 const char *hd_safetensors_meta(const hd_safetensors *file, const char *key);
-/* Metadata in file order: count and the i-th pair. */
+/* Number of metadata entries. */
 int hd_safetensors_meta_count(const hd_safetensors *file);
-hd_st_meta hd_safetensors_meta_at(const hd_safetensors *file, int index);
 
 /* Formats a shape as "[2, 3, 4]" into buf, for messages. */
 void hd_st_format_shape(int rank, const int64_t *dims, char *buf, size_t buf_len);
