@@ -67,7 +67,7 @@ void gpu_bias_act_forward(hd_gpu_backend *gpu, float *out, const float *bias, in
         return;
     bias_act_forward_kernel<<<gpu_grid_blocks(gpu, total), HD_GPU_THREADS, 0, gpu->compute>>>(
         out, bias, total, channels, spatial, act == HD_ACT_RELU);
-    CUDA_CHECK_LAUNCH();
+    CUDA_OP_LAUNCH(gpu);
 }
 
 void gpu_bias_act_backward(hd_gpu_backend *gpu, const float *out, float *dout, float *dbias, int n,
@@ -78,5 +78,5 @@ void gpu_bias_act_backward(hd_gpu_backend *gpu, const float *out, float *dout, f
         return;
     bias_act_backward_kernel<<<(unsigned)channels, HD_GPU_REDUCE_THREADS, 0, gpu->compute>>>(
         out, dout, dbias, n, channels, spatial, act == HD_ACT_RELU);
-    CUDA_CHECK_LAUNCH();
+    CUDA_OP_LAUNCH(gpu);
 }

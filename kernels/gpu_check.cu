@@ -1,5 +1,5 @@
 /* gpu_check.cu: the error reporting behind gpu_check.h's macros. */
-#include "gpu_check.h"
+#include "gpu_internal.h"
 #include "hd/common.h"
 
 #include <stdio.h>
@@ -16,6 +16,16 @@ void hd_gpu_die(const char *library, const char *call, const char *what, const c
             what);
     fflush(stderr);
     exit(1);
+}
+
+void hd_gpu_op_failed(struct hd_gpu_backend *gpu, const char *library, const char *call, const char *what,
+                      const char *file, int line) {
+    if (!gpu || !gpu->record.active)
+        hd_gpu_die(library, call, what, file, line);
+    if (!gpu->record.error[0])
+        snprintf(gpu->record.error, sizeof gpu->record.error, "%s error at %s:%d: %s failed: %s", library,
+                 short_path(file), line, call, what);
+    (void)cudaGetLastError(); /* the error is kept here; later calls must not see it as theirs */
 }
 
 int hd_gpu_fail_call(const char *library, const char *call, const char *what, const char *file, int line) {

@@ -1,12 +1,16 @@
 /* gpu_check.h: checking every CUDA, cuDNN and cuBLAS call of the GPU backend.
  *
- * Two flavours:
- *   CUDA_CHECK / CUDNN_CHECK / CUBLAS_CHECK / CUDA_CHECK_LAUNCH: inside ops, which return
- *     nothing. A failure prints the failing call's text, file:line and the library's error
- *     string to stderr and exits with status 1 (a GPU fault mid-step is not recoverable).
+ * Three flavours:
+ *   CUDA_OP / CUDNN_OP / CUBLAS_OP / CUDA_OP_LAUNCH (gpu, call): the calls that queue an op's
+ *     work, which may be recorded (backend.h's record_begin). A failure prints the failing
+ *     call's text, file:line and the library's error string to stderr and exits with status 1
+ *     (a GPU fault mid-step is not recoverable); while `gpu` records, it is kept instead (the
+ *     first one), and record_end fails with it, so the caller can run the ops directly.
+ *   CUDA_CHECK / CUDNN_CHECK / CUBLAS_CHECK: the same without the recording case, for the
+ *     calls around ops (memory, transfers, fences, freeing plans).
  *   CUDA_TRY / CUDNN_TRY / CUBLAS_TRY: in functions that return 0 / -1 (backend creation,
  *     plans). A failure records the same message with hd_fail() and returns -1.
- * CUDA_CHECK_LAUNCH() follows every kernel launch (cudaGetLastError); with HD_GPU_SYNC=1 in
+ * CUDA_OP_LAUNCH(gpu) follows every kernel launch (cudaGetLastError); with HD_GPU_SYNC=1 in
  * the environment every op also synchronises, so an asynchronous fault is reported at the
  * op that caused it (see gpu_op_done in gpu_internal.h). */
 #ifndef HD_GPU_CHECK_H
@@ -23,6 +27,10 @@ extern "C" {
 /* Print "hd-gpu: <lib> error at file:line: <call>: <what>" and exit(1). */
 void hd_gpu_die(const char *library, const char *call, const char *what, const char *file, int line)
     __attribute__((noreturn));
+struct hd_gpu_backend;
+/* An op's failed call: hd_gpu_die, unless gpu is recording (then the first failure is kept). */
+void hd_gpu_op_failed(struct hd_gpu_backend *gpu, const char *library, const char *call, const char *what,
+                      const char *file, int line);
 /* Record the same message with hd_fail(); returns -1. */
 int hd_gpu_fail_call(const char *library, const char *call, const char *what, const char *file, int line);
 /* cuDNN's status string followed by its last detailed message, in a thread-local buffer. */
@@ -39,7 +47,28 @@ const char *hd_gpu_cudnn_error(cudnnStatus_t status);
             hd_gpu_die("CUDA", #call, cudaGetErrorString(hd_err_), __FILE__, __LINE__);                      \
     } while (0)
 
-#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
+#define CUDA_OP(gpu, call)                                                                                   \
+    do {                                                                                                     \
+        cudaError_t hd_err_ = (call);                                                                        \
+        if (hd_err_ != cudaSuccess)                                                                          \
+            hd_gpu_op_failed((gpu), "CUDA", #call, cudaGetErrorString(hd_err_), __FILE__, __LINE__);         \
+    } while (0)
+
+#define CUDA_OP_LAUNCH(gpu) CUDA_OP((gpu), cudaGetLastError())
+
+#define CUDNN_OP(gpu, call)                                                                                  \
+    do {                                                                                                     \
+        cudnnStatus_t hd_status_ = (call);                                                                   \
+        if (hd_status_ != CUDNN_STATUS_SUCCESS)                                                              \
+            hd_gpu_op_failed((gpu), "cuDNN", #call, hd_gpu_cudnn_error(hd_status_), __FILE__, __LINE__);     \
+    } while (0)
+
+#define CUBLAS_OP(gpu, call)                                                                                 \
+    do {                                                                                                     \
+        cublasStatus_t hd_status_ = (call);                                                                  \
+        if (hd_status_ != CUBLAS_STATUS_SUCCESS)                                                             \
+            hd_gpu_op_failed((gpu), "cuBLAS", #call, cublasGetStatusString(hd_status_), __FILE__, __LINE__); \
+    } while (0)
 
 #define CUDNN_CHECK(call)                                                                                    \
     do {                                                                                                     \

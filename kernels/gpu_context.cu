@@ -26,11 +26,11 @@ __global__ void gpu_probe_kernel(int *unused) {
 /* ---- helpers shared with the op files ---- */
 
 void gpu_enter(hd_gpu_backend *gpu) {
-    CUDA_CHECK(cudaSetDevice(gpu->device));
+    CUDA_OP(gpu, cudaSetDevice(gpu->device));
 }
 
 void gpu_op_done(hd_gpu_backend *gpu, const char *op) {
-    if (!gpu->sync_each_op)
+    if (!gpu->sync_each_op || gpu->record.active)
         return;
     cudaError_t err = cudaStreamSynchronize(gpu->compute);
     if (err != cudaSuccess)
@@ -71,6 +71,7 @@ int gpu_workspace_reserve(hd_gpu_backend *gpu, size_t bytes) {
         return gpu_fail_out_of_memory("the cuDNN workspace", bytes);
     }
     gpu->workspace_bytes = bytes;
+    gpu->workspace_generation++;
     return 0;
 }
 
@@ -183,12 +184,13 @@ static int gpu_context_init(hd_gpu_backend *gpu) {
     CUBLAS_TRY(cublasGetVersion(gpu->cublas, &cublas_version));
 
     snprintf(gpu->description, sizeof gpu->description,
-             "%s, %.1f GiB, cuDNN %zu.%zu.%zu, cuBLAS %d.%d.%d, sm_%d%d, %s%s", gpu->device_name,
+             "%s, %.1f GiB, cuDNN %zu.%zu.%zu, cuBLAS %d.%d.%d, sm_%d%d, %s%s%s", gpu->device_name,
              (double)gpu->total_memory / (1024.0 * 1024.0 * 1024.0), cudnn_version / 10000,
              (cudnn_version % 10000) / 100, cudnn_version % 100, cublas_version / 10000,
              (cublas_version % 10000) / 100, cublas_version % 100, prop.major, prop.minor,
              gpu->options.allow_tf32 ? "TF32 allowed" : "FP32 math",
-             gpu->options.deterministic ? ", deterministic" : "");
+             gpu->options.deterministic ? ", deterministic" : "",
+             gpu->ops_table.record_begin ? ", CUDA graphs" : ", no CUDA graphs");
     return 0;
 }
 
@@ -218,6 +220,7 @@ hd_backend *hd_gpu_backend_create(const hd_gpu_options *options) {
     const char *sync_env = getenv("HD_GPU_SYNC");
     gpu->sync_each_op = sync_env && atoi(sync_env) > 0;
     gpu_fill_ops(&gpu->ops_table);
+    gpu_record_fill_ops(gpu, &gpu->ops_table);
     gpu->base.ops = &gpu->ops_table;
     gpu->base.name = "cuda";
     gpu->base.is_gpu = 1;

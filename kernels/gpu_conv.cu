@@ -439,9 +439,9 @@ void gpu_conv2d_forward(hd_backend *be, void *plan_ptr, int n, const float *in, 
     gpu_use_floats(gpu, out, (size_t)n * s->out_c * s->out_h * s->out_w);
     conv_batch_set *set = batch_set_for(gpu, plan, n);
     const float one = 1.0f, zero = 0.0f;
-    CUDNN_CHECK(cudnnConvolutionForward(gpu->cudnn, &one, set->in_desc, in, plan->filter_desc, weight,
-                                        set->conv[CONV_FWD], (cudnnConvolutionFwdAlgo_t)set->algo[CONV_FWD],
-                                        gpu->workspace, gpu->workspace_bytes, &zero, set->out_desc, out));
+    CUDNN_OP(gpu, cudnnConvolutionForward(gpu->cudnn, &one, set->in_desc, in, plan->filter_desc, weight,
+                                          set->conv[CONV_FWD], (cudnnConvolutionFwdAlgo_t)set->algo[CONV_FWD],
+                                          gpu->workspace, gpu->workspace_bytes, &zero, set->out_desc, out));
     gpu_bias_act_forward(gpu, out, bias, n, plan->shape.out_c, plan->shape.out_h * plan->shape.out_w,
                          plan->shape.act);
     gpu_op_done(gpu, "conv2d_forward");
@@ -459,9 +459,9 @@ void gpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
     gpu_use_floats(gpu, dweight, weight_count);
     gpu_use_floats(gpu, dbias, (size_t)s->out_c);
     if (n <= 0) { /* no images: the gradients are zero */
-        CUDA_CHECK(cudaMemsetAsync(dweight, 0, weight_count * sizeof(float), gpu->compute));
+        CUDA_OP(gpu, cudaMemsetAsync(dweight, 0, weight_count * sizeof(float), gpu->compute));
         if (dbias)
-            CUDA_CHECK(cudaMemsetAsync(dbias, 0, (size_t)s->out_c * sizeof(float), gpu->compute));
+            CUDA_OP(gpu, cudaMemsetAsync(dbias, 0, (size_t)s->out_c * sizeof(float), gpu->compute));
         gpu_op_done(gpu, "conv2d_backward");
         return;
     }
@@ -475,13 +475,13 @@ void gpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
     gpu_bias_act_backward(gpu, out, dout, dbias, n, s->out_c, s->out_h * s->out_w, s->act);
     const float one = 1.0f, zero = 0.0f;
     if (din)
-        CUDNN_CHECK(cudnnConvolutionBackwardData(
-            gpu->cudnn, &one, plan->filter_desc, weight, set->out_desc, dout, set->conv[CONV_BWD_DATA],
-            (cudnnConvolutionBwdDataAlgo_t)set->algo[CONV_BWD_DATA], gpu->workspace, gpu->workspace_bytes,
-            &zero, set->in_desc, din));
-    CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-        gpu->cudnn, &one, set->in_desc, in, set->out_desc, dout, set->conv[CONV_BWD_FILTER],
-        (cudnnConvolutionBwdFilterAlgo_t)set->algo[CONV_BWD_FILTER], gpu->workspace, gpu->workspace_bytes,
-        &zero, plan->filter_desc, dweight));
+        CUDNN_OP(gpu, cudnnConvolutionBackwardData(
+                          gpu->cudnn, &one, plan->filter_desc, weight, set->out_desc, dout,
+                          set->conv[CONV_BWD_DATA], (cudnnConvolutionBwdDataAlgo_t)set->algo[CONV_BWD_DATA],
+                          gpu->workspace, gpu->workspace_bytes, &zero, set->in_desc, din));
+    CUDNN_OP(gpu, cudnnConvolutionBackwardFilter(
+                      gpu->cudnn, &one, set->in_desc, in, set->out_desc, dout, set->conv[CONV_BWD_FILTER],
+                      (cudnnConvolutionBwdFilterAlgo_t)set->algo[CONV_BWD_FILTER], gpu->workspace,
+                      gpu->workspace_bytes, &zero, plan->filter_desc, dweight));
     gpu_op_done(gpu, "conv2d_backward");
 }

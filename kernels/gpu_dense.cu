@@ -21,8 +21,8 @@ void gpu_dense_forward(hd_backend *be, int n, int in_f, int out_f, const float *
     gpu_use_floats(gpu, bias, (size_t)out_f);
     gpu_use_floats(gpu, out, (size_t)n * out_f);
     const float one = 1.0f, zero = 0.0f;
-    CUBLAS_CHECK(cublasSgemm(gpu->cublas, CUBLAS_OP_T, CUBLAS_OP_N, out_f, n, in_f, &one, weight, in_f, in,
-                             in_f, &zero, out, out_f));
+    CUBLAS_OP(gpu, cublasSgemm(gpu->cublas, CUBLAS_OP_T, CUBLAS_OP_N, out_f, n, in_f, &one, weight, in_f, in,
+                               in_f, &zero, out, out_f));
     gpu_bias_act_forward(gpu, out, bias, n, out_f, 1, act);
     gpu_op_done(gpu, "dense_forward");
 }
@@ -35,9 +35,9 @@ void gpu_dense_backward(hd_backend *be, int n, int in_f, int out_f, const float 
     gpu_use_floats(gpu, dweight, (size_t)out_f * in_f);
     gpu_use_floats(gpu, dbias, (size_t)out_f);
     if (n <= 0) { /* no rows: the gradients are zero */
-        CUDA_CHECK(cudaMemsetAsync(dweight, 0, (size_t)out_f * in_f * sizeof(float), gpu->compute));
+        CUDA_OP(gpu, cudaMemsetAsync(dweight, 0, (size_t)out_f * in_f * sizeof(float), gpu->compute));
         if (dbias)
-            CUDA_CHECK(cudaMemsetAsync(dbias, 0, (size_t)out_f * sizeof(float), gpu->compute));
+            CUDA_OP(gpu, cudaMemsetAsync(dbias, 0, (size_t)out_f * sizeof(float), gpu->compute));
         gpu_op_done(gpu, "dense_backward");
         return;
     }
@@ -50,9 +50,9 @@ void gpu_dense_backward(hd_backend *be, int n, int in_f, int out_f, const float 
     gpu_bias_act_backward(gpu, out, dout, dbias, n, out_f, 1, act);
     const float one = 1.0f, zero = 0.0f;
     if (din)
-        CUBLAS_CHECK(cublasSgemm(gpu->cublas, CUBLAS_OP_N, CUBLAS_OP_N, in_f, n, out_f, &one, weight, in_f,
-                                 dout, out_f, &zero, din, in_f));
-    CUBLAS_CHECK(cublasSgemm(gpu->cublas, CUBLAS_OP_N, CUBLAS_OP_T, in_f, out_f, n, &one, in, in_f, dout,
-                             out_f, &zero, dweight, in_f));
+        CUBLAS_OP(gpu, cublasSgemm(gpu->cublas, CUBLAS_OP_N, CUBLAS_OP_N, in_f, n, out_f, &one, weight, in_f,
+                                   dout, out_f, &zero, din, in_f));
+    CUBLAS_OP(gpu, cublasSgemm(gpu->cublas, CUBLAS_OP_N, CUBLAS_OP_T, in_f, out_f, n, &one, in, in_f, dout,
+                               out_f, &zero, dweight, in_f));
     gpu_op_done(gpu, "dense_backward");
 }

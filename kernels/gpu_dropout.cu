@@ -5,19 +5,21 @@
  * function the CPU path calls, so both backends keep the same units for the same seed,
  * layer and step. Forward: out = in * multiplier. Backward: din = dout * multiplier, written
  * with `=`; the mask is recomputed (Philox is counter based), not stored. in == out and
- * dout == din are allowed (each element is read, then written, by one thread). */
+ * dout == din are allowed (each element is read, then written, by one thread). The step is
+ * read from backend memory (hd_step_scalars), so a recorded step replays with its own mask. */
 #include "gpu_internal.h"
 #include "hd/shared_math.h"
 
 __global__ void dropout_apply_kernel(size_t count, float rate, uint64_t seed, uint32_t layer_index,
-                                     uint64_t step, const float *src, float *dst) {
+                                     const hd_step_scalars *step_scalars, const float *src, float *dst) {
     size_t stride = (size_t)gridDim.x * blockDim.x;
+    uint64_t step = step_scalars->step;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += stride)
         dst[i] = src[i] * hd_dropout_multiplier(seed, layer_index, step, (uint64_t)i, rate);
 }
 
 static void dropout_apply(hd_gpu_backend *gpu, size_t count, float rate, uint64_t seed, uint32_t layer_index,
-                          uint64_t step, const float *src, float *dst, const char *op) {
+                          const hd_step_scalars *step, const float *src, float *dst, const char *op) {
     if (count == 0)
         return;
     gpu_enter(gpu);
@@ -25,22 +27,23 @@ static void dropout_apply(hd_gpu_backend *gpu, size_t count, float rate, uint64_
     gpu_use_floats(gpu, dst, count);
     if (rate <= 0.0f) {
         if (src != dst)
-            CUDA_CHECK(
-                cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice, gpu->compute));
+            CUDA_OP(gpu,
+                    cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice, gpu->compute));
     } else {
+        gpu_use(gpu, step, sizeof *step);
         dropout_apply_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(
             count, rate, seed, layer_index, step, src, dst);
-        CUDA_CHECK_LAUNCH();
+        CUDA_OP_LAUNCH(gpu);
     }
     gpu_op_done(gpu, op);
 }
 
 void gpu_dropout_forward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
-                         uint64_t step, const float *in, float *out) {
+                         const hd_step_scalars *step, const float *in, float *out) {
     dropout_apply(hd_gpu_from(be), count, rate, seed, layer_index, step, in, out, "dropout_forward");
 }
 
 void gpu_dropout_backward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
-                          uint64_t step, const float *dout, float *din) {
+                          const hd_step_scalars *step, const float *dout, float *din) {
     dropout_apply(hd_gpu_from(be), count, rate, seed, layer_index, step, dout, din, "dropout_backward");
 }

@@ -30,6 +30,23 @@
 #define HD_GPU_PENDING_UPLOADS 8   /* uploads in flight the compute stream has not waited for */
 #define HD_GPU_THREADS         256 /* threads per block of the element-wise kernels */
 #define HD_GPU_REDUCE_THREADS  512 /* threads per block of the per-channel reductions */
+#define HD_GPU_RECORD_USES     128 /* device ranges a recording notes; past that it waits for every upload */
+
+typedef struct {
+    uintptr_t begin, end; /* device bytes [begin, end) */
+} gpu_range;
+
+/* Between record_begin and record_end (gpu_record.cu): the compute stream is being captured
+ * into a CUDA graph. Ops then only note the device ranges they touch (the replay waits for the
+ * uploads into them, as gpu_use would), gpu_op_done does not synchronise, and a failed call in
+ * an op (CUDA_OP and friends, gpu_check.h) is kept in `error` instead of ending the process. */
+typedef struct {
+    int active;
+    int use_all; /* more ranges than `uses` holds: the replay waits for every pending upload */
+    int n_uses;
+    gpu_range uses[HD_GPU_RECORD_USES];
+    char error[512]; /* the first failed call; "" when none */
+} gpu_record_state;
 
 /* An upload queued on the copy stream that the compute stream has not waited for yet. */
 typedef struct {
@@ -69,8 +86,11 @@ typedef struct hd_gpu_backend {
     cublasHandle_t cublas;
     void *workspace; /* cuDNN workspace, shared by all conv plans */
     size_t workspace_bytes;
+    unsigned long long workspace_generation; /* counts re-allocations: a recording holds the old one */
     void *cublas_workspace;
     size_t cublas_workspace_bytes;
+
+    gpu_record_state record;
 
     char description[512];
 } hd_gpu_backend;
@@ -110,6 +130,12 @@ void gpu_transfer_fill_ops(hd_backend_ops *ops);
 int gpu_transfer_init(hd_gpu_backend *gpu);
 void gpu_transfer_release(hd_gpu_backend *gpu);
 
+/* ---- gpu_record.cu: recording and replaying ops (CUDA graphs), the per-step scalars ---- */
+/* Fills set_step_scalars and, unless options.no_graphs or HD_GPU_SYNC, the record ops. */
+void gpu_record_fill_ops(const hd_gpu_backend *gpu, hd_backend_ops *ops);
+/* While recording: notes a device range the recorded ops touch (gpu_use), for replay. */
+void gpu_record_use(hd_gpu_backend *gpu, uintptr_t begin, uintptr_t end);
+
 /* ---- gpu_peak.cu ---- */
 /* The FP32 SGEMM rate in GFLOP/s (backend.h's peak_gflops), measured once. */
 double gpu_peak_gflops(hd_backend *be);
@@ -144,17 +170,17 @@ void gpu_dense_backward(hd_backend *be, int n, int in_f, int out_f, const float 
                         hd_activation act);
 
 void gpu_dropout_forward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
-                         uint64_t step, const float *in, float *out);
+                         const hd_step_scalars *step, const float *in, float *out);
 void gpu_dropout_backward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
-                          uint64_t step, const float *dout, float *din);
+                          const hd_step_scalars *step, const float *dout, float *din);
 
 void gpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels,
                       float *dlogits, float grad_divisor, float *metrics);
 
 void gpu_adam_step(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v,
-                   float beta1, float beta2, float eps, float step_size);
-void gpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grads, float *velocity, float lr,
-                  float momentum, int nesterov);
+                   float beta1, float beta2, float eps, const hd_step_scalars *step);
+void gpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grads, float *velocity,
+                  float momentum, int nesterov, const hd_step_scalars *step);
 
 #ifdef __cplusplus
 }

@@ -56,6 +56,6 @@ void gpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, c
     float grad_scale = grad_divisor != 0.0f ? 1.0f / grad_divisor : 0.0f;
     softmax_xent_kernel<<<1, LOSS_THREADS, 0, gpu->compute>>>(n, classes, logits, labels, dlogits, grad_scale,
                                                               metrics);
-    CUDA_CHECK_LAUNCH();
+    CUDA_OP_LAUNCH(gpu);
     gpu_op_done(gpu, "softmax_xent");
 }

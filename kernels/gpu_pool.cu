@@ -253,8 +253,8 @@ void gpu_maxpool_forward(hd_backend *be, void *plan_ptr, int n, const float *in,
     gpu_use_floats(gpu, out, (size_t)n * s->channels * s->out_h * s->out_w);
     use_batch(plan, n);
     const float one = 1.0f, zero = 0.0f;
-    CUDNN_CHECK(cudnnPoolingForward(gpu->cudnn, plan->pool_desc, &one, plan->in_desc, in, &zero,
-                                    plan->out_desc, out));
+    CUDNN_OP(gpu, cudnnPoolingForward(gpu->cudnn, plan->pool_desc, &one, plan->in_desc, in, &zero,
+                                      plan->out_desc, out));
     gpu_op_done(gpu, "maxpool_forward");
 }
 
@@ -273,16 +273,17 @@ void gpu_maxpool_backward(hd_backend *be, void *plan_ptr, int n, const float *in
     gpu_use_floats(gpu, dout, out_count);
     gpu_use_floats(gpu, din, in_count);
     if (!plan->covers_input)
-        CUDA_CHECK(cudaMemsetAsync(din, 0, in_count * sizeof(float), gpu->compute));
+        CUDA_OP(gpu, cudaMemsetAsync(din, 0, in_count * sizeof(float), gpu->compute));
     if (plan->cudnn_first_max) {
         use_batch(plan, n);
         const float one = 1.0f, zero = 0.0f;
-        CUDNN_CHECK(cudnnPoolingBackward(gpu->cudnn, plan->pool_desc, &one, plan->out_desc, out,
-                                         plan->out_desc, dout, plan->in_desc, in, &zero, plan->in_desc, din));
+        CUDNN_OP(gpu,
+                 cudnnPoolingBackward(gpu->cudnn, plan->pool_desc, &one, plan->out_desc, out, plan->out_desc,
+                                      dout, plan->in_desc, in, &zero, plan->in_desc, din));
     } else {
         maxpool_backward_kernel<<<gpu_grid_blocks(gpu, out_count), HD_GPU_THREADS, 0, gpu->compute>>>(
             out_count, s->in_h, s->in_w, s->out_h, s->out_w, s->size, in, dout, din);
-        CUDA_CHECK_LAUNCH();
+        CUDA_OP_LAUNCH(gpu);
     }
     gpu_op_done(gpu, "maxpool_backward");
 }

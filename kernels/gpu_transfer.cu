@@ -9,6 +9,8 @@
  *     ops on other memory overlap the copy. src/pipeline.c relies on this: it queues the
  *     upload of batch s+1 into one device buffer, then step s computes on the other.
  *   - At most HD_GPU_PENDING_UPLOADS are pending; the oldest is joined to make room.
+ *   - While ops are recorded (gpu_record.cu), gpu_use only notes the range: the replay of the
+ *     recording joins the pending uploads into it before it launches.
  * Fences: token t records, in slot t % HD_GPU_FENCE_RING, one event on the compute stream and
  * one on the copy stream, so a fence covers queued uploads that no op has waited for yet.
  * Waiting for an old token whose slot was recorded again waits for the newer point, which is
@@ -28,9 +30,15 @@ static void join_pending(hd_gpu_backend *gpu, gpu_pending_upload *p) {
 }
 
 void gpu_use(hd_gpu_backend *gpu, const void *ptr, size_t bytes) {
-    if (gpu->pending_count == 0 || !ptr || bytes == 0)
+    if (!ptr || bytes == 0)
         return;
     uintptr_t begin = (uintptr_t)ptr, end = begin + bytes;
+    if (gpu->record.active) { /* the replay waits for these (gpu_record.cu) */
+        gpu_record_use(gpu, begin, end);
+        return;
+    }
+    if (gpu->pending_count == 0)
+        return;
     for (int i = 0; i < HD_GPU_PENDING_UPLOADS; i++) {
         gpu_pending_upload *p = &gpu->pending[i];
         if (p->active && p->begin < end && begin < p->end)
@@ -39,6 +47,10 @@ void gpu_use(hd_gpu_backend *gpu, const void *ptr, size_t bytes) {
 }
 
 void gpu_use_all(hd_gpu_backend *gpu) {
+    if (gpu->record.active) {
+        gpu->record.use_all = 1;
+        return;
+    }
     for (int i = 0; i < HD_GPU_PENDING_UPLOADS && gpu->pending_count > 0; i++)
         if (gpu->pending[i].active)
             join_pending(gpu, &gpu->pending[i]);

@@ -21,7 +21,7 @@ static double timed_eval(hd_model *model, int n, int steps) {
     double start = hd_now_seconds();
     int fence_start = events ? be->ops->fence_record(be) : -1;
     for (int s = 0; s < steps; s++) {
-        hd_model_forward(model, n, 0, 0, 0);
+        hd_model_forward(model, n, 0, 0);
         hd_model_loss(model, n, 0);
     }
     int fence_end = events ? be->ops->fence_record(be) : -1;
@@ -91,7 +91,7 @@ int hd_bench_latency(hd_backend *be, const hd_bench_config *config, const hd_ben
             data->images + (size_t)((i + warmup) % data->n_images) * (size_t)data->image_size;
         double start = hd_now_seconds();
         be->ops->upload(be, model.input, image, image_bytes);
-        const float *out = hd_model_forward(&model, 1, 0, 0, 0);
+        const float *out = hd_model_forward(&model, 1, 0, 0);
         be->ops->download(be, logits, out, logits_bytes);
         double elapsed = hd_now_seconds() - start;
         if (i >= 0)

@@ -114,7 +114,7 @@ static void put_json_train(text_buffer *b, const hd_bench_train_result *t, int l
     put_json_number(b, t->bytes_per_step);
     put(b, ", \"mean_loss\": ");
     put_json_number(b, t->mean_loss);
-    put(b, "}%s\n", last ? "" : ",");
+    put(b, ", \"recorded\": %s}%s\n", t->recorded ? "true" : "false", last ? "" : ",");
 }
 
 char *hd_bench_json(const hd_bench_config *config, const hd_bench_result *r) {
@@ -181,6 +181,9 @@ char *hd_bench_markdown(const hd_bench_config *config, const hd_bench_result *r)
         r->spec, r->param_count, r->data);
     put(&b, "- timing: %s; median [min, max] of %d repeats after %d warm-up steps\n", r->timing,
         config->repeats, config->warmup_steps);
+    if (r->n_train > 0)
+        put(&b, "- training steps: %s\n",
+            r->train[0].recorded ? "replayed from recordings (CUDA graphs)" : "run op by op");
     put(&b, "- FLOPs per image: forward %.4g, backward %.4g; peak FP32: ", r->flops_forward,
         r->flops_backward);
     if (isfinite(r->peak_gflops))

@@ -122,7 +122,10 @@ int hd_bench_run(const hd_bench_config *config, hd_bench_result *result) {
 
     const hd_device_options *dev = &config->dev;
     hd_cpu_options cpu = {dev->threads};
-    hd_gpu_options gpu = {0, dev->deterministic, dev->allow_tf32, 0};
+    hd_gpu_options gpu = {.device = 0,
+                          .deterministic = dev->deterministic,
+                          .allow_tf32 = dev->allow_tf32,
+                          .no_graphs = dev->no_graphs};
     double start = hd_now_seconds();
     hd_backend *be = hd_backend_open(dev->device, dev->no_fallback, &cpu, &gpu);
     if (!be)

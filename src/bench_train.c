@@ -11,6 +11,7 @@
 
 #include "hd/common.h"
 #include "hd/optimizer.h"
+#include "hd/train_step.h"
 
 #define MAX_REPEATS          64
 #define MAX_STEPS_PER_REPEAT 100000
@@ -64,10 +65,10 @@ static void resident_free(hd_backend *be, resident_batches *r) {
 
 typedef struct {
     hd_model *model;
-    hd_optimizer *opt;
+    hd_train_step *runner; /* replays recorded steps where the backend records (CUDA graphs) */
     const resident_batches *data;
     int batch, image_size;
-    uint64_t seed, step;
+    uint64_t step;
 } train_loop;
 
 /* One training step on the next resident batch: the model's input and labels point at it. */
@@ -76,10 +77,7 @@ static void train_step(train_loop *loop) {
     int k = (int)(loop->step % (uint64_t)loop->data->count);
     model->input = loop->data->images + (size_t)k * (size_t)loop->batch * (size_t)loop->image_size;
     model->labels = loop->data->labels + (size_t)k * (size_t)loop->batch;
-    hd_model_forward(model, loop->batch, 1, loop->seed, loop->step);
-    hd_model_loss(model, loop->batch, 1);
-    hd_model_backward(model, loop->batch, loop->seed, loop->step);
-    hd_optimizer_step(loop->opt, model);
+    hd_train_step_run(loop->runner, loop->batch, loop->step);
     loop->step++;
 }
 
@@ -150,8 +148,12 @@ int hd_bench_train(hd_backend *be, const hd_bench_config *config, const hd_bench
         return -1;
     }
     if (resident_upload(be, data, batch, config->resident_batches, &resident) == 0) {
-        train_loop loop = {&model, &opt, &resident, batch, data->image_size, config->seed, 0};
+        hd_train_step runner;
+        hd_train_step_init(&runner, &model, &opt, config->seed);
+        train_loop loop = {&model, &runner, &resident, batch, data->image_size, 0};
         rc = measure(&loop, config, out);
+        out->recorded = runner.recordings_made > 0 && runner.recording_on;
+        hd_train_step_free(&runner);
     }
     model.input = own_input;
     model.labels = own_labels;

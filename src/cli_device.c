@@ -52,6 +52,10 @@ int hd_device_options_parse(hd_device_options *opt, int argc, char **argv, int *
         opt->allow_tf32 = 1;
         return 1;
     }
+    if (strcmp(arg, "--no-graph") == 0) {
+        opt->no_graphs = 1;
+        return 1;
+    }
     return 0;
 }
 
@@ -60,12 +64,16 @@ const char *hd_device_options_usage(void) {
            "  --no-fallback      fail instead of falling back to the CPU when no GPU is usable\n"
            "  --threads N        CPU threads (default: all cores)\n"
            "  --deterministic    GPU: only deterministic cuDNN algorithms\n"
-           "  --tf32             GPU: allow TF32 tensor-core math (faster, less precise)\n";
+           "  --tf32             GPU: allow TF32 tensor-core math (faster, less precise)\n"
+           "  --no-graph         GPU: run each training step op by op, not replayed as a CUDA graph\n";
 }
 
 hd_backend *hd_device_options_open(const hd_device_options *opt) {
     hd_cpu_options cpu = {opt->threads};
-    hd_gpu_options gpu = {0, opt->deterministic, opt->allow_tf32, 0};
+    hd_gpu_options gpu = {.device = 0,
+                          .deterministic = opt->deterministic,
+                          .allow_tf32 = opt->allow_tf32,
+                          .no_graphs = opt->no_graphs};
     hd_backend *be = hd_backend_open(opt->device, opt->no_fallback, &cpu, &gpu);
     if (!be)
         fprintf(stderr, "hd-gpu: %s\n", hd_last_error());

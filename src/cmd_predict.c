@@ -192,7 +192,7 @@ static int predict_chunk(const predict_options *opt, hd_model *model, int first,
     }
     if (n > 0) {
         be->ops->upload(be, model->input, pixels, (size_t)n * HD_DIGIT_PIXELS * sizeof *pixels);
-        const float *device_logits = hd_model_forward(model, n, 0, 0, 0);
+        const float *device_logits = hd_model_forward(model, n, 0, 0);
         be->ops->download(be, logits, device_logits, (size_t)n * model->classes * sizeof *logits);
     }
     for (int i = 0, row = 0; i < count; i++) {

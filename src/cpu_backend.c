@@ -90,6 +90,7 @@ static const hd_backend_ops cpu_ops = {
     .maxpool_backward = cpu_maxpool_backward,
     .dense_forward = cpu_dense_forward,
     .dense_backward = cpu_dense_backward,
+    .set_step_scalars = cpu_set_step_scalars,
     .dropout_forward = cpu_dropout_forward,
     .dropout_backward = cpu_dropout_backward,
     .softmax_xent = cpu_softmax_xent,

@@ -44,16 +44,17 @@ void cpu_dense_backward(hd_backend *be, int n, int in_f, int out_f, const float 
                         const float *out, float *dout, float *din, float *dweight, float *dbias,
                         hd_activation act);
 
+void cpu_set_step_scalars(hd_backend *be, hd_step_scalars *dst, const hd_step_scalars *value);
 void cpu_dropout_forward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
-                         uint64_t step, const float *in, float *out);
+                         const hd_step_scalars *step_scalars, const float *in, float *out);
 void cpu_dropout_backward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
-                          uint64_t step, const float *dout, float *din);
+                          const hd_step_scalars *step_scalars, const float *dout, float *din);
 void cpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels,
                       float *dlogits, float grad_divisor, float *metrics);
 void cpu_adam_step(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v,
-                   float beta1, float beta2, float eps, float step_size);
-void cpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grads, float *velocity, float lr,
-                  float momentum, int nesterov);
+                   float beta1, float beta2, float eps, const hd_step_scalars *step);
+void cpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grads, float *velocity,
+                  float momentum, int nesterov, const hd_step_scalars *step);
 
 /* ReLU applied in place / its gradient mask applied to dout in place (out is post-ReLU). */
 void cpu_relu_inplace(float *x, size_t count);

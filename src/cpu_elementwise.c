@@ -1,6 +1,7 @@
 /* cpu_elementwise.c: the CPU ops that are one function of shared_math.h per element or per
- * row: ReLU, dropout, fused softmax + cross-entropy, the Adam and SGD updates. The GPU
- * kernels call the very same functions. */
+ * row: ReLU, dropout, fused softmax + cross-entropy, the Adam and SGD updates; and the write of
+ * the per-step scalars, which the CPU reads from its own memory. The GPU kernels call the very
+ * same functions. */
 #include "cpu_backend.h"
 #include "hd/shared_math.h"
 
@@ -18,17 +19,24 @@ void cpu_relu_mask_grad(const float *out, float *dout, size_t count) {
         dout[i] = out[i] > 0.0f ? dout[i] : 0.0f;
 }
 
+void cpu_set_step_scalars(hd_backend *be, hd_step_scalars *dst, const hd_step_scalars *value) {
+    (void)be;
+    *dst = *value;
+}
+
 void cpu_dropout_forward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
-                         uint64_t step, const float *in, float *out) {
+                         const hd_step_scalars *step_scalars, const float *in, float *out) {
     long long total = (long long)count;
+    uint64_t step = rate > 0.0f ? step_scalars->step : 0;
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
     for (long long i = 0; i < total; i++)
         out[i] = in[i] * hd_dropout_multiplier(seed, layer_index, step, (uint64_t)i, rate);
 }
 
 void cpu_dropout_backward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
-                          uint64_t step, const float *dout, float *din) {
+                          const hd_step_scalars *step_scalars, const float *dout, float *din) {
     long long total = (long long)count;
+    uint64_t step = rate > 0.0f ? step_scalars->step : 0;
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
     for (long long i = 0; i < total; i++)
         din[i] = dout[i] * hd_dropout_multiplier(seed, layer_index, step, (uint64_t)i, rate);
@@ -53,16 +61,18 @@ void cpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, c
 }
 
 void cpu_adam_step(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v,
-                   float beta1, float beta2, float eps, float step_size) {
+                   float beta1, float beta2, float eps, const hd_step_scalars *step) {
     long long total = (long long)count;
+    float step_size = step->step_size;
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
     for (long long i = 0; i < total; i++)
         hd_adam_update(&params[i], &m[i], &v[i], grads[i], beta1, beta2, eps, step_size);
 }
 
-void cpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grads, float *velocity, float lr,
-                  float momentum, int nesterov) {
+void cpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grads, float *velocity,
+                  float momentum, int nesterov, const hd_step_scalars *step) {
     long long total = (long long)count;
+    float lr = step->step_size;
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
     for (long long i = 0; i < total; i++)
         hd_sgd_update(&params[i], &velocity[i], grads[i], lr, momentum, nesterov);

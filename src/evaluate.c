@@ -23,7 +23,7 @@ int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result
         be->ops->upload(be, model->input, set->images + (size_t)begin * image_size,
                         sizeof(float) * image_size * n);
         be->ops->upload(be, model->labels, set->labels + begin, sizeof(int32_t) * n);
-        const float *device_logits = hd_model_forward(model, n, 0, 0, 0);
+        const float *device_logits = hd_model_forward(model, n, 0, 0);
         hd_model_loss(model, n, 0);
         if (!confusion && !predicted && !confidence)
             continue;

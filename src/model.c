@@ -131,7 +131,8 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
     model->input = be->ops->alloc(be, mb * in_c * in_h * in_w);
     model->labels = hd_backend_alloc_int32(be, mb);
     model->metrics = be->ops->alloc(be, 2);
-    if (!model->params || !model->grads || !model->input || !model->labels || !model->metrics)
+    model->step = (hd_step_scalars *)(void *)be->ops->alloc(be, sizeof(hd_step_scalars) / sizeof(float));
+    if (!model->params || !model->grads || !model->input || !model->labels || !model->metrics || !model->step)
         goto fail;
     for (int i = 0; i < model->n_layers; i++) {
         hd_layer *layer = &model->layers[i];
@@ -172,6 +173,7 @@ void hd_model_destroy(hd_model *model) {
     be->ops->free(be, model->input);
     be->ops->free(be, model->labels);
     be->ops->free(be, model->metrics);
+    be->ops->free(be, model->step);
     memset(model, 0, sizeof *model);
 }
 
@@ -195,7 +197,12 @@ int hd_model_init_weights(hd_model *model, uint64_t seed) {
     return rc;
 }
 
-const float *hd_model_forward(hd_model *model, int n, int training, uint64_t seed, uint64_t step) {
+void hd_model_set_step(hd_model *model, uint64_t step, float step_size) {
+    const hd_step_scalars value = {step, step_size, 0.0f};
+    model->be->ops->set_step_scalars(model->be, model->step, &value);
+}
+
+const float *hd_model_forward(hd_model *model, int n, int training, uint64_t seed) {
     hd_backend *be = model->be;
     const float *x = model->input;
     for (int i = 0; i < model->n_layers; i++) {
@@ -217,7 +224,7 @@ const float *hd_model_forward(hd_model *model, int n, int training, uint64_t see
             break;
         case HD_LAYER_DROPOUT:
             be->ops->dropout_forward(be, (size_t)n * layer->out_size, training ? layer->spec.rate : 0.0f,
-                                     seed, (uint32_t)i, step, x, layer->out);
+                                     seed, (uint32_t)i, model->step, x, layer->out);
             break;
         }
         x = layer->out;
@@ -231,7 +238,7 @@ void hd_model_loss(hd_model *model, int n, int want_grad) {
                                  want_grad ? last->dout : NULL, (float)n, model->metrics);
 }
 
-void hd_model_backward(hd_model *model, int n, uint64_t seed, uint64_t step) {
+void hd_model_backward(hd_model *model, int n, uint64_t seed) {
     hd_backend *be = model->be;
     for (int i = model->n_layers - 1; i >= 0; i--) {
         hd_layer *layer = &model->layers[i];
@@ -257,7 +264,7 @@ void hd_model_backward(hd_model *model, int n, uint64_t seed, uint64_t step) {
         case HD_LAYER_DROPOUT:
             if (dx)
                 be->ops->dropout_backward(be, (size_t)n * layer->out_size, layer->spec.rate, seed,
-                                          (uint32_t)i, step, layer->dout, dx);
+                                          (uint32_t)i, model->step, layer->dout, dx);
             break;
         }
     }

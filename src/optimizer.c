@@ -1,5 +1,6 @@
 /* optimizer.c: Adam and SGD with momentum over the model's one parameter array. The
- * per-element update is in shared_math.h; here only the per-step scalars are worked out. */
+ * per-element update is in shared_math.h; here only the per-step scalars are worked out, on the
+ * host, and handed to the update through the model's step block (backend.h's hd_step_scalars). */
 #include "hd/optimizer.h"
 #include "hd/common.h"
 
@@ -38,19 +39,22 @@ void hd_optimizer_free(hd_optimizer *opt, hd_model *model) {
     opt->m = opt->v = NULL;
 }
 
-void hd_optimizer_step(hd_optimizer *opt, hd_model *model) {
-    hd_backend *be = model->be;
+float hd_optimizer_next_step_size(hd_optimizer *opt) {
     opt->t++;
-    if (opt->kind == HD_OPT_ADAM) {
-        double t = (double)opt->t;
-        double step_size =
-            opt->lr * sqrt(1.0 - pow((double)opt->beta2, t)) / (1.0 - pow((double)opt->beta1, t));
+    if (opt->kind != HD_OPT_ADAM)
+        return opt->lr;
+    double t = (double)opt->t;
+    return (float)(opt->lr * sqrt(1.0 - pow((double)opt->beta2, t)) / (1.0 - pow((double)opt->beta1, t)));
+}
+
+void hd_optimizer_update(const hd_optimizer *opt, hd_model *model) {
+    hd_backend *be = model->be;
+    if (opt->kind == HD_OPT_ADAM)
         be->ops->adam_step(be, opt->count, model->params, model->grads, opt->m, opt->v, opt->beta1,
-                           opt->beta2, opt->eps, (float)step_size);
-    } else {
-        be->ops->sgd_step(be, opt->count, model->params, model->grads, opt->m, opt->lr, opt->momentum,
-                          opt->nesterov);
-    }
+                           opt->beta2, opt->eps, model->step);
+    else
+        be->ops->sgd_step(be, opt->count, model->params, model->grads, opt->m, opt->momentum, opt->nesterov,
+                          model->step);
 }
 
 const char *hd_optimizer_name(hd_optimizer_kind kind) {

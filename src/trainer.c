@@ -5,6 +5,7 @@
 #include "hd/evaluate.h"
 #include "hd/pipeline.h"
 #include "hd/progress.h"
+#include "hd/train_step.h"
 #include "train_finish.h"
 #include "train_state.h"
 
@@ -52,11 +53,13 @@ typedef struct {
     hd_optimizer opt;
     hd_train_state state;
     hd_pipeline *pipeline;
+    hd_train_step step;
     int model_ok, opt_ok, state_ok;
 } run_context;
 
 static void run_context_free(run_context *rc) {
     hd_pipeline_destroy(rc->pipeline);
+    hd_train_step_free(&rc->step);
     if (rc->state_ok)
         hd_train_state_free(&rc->state);
     if (rc->opt_ok)
@@ -133,11 +136,7 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
     double t0 = hd_now_seconds();
     int seen = 0, n;
     for (int step = 0; (n = hd_pipeline_next(rc->pipeline, model)) > 0; step++) {
-        uint64_t global_step = rc->state.global_step++;
-        hd_model_forward(model, n, 1, cfg->seed, global_step);
-        hd_model_loss(model, n, 1);
-        hd_model_backward(model, n, cfg->seed, global_step);
-        hd_optimizer_step(&rc->opt, model);
+        hd_train_step_run(&rc->step, n, rc->state.global_step++);
         seen += n;
         if (hd_progress_due(&progress)) { /* the only read-back inside the epoch */
             be->ops->download(be, metrics, model->metrics, sizeof metrics);
@@ -191,6 +190,7 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     if (hd_optimizer_init(&rc.opt, &rc.model) != 0)
         goto done;
     rc.opt_ok = 1;
+    hd_train_step_init(&rc.step, &rc.model, &rc.opt, cfg->seed);
     if (hd_train_state_init(&rc.state, &rc.model) != 0)
         goto done;
     rc.state_ok = 1;

@@ -27,7 +27,7 @@ static void check_without_device(void) {
     hd_gpu_list_devices(list, sizeof list);
     CHECK(list[0] != '\0', "hd_gpu_list_devices says nothing when no device answers");
     hd_clear_error();
-    hd_gpu_options opts = {0, 0, 0, 0};
+    hd_gpu_options opts = {.device = 0};
     hd_backend *be = hd_gpu_backend_create(&opts);
     CHECK(be == NULL, "hd_gpu_backend_create succeeded without a device");
     CHECK(hd_last_error()[0] != '\0', "no message when the GPU backend cannot be created");
@@ -87,7 +87,7 @@ static void check_transfers(hd_backend *be, uint64_t *rng) {
     test_fill_uniform(host, count, 2.0f, 3.0f, rng);
     memcpy(expect, host, count * sizeof(float));
     be->ops->upload(be, dev, host, count * sizeof(float));
-    be->ops->dropout_forward(be, count, 0.0f, 1, 0, 0, dev, other);
+    be->ops->dropout_forward(be, count, 0.0f, 1, 0, NULL, dev, other);
     test_fill_uniform(second, count, -3.0f, -2.0f, rng);
     be->ops->upload(be, dev, second, count * sizeof(float)); /* pageable source */
     be->ops->download(be, back, other, count * sizeof(float));
@@ -103,7 +103,7 @@ static void check_transfers(hd_backend *be, uint64_t *rng) {
      * only: its first 100 elements must be the uploaded ones. */
     test_fill_uniform(host, 1000, 5.0f, 6.0f, rng);
     be->ops->upload(be, dev + 40000, host, 1000 * sizeof(float));
-    be->ops->dropout_forward(be, 1100, 0.0f, 1, 0, 0, dev + 40900, other);
+    be->ops->dropout_forward(be, 1100, 0.0f, 1, 0, NULL, dev + 40900, other);
     be->ops->download(be, back, other, 1100 * sizeof(float));
     CHECK(memcmp(back, host + 900, 100 * sizeof(float)) == 0 && count_nonzero(back + 100, 1000) == 0,
           "an op reading part of an upload's range did not wait for it");
@@ -115,7 +115,7 @@ static void check_transfers(hd_backend *be, uint64_t *rng) {
     be->ops->zero(be, dev, count * sizeof(float));
     for (int s = 0; s < 20; s++)
         be->ops->upload(be, dev + (size_t)s * slice, host + (size_t)s * slice, slice * sizeof(float));
-    be->ops->dropout_forward(be, 20 * slice, 0.0f, 1, 0, 0, dev, other);
+    be->ops->dropout_forward(be, 20 * slice, 0.0f, 1, 0, NULL, dev, other);
     be->ops->download(be, back, other, 20 * slice * sizeof(float));
     CHECK(memcmp(back, host, 20 * slice * sizeof(float)) == 0, "20 pending uploads: an op missed one");
     fence = be->ops->fence_record(be);
@@ -144,12 +144,17 @@ static void check_timing(hd_backend *be) {
         return;
     const size_t count = (size_t)1 << 20;
     float *a = be->ops->alloc(be, count), *b = be->ops->alloc(be, count);
-    CHECK(a && b, "alloc: %s", hd_last_error());
-    if (a && b) {
+    hd_step_scalars *step =
+        (hd_step_scalars *)(void *)be->ops->alloc(be, sizeof(hd_step_scalars) / sizeof(float));
+    CHECK(a && b && step, "alloc: %s", hd_last_error());
+    if (a && b && step) {
         double host_start = hd_now_seconds();
         int fa = be->ops->fence_record(be);
-        for (int i = 0; i < 20; i++) /* 20 passes of Philox over 1M elements */
-            be->ops->dropout_forward(be, count, 0.5f, 7, 0, (uint64_t)i, a, b);
+        for (int i = 0; i < 20; i++) { /* 20 passes of Philox over 1M elements */
+            const hd_step_scalars value = {(uint64_t)i, 0.0f, 0.0f};
+            be->ops->set_step_scalars(be, step, &value);
+            be->ops->dropout_forward(be, count, 0.5f, 7, 0, step, a, b);
+        }
         int fb = be->ops->fence_record(be);
         float ms = be->ops->fence_elapsed_ms(be, fa, fb);
         double host_ms = (hd_now_seconds() - host_start) * 1e3;
@@ -166,6 +171,7 @@ static void check_timing(hd_backend *be) {
     }
     be->ops->free(be, a);
     be->ops->free(be, b);
+    be->ops->free(be, step);
 
     if (gpu_under_sanitizer()) {
         printf(
@@ -194,14 +200,14 @@ int main(void) {
     printf("devices:\n%s\n", list);
     CHECK(strncmp(list, "0: ", 3) == 0, "device list does not start with device 0: %s", list);
 
-    hd_gpu_options bad = {count, 0, 0, 0};
+    hd_gpu_options bad = {.device = count};
     hd_backend *none = hd_gpu_backend_create(&bad);
     CHECK(none == NULL, "device %d (out of range) was created", count);
     CHECK(strstr(hd_last_error(), "0: ") != NULL, "out-of-range message does not list the devices: %s",
           hd_last_error());
     hd_backend_destroy(none);
 
-    hd_gpu_options opts = {0, 0, 0, 1};
+    hd_gpu_options opts = {.device = 0, .verbose = 1};
     hd_backend *be = hd_gpu_backend_create(&opts);
     CHECK(be != NULL, "GPU 0: %s", hd_last_error());
     if (!be)

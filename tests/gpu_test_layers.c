@@ -292,7 +292,8 @@ static void test_tf32(hd_backend *cpu, hd_backend *tf32, int conv, uint64_t *rng
 
 int main(void) {
     uint64_t rng = test_fresh_seed();
-    hd_gpu_options gpu_opts = {0, 0, 0, 1}; /* verbose: the chosen cuDNN algorithms are printed */
+    hd_gpu_options gpu_opts = {.device = 0,
+                               .verbose = 1}; /* verbose: the chosen cuDNN algorithms are printed */
     backend_pair p;
     if (!gpu_pair_open(&p, &gpu_opts))
         return test_finish();
@@ -324,7 +325,7 @@ int main(void) {
     test_dense(&p, 37, 128, 10, HD_ACT_NONE, 0, &rng);
     test_dense(&p, 5, 3, 7, HD_ACT_RELU, 1, &rng);
 
-    hd_gpu_options tf32_opts = {0, gpu_under_sanitizer(), 1, 0};
+    hd_gpu_options tf32_opts = {.device = 0, .deterministic = gpu_under_sanitizer(), .allow_tf32 = 1};
     hd_backend *tf32 = hd_gpu_backend_create(&tf32_opts);
     CHECK(tf32 != NULL, "TF32 backend: %s", hd_last_error());
     if (tf32) {

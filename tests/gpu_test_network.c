@@ -5,7 +5,8 @@
  *    gradient, at a full batch and at a smaller last batch.
  * 2. TRAIN_STEPS Adam steps on both from the same start, on the same fresh synthetic batches
  *    (a learnable task: each class is a bright square at its own place, on noise), with
- *    dropout on and a smaller batch every 50th step: the loss curves must agree.
+ *    dropout on and a smaller batch every 50th step: the loss curves must agree. The steps run
+ *    as the trainer runs them (hd_train_step): on the GPU, replays of recorded CUDA graphs.
  *
  * Kinks: a gradient is discontinuous where a ReLU input or two values in a pooling window
  * are equal. Where the two backends' activations sit within rounding of such a point they
@@ -33,6 +34,7 @@
 #include "hd/common.h"
 #include "hd/model.h"
 #include "hd/optimizer.h"
+#include "hd/train_step.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -136,7 +138,8 @@ static void compare_gradients(hd_model *cm, hd_model *gm, int n, uint64_t *rng) 
         hd_model *models[2] = {cm, gm};
         for (int k = 0; k < 2; k++) {
             upload_batch(models[k], images, labels, n);
-            hd_model_forward(models[k], n, 1, seed, step);
+            hd_model_set_step(models[k], step, 0.0f);
+            hd_model_forward(models[k], n, 1, seed);
         }
         size_t differ = pattern_differences(cm, gm, n);
         if (differ == 0)
@@ -160,7 +163,7 @@ static void compare_gradients(hd_model *cm, hd_model *gm, int n, uint64_t *rng) 
     for (int k = 0; k < 2; k++) {
         models[k]->be->ops->zero(models[k]->be, models[k]->metrics, 2 * sizeof(float));
         hd_model_loss(models[k], n, 1);
-        hd_model_backward(models[k], n, seed, step);
+        hd_model_backward(models[k], n, seed);
         models[k]->be->ops->download(models[k]->be, metrics[k], models[k]->metrics, sizeof metrics[k]);
     }
     printf("n=%d: loss sum cpu %.9g gpu %.9g, correct cpu %.0f gpu %.0f\n", n, (double)metrics[0][0],
@@ -187,13 +190,15 @@ static void compare_gradients(hd_model *cm, hd_model *gm, int n, uint64_t *rng) 
 static void compare_training(hd_model *cm, hd_model *gm, int steps, uint64_t *rng) {
     hd_model *models[2] = {cm, gm};
     hd_optimizer opt[2];
+    hd_train_step runner[2];
+    uint64_t seed = test_rand_u64(rng);
     for (int k = 0; k < 2; k++) {
         hd_optimizer_defaults(&opt[k], HD_OPT_ADAM);
         CHECK(hd_optimizer_init(&opt[k], models[k]) == 0, "optimizer: %s", hd_last_error());
+        hd_train_step_init(&runner[k], models[k], &opt[k], seed);
     }
     float *images = malloc((size_t)TRAIN_BATCH * 784 * sizeof(float));
     int32_t *labels = malloc(TRAIN_BATCH * sizeof(int32_t));
-    uint64_t seed = test_rand_u64(rng);
     double worst = 0.0, first_cpu = 0.0, last_cpu = 0.0;
     int worst_step = -1, bad_steps = 0;
     CHECK(images && labels, "malloc");
@@ -205,10 +210,7 @@ static void compare_training(hd_model *cm, hd_model *gm, int steps, uint64_t *rn
             hd_model *m = models[k];
             upload_batch(m, images, labels, n);
             m->be->ops->zero(m->be, m->metrics, 2 * sizeof(float));
-            hd_model_forward(m, n, 1, seed, (uint64_t)step);
-            hd_model_loss(m, n, 1);
-            hd_model_backward(m, n, seed, (uint64_t)step);
-            hd_optimizer_step(&opt[k], m);
+            hd_train_step_run(&runner[k], n, (uint64_t)step);
             float metrics[2];
             m->be->ops->download(m->be, metrics, m->metrics, sizeof metrics);
             loss[k] = metrics[0] / (float)n;
@@ -236,8 +238,21 @@ static void compare_training(hd_model *cm, hd_model *gm, int steps, uint64_t *rn
           "the synthetic task was not learned (loss %.4f -> %.4f): the curves compare "
           "nothing",
           first_cpu, last_cpu);
-    for (int k = 0; k < 2; k++)
+    /* The GPU's steps were replays of its two recordings (full and smaller batch): the curves
+     * above hold the CUDA-graph path against the CPU. */
+    printf("gpu steps: %llu replayed from %d recordings\n", (unsigned long long)runner[1].replays,
+           runner[1].recordings_made);
+    const char *sync_env = getenv("HD_GPU_SYNC"); /* syncing after every op: nothing is recorded */
+    if (!sync_env || atoi(sync_env) <= 0)
+        CHECK(runner[1].replays == (uint64_t)steps && runner[1].recordings_made == 2,
+              "the GPU replayed %llu of %d steps from %d recordings (expected all, from 2)",
+              (unsigned long long)runner[1].replays, steps, runner[1].recordings_made);
+    CHECK(runner[0].replays == 0, "the CPU backend replayed %llu steps",
+          (unsigned long long)runner[0].replays);
+    for (int k = 0; k < 2; k++) {
+        hd_train_step_free(&runner[k]);
         hd_optimizer_free(&opt[k], models[k]);
+    }
     free(images);
     free(labels);
 }

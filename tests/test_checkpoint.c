@@ -46,7 +46,7 @@ static float *host_params(const hd_model *model) {
 /* Eval-mode logits for the given images (BATCH x 28 x 28), as a host copy. */
 static float *predict(hd_model *model, const float *images) {
     model->be->ops->upload(model->be, model->input, images, (size_t)BATCH * 28 * 28 * sizeof(float));
-    const float *logits = hd_model_forward(model, BATCH, 0, 0, 0);
+    const float *logits = hd_model_forward(model, BATCH, 0, 0);
     return download(model, logits, (size_t)BATCH * (size_t)model->classes);
 }
 

@@ -274,8 +274,12 @@ static void test_dropout(hd_backend *be) {
     const size_t n = 4096;
     float *in = random_tensor(n, -1, 1), *out = calloc(n, 4), *dout = random_tensor(n, -1, 1),
           *din = calloc(n, 4);
-    be->ops->dropout_forward(be, n, 0.25f, 7, 2, 5, in, out);
-    be->ops->dropout_backward(be, n, 0.25f, 7, 2, 5, dout, din);
+    const hd_step_scalars step5 = {5, 0.0f, 0.0f};
+    hd_step_scalars step; /* backend memory: the CPU's is the host's */
+    be->ops->set_step_scalars(be, &step, &step5);
+    CHECK(step.step == 5, "set_step_scalars wrote step %llu", (unsigned long long)step.step);
+    be->ops->dropout_forward(be, n, 0.25f, 7, 2, &step, in, out);
+    be->ops->dropout_backward(be, n, 0.25f, 7, 2, &step, dout, din);
     size_t dropped = 0, bad = 0;
     for (size_t i = 0; i < n; i++) {
         int kept = out[i] != 0.0f;
@@ -289,8 +293,18 @@ static void test_dropout(hd_backend *be) {
     }
     CHECK(bad == 0, "dropout scaling and mask consistency (%zu bad)", bad);
     CHECK(dropped > n * 0.20 && dropped < n * 0.30, "dropout rate 0.25 dropped %zu of %zu", dropped, n);
-    be->ops->dropout_forward(be, n, 0.0f, 7, 2, 5, in, out);
+    /* The mask follows the step: step 6 drops other units than step 5. */
+    const hd_step_scalars step6 = {6, 0.0f, 0.0f};
+    be->ops->set_step_scalars(be, &step, &step6);
+    float *out6 = calloc(n, 4);
+    be->ops->dropout_forward(be, n, 0.25f, 7, 2, &step, in, out6);
+    size_t differ = 0;
+    for (size_t i = 0; i < n; i++)
+        differ += (out[i] != 0.0f) != (out6[i] != 0.0f);
+    CHECK(differ > n / 4, "dropout masks of steps 5 and 6 differ in %zu of %zu units", differ, n);
+    be->ops->dropout_forward(be, n, 0.0f, 7, 2, NULL, in, out);
     check_tensor("dropout rate 0 is identity", out, in, n, 0, 0);
+    free(out6);
     free(in), free(out), free(dout), free(din);
 }
 

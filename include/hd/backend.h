@@ -43,6 +43,15 @@ typedef struct {
     int out_h, out_w;
 } hd_pool_shape;
 
+/* The scalars that change from one training step to the next. They live in backend memory
+ * (one block per model, written by set_step_scalars before each step) and the ops read them
+ * there, so that a recorded step (record_begin below) reads this step's values when replayed. */
+typedef struct {
+    uint64_t step;   /* the global training step: the dropout mask's counter */
+    float step_size; /* the optimizer's: Adam's bias-corrected learning rate, or SGD's */
+    float unused;    /* pads the block to 16 bytes */
+} hd_step_scalars;
+
 typedef struct hd_backend hd_backend;
 typedef struct hd_backend_ops hd_backend_ops;
 
@@ -101,11 +110,16 @@ struct hd_backend_ops {
                            const float *out, float *dout, float *din, float *dweight, float *dbias,
                            hd_activation act);
 
+    /* ---- the per-step scalars (see hd_step_scalars) ---- */
+    /* Queues *dst = *value, in order with the other ops; dst is backend memory. */
+    void (*set_step_scalars)(hd_backend *be, hd_step_scalars *dst, const hd_step_scalars *value);
+
     /* ---- dropout (inverted; mask from hd_dropout_multiplier in shared_math.h) ---- */
+    /* The mask's counter is step->step (backend memory; not read, and may be NULL, when rate is 0). */
     void (*dropout_forward)(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
-                            uint64_t step, const float *in, float *out);
+                            const hd_step_scalars *step, const float *in, float *out);
     void (*dropout_backward)(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
-                             uint64_t step, const float *dout, float *din);
+                             const hd_step_scalars *step, const float *dout, float *din);
 
     /* ---- loss ---- */
     /* Fused softmax + cross-entropy over n rows. Adds the summed loss to metrics[0] and the
@@ -116,11 +130,12 @@ struct hd_backend_ops {
                          float *dlogits, float grad_divisor, float *metrics);
 
     /* ---- optimizers: one call updates all `count` parameters ---- */
-    /* step_size is Adam's bias-corrected learning rate (see hd_adam_update). */
+    /* The step size is step->step_size (backend memory): Adam's bias-corrected learning rate (see
+     * hd_adam_update), SGD's learning rate. */
     void (*adam_step)(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v,
-                      float beta1, float beta2, float eps, float step_size);
+                      float beta1, float beta2, float eps, const hd_step_scalars *step);
     void (*sgd_step)(hd_backend *be, size_t count, float *params, const float *grads, float *velocity,
-                     float lr, float momentum, int nesterov);
+                     float momentum, int nesterov, const hd_step_scalars *step);
 
     /* ---- optional timing (NULL on the CPU) ---- */
     /* Optional (NULL on the CPU): milliseconds between two fences, measured on the device (CUDA events).
@@ -129,6 +144,19 @@ struct hd_backend_ops {
     /* Optional: the device's measured FP32 rate in GFLOP/s (a large SGEMM, timed with events); NaN if
      * unknown. */
     double (*peak_gflops)(hd_backend *be);
+
+    /* ---- optional: recording ops once and replaying them (NULL on the CPU) ---- */
+    /* Between record_begin and record_end the ops called are recorded, not run (their host-side
+     * work, such as preparing a conv plan for a new batch size, still happens). record_end
+     * returns the recording, or NULL + hd_fail() when the ops could not be recorded: then none
+     * of them ran, and the caller runs them directly. replay queues the recorded ops again, with
+     * the same arguments and memory; a value that changes between replays must therefore be
+     * read from backend memory (hd_step_scalars). replay returns -1 + hd_fail() when the
+     * recording is stale (the backend's workspace moved since): free it and record again. */
+    int (*record_begin)(hd_backend *be);
+    void *(*record_end)(hd_backend *be);
+    int (*replay)(hd_backend *be, void *recording);
+    void (*recording_free)(hd_backend *be, void *recording);
 };
 
 /* Every backend starts with this header; implementations embed it as their first member. */
@@ -149,6 +177,7 @@ typedef struct {
     int deterministic; /* only deterministic cuDNN algorithms */
     int allow_tf32;    /* TF32 tensor-core math in cuBLAS/cuDNN (off by default) */
     int verbose;
+    int no_graphs; /* no record/replay ops (CUDA graphs): every training step runs op by op */
 } hd_gpu_options;
 
 hd_backend *hd_cpu_backend_create(const hd_cpu_options *options);

@@ -77,6 +77,7 @@ typedef struct {
     double peak_fraction;  /* gflops / measured peak (NAN when no peak) */
     double bytes_per_step; /* rough estimate, see hd_bench_bytes_per_step */
     double mean_loss;      /* over the timed steps: a sanity check, finite */
+    int recorded;          /* 1: the steps were replayed from recordings (CUDA graphs) */
 } hd_bench_train_result;
 
 typedef struct {

@@ -23,10 +23,11 @@ typedef struct {
     int threads;
     int deterministic;
     int allow_tf32;
+    int no_graphs;
 } hd_device_options;
 
 void hd_device_options_defaults(hd_device_options *opt);
-/* If argv[*i] is one of --device, --no-fallback, --threads, --deterministic, --tf32,
+/* If argv[*i] is one of --device, --no-fallback, --threads, --deterministic, --tf32, --no-graph,
  * consumes it (and its value) and returns 1; returns -1 on a bad value (message printed),
  * 0 if the option is not a device option. */
 int hd_device_options_parse(hd_device_options *opt, int argc, char **argv, int *i);

@@ -78,6 +78,7 @@ typedef struct {
     float *input;          /* max_batch * in_c*in_h*in_w */
     int32_t *labels;       /* max_batch */
     float *metrics;        /* [loss_sum, correct] accumulated by softmax_xent */
+    hd_step_scalars *step; /* backend memory: this step's dropout counter and step size */
 } hd_model;
 
 /* Builds layers, plans and buffers for batches of up to max_batch images; parameters are
@@ -90,14 +91,17 @@ void hd_model_destroy(hd_model *model);
  * same on every backend and thread count). */
 int hd_model_init_weights(hd_model *model, uint64_t seed);
 
+/* Queues the scalars of the next training step into model->step (backend memory): the
+ * dropout masks' counter and the optimizer's step size (hd_optimizer_next_step_size). */
+void hd_model_set_step(hd_model *model, uint64_t step, float step_size);
 /* Forward over n images already in model->input. training=1 applies dropout with the
- * mask of (seed, step). Returns the logits (backend memory, n x classes). */
-const float *hd_model_forward(hd_model *model, int n, int training, uint64_t seed, uint64_t step);
+ * mask of (seed, model->step's step). Returns the logits (backend memory, n x classes). */
+const float *hd_model_forward(hd_model *model, int n, int training, uint64_t seed);
 /* Loss on the last forward: adds to model->metrics; with want_grad, also the gradient of
  * the mean loss for hd_model_backward. Labels must be in model->labels. */
 void hd_model_loss(hd_model *model, int n, int want_grad);
 /* Backward from the loss gradient into model->grads (written with =). */
-void hd_model_backward(hd_model *model, int n, uint64_t seed, uint64_t step);
+void hd_model_backward(hd_model *model, int n, uint64_t seed);
 
 /* Host copies of parameters (param_count floats). */
 int hd_model_get_params(const hd_model *model, float *host);

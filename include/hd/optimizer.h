@@ -26,8 +26,12 @@ void hd_optimizer_defaults(hd_optimizer *opt, hd_optimizer_kind kind);
 /* Allocates state for the model's parameters (zeroed). */
 int hd_optimizer_init(hd_optimizer *opt, hd_model *model);
 void hd_optimizer_free(hd_optimizer *opt, hd_model *model);
-/* One update of all parameters from model->grads. */
-void hd_optimizer_step(hd_optimizer *opt, hd_model *model);
+/* Counts one more step (t) and returns its step size, worked out on the host (in double, as
+ * Keras): Adam's lr * sqrt(1 - beta2^t) / (1 - beta1^t), or SGD's lr. It reaches the update
+ * through model->step (hd_model_set_step), so that a recorded step replays with this value. */
+float hd_optimizer_next_step_size(hd_optimizer *opt);
+/* Queues the update of all parameters from model->grads, with model->step's step size. */
+void hd_optimizer_update(const hd_optimizer *opt, hd_model *model);
 const char *hd_optimizer_name(hd_optimizer_kind kind);
 int hd_optimizer_parse(const char *name, hd_optimizer_kind *kind);
 

@@ -15,7 +15,7 @@ int gpu_pair_open(gpu_backend_pair *pair, const hd_gpu_options *gpu_options) {
         return 0;
     }
     hd_cpu_options cpu_options = {2};
-    hd_gpu_options options = {0, 0, 0, 0};
+    hd_gpu_options options = {.device = 0};
     if (gpu_options)
         options = *gpu_options;
     if (gpu_under_sanitizer() && !options.deterministic) {

@@ -1,0 +1,127 @@
+/* test_train_step.c: the optimizer's step size, its path to the update through the model's
+ * step scalars, and hd_train_step on the CPU backend (which records nothing, so every step runs
+ * op by op) against the same step written out by hand. Fresh random weights and batches. */
+#include "check.h"
+#include "hd/backend.h"
+#include "hd/common.h"
+#include "hd/model.h"
+#include "hd/optimizer.h"
+#include "hd/shared_math.h"
+#include "hd/train_step.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SPEC  "conv:4:3:relu,maxpool:2,flatten,dense:16:relu,dropout:0.5,dense:10"
+#define BATCH 6
+#define HW    10
+
+static void test_step_sizes(void) {
+    hd_optimizer adam, sgd;
+    hd_optimizer_defaults(&adam, HD_OPT_ADAM);
+    hd_optimizer_defaults(&sgd, HD_OPT_SGD);
+    adam.lr = 2e-3f;
+    for (int t = 1; t <= 5; t++) {
+        float want = (float)(2e-3f * sqrt(1.0 - pow(0.999f, t)) / (1.0 - pow(0.9f, t)));
+        float got = hd_optimizer_next_step_size(&adam);
+        CHECK(got == want && adam.t == (uint64_t)t, "adam step size at t=%d: %.9g, expected %.9g", t,
+              (double)got, (double)want);
+        CHECK(hd_optimizer_next_step_size(&sgd) == sgd.lr, "sgd step size is not its learning rate");
+    }
+    /* Keras' warm start: the first step's size is lr * sqrt(0.001) / 0.1, about 3.16 lr. */
+    hd_optimizer_defaults(&adam, HD_OPT_ADAM);
+    float first = hd_optimizer_next_step_size(&adam);
+    double keras = 1e-3 * sqrt(0.001) / 0.1; /* beta2 = 0.999f is 0.999 within 1.3e-8 */
+    CHECK(fabs(first - keras) < 1e-5 * keras, "adam's first step size %.9g, not about %.9g", (double)first,
+          keras);
+}
+
+static void fill_batch(hd_model *model, uint64_t *rng) {
+    test_fill_uniform(model->input, (size_t)BATCH * HW * HW, 0.0f, 1.0f, rng);
+    for (int i = 0; i < BATCH; i++)
+        model->labels[i] = (int32_t)(test_rand_u64(rng) % 10);
+}
+
+static void test_runner_matches_hand_written_step(hd_backend *be, hd_optimizer_kind kind, uint64_t *rng) {
+    hd_model by_runner, by_hand;
+    int ok = hd_model_create(&by_runner, be, SPEC, 1, HW, HW, BATCH) == 0;
+    ok = ok && hd_model_create(&by_hand, be, SPEC, 1, HW, HW, BATCH) == 0;
+    CHECK(ok, "model: %s", hd_last_error());
+    if (!ok)
+        return;
+    uint64_t init_seed = test_rand_u64(rng), seed = test_rand_u64(rng);
+    hd_model_init_weights(&by_runner, init_seed);
+    hd_model_init_weights(&by_hand, init_seed);
+    hd_optimizer opt_runner, opt_hand;
+    hd_optimizer_defaults(&opt_runner, kind);
+    hd_optimizer_defaults(&opt_hand, kind);
+    ok = hd_optimizer_init(&opt_runner, &by_runner) == 0 && hd_optimizer_init(&opt_hand, &by_hand) == 0;
+    CHECK(ok, "optimizer: %s", hd_last_error());
+    hd_train_step runner;
+    hd_train_step_init(&runner, &by_runner, &opt_runner, seed);
+    CHECK(!runner.recording_on, "the CPU backend claims to record steps");
+
+    size_t count = by_runner.param_count;
+    float *before = malloc(count * sizeof(float));
+    memcpy(before, by_hand.params, count * sizeof(float));
+    for (int step = 0; ok && step < 12; step++) {
+        int n = step % 4 == 3 ? BATCH - 2 : BATCH;
+        fill_batch(&by_hand, rng);
+        memcpy(by_runner.input, by_hand.input, (size_t)BATCH * HW * HW * sizeof(float));
+        memcpy(by_runner.labels, by_hand.labels, BATCH * sizeof(int32_t));
+        uint64_t global_step = 1000 + (uint64_t)step;
+        hd_train_step_run(&runner, n, global_step);
+
+        hd_model_set_step(&by_hand, global_step, hd_optimizer_next_step_size(&opt_hand));
+        CHECK(by_hand.step->step == global_step, "the step scalars hold step %llu, not %llu",
+              (unsigned long long)by_hand.step->step, (unsigned long long)global_step);
+        hd_model_forward(&by_hand, n, 1, seed);
+        hd_model_loss(&by_hand, n, 1);
+        hd_model_backward(&by_hand, n, seed);
+        hd_optimizer_update(&opt_hand, &by_hand);
+    }
+    const char *name = kind == HD_OPT_ADAM ? "adam" : "sgd";
+    CHECK(memcmp(by_runner.params, by_hand.params, count * sizeof(float)) == 0,
+          "%s: hd_train_step and the hand-written step end with different weights", name);
+    CHECK(memcmp(by_runner.metrics, by_hand.metrics, 2 * sizeof(float)) == 0, "%s: loss sums %.9g vs %.9g",
+          name, (double)by_runner.metrics[0], (double)by_hand.metrics[0]);
+    CHECK(runner.steps_run == 12 && runner.replays == 0, "%s: %llu steps run, %llu replayed", name,
+          (unsigned long long)runner.steps_run, (unsigned long long)runner.replays);
+    double moved = 0.0;
+    for (size_t i = 0; i < count; i++)
+        moved = fmax(moved, fabs((double)by_hand.params[i] - before[i]));
+    CHECK(moved > 1e-4, "%s: the weights barely moved (%.3g)", name, moved);
+
+    /* Adam's update reads its step size from the step scalars: zero there, no change (SGD's
+     * momentum would still move the weights). */
+    if (kind == HD_OPT_ADAM) {
+        memcpy(before, by_hand.params, count * sizeof(float));
+        hd_model_set_step(&by_hand, 0, 0.0f);
+        hd_optimizer_update(&opt_hand, &by_hand);
+        CHECK(memcmp(before, by_hand.params, count * sizeof(float)) == 0,
+              "%s: an update with step size 0 changed the weights", name);
+    }
+
+    free(before);
+    hd_train_step_free(&runner);
+    hd_optimizer_free(&opt_runner, &by_runner);
+    hd_optimizer_free(&opt_hand, &by_hand);
+    hd_model_destroy(&by_runner);
+    hd_model_destroy(&by_hand);
+}
+
+int main(void) {
+    uint64_t rng = test_fresh_seed();
+    test_step_sizes();
+    hd_cpu_options options = {2};
+    hd_backend *be = hd_cpu_backend_create(&options);
+    CHECK(be != NULL, "cpu backend");
+    if (!be)
+        return test_finish();
+    test_runner_matches_hand_written_step(be, HD_OPT_ADAM, &rng);
+    test_runner_matches_hand_written_step(be, HD_OPT_SGD, &rng);
+    hd_backend_destroy(be);
+    return test_finish();
+}
