@@ -90,6 +90,10 @@ def build_rows(hd, torch_ref, tta):
                  Row("train b%d: s/epoch" % b, "lower", 2, h["epoch_s"], get(e, "epoch_s"), get(c, "epoch_s")),
                  Row("train b%d: %% of peak FP32" % b, "higher", 1, fraction(h), fraction(e), fraction(c),
                      key="train_b%d_peak_percent" % b)]
+        if h.get("recorded"):  # hd-gpu replayed CUDA graphs; the same steps op by op, for what they save
+            rows.append(Row("train b%d: ms/step, hd-gpu op by op (no graph)" % b, "lower", 3,
+                            h.get("op_by_op_ms_per_step"), get(e, "ms_per_step"), get(c, "ms_per_step"),
+                            key="train_b%d_op_by_op_ms_per_step" % b))
     inf = lambda m: m["inference"]["images_per_s"] if m and m.get("available") else None  # noqa: E731
     lat = lambda m: m["latency_ms"] if m and m.get("available") else None  # noqa: E731
     rows.append(Row("inference b%d: images/s" % hd["inference"]["batch"], "higher", 0, hd["inference"]["images_per_s"],

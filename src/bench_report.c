@@ -114,7 +114,9 @@ static void put_json_train(text_buffer *b, const hd_bench_train_result *t, int l
     put_json_number(b, t->bytes_per_step);
     put(b, ", \"mean_loss\": ");
     put_json_number(b, t->mean_loss);
-    put(b, ", \"recorded\": %s}%s\n", t->recorded ? "true" : "false", last ? "" : ",");
+    put(b, ", \"recorded\": %s, ", t->recorded ? "true" : "false");
+    put_json_stat(b, "op_by_op_ms_per_step", &t->op_by_op_ms_per_step);
+    put(b, "}%s\n", last ? "" : ",");
 }
 
 char *hd_bench_json(const hd_bench_config *config, const hd_bench_result *r) {
@@ -190,9 +192,12 @@ char *hd_bench_markdown(const hd_bench_config *config, const hd_bench_result *r)
         put(&b, "%.1f GFLOP/s (%s)\n\n", r->peak_gflops, r->peak_method);
     else
         put(&b, "n/a (%s)\n\n", r->peak_method);
-    put(&b, "| batch | ms/step | images/s | s/epoch (%d images) | GFLOP/s | of peak | MB/step (est.) |\n",
+    put(&b,
+        "| batch | ms/step | images/s | s/epoch (%d images) | GFLOP/s | of peak | MB/step (est.) | ms/step "
+        "op by "
+        "op |\n",
         config->epoch_images);
-    put(&b, "|---:|---:|---:|---:|---:|---:|---:|\n");
+    put(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < r->n_train; i++) {
         const hd_bench_train_result *t = &r->train[i];
         put(&b, "| %d |", t->batch);
@@ -202,6 +207,7 @@ char *hd_bench_markdown(const hd_bench_config *config, const hd_bench_result *r)
         put_cell(&b, t->gflops, 1);
         put_cell(&b, 100.0 * t->peak_fraction, 1);
         put_cell(&b, t->bytes_per_step * 1e-6, 1);
+        put_stat_cells(&b, &t->op_by_op_ms_per_step, 3);
         put(&b, "\n");
     }
     put(&b, "\n| figure | value |\n|---|---:|\n");

@@ -101,6 +101,11 @@ static int run_measurements(hd_backend *be, const hd_bench_config *config, const
             "bench: train batch %d: %.3f ms/step [%.3f, %.3f], %.0f images/s, %.2f s/epoch, %.1f%% of peak\n",
             train->batch, train->ms_per_step.median, train->ms_per_step.min, train->ms_per_step.max,
             train->images_per_s.median, train->epoch_s.median, 100.0 * train->peak_fraction);
+        if (train->recorded)
+            fprintf(stderr,
+                    "bench: train batch %d: replayed as a CUDA graph; op by op %.3f ms/step (%.2fx)\n",
+                    train->batch, train->op_by_op_ms_per_step.median,
+                    train->op_by_op_ms_per_step.median / train->ms_per_step.median);
     }
     if (hd_bench_inference(be, config, data, result) != 0)
         return -1;

@@ -104,6 +104,11 @@ static int measure(train_loop *loop, const hd_bench_config *config, hd_bench_tra
     hd_backend *be = loop->model->be;
     float metrics[2];
     int warmup = config->warmup_steps > 1 ? config->warmup_steps : 1;
+    /* Recording steps: each resident batch is seen once op by op, then recorded; both happen in
+     * the warm-up, so the repeats time replays only. */
+    int recording_warmup = 2 * loop->data->count + 1;
+    if (loop->runner->recording_on && warmup < recording_warmup)
+        warmup = recording_warmup;
     double first = timed_steps(loop, 1, metrics); /* first touch of every buffer and plan */
     double per_step = first;
     if (warmup > 1)
@@ -154,6 +159,18 @@ int hd_bench_train(hd_backend *be, const hd_bench_config *config, const hd_bench
         rc = measure(&loop, config, out);
         out->recorded = runner.recordings_made > 0 && runner.recording_on;
         hd_train_step_free(&runner);
+        hd_bench_stat_from(&out->op_by_op_ms_per_step, NULL, 0);
+        if (rc == 0 && out->recorded) { /* the same steps op by op: what recording saves */
+            hd_train_step direct;
+            hd_train_step_init(&direct, &model, &opt, config->seed);
+            direct.recording_on = 0;
+            hd_bench_train_result op_by_op;
+            memset(&op_by_op, 0, sizeof op_by_op);
+            train_loop again = {&model, &direct, &resident, batch, data->image_size, loop.step};
+            rc = measure(&again, config, &op_by_op);
+            out->op_by_op_ms_per_step = op_by_op.ms_per_step;
+            hd_train_step_free(&direct);
+        }
     }
     model.input = own_input;
     model.labels = own_labels;

@@ -29,23 +29,22 @@ static void drop(hd_train_step *ts, hd_step_recording *slot) {
     memset(slot, 0, sizeof *slot);
 }
 
+/* The slot of this step's (input, labels, n), or NULL when it has none. */
 static hd_step_recording *find(hd_train_step *ts, int n) {
     const hd_model *model = ts->model;
     for (int i = 0; i < HD_TRAIN_STEP_RECORDINGS; i++) {
         hd_step_recording *slot = &ts->slots[i];
-        if (slot->recording && slot->input == model->input && slot->labels == model->labels && slot->n == n)
+        if (slot->last_used && slot->input == model->input && slot->labels == model->labels && slot->n == n)
             return slot;
     }
     return NULL;
 }
 
-/* Records the step's ops into a free slot (or the least recently used one). NULL when the
- * backend could not record them: recording is then off for good, and nothing ran. */
-static hd_step_recording *record(hd_train_step *ts, int n) {
-    hd_backend *be = ts->model->be;
+/* A slot for a new (input, labels, n): a free one, else the least recently used. */
+static hd_step_recording *claim(hd_train_step *ts, int n) {
     hd_step_recording *slot = &ts->slots[0];
     for (int i = 0; i < HD_TRAIN_STEP_RECORDINGS; i++) {
-        if (!ts->slots[i].recording) {
+        if (!ts->slots[i].last_used) {
             slot = &ts->slots[i];
             break;
         }
@@ -53,52 +52,64 @@ static hd_step_recording *record(hd_train_step *ts, int n) {
             slot = &ts->slots[i];
     }
     drop(ts, slot);
-    void *recording = NULL;
-    if (be->ops->record_begin(be) == 0) {
-        queue_ops(ts, n);
-        recording = be->ops->record_end(be);
-    }
-    if (!recording) {
-        fprintf(stderr, "hd-gpu: notice: %s; training steps run op by op\n", hd_last_error());
-        ts->recording_on = 0;
-        return NULL;
-    }
     slot->input = ts->model->input;
     slot->labels = ts->model->labels;
     slot->n = n;
-    slot->recording = recording;
-    ts->recordings_made++;
     return slot;
+}
+
+/* Records the step's ops into the slot. 0 when the backend could not record them: recording is
+ * then off for good (with a notice), and nothing ran. */
+static int record(hd_train_step *ts, hd_step_recording *slot, int n) {
+    hd_backend *be = ts->model->be;
+    if (be->ops->record_begin(be) == 0) {
+        queue_ops(ts, n);
+        slot->recording = be->ops->record_end(be);
+    }
+    if (!slot->recording) {
+        fprintf(stderr, "hd-gpu: notice: %s; training steps run op by op\n", hd_last_error());
+        ts->recording_on = 0;
+        return 0;
+    }
+    ts->recordings_made++;
+    return 1;
+}
+
+/* Replays the slot's recording, recording it first when it has none (and once more when the
+ * backend finds it stale). 0 when the step has not run: the caller runs it op by op. */
+static int replay(hd_train_step *ts, hd_step_recording *slot, int n) {
+    hd_backend *be = ts->model->be;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!slot->recording && !record(ts, slot, n))
+            return 0;
+        if (be->ops->replay(be, slot->recording) == 0)
+            return 1;
+        be->ops->recording_free(be, slot->recording); /* stale */
+        slot->recording = NULL;
+    }
+    fprintf(stderr, "hd-gpu: notice: %s; training steps run op by op\n", hd_last_error());
+    ts->recording_on = 0;
+    return 0;
 }
 
 void hd_train_step_run(hd_train_step *ts, int n, uint64_t step) {
     hd_model *model = ts->model;
-    hd_backend *be = model->be;
     hd_model_set_step(model, step, hd_optimizer_next_step_size(ts->opt));
     ts->steps_run++;
-    if (!ts->recording_on) {
-        queue_ops(ts, n);
-        return;
-    }
-    hd_step_recording *slot = find(ts, n);
-    if (!slot)
-        slot = record(ts, n);
-    if (slot && be->ops->replay(be, slot->recording) != 0) { /* stale: record it again, once */
-        drop(ts, slot);
-        slot = record(ts, n);
-        if (slot && be->ops->replay(be, slot->recording) != 0) {
-            fprintf(stderr, "hd-gpu: notice: %s; training steps run op by op\n", hd_last_error());
-            drop(ts, slot);
-            ts->recording_on = 0;
-            slot = NULL;
+    if (ts->recording_on) {
+        /* The first step on a (input, labels, n) runs op by op: a warm-up that does the one-time
+         * work (loading kernels, library set-up) outside the recording. The next is recorded. */
+        hd_step_recording *slot = find(ts, n);
+        int warm = slot != NULL;
+        if (!slot)
+            slot = claim(ts, n);
+        slot->last_used = ts->steps_run;
+        if (warm && replay(ts, slot, n)) {
+            ts->replays++;
+            return;
         }
     }
-    if (!slot) {
-        queue_ops(ts, n);
-        return;
-    }
-    slot->last_used = ts->steps_run;
-    ts->replays++;
+    queue_ops(ts, n);
 }
 
 void hd_train_step_free(hd_train_step *ts) {

@@ -2,8 +2,9 @@
  *
  * What is timed and how:
  *   - steady-state training: one step = forward (training, dropout on) + softmax
- *     cross-entropy with its gradient + backward + optimizer update, on batches uploaded to the
- *     backend once before timing (data resident on the device; the model's input pointer is
+ *     cross-entropy with its gradient + backward + optimizer update, run as the trainer runs it
+ *     (hd_train_step: replayed from a recorded CUDA graph on a GPU, and then once more op by op), on batches
+ * uploaded to the backend once before timing (data resident on the device; the model's input pointer is
  *     pointed at the resident batch, so no copy is timed). After warm-up, each repeat runs
  *     `steps` steps back to back and ends with a download of model->metrics (8 bytes), which
  *     waits for all queued work; the repeat's time is measured on the device between two
@@ -78,6 +79,9 @@ typedef struct {
     double bytes_per_step; /* rough estimate, see hd_bench_bytes_per_step */
     double mean_loss;      /* over the timed steps: a sanity check, finite */
     int recorded;          /* 1: the steps were replayed from recordings (CUDA graphs) */
+    /* With recorded steps, the same steps run op by op, measured right after (what the graphs
+     * save); count 0 and NaNs otherwise. */
+    hd_bench_stat op_by_op_ms_per_step;
 } hd_bench_train_result;
 
 typedef struct {

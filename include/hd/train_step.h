@@ -3,8 +3,10 @@
  * gradient, backward and the optimizer update.
  *
  * Where the backend can record and replay ops (backend.h's record_begin: CUDA graphs on a
- * GPU), the ops after the scalars are recorded the first time a (input, labels, batch size)
- * is seen and replayed from then on: one launch instead of some thirty per step. The
+ * GPU), the ops after the scalars are recorded the second time a (input, labels, batch size)
+ * is seen (the first runs op by op, as a warm-up that keeps one-time set-up such as kernel
+ * loading out of the recording) and replayed from then on: one launch instead of some thirty
+ * per step. The
  * pipeline alternates between two device batches and an epoch may end on a smaller one, so a
  * few recordings are kept (least recently used goes first). A recording that cannot be made
  * turns recording off for the run, with a one-line notice, and steps run op by op; the
@@ -27,15 +29,16 @@ typedef struct {
     const float *input;
     const int32_t *labels;
     int n;
-    void *recording; /* NULL: slot unused */
-    uint64_t last_used;
+    void *recording;    /* NULL: not recorded yet (seen once, run op by op) */
+    uint64_t last_used; /* the runner's step count when last used; 0: slot unused */
 } hd_step_recording;
 
 typedef struct {
     hd_model *model;
     hd_optimizer *opt;
     uint64_t seed;
-    int recording_on; /* the backend records and no recording has failed */
+    int recording_on; /* the backend records and no recording has failed; clear it after init to
+                       * run every step op by op (bench_train.c measures both) */
     hd_step_recording slots[HD_TRAIN_STEP_RECORDINGS];
     uint64_t steps_run;
     int recordings_made; /* for reports and tests */
