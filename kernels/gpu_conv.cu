@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONV_BATCH_SETS     4 /* [0]: max_batch; the rest: smaller batches */
+#define CONV_BATCH_SETS     8 /* [0]: max_batch; the rest: smaller batches (training, last, evaluation) */
 #define CONV_MAX_CANDIDATES 32
 #define CONV_FIND_WORKSPACE ((size_t)256 << 20) /* the most workspace an algorithm may use */
 
@@ -370,6 +370,14 @@ static conv_batch_set *batch_set_for(hd_gpu_backend *gpu, gpu_conv_plan *plan, i
     for (int i = 0; i < CONV_BATCH_SETS; i++)
         if (plan->sets[i].n == n)
             return &plan->sets[i];
+    if (gpu->record.active) {
+        /* A recording must not make one (cuDNN's heuristic queries are not documented as safe
+         * while a stream is captured): fail the recording; the step then runs op by op and
+         * makes it. hd_train_step's warm-up step normally has. */
+        hd_gpu_op_failed(gpu, "conv", "batch_set_for", "no descriptors for this batch size yet", __FILE__,
+                         __LINE__);
+        return &plan->sets[0];
+    }
     conv_batch_set *set = &plan->sets[1 + plan->next_replace];
     plan->next_replace = (plan->next_replace + 1) % (CONV_BATCH_SETS - 1);
     set->n = 0;

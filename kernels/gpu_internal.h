@@ -135,6 +135,9 @@ void gpu_transfer_release(hd_gpu_backend *gpu);
 void gpu_record_fill_ops(const hd_gpu_backend *gpu, hd_backend_ops *ops);
 /* While recording: notes a device range the recorded ops touch (gpu_use), for replay. */
 void gpu_record_use(hd_gpu_backend *gpu, uintptr_t begin, uintptr_t end);
+/* Ends the process when a step is being recorded: for the calls around ops (transfers, fences,
+ * freeing), which a recording cannot hold. */
+void gpu_require_not_recording(const hd_gpu_backend *gpu, const char *what);
 
 /* ---- gpu_peak.cu ---- */
 /* The FP32 SGEMM rate in GFLOP/s (backend.h's peak_gflops), measured once. */

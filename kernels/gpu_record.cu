@@ -65,6 +65,13 @@ void gpu_record_use(hd_gpu_backend *gpu, uintptr_t begin, uintptr_t end) {
     r->n_uses++;
 }
 
+void gpu_require_not_recording(const hd_gpu_backend *gpu, const char *what) {
+    if (!gpu->record.active)
+        return;
+    fprintf(stderr, "hd-gpu: %s called while a training step is being recorded (only ops can be)\n", what);
+    exit(1);
+}
+
 static int gpu_record_begin(hd_backend *be) {
     hd_gpu_backend *gpu = hd_gpu_from(be);
     if (gpu->record.active)
@@ -150,7 +157,7 @@ static void gpu_recording_free(hd_backend *be, void *recording) {
     if (!rec)
         return;
     gpu_enter(gpu);
-    CUDA_CHECK(cudaStreamSynchronize(gpu->compute)); /* a replay may still run */
+    /* No wait: an executable graph still running is freed when it completes (cudaGraphExecDestroy). */
     CUDA_CHECK(cudaGraphExecDestroy(rec->exec));
     free(rec);
 }

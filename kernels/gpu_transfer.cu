@@ -92,6 +92,7 @@ static float *gpu_alloc(hd_backend *be, size_t count) {
 
 static void gpu_free(hd_backend *be, void *ptr) {
     hd_gpu_backend *gpu = hd_gpu_from(be);
+    gpu_require_not_recording(gpu, "free");
     if (!ptr)
         return;
     gpu_enter(gpu);
@@ -116,6 +117,7 @@ static void *gpu_host_alloc(hd_backend *be, size_t bytes) {
 
 static void gpu_host_free(hd_backend *be, void *ptr) {
     hd_gpu_backend *gpu = hd_gpu_from(be);
+    gpu_require_not_recording(gpu, "host_free");
     if (!ptr)
         return;
     gpu_enter(gpu);
@@ -127,6 +129,7 @@ static void gpu_host_free(hd_backend *be, void *ptr) {
 
 static void gpu_upload(hd_backend *be, void *dst, const void *src, size_t bytes) {
     hd_gpu_backend *gpu = hd_gpu_from(be);
+    gpu_require_not_recording(gpu, "upload");
     if (bytes == 0)
         return;
     gpu_enter(gpu);
@@ -148,6 +151,7 @@ static void gpu_upload(hd_backend *be, void *dst, const void *src, size_t bytes)
 
 static void gpu_download(hd_backend *be, void *dst, const void *src, size_t bytes) {
     hd_gpu_backend *gpu = hd_gpu_from(be);
+    gpu_require_not_recording(gpu, "download");
     if (bytes == 0)
         return;
     gpu_enter(gpu);
@@ -162,7 +166,7 @@ static void gpu_zero(hd_backend *be, void *ptr, size_t bytes) {
         return;
     gpu_enter(gpu);
     gpu_use(gpu, ptr, bytes);
-    CUDA_CHECK(cudaMemsetAsync(ptr, 0, bytes, gpu->compute));
+    CUDA_OP(gpu, cudaMemsetAsync(ptr, 0, bytes, gpu->compute));
     gpu_op_done(gpu, "zero");
 }
 
@@ -170,6 +174,7 @@ static void gpu_zero(hd_backend *be, void *ptr, size_t bytes) {
 
 static int gpu_fence_record(hd_backend *be) {
     hd_gpu_backend *gpu = hd_gpu_from(be);
+    gpu_require_not_recording(gpu, "fence_record");
     gpu_enter(gpu);
     int token = (int)(gpu->fence_count++ & 0x7fffffffu);
     int slot = token % HD_GPU_FENCE_RING;
@@ -181,6 +186,7 @@ static int gpu_fence_record(hd_backend *be) {
 
 static void gpu_fence_wait(hd_backend *be, int fence) {
     hd_gpu_backend *gpu = hd_gpu_from(be);
+    gpu_require_not_recording(gpu, "fence_wait");
     if (fence < 0)
         return;
     gpu_enter(gpu);

@@ -106,13 +106,22 @@ static int measure(train_loop *loop, const hd_bench_config *config, hd_bench_tra
     int warmup = config->warmup_steps > 1 ? config->warmup_steps : 1;
     /* Recording steps: each resident batch is seen once op by op, then recorded; both happen in
      * the warm-up, so the repeats time replays only. */
+    int recording = loop->runner->recording_on;
+    if (recording && loop->data->count > HD_TRAIN_STEP_RECORDINGS)
+        fprintf(
+            stderr,
+            "bench: %d resident batches, more than the %d recordings a step runner keeps: steps run op by "
+            "op; use --resident %d or fewer to time replays\n",
+            loop->data->count, HD_TRAIN_STEP_RECORDINGS, HD_TRAIN_STEP_RECORDINGS);
     int recording_warmup = 2 * loop->data->count + 1;
-    if (loop->runner->recording_on && warmup < recording_warmup)
+    if (recording && warmup < recording_warmup)
         warmup = recording_warmup;
     double first = timed_steps(loop, 1, metrics); /* first touch of every buffer and plan */
     double per_step = first;
     if (warmup > 1)
         per_step = timed_steps(loop, warmup - 1, metrics) / (warmup - 1);
+    if (recording) /* the warm-up's steps included the recordings: size the repeats on replays */
+        per_step = timed_steps(loop, loop->data->count, metrics) / loop->data->count;
     int steps = hd_bench_steps_per_repeat(config, per_step);
     int repeats = config->repeats < MAX_REPEATS ? config->repeats : MAX_REPEATS;
     if (repeats < 1)

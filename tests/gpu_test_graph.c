@@ -35,6 +35,8 @@ typedef struct {
     hd_model model;
     hd_optimizer opt;
     hd_train_step runner;
+    float *own_input; /* the model's own buffers, pointed back at before it is destroyed */
+    int32_t *own_labels;
     float *host_images[2], *device_images[2]; /* host: pinned (host_alloc) */
     int32_t *host_labels[2], *device_labels[2];
     int fence[2];
@@ -51,6 +53,8 @@ static int trainer_open(trainer *t, int no_graphs, uint64_t init_seed, uint64_t 
     CHECK(ok, "model: %s", hd_last_error());
     if (!ok)
         return 0;
+    t->own_input = t->model.input;
+    t->own_labels = t->model.labels;
     hd_model_init_weights(&t->model, init_seed);
     hd_optimizer_defaults(&t->opt, HD_OPT_ADAM);
     CHECK(hd_optimizer_init(&t->opt, &t->model) == 0, "optimizer: %s", hd_last_error());
@@ -77,6 +81,8 @@ static void trainer_close(trainer *t) {
             t->be->ops->free(t->be, t->device_images[b]);
             t->be->ops->free(t->be, t->device_labels[b]);
         }
+        t->model.input = t->own_input;
+        t->model.labels = t->own_labels;
         hd_model_destroy(&t->model);
     }
     for (int b = 0; b < 2; b++) {

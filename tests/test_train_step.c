@@ -112,6 +112,135 @@ static void test_runner_matches_hand_written_step(hd_backend *be, hd_optimizer_k
     hd_model_destroy(&by_hand);
 }
 
+/* ---- the runner's bookkeeping, on a CPU backend given mock record ops ----
+ * The mock "records" by letting the ops run (the step computes at record time) and replays by
+ * doing nothing, so only which steps are recorded and replayed is checked here; that replays
+ * compute the right thing is gpu_test_graph's job. */
+
+static struct { int recording, made, freed, replays, fail_end, stale_next; } mock;
+
+static int mock_record_begin(hd_backend *be) {
+    (void)be;
+    mock.recording = 1;
+    return 0;
+}
+
+static void *mock_record_end(hd_backend *be) {
+    (void)be;
+    mock.recording = 0;
+    if (mock.fail_end) {
+        hd_fail("mock: recording refused");
+        return NULL;
+    }
+    mock.made++;
+    return malloc(1);
+}
+
+static int mock_replay(hd_backend *be, void *recording) {
+    (void)be;
+    (void)recording;
+    if (mock.stale_next) {
+        mock.stale_next = 0;
+        return hd_fail("mock: stale");
+    }
+    mock.replays++;
+    return 0;
+}
+
+static void mock_recording_free(hd_backend *be, void *recording) {
+    (void)be;
+    free(recording);
+    mock.freed++;
+}
+
+/* Steps cycling over `keys` input buffers (all of batch n). */
+static void run_cycle(hd_train_step *ts, float **inputs, int keys, int steps, int n) {
+    for (int s = 0; s < steps; s++) {
+        ts->model->input = inputs[s % keys];
+        hd_train_step_run(ts, n, (uint64_t)s);
+    }
+}
+
+static void test_runner_bookkeeping(hd_backend *be) {
+    hd_backend_ops ops = *be->ops;
+    ops.record_begin = mock_record_begin;
+    ops.record_end = mock_record_end;
+    ops.replay = mock_replay;
+    ops.recording_free = mock_recording_free;
+    const hd_backend_ops *cpu_ops = be->ops;
+    be->ops = &ops; /* the CPU ops as they are, plus the mock's */
+    hd_model model;
+    hd_optimizer opt;
+    CHECK(hd_model_create(&model, be, SPEC, 1, HW, HW, BATCH) == 0, "model: %s", hd_last_error());
+    hd_optimizer_defaults(&opt, HD_OPT_ADAM);
+    CHECK(hd_optimizer_init(&opt, &model) == 0, "optimizer: %s", hd_last_error());
+    float *own_input = model.input;
+    enum { KEYS = HD_TRAIN_STEP_RECORDINGS + 1 };
+    float *inputs[KEYS];
+    for (int k = 0; k < KEYS; k++)
+        inputs[k] = be->ops->alloc(be, (size_t)BATCH * HW * HW);
+    hd_train_step ts;
+
+    /* Two buffers in turn (the pipeline): the first step on each runs op by op, then recorded once, replayed.
+     */
+    memset(&mock, 0, sizeof mock);
+    hd_train_step_init(&ts, &model, &opt, 1);
+    CHECK(ts.recording_on, "the runner does not record on a backend with record ops");
+    run_cycle(&ts, inputs, 2, 10, BATCH);
+    CHECK(ts.recordings_made == 2 && mock.made == 2 && ts.replays == 8 && mock.replays == 8,
+          "two buffers, 10 steps: %d recordings, %llu replays (expected 2 and 8)", ts.recordings_made,
+          (unsigned long long)ts.replays);
+    /* A smaller batch on the same buffer is another step: warmed up, then recorded. */
+    model.input = inputs[0];
+    hd_train_step_run(&ts, BATCH - 1, 10);
+    hd_train_step_run(&ts, BATCH - 1, 11);
+    CHECK(ts.recordings_made == 3 && ts.replays == 9, "smaller batch: %d recordings, %llu replays",
+          ts.recordings_made, (unsigned long long)ts.replays);
+    /* A stale recording is recorded again and replayed. */
+    mock.stale_next = 1;
+    model.input = inputs[1];
+    hd_train_step_run(&ts, BATCH, 12);
+    CHECK(ts.recordings_made == 4 && ts.replays == 10 && mock.freed == 1 && ts.recording_on,
+          "stale: %d recordings, %llu replays, %d freed", ts.recordings_made, (unsigned long long)ts.replays,
+          mock.freed);
+    hd_train_step_free(&ts);
+    CHECK(mock.freed == mock.made, "freed %d of %d recordings", mock.freed, mock.made);
+
+    /* As many buffers as slots: all recorded and kept. One more than that: the least recently
+     * used is evicted before its turn comes again, so nothing is ever replayed. */
+    memset(&mock, 0, sizeof mock);
+    hd_train_step_init(&ts, &model, &opt, 1);
+    run_cycle(&ts, inputs, KEYS - 1, 3 * (KEYS - 1), BATCH);
+    CHECK(ts.recordings_made == KEYS - 1 && ts.replays == (uint64_t)(2 * (KEYS - 1)),
+          "%d buffers: %d recordings, %llu replays", KEYS - 1, ts.recordings_made,
+          (unsigned long long)ts.replays);
+    hd_train_step_free(&ts);
+    memset(&mock, 0, sizeof mock);
+    hd_train_step_init(&ts, &model, &opt, 1);
+    run_cycle(&ts, inputs, KEYS, 3 * KEYS, BATCH);
+    CHECK(ts.recordings_made == 0 && ts.replays == 0, "%d buffers: %d recordings, %llu replays", KEYS,
+          ts.recordings_made, (unsigned long long)ts.replays);
+    hd_train_step_free(&ts);
+
+    /* A recording the backend refuses: a notice, and every step from then on op by op. */
+    memset(&mock, 0, sizeof mock);
+    mock.fail_end = 1;
+    hd_train_step_init(&ts, &model, &opt, 1);
+    run_cycle(&ts, inputs, 1, 5, BATCH);
+    CHECK(!ts.recording_on && ts.recordings_made == 0 && ts.replays == 0 && ts.steps_run == 5,
+          "refused recording: on %d, %d recordings, %llu replays", ts.recording_on, ts.recordings_made,
+          (unsigned long long)ts.replays);
+    CHECK(mock.recording == 0, "the mock was left recording");
+    hd_train_step_free(&ts);
+
+    model.input = own_input;
+    for (int k = 0; k < KEYS; k++)
+        be->ops->free(be, inputs[k]);
+    hd_optimizer_free(&opt, &model);
+    hd_model_destroy(&model);
+    be->ops = cpu_ops;
+}
+
 int main(void) {
     uint64_t rng = test_fresh_seed();
     test_step_sizes();
@@ -122,6 +251,7 @@ int main(void) {
         return test_finish();
     test_runner_matches_hand_written_step(be, HD_OPT_ADAM, &rng);
     test_runner_matches_hand_written_step(be, HD_OPT_SGD, &rng);
+    test_runner_bookkeeping(be);
     hd_backend_destroy(be);
     return test_finish();
 }
