@@ -40,13 +40,6 @@ const char *hd_gpu_cudnn_error(cudnnStatus_t status);
 }
 #endif
 
-#define CUDA_CHECK(call)                                                                                     \
-    do {                                                                                                     \
-        cudaError_t hd_err_ = (call);                                                                        \
-        if (hd_err_ != cudaSuccess)                                                                          \
-            hd_gpu_die("CUDA", #call, cudaGetErrorString(hd_err_), __FILE__, __LINE__);                      \
-    } while (0)
-
 #define CUDA_OP(gpu, call)                                                                                   \
     do {                                                                                                     \
         cudaError_t hd_err_ = (call);                                                                        \
@@ -70,19 +63,10 @@ const char *hd_gpu_cudnn_error(cudnnStatus_t status);
             hd_gpu_op_failed((gpu), "cuBLAS", #call, cublasGetStatusString(hd_status_), __FILE__, __LINE__); \
     } while (0)
 
-#define CUDNN_CHECK(call)                                                                                    \
-    do {                                                                                                     \
-        cudnnStatus_t hd_status_ = (call);                                                                   \
-        if (hd_status_ != CUDNN_STATUS_SUCCESS)                                                              \
-            hd_gpu_die("cuDNN", #call, hd_gpu_cudnn_error(hd_status_), __FILE__, __LINE__);                  \
-    } while (0)
-
-#define CUBLAS_CHECK(call)                                                                                   \
-    do {                                                                                                     \
-        cublasStatus_t hd_status_ = (call);                                                                  \
-        if (hd_status_ != CUBLAS_STATUS_SUCCESS)                                                             \
-            hd_gpu_die("cuBLAS", #call, cublasGetStatusString(hd_status_), __FILE__, __LINE__);              \
-    } while (0)
+/* The calls around ops: a failure always ends the process (no backend, so never "recording"). */
+#define CUDA_CHECK(call)   CUDA_OP(NULL, call)
+#define CUDNN_CHECK(call)  CUDNN_OP(NULL, call)
+#define CUBLAS_CHECK(call) CUBLAS_OP(NULL, call)
 
 #define CUDA_TRY(call)                                                                                       \
     do {                                                                                                     \

@@ -18,6 +18,28 @@ static void usage(FILE *out) {
                  "  --version, --help\n");
 }
 
+/* The optional features this build has (CMakeLists.txt turns each off when its -dev package is missing). */
+#ifdef HD_WITH_CUDA
+#define HD_FEATURE_CUDA 1
+#else
+#define HD_FEATURE_CUDA 0
+#endif
+#ifdef HD_HAVE_CURL
+#define HD_FEATURE_CURL 1
+#else
+#define HD_FEATURE_CURL 0
+#endif
+#ifdef HD_HAVE_CAIRO
+#define HD_FEATURE_CAIRO 1
+#else
+#define HD_FEATURE_CAIRO 0
+#endif
+#ifdef HD_HAVE_STB
+#define HD_FEATURE_STB 1
+#else
+#define HD_FEATURE_STB 0
+#endif
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -31,6 +53,10 @@ int main(int argc, char **argv) {
     }
     if (strcmp(command, "--version") == 0) {
         printf("hd-gpu %s\n", HD_VERSION);
+        printf("features: %s, %s, %s, %s\n", HD_FEATURE_CUDA ? "cuda" : "no cuda",
+               HD_FEATURE_CURL ? "download (curl)" : "no download (built without curl)",
+               HD_FEATURE_CAIRO ? "plots (cairo)" : "no plots (built without cairo)",
+               HD_FEATURE_STB ? "images (stb)" : "no images (built without stb)");
         return HD_EXIT_OK;
     }
     static const struct {
