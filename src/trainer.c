@@ -274,6 +274,10 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
             break;
         }
     }
+    if (!cfg->quiet && rc.step.replays > 0)
+        printf("training steps: %llu of %llu replayed from %d recordings (the rest ran op by op)\n",
+               (unsigned long long)rc.step.replays, (unsigned long long)rc.step.steps_run,
+               rc.step.recordings_made);
     result->epochs_run = rc.state.epochs_done;
     result->seconds_per_epoch = epochs_here ? epoch_seconds_sum / epochs_here : 0;
     result->images_per_sec = epochs_here ? ips_sum / epochs_here : 0;
