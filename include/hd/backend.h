@@ -147,9 +147,11 @@ struct hd_backend_ops {
 
     /* ---- optional: recording ops once and replaying them (NULL on the CPU) ---- */
     /* Between record_begin and record_end the ops called are recorded, not run (their host-side
-     * work, such as preparing a conv plan for a new batch size, still happens). record_end
-     * returns the recording, or NULL + hd_fail() when the ops could not be recorded: then none
-     * of them ran, and the caller runs them directly. replay queues the recorded ops again, with
+     * work still happens; set-up such as a conv plan's descriptors for a batch size not seen
+     * before is refused, so run each shape once before recording it). record_end returns the
+     * recording, or NULL + hd_fail() when the ops could not be recorded: then none of them ran,
+     * and the caller runs them directly. Only ops may be called while recording: no transfer,
+     * fence or free. replay queues the recorded ops again, with
      * the same arguments and memory; a value that changes between replays must therefore be
      * read from backend memory (hd_step_scalars). replay returns -1 + hd_fail() when the
      * recording is stale (the backend's workspace moved since): free it and record again. */
