@@ -193,9 +193,8 @@ char *hd_bench_markdown(const hd_bench_config *config, const hd_bench_result *r)
     else
         put(&b, "n/a (%s)\n\n", r->peak_method);
     put(&b,
-        "| batch | ms/step | images/s | s/epoch (%d images) | GFLOP/s | of peak | MB/step (est.) | ms/step "
-        "op by "
-        "op |\n",
+        "| batch | ms/step | images/s | s/epoch (%d images) | GFLOP/s | of peak | MB/step (est.) "
+        "| ms/step op by op |\n",
         config->epoch_images);
     put(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < r->n_train; i++) {

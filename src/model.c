@@ -131,7 +131,7 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
     model->input = be->ops->alloc(be, mb * in_c * in_h * in_w);
     model->labels = hd_backend_alloc_int32(be, mb);
     model->metrics = be->ops->alloc(be, 2);
-    model->step = (hd_step_scalars *)(void *)be->ops->alloc(be, sizeof(hd_step_scalars) / sizeof(float));
+    model->step = hd_backend_alloc_step_scalars(be);
     if (!model->params || !model->grads || !model->input || !model->labels || !model->metrics || !model->step)
         goto fail;
     for (int i = 0; i < model->n_layers; i++) {

@@ -144,8 +144,7 @@ static void check_timing(hd_backend *be) {
         return;
     const size_t count = (size_t)1 << 20;
     float *a = be->ops->alloc(be, count), *b = be->ops->alloc(be, count);
-    hd_step_scalars *step =
-        (hd_step_scalars *)(void *)be->ops->alloc(be, sizeof(hd_step_scalars) / sizeof(float));
+    hd_step_scalars *step = hd_backend_alloc_step_scalars(be);
     CHECK(a && b && step, "alloc: %s", hd_last_error());
     if (a && b && step) {
         double host_start = hd_now_seconds();

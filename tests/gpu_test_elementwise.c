@@ -40,7 +40,8 @@ static void test_dropout(const backend_pair *p, size_t count, float rate, uint64
     test_fill_uniform(h_dout, count, -1.0f, 1.0f, rng);
     uint64_t seed = test_rand_u64(rng), step = test_rand_u64(rng) % 100000;
     uint32_t layer = (uint32_t)(test_rand_u64(rng) % 16);
-    float *in[2], *out[2], *dout[2], *din[2], *scalars[2];
+    float *in[2], *out[2], *dout[2], *din[2];
+    hd_step_scalars *scalars[2];
     hd_backend *be[2] = {p->cpu, p->gpu};
     const hd_step_scalars value = {step, 0.0f, 0.0f};
     for (int k = 0; k < 2; k++) {
@@ -48,11 +49,10 @@ static void test_dropout(const backend_pair *p, size_t count, float rate, uint64
         out[k] = gpu_device_copy(be[k], NULL, count);
         dout[k] = gpu_device_copy(be[k], h_dout, count);
         din[k] = gpu_device_copy(be[k], NULL, count);
-        scalars[k] = gpu_device_copy(be[k], NULL, sizeof(hd_step_scalars) / sizeof(float));
-        hd_step_scalars *step_scalars = (hd_step_scalars *)(void *)scalars[k];
-        be[k]->ops->set_step_scalars(be[k], step_scalars, &value);
-        be[k]->ops->dropout_forward(be[k], count, rate, seed, layer, step_scalars, in[k], out[k]);
-        be[k]->ops->dropout_backward(be[k], count, rate, seed, layer, step_scalars, dout[k], din[k]);
+        scalars[k] = hd_backend_alloc_step_scalars(be[k]);
+        be[k]->ops->set_step_scalars(be[k], scalars[k], &value);
+        be[k]->ops->dropout_forward(be[k], count, rate, seed, layer, scalars[k], in[k], out[k]);
+        be[k]->ops->dropout_backward(be[k], count, rate, seed, layer, scalars[k], dout[k], din[k]);
     }
     char name[96];
     snprintf(name, sizeof name, "dropout %.2f forward", (double)rate);
@@ -74,10 +74,11 @@ static void test_dropout(const backend_pair *p, size_t count, float rate, uint64
             CHECK(memcmp(got, h_in, count * 4) == 0, "dropout at rate 0 changed its input");
         free(got);
     }
-    float *bufs[5][2] = {
-        {in[0], in[1]}, {out[0], out[1]}, {dout[0], dout[1]}, {din[0], din[1]}, {scalars[0], scalars[1]}};
-    for (int j = 0; j < 5; j++)
+    float *bufs[4][2] = {{in[0], in[1]}, {out[0], out[1]}, {dout[0], dout[1]}, {din[0], din[1]}};
+    for (int j = 0; j < 4; j++)
         free_pair(p, bufs[j]);
+    for (int k = 0; k < 2; k++)
+        be[k]->ops->free(be[k], scalars[k]);
     free(h_in);
     free(h_dout);
 }
@@ -152,10 +153,11 @@ static void test_optimizer(const backend_pair *p, int adam, int nesterov, size_t
     CHECK(h != NULL, "malloc");
     if (!h)
         return;
-    float *params[2], *grads[2], *m[2], *v[2], *scalars[2];
+    float *params[2], *grads[2], *m[2], *v[2];
+    hd_step_scalars *scalars[2];
     hd_backend *be[2] = {p->cpu, p->gpu};
     for (int k = 0; k < 2; k++) {
-        scalars[k] = gpu_device_copy(be[k], NULL, sizeof(hd_step_scalars) / sizeof(float));
+        scalars[k] = hd_backend_alloc_step_scalars(be[k]);
         params[k] = gpu_device_copy(be[k], NULL, count);
         grads[k] = gpu_device_copy(be[k], NULL, count);
         m[k] = gpu_device_copy(be[k], NULL, count);
@@ -174,14 +176,13 @@ static void test_optimizer(const backend_pair *p, int adam, int nesterov, size_t
         /* A step size that changes with t: each update must read this step's value. */
         const hd_step_scalars value = {(uint64_t)t, adam ? adam_step_size : 0.01f / (float)t, 0.0f};
         for (int k = 0; k < 2; k++) {
-            hd_step_scalars *step_scalars = (hd_step_scalars *)(void *)scalars[k];
             be[k]->ops->upload(be[k], grads[k], h, count * 4);
-            be[k]->ops->set_step_scalars(be[k], step_scalars, &value);
+            be[k]->ops->set_step_scalars(be[k], scalars[k], &value);
             if (adam)
                 be[k]->ops->adam_step(be[k], count, params[k], grads[k], m[k], v[k], 0.9f, 0.999f, 1e-7f,
-                                      step_scalars);
+                                      scalars[k]);
             else
-                be[k]->ops->sgd_step(be[k], count, params[k], grads[k], m[k], 0.9f, nesterov, step_scalars);
+                be[k]->ops->sgd_step(be[k], count, params[k], grads[k], m[k], 0.9f, nesterov, scalars[k]);
         }
     }
     const char *what = adam ? "adam" : nesterov ? "sgd nesterov" : "sgd";
@@ -194,10 +195,11 @@ static void test_optimizer(const backend_pair *p, int adam, int nesterov, size_t
         snprintf(name, sizeof name, "%s v", what);
         gpu_compare_tensors(name, p, v[1], v[0], count, GPU_TOL_OPT_RTOL, GPU_TOL_OPT_ATOL_SCALE);
     }
-    float *bufs[5][2] = {
-        {params[0], params[1]}, {grads[0], grads[1]}, {m[0], m[1]}, {v[0], v[1]}, {scalars[0], scalars[1]}};
-    for (int j = 0; j < 5; j++)
+    float *bufs[4][2] = {{params[0], params[1]}, {grads[0], grads[1]}, {m[0], m[1]}, {v[0], v[1]}};
+    for (int j = 0; j < 4; j++)
         free_pair(p, bufs[j]);
+    for (int k = 0; k < 2; k++)
+        be[k]->ops->free(be[k], scalars[k]);
     free(h);
 }
 

@@ -151,9 +151,9 @@ struct hd_backend_ops {
      * before is refused, so run each shape once before recording it). record_end returns the
      * recording, or NULL + hd_fail() when the ops could not be recorded: then none of them ran,
      * and the caller runs them directly. Only ops may be called while recording: no transfer,
-     * fence or free. replay queues the recorded ops again, with
-     * the same arguments and memory; a value that changes between replays must therefore be
-     * read from backend memory (hd_step_scalars). replay returns -1 + hd_fail() when the
+     * fence or free. replay queues the recorded ops again, with the same arguments and memory;
+     * a value that changes between replays must therefore be read from backend memory
+     * (hd_step_scalars). replay returns -1 + hd_fail() when the
      * recording is stale (the backend's workspace moved since): free it and record again. */
     int (*record_begin)(hd_backend *be);
     void *(*record_end)(hd_backend *be);
@@ -201,6 +201,12 @@ hd_backend *hd_backend_open(const char *device, int no_fallback, const hd_cpu_op
 static inline int32_t *hd_backend_alloc_int32(hd_backend *be, size_t count) {
     void *p = be->ops->alloc(be, count);
     return (int32_t *)p;
+}
+
+/* Backend memory for one hd_step_scalars block (zeroed). */
+static inline hd_step_scalars *hd_backend_alloc_step_scalars(hd_backend *be) {
+    void *p = be->ops->alloc(be, sizeof(hd_step_scalars) / sizeof(float));
+    return (hd_step_scalars *)p;
 }
 
 static inline void hd_backend_destroy(hd_backend *be) {
