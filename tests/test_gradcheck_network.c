@@ -87,9 +87,14 @@ static void check_network(hd_backend *be, const char *spec, int in_c, int hw, in
         size_t count = layer->weight_count + layer->bias_count;
         if (!count)
             continue;
+        /* The first draws are among the layer's biases, until one has been checked (a redraw
+         * picks another bias: the same one would cross the same kink again); a bias moves a
+         * whole channel, so all of them can sit at one kink: after 4 tries, any parameter. */
+        int bias_checked = layer->bias_count == 0;
         for (int k = 0, tries = 0; k < samples_per_layer && tries < 20 * samples_per_layer; k++, tries++) {
-            size_t idx = layer->weight_offset +
-                         (k == 0 ? layer->bias_offset - layer->weight_offset : test_rand_u64(rng) % count);
+            int draw_bias = !bias_checked && tries < 4;
+            size_t idx = draw_bias ? layer->bias_offset + test_rand_u64(rng) % layer->bias_count
+                                   : layer->weight_offset + test_rand_u64(rng) % count;
             float saved = model.params[idx];
             model.params[idx] = saved + EPS;
             uint64_t pattern_plus, pattern_minus;
@@ -105,6 +110,7 @@ static void check_network(hd_backend *be, const char *spec, int in_c, int hw, in
                 continue;
             }
             checked++;
+            bias_checked |= draw_bias;
             if (err > worst)
                 worst = err;
             if (err > allowed) {
