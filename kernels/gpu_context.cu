@@ -219,6 +219,8 @@ hd_backend *hd_gpu_backend_create(const hd_gpu_options *options) {
     gpu->device = opts.device;
     const char *sync_env = getenv("HD_GPU_SYNC");
     gpu->sync_each_op = sync_env && atoi(sync_env) > 0;
+    const char *refuse_env = getenv("HD_GPU_TEST_REFUSE_CONV");
+    gpu->test_refuse_new_conv_sets = refuse_env && atoi(refuse_env) > 0;
     gpu_fill_ops(&gpu->ops_table);
     gpu_record_fill_ops(gpu, &gpu->ops_table);
     gpu->base.ops = &gpu->ops_table;

@@ -12,8 +12,11 @@
  * that every run picks the same ones), each tried once before it is kept. A smaller batch
  * (the last batch of an epoch) gets one of a few further sets the first time it is seen:
  * made on the host only (descriptor updates and heuristic queries, no allocation, no wait),
- * reusing the max_batch algorithms when their workspace still fits. All plans share the
- * backend's one workspace, which grows only while a plan is made.
+ * reusing the max_batch algorithms when their workspace still fits. Such a set's first call
+ * of each direction is checked: if cuDNN refuses the algorithm for that batch size, the next
+ * ones in its heuristic order are tried on the same tensors, as PyTorch does (each direction
+ * overwrites its output, so a retry is harmless). All plans share the backend's one
+ * workspace, which grows only while a plan is made.
  * Math: FP32 (CUDNN_FMA_MATH, so cuDNN may not use TF32) unless allow_tf32. */
 #include "gpu_internal.h"
 #include "hd/common.h"
@@ -29,6 +32,8 @@
 typedef enum { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_FILTER = 2, CONV_DIRECTIONS = 3 } conv_direction;
 
 static const char *const direction_names[CONV_DIRECTIONS] = {"forward", "backward-data", "backward-filter"};
+static const char *const call_names[CONV_DIRECTIONS] = {
+    "cudnnConvolutionForward", "cudnnConvolutionBackwardData", "cudnnConvolutionBackwardFilter"};
 
 typedef struct {
     int n; /* batch size these descriptors describe; 0: slot unused */
@@ -37,6 +42,7 @@ typedef struct {
     int algo[CONV_DIRECTIONS];
     cudnnMathType_t math[CONV_DIRECTIONS];
     size_t workspace[CONV_DIRECTIONS];
+    int ran[CONV_DIRECTIONS]; /* the algorithm has run on this batch size */
 } conv_batch_set;
 
 typedef struct {
@@ -45,6 +51,13 @@ typedef struct {
     conv_batch_set sets[CONV_BATCH_SETS];
     int next_replace; /* round robin over sets[1..] */
 } gpu_conv_plan;
+
+/* The tensors of a direction, in the forward's names: forward reads x, w and writes y;
+ * backward-data reads w, y (dout) and writes x (din); backward-filter reads x, y (dout) and
+ * writes w (dweight). */
+typedef struct {
+    float *x, *w, *y;
+} conv_tensors;
 
 /* Device buffers for measuring and trying algorithms at plan time. */
 typedef struct {
@@ -179,26 +192,30 @@ static cudnnStatus_t workspace_size(hd_gpu_backend *gpu, gpu_conv_plan *plan, co
                                                           (cudnnConvolutionBwdFilterAlgo_t)algo, bytes);
 }
 
+/* One call of a direction with `algo` on tensors t: queued on the compute stream. */
+static cudnnStatus_t conv_call(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_set *set,
+                               conv_direction dir, int algo, const conv_tensors *t, void *workspace,
+                               size_t workspace_bytes) {
+    const float one = 1.0f, zero = 0.0f;
+    if (dir == CONV_FWD)
+        return cudnnConvolutionForward(gpu->cudnn, &one, set->in_desc, t->x, plan->filter_desc, t->w,
+                                       set->conv[dir], (cudnnConvolutionFwdAlgo_t)algo, workspace,
+                                       workspace_bytes, &zero, set->out_desc, t->y);
+    if (dir == CONV_BWD_DATA)
+        return cudnnConvolutionBackwardData(gpu->cudnn, &one, plan->filter_desc, t->w, set->out_desc, t->y,
+                                            set->conv[dir], (cudnnConvolutionBwdDataAlgo_t)algo, workspace,
+                                            workspace_bytes, &zero, set->in_desc, t->x);
+    return cudnnConvolutionBackwardFilter(gpu->cudnn, &one, set->in_desc, t->x, set->out_desc, t->y,
+                                          set->conv[dir], (cudnnConvolutionBwdFilterAlgo_t)algo, workspace,
+                                          workspace_bytes, &zero, plan->filter_desc, t->w);
+}
+
 /* One run of a direction on the scratch buffers; the status of the call and of the stream. */
 static cudnnStatus_t trial_run(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_set *set,
                                conv_direction dir, int algo, const conv_scratch *scratch) {
-    const float one = 1.0f, zero = 0.0f;
-    cudnnStatus_t status;
-    if (dir == CONV_FWD)
-        status =
-            cudnnConvolutionForward(gpu->cudnn, &one, set->in_desc, scratch->x, plan->filter_desc, scratch->w,
-                                    set->conv[dir], (cudnnConvolutionFwdAlgo_t)algo, scratch->workspace,
-                                    scratch->workspace_bytes, &zero, set->out_desc, scratch->y);
-    else if (dir == CONV_BWD_DATA)
-        status = cudnnConvolutionBackwardData(gpu->cudnn, &one, plan->filter_desc, scratch->w, set->out_desc,
-                                              scratch->y, set->conv[dir], (cudnnConvolutionBwdDataAlgo_t)algo,
-                                              scratch->workspace, scratch->workspace_bytes, &zero,
-                                              set->in_desc, scratch->x);
-    else
-        status = cudnnConvolutionBackwardFilter(
-            gpu->cudnn, &one, set->in_desc, scratch->x, set->out_desc, scratch->y, set->conv[dir],
-            (cudnnConvolutionBwdFilterAlgo_t)algo, scratch->workspace, scratch->workspace_bytes, &zero,
-            plan->filter_desc, scratch->w);
+    const conv_tensors t = {scratch->x, scratch->w, scratch->y};
+    cudnnStatus_t status =
+        conv_call(gpu, plan, set, dir, algo, &t, scratch->workspace, scratch->workspace_bytes);
     if (status != CUDNN_STATUS_SUCCESS)
         return status;
     if (cudaStreamSynchronize(gpu->compute) != cudaSuccess)
@@ -326,8 +343,11 @@ static int make_max_batch_set(hd_gpu_backend *gpu, gpu_conv_plan *plan) {
         if (count < 0 || choose_from(gpu, plan, set, (conv_direction)d, cand, count, &scratch,
                                      scratch.workspace_bytes) != 0)
             rc = -1;
-        else if (set->workspace[d] > need)
-            need = set->workspace[d];
+        else {
+            set->ran[d] = 1; /* choose_from ran it on the scratch buffers */
+            if (set->workspace[d] > need)
+                need = set->workspace[d];
+        }
     }
     if (cudaDeviceSynchronize() != cudaSuccess && rc == 0)
         rc = hd_fail("conv plan: device error after choosing algorithms: %s",
@@ -345,6 +365,7 @@ static int make_small_batch_set(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_b
         return -1;
     const conv_batch_set *full = &plan->sets[0];
     for (int d = 0; d < CONV_DIRECTIONS; d++) {
+        set->ran[d] = 0; /* run_direction checks its first call */
         /* The max_batch choice (its determinism was checked when it was made). */
         const conv_candidate same = {full->algo[d],       CUDNN_STATUS_SUCCESS, 0,
                                      CUDNN_DETERMINISTIC, full->math[d],        0.0f};
@@ -386,6 +407,44 @@ static conv_batch_set *batch_set_for(hd_gpu_backend *gpu, gpu_conv_plan *plan, i
         exit(1);
     }
     return set;
+}
+
+/* A set's first call of direction `dir` failed with `refused`: tries the other candidates of
+ * cuDNN's heuristic order (as allowed by choose_from) on the same tensors. 0 when one ran. */
+static int retry_direction(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_set *set, conv_direction dir,
+                           const conv_tensors *t, cudnnStatus_t refused) {
+    int refused_algo = set->algo[dir];
+    conv_candidate cand[CONV_MAX_CANDIDATES];
+    int count = list_candidates(gpu, plan, set, dir, NULL, 0, cand);
+    for (int i = 0; i < count; i++) {
+        if (cand[i].algo == refused_algo ||
+            choose_from(gpu, plan, set, dir, &cand[i], 1, NULL, gpu->workspace_bytes) != 0 ||
+            conv_call(gpu, plan, set, dir, set->algo[dir], t, gpu->workspace, gpu->workspace_bytes) !=
+                CUDNN_STATUS_SUCCESS)
+            continue;
+        fprintf(stderr,
+                "hd-gpu: notice: conv batch %d: cuDNN refused %s algorithm %d (%s); algorithm %d runs\n",
+                set->n, direction_names[dir], refused_algo, hd_gpu_cudnn_error(refused), set->algo[dir]);
+        return 0;
+    }
+    return -1;
+}
+
+/* Queues direction `dir` with the set's algorithm. The first call on a set made on the host
+ * only may find the algorithm refused for this batch size: then the others are tried. */
+static void run_direction(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_set *set, conv_direction dir,
+                          const conv_tensors *t) {
+    cudnnStatus_t status =
+        gpu->test_refuse_new_conv_sets && !set->ran[dir]
+            ? CUDNN_STATUS_NOT_SUPPORTED /* HD_GPU_TEST_REFUSE_CONV: the retry path, on demand */
+            : conv_call(gpu, plan, set, dir, set->algo[dir], t, gpu->workspace, gpu->workspace_bytes);
+    if (status != CUDNN_STATUS_SUCCESS && !set->ran[dir] && !gpu->record.active &&
+        retry_direction(gpu, plan, set, dir, t, status) == 0)
+        status = CUDNN_STATUS_SUCCESS;
+    if (status == CUDNN_STATUS_SUCCESS)
+        set->ran[dir] = 1;
+    else
+        hd_gpu_op_failed(gpu, "cuDNN", call_names[dir], hd_gpu_cudnn_error(status), __FILE__, __LINE__);
 }
 
 /* ---- the ops ---- */
@@ -446,10 +505,8 @@ void gpu_conv2d_forward(hd_backend *be, void *plan_ptr, int n, const float *in, 
     gpu_use_floats(gpu, bias, (size_t)s->out_c);
     gpu_use_floats(gpu, out, (size_t)n * s->out_c * s->out_h * s->out_w);
     conv_batch_set *set = batch_set_for(gpu, plan, n);
-    const float one = 1.0f, zero = 0.0f;
-    CUDNN_OP(gpu, cudnnConvolutionForward(gpu->cudnn, &one, set->in_desc, in, plan->filter_desc, weight,
-                                          set->conv[CONV_FWD], (cudnnConvolutionFwdAlgo_t)set->algo[CONV_FWD],
-                                          gpu->workspace, gpu->workspace_bytes, &zero, set->out_desc, out));
+    const conv_tensors t = {(float *)in, (float *)weight, out};
+    run_direction(gpu, plan, set, CONV_FWD, &t);
     gpu_bias_act_forward(gpu, out, bias, n, plan->shape.out_c, plan->shape.out_h * plan->shape.out_w,
                          plan->shape.act);
     gpu_op_done(gpu, "conv2d_forward");
@@ -481,15 +538,11 @@ void gpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
     conv_batch_set *set = batch_set_for(gpu, plan, n);
     /* ReLU mask on dout in place, and dbias, in one pass. */
     gpu_bias_act_backward(gpu, out, dout, dbias, n, s->out_c, s->out_h * s->out_w, s->act);
-    const float one = 1.0f, zero = 0.0f;
-    if (din)
-        CUDNN_OP(gpu, cudnnConvolutionBackwardData(
-                          gpu->cudnn, &one, plan->filter_desc, weight, set->out_desc, dout,
-                          set->conv[CONV_BWD_DATA], (cudnnConvolutionBwdDataAlgo_t)set->algo[CONV_BWD_DATA],
-                          gpu->workspace, gpu->workspace_bytes, &zero, set->in_desc, din));
-    CUDNN_OP(gpu, cudnnConvolutionBackwardFilter(
-                      gpu->cudnn, &one, set->in_desc, in, set->out_desc, dout, set->conv[CONV_BWD_FILTER],
-                      (cudnnConvolutionBwdFilterAlgo_t)set->algo[CONV_BWD_FILTER], gpu->workspace,
-                      gpu->workspace_bytes, &zero, plan->filter_desc, dweight));
+    if (din) {
+        const conv_tensors data = {din, (float *)weight, dout};
+        run_direction(gpu, plan, set, CONV_BWD_DATA, &data);
+    }
+    const conv_tensors filter = {(float *)in, dweight, dout};
+    run_direction(gpu, plan, set, CONV_BWD_FILTER, &filter);
     gpu_op_done(gpu, "conv2d_backward");
 }

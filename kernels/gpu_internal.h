@@ -61,6 +61,9 @@ typedef struct hd_gpu_backend {
     hd_backend_ops ops_table;
     hd_gpu_options options;
     int sync_each_op; /* HD_GPU_SYNC=1: synchronise after every op (debugging) */
+    /* HD_GPU_TEST_REFUSE_CONV=1 (tests): a conv batch set made for a smaller batch has its
+     * first call of each direction refused, so that the retry of other algorithms runs. */
+    int test_refuse_new_conv_sets;
 
     int device;
     char device_name[256];

@@ -139,9 +139,18 @@ static int probe_cudnn_ties(hd_gpu_backend *gpu, gpu_pool_plan *plan) {
             goto done;
         PROBE_CUDNN(cudnnPoolingForward(gpu->cudnn, plan->pool_desc, &one, plan->in_desc, d_in, &zero,
                                         plan->out_desc, d_out));
-        PROBE_CUDNN(cudnnPoolingBackward(gpu->cudnn, plan->pool_desc, &one, plan->out_desc, d_out,
-                                         plan->out_desc, d_dout, plan->in_desc, d_in, &zero, plan->in_desc,
-                                         d_din_cudnn));
+        /* cuDNN's backward failing here only means ours does backward: not a failed plan. */
+        cudnnStatus_t backward_status =
+            cudnnPoolingBackward(gpu->cudnn, plan->pool_desc, &one, plan->out_desc, d_out, plan->out_desc,
+                                 d_dout, plan->in_desc, d_in, &zero, plan->in_desc, d_din_cudnn);
+        if (backward_status != CUDNN_STATUS_SUCCESS) {
+            if (gpu->options.verbose)
+                fprintf(stderr,
+                        "hd-gpu: maxpool %dx%dx%d size %d: cudnnPoolingBackward failed (%s); ours runs\n",
+                        s->channels, s->in_h, s->in_w, s->size, hd_gpu_cudnn_error(backward_status));
+            rc = 0;
+            goto done;
+        }
         maxpool_backward_kernel<<<gpu_grid_blocks(gpu, out_count), HD_GPU_THREADS, 0, gpu->compute>>>(
             out_count, s->in_h, s->in_w, s->out_h, s->out_w, s->size, d_in, d_dout, d_din_ours);
         PROBE_CUDA(cudaGetLastError());

@@ -305,9 +305,10 @@ int main(void) {
     hd_conv_shape conv2 = {64, 32, 13, 13, 64, 3, 0, 11, 11, HD_ACT_RELU};
     const int conv2_batches[] = {64, 17, 1, 64};
     test_conv(&p, conv2, conv2_batches, 4, 0, &rng);
-    hd_conv_shape padded = {6, 3, 9, 7, 5, 3, 1, 9, 7, HD_ACT_NONE};
-    const int padded_batches[] = {6, 2, 5, 3, 1}; /* more small batches than cached sets */
-    test_conv(&p, padded, padded_batches, 5, 0, &rng);
+    /* Nine smaller batch sizes, more than the plan keeps sets for (7): sets are replaced. */
+    hd_conv_shape padded = {10, 3, 9, 7, 5, 3, 1, 9, 7, HD_ACT_NONE};
+    const int padded_batches[] = {10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 10};
+    test_conv(&p, padded, padded_batches, 12, 0, &rng);
 
     hd_pool_shape pool1 = {128, 32, 26, 26, 2, 13, 13};
     const int pool1_batches[] = {128, 96, 1};
@@ -332,6 +333,28 @@ int main(void) {
         test_tf32(p.cpu, tf32, 0, &rng);
         test_tf32(p.cpu, tf32, 1, &rng);
         hd_backend_destroy(tf32);
+    }
+
+    /* A set made for a smaller batch whose algorithms cuDNN refuses on their first call
+     * (forced by HD_GPU_TEST_REFUSE_CONV, read when a backend is made): the plan must try
+     * the others and still compute what the CPU does; without the retry the op would end
+     * the process. Left out under compute-sanitizer: its plans are deterministic there, and
+     * the deterministic algorithms other than the refused one may all need more workspace
+     * than the plan reserved. */
+    hd_backend *refusing = NULL;
+    if (gpu_under_sanitizer()) {
+        printf("under compute-sanitizer: the refused-algorithm retry is left out\n");
+    } else {
+        setenv("HD_GPU_TEST_REFUSE_CONV", "1", 1);
+        refusing = hd_gpu_backend_create(&gpu_opts);
+        unsetenv("HD_GPU_TEST_REFUSE_CONV");
+        CHECK(refusing != NULL, "backend refusing new conv sets: %s", hd_last_error());
+    }
+    if (refusing) {
+        const backend_pair refusing_pair = {p.cpu, refusing};
+        const int refused_batches[] = {64, 17, 1, 17};
+        test_conv(&refusing_pair, conv2, refused_batches, 4, 0, &rng);
+        hd_backend_destroy(refusing);
     }
 
     gpu_pair_close(&p);
