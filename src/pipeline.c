@@ -189,7 +189,17 @@ static void release_slots(hd_pipeline *p, int keep) {
 int hd_pipeline_start_epoch(hd_pipeline *p, uint64_t epoch) {
     release_slots(p, 0);
     pthread_mutex_lock(&p->lock);
-    /* The previous epoch must be fully consumed before its buffers are reused. */
+    /* An epoch left early (a diverged step) can find the producer filling a slot: let it
+     * start nothing more and finish that one before the slots are reset under it. */
+    p->steps = p->produced;
+    for (;;) {
+        int filling = 0;
+        for (int s = 0; s < HD_PIPELINE_SLOTS; s++)
+            filling |= p->slots[s].state == SLOT_FILLING;
+        if (!filling)
+            break;
+        pthread_cond_wait(&p->changed, &p->lock);
+    }
     p->epoch = epoch;
     hd_epoch_permutation(p->order, p->config.data->count, p->config.seed, epoch);
     p->steps = (p->config.data->count + p->config.batch - 1) / p->config.batch;
