@@ -184,6 +184,58 @@ static void check_timing(hd_backend *be) {
     CHECK(be->ops->peak_gflops(be) == peak, "peak_gflops is not measured once and kept");
 }
 
+/* The two orderings of the upload stream against compute, on buffers large enough that a
+ * missing wait shows (a 64 MiB upload takes a millisecond or more, a pass over it tens of
+ * microseconds): an upload queued after ops that read its destination must not overwrite
+ * it under them, and a replayed recording must wait for the upload of its input queued just
+ * before it (as the pipeline queues the next batch). Dropout at rate 0 is the copy op. */
+static void check_large_transfer_ordering(hd_backend *be, uint64_t *rng) {
+    const size_t count = (size_t)16 << 20, bytes = count * sizeof(float);
+    float *dev = be->ops->alloc(be, count), *other = be->ops->alloc(be, count);
+    float *first = be->ops->host_alloc(be, bytes), *second = be->ops->host_alloc(be, bytes);
+    float *back = malloc(bytes);
+    CHECK(dev && other && first && second && back, "allocation failed: %s", hd_last_error());
+    if (!dev || !other || !first || !second || !back)
+        goto done;
+    test_fill_uniform(first, count, 1.0f, 2.0f, rng);
+    test_fill_uniform(second, count, -2.0f, -1.0f, rng);
+
+    be->ops->upload(be, dev, first, bytes);
+    for (int pass = 0; pass < 8; pass++) /* several reads of dev, queued before the next upload */
+        be->ops->dropout_forward(be, count, 0.0f, 1, 0, NULL, dev, other);
+    be->ops->upload(be, dev, second, bytes);
+    be->ops->download(be, back, other, bytes);
+    CHECK(memcmp(back, first, bytes) == 0,
+          "64 MiB: an upload overwrote its destination under ops queued before it");
+    be->ops->download(be, back, dev, bytes);
+    CHECK(memcmp(back, second, bytes) == 0, "64 MiB: the second upload did not arrive");
+
+    if (be->ops->record_begin) {
+        CHECK(be->ops->record_begin(be) == 0, "record_begin: %s", hd_last_error());
+        be->ops->dropout_forward(be, count, 0.0f, 1, 0, NULL, dev, other);
+        void *recording = be->ops->record_end(be);
+        CHECK(recording != NULL, "recording a copy: %s", hd_last_error());
+        if (recording) {
+            be->ops->upload(be, dev, first, bytes);
+            CHECK(be->ops->replay(be, recording) == 0, "replay: %s", hd_last_error());
+            be->ops->download(be, back, other, bytes);
+            CHECK(memcmp(back, first, bytes) == 0,
+                  "64 MiB: a replay ran before the upload of its input queued before it had arrived");
+            be->ops->recording_free(be, recording);
+        }
+    }
+    int fence = be->ops->fence_record(be);
+    be->ops->fence_wait(be, fence); /* before the pinned buffers go */
+done:
+    free(back);
+    if (first)
+        be->ops->host_free(be, first);
+    if (second)
+        be->ops->host_free(be, second);
+    be->ops->free(be, dev);
+    be->ops->free(be, other);
+}
+
 int main(void) {
     uint64_t rng = test_fresh_seed();
     check_cpu_timing_ops();
@@ -191,7 +243,7 @@ int main(void) {
     CHECK(count >= 0, "negative device count %d", count);
     if (count == 0) {
         check_without_device();
-        test_skip("no CUDA device answers");
+        gpu_no_device();
         return test_finish();
     }
     char list[4096];
@@ -219,6 +271,7 @@ int main(void) {
           "description lacks the memory or library versions: %s", text);
 
     check_transfers(be, &rng);
+    check_large_transfer_ordering(be, &rng);
     check_timing(be);
 
     if (gpu_under_sanitizer()) {

@@ -85,8 +85,10 @@ static void test_dropout(const backend_pair *p, size_t count, float rate, uint64
 
 /* ---- softmax + cross-entropy ---- */
 
+/* Logits uniform in [-scale, scale]; with tie_every > 0, every tie_every-th row has all its
+ * logits equal (the prediction is then the first class on both sides). */
 static void test_softmax(const backend_pair *p, int n, int classes, float scale, float divisor, int want_grad,
-                         uint64_t *rng) {
+                         int tie_every, uint64_t *rng) {
     size_t cnt = (size_t)n * classes;
     float *h_logits = malloc(cnt * 4);
     int32_t *h_labels = malloc((size_t)n * 4);
@@ -97,6 +99,9 @@ static void test_softmax(const backend_pair *p, int n, int classes, float scale,
         return;
     }
     test_fill_uniform(h_logits, cnt, -scale, scale, rng);
+    for (int r = 0; tie_every > 0 && r < n; r += tie_every)
+        for (int c = 1; c < classes; c++)
+            h_logits[(size_t)r * classes + c] = h_logits[(size_t)r * classes];
     for (int i = 0; i < n; i++)
         h_labels[i] = (int32_t)(test_rand_u64(rng) % (uint64_t)classes);
     const float start[2] = {0.5f, 2.0f}; /* the op adds to what is there */
@@ -215,12 +220,15 @@ int main(void) {
     test_dropout(&p, act_count, 0.99f, &rng);
     test_dropout(&p, 1, 0.5f, &rng);
 
-    test_softmax(&p, 128, 10, 5.0f, 128.0f, 1, &rng);
-    test_softmax(&p, 1, 10, 5.0f, 1.0f, 1, &rng);
-    test_softmax(&p, 37, 10, 5.0f, 128.0f, 1, &rng);    /* last batch, mean over the full batch */
-    test_softmax(&p, 3000, 10, 5.0f, 3000.0f, 0, &rng); /* evaluation: metrics only */
-    test_softmax(&p, 128, 10, 1e4f, 128.0f, 1, &rng);   /* huge logits */
-    test_softmax(&p, 64, 3, 1e4f, 64.0f, 1, &rng);
+    test_softmax(&p, 128, 10, 5.0f, 128.0f, 1, 0, &rng);
+    test_softmax(&p, 1, 10, 5.0f, 1.0f, 1, 0, &rng);
+    test_softmax(&p, 37, 10, 5.0f, 128.0f, 1, 0, &rng);    /* last batch, mean over the full batch */
+    test_softmax(&p, 3000, 10, 5.0f, 3000.0f, 0, 0, &rng); /* evaluation: metrics only */
+    test_softmax(&p, 128, 10, 1e4f, 128.0f, 1, 5, &rng);   /* huge logits, some rows all equal */
+    test_softmax(&p, 64, 3, 1e4f, 64.0f, 1, 0, &rng);
+    /* Logits near float's limit (differences of 2e30; a row's loss up to 2e30, the sum of
+     * 128 still finite): no inf or NaN in loss, count or gradient. */
+    test_softmax(&p, 128, 10, 1e30f, 128.0f, 1, 7, &rng);
 
     const size_t param_count = 225034; /* the default network's */
     test_optimizer(&p, 1, 0, param_count, &rng);

@@ -55,6 +55,34 @@ static float *download(const hd_model *model, const float *dev, size_t n) {
 
 /* Number of ReLU units and pooling windows whose branch differs between the two forward
  * passes (arg-max: the first position holding the window's maximum). */
+/* Rows of the CPU model's last logits whose two largest values are within 1e-5 of the
+ * largest logit magnitude of the batch. */
+static size_t near_tie_rows(const hd_model *cm, int n) {
+    const hd_layer *last = &cm->layers[cm->n_layers - 1];
+    size_t count = (size_t)n * cm->classes, ties = 0;
+    float *logits = download(cm, last->out, count);
+    if (!logits)
+        return 0;
+    double scale = 0.0;
+    for (size_t i = 0; i < count; i++)
+        scale = fmax(scale, fabs((double)logits[i]));
+    for (int r = 0; r < n; r++) {
+        const float *row = logits + (size_t)r * cm->classes;
+        double top = -INFINITY, second = -INFINITY;
+        for (int c = 0; c < cm->classes; c++) {
+            if (row[c] > top) {
+                second = top;
+                top = row[c];
+            } else if (row[c] > second) {
+                second = row[c];
+            }
+        }
+        ties += top - second <= 1e-5 * scale;
+    }
+    free(logits);
+    return ties;
+}
+
 static size_t pattern_differences(const hd_model *a, const hd_model *b, int n) {
     size_t differ = 0;
     for (int l = 0; l < a->n_layers; l++) {
@@ -170,8 +198,12 @@ static void compare_gradients(hd_model *cm, hd_model *gm, int n, uint64_t *rng) 
            (double)metrics[1][0], (double)metrics[0][1], (double)metrics[1][1]);
     CHECK(fabs((double)metrics[1][0] - metrics[0][0]) <= GPU_TOL_LOSS_RTOL * fabs((double)metrics[0][0]),
           "n=%d: loss sum %.9g vs %.9g", n, (double)metrics[1][0], (double)metrics[0][0]);
-    CHECK(metrics[1][1] == metrics[0][1], "n=%d: correct %.0f vs %.0f", n, (double)metrics[1][1],
-          (double)metrics[0][1]);
+    /* A row whose two largest logits are nearly equal may rank them either way on the two
+     * backends (logits agree to rounding); every other row must be judged alike. */
+    size_t near_ties = near_tie_rows(cm, n);
+    CHECK(fabs((double)metrics[1][1] - metrics[0][1]) <= (double)near_ties,
+          "n=%d: correct %.0f vs %.0f (%zu rows with near-tied top logits)", n, (double)metrics[1][1],
+          (double)metrics[0][1], near_ties);
     for (int l = 0; l < cm->n_layers; l++) {
         const hd_layer *layer = &cm->layers[l];
         if (!layer->weight_count)
@@ -192,10 +224,20 @@ static void compare_training(hd_model *cm, hd_model *gm, int steps, uint64_t *rn
     hd_optimizer opt[2];
     hd_train_step runner[2];
     uint64_t seed = test_rand_u64(rng);
+    int opt_ok = 1;
     for (int k = 0; k < 2; k++) {
         hd_optimizer_defaults(&opt[k], HD_OPT_ADAM);
-        CHECK(hd_optimizer_init(&opt[k], models[k]) == 0, "optimizer: %s", hd_last_error());
+        int ok = hd_optimizer_init(&opt[k], models[k]) == 0;
+        CHECK(ok, "optimizer on %s: %s", models[k]->be->name, hd_last_error());
+        opt_ok &= ok;
         hd_train_step_init(&runner[k], models[k], &opt[k], seed);
+    }
+    if (!opt_ok) {
+        for (int k = 0; k < 2; k++) {
+            hd_train_step_free(&runner[k]);
+            hd_optimizer_free(&opt[k], models[k]);
+        }
+        return;
     }
     float *images = malloc((size_t)TRAIN_BATCH * 784 * sizeof(float));
     int32_t *labels = malloc(TRAIN_BATCH * sizeof(int32_t));
@@ -216,6 +258,8 @@ static void compare_training(hd_model *cm, hd_model *gm, int steps, uint64_t *rn
             loss[k] = metrics[0] / (float)n;
         }
         double diff = fabs((double)loss[1] - loss[0]);
+        if (isnan(diff))
+            diff = INFINITY; /* a NaN loss on either side is a step out of tolerance */
         if (diff > GPU_TOL_CURVE_ATOL + GPU_TOL_CURVE_RTOL * fabs((double)loss[0]))
             bad_steps++;
         if (diff > worst) {

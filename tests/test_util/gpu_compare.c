@@ -8,12 +8,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+int gpu_no_device(void) {
+    if (hd_gpu_device_count() > 0)
+        return 0;
+    char why[512];
+    hd_gpu_list_devices(why, sizeof why); /* the CUDA runtime's reason */
+    const char *require = getenv("HD_TEST_REQUIRE_GPU");
+    if (require && atoi(require) > 0) {
+        CHECK(0, "HD_TEST_REQUIRE_GPU is set, but no CUDA device answers %s", why);
+        return 1;
+    }
+    char reason[600];
+    snprintf(reason, sizeof reason, "no CUDA device answers %s", why);
+    test_skip(reason);
+    return 1;
+}
+
 int gpu_pair_open(gpu_backend_pair *pair, const hd_gpu_options *gpu_options) {
     pair->cpu = pair->gpu = NULL;
-    if (hd_gpu_device_count() == 0) {
-        test_skip("no CUDA device answers");
+    if (gpu_no_device())
         return 0;
-    }
     hd_cpu_options cpu_options = {2};
     hd_gpu_options options = {.device = 0};
     if (gpu_options)

@@ -13,9 +13,14 @@ typedef struct {
     hd_backend *cpu, *gpu;
 } gpu_backend_pair;
 
+/* 1 when no CUDA device answers, after test_skip() with the CUDA runtime's reason, or, with
+ * HD_TEST_REQUIRE_GPU=1 in the environment (bench/gpu-check sets it), after a recorded
+ * failure: on a GPU machine a broken driver must not read as a skip. 0 when one answers. */
+int gpu_no_device(void);
+
 /* Opens the CPU backend (2 threads) and GPU `gpu_options` (NULL: device 0, defaults; under
  * compute-sanitizer with deterministic set).
- * Returns 1 when both are open. Returns 0 after test_skip() when no CUDA device answers, or
+ * Returns 1 when both are open. Returns 0 after gpu_no_device() found no CUDA device, or
  * after a recorded CHECK failure when one answers but a backend cannot be opened (so a GPU
  * machine never skips silently). */
 int gpu_pair_open(gpu_backend_pair *pair, const hd_gpu_options *gpu_options);
