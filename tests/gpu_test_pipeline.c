@@ -6,8 +6,9 @@
  * upload it reads. Two epochs of a random data set (the last batch smaller) go through the
  * pipeline on both backends with the same model and weights; every step runs the eval
  * forward and the loss on model->input / model->labels and copies the batch it saw into a
- * device-side record, with no host wait inside the epoch (so a missing dependency is a real
- * race, not hidden by a synchronisation). Then:
+ * device-side record, with no download or synchronisation inside the epoch: the only host
+ * waits are the pipeline's own fence waits for the work queued two steps back, so the device
+ * always has later steps queued and a missing dependency is a real race. Then:
  *   - the GPU saw exactly the images and labels of each epoch's permutation (exact);
  *   - its logits and per-step loss sums match the CPU's (GPU_TOL_RTOL / GPU_TOL_ATOL_SCALE,
  *     GPU_TOL_LOSS_RTOL from tests/test_util/tolerances.h);
