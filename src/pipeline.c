@@ -107,9 +107,9 @@ int hd_pipeline_create(hd_pipeline **out, hd_backend *be, const hd_pipeline_conf
      * is already computing: a producer thread would only take turns with the compute
      * threads (and stall their barriers), so batches are prepared in line, on all cores. */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    p->threaded = be->is_gpu;
+    p->threaded = config->producer == HD_PRODUCER_AUTO ? be->is_gpu : config->producer == HD_PRODUCER_THREAD;
     p->augment_threads =
-        be->is_gpu ? (int)(cores > 2 ? (cores / 2 < 8 ? cores / 2 : 8) : 1) : (int)(cores > 0 ? cores : 1);
+        p->threaded ? (int)(cores > 2 ? (cores / 2 < 8 ? cores / 2 : 8) : 1) : (int)(cores > 0 ? cores : 1);
     p->order = hd_malloc(sizeof(int) * (size_t)config->data->count);
     p->positions = hd_malloc(sizeof(uint64_t) * (size_t)config->batch);
     p->gathered = hd_malloc(sizeof(float) * p->image_size * (size_t)config->batch);

@@ -42,12 +42,17 @@ void hd_epoch_permutation(int *order, int n, uint64_t seed, uint64_t epoch);
 
 typedef struct hd_pipeline hd_pipeline;
 
+/* Who makes the batches: by default a producer thread beside a GPU and the consumer itself
+ * beside the CPU backend; either can be asked for (the tests run the thread on the CPU). */
+typedef enum { HD_PRODUCER_AUTO = 0, HD_PRODUCER_THREAD, HD_PRODUCER_IN_LINE } hd_producer;
+
 typedef struct {
     const hd_float_set *data;
     int batch;
     uint64_t seed;
     int augment;
     hd_augment_ranges ranges;
+    hd_producer producer;
 } hd_pipeline_config;
 
 int hd_pipeline_create(hd_pipeline **out, hd_backend *be, const hd_pipeline_config *config);
