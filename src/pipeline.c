@@ -176,7 +176,10 @@ static void release_slots(hd_pipeline *p, int keep) {
         if (step < 0)
             continue;
         pipeline_slot *slot = &p->slots[step % HD_PIPELINE_SLOTS];
-        if (slot->state != SLOT_IN_FLIGHT)
+        pthread_mutex_lock(&p->lock); /* the producer writes slot states under the lock */
+        int in_flight = slot->state == SLOT_IN_FLIGHT;
+        pthread_mutex_unlock(&p->lock);
+        if (!in_flight)
             continue;
         p->be->ops->fence_wait(p->be, slot->fence);
         pthread_mutex_lock(&p->lock);
@@ -236,7 +239,9 @@ static void upload_step(hd_pipeline *p, int step) {
     be->ops->upload(be, p->device_labels[b], slot->labels, sizeof(int32_t) * (size_t)slot->count);
     p->device_count[b] = slot->count;
     slot->fence = be->ops->fence_record(be);
+    pthread_mutex_lock(&p->lock);
     slot->state = SLOT_IN_FLIGHT;
+    pthread_mutex_unlock(&p->lock);
     p->consumed = step + 1;
 }
 
