@@ -252,6 +252,15 @@ void hd_gpu_list_devices(char *buf, size_t buf_len) {
     buf[0] = '\0';
     int count = 0;
     cudaError_t err = cudaGetDeviceCount(&count);
+    if (err == cudaErrorInsufficientDriver) { /* also what a machine with no driver at all gets */
+        (void)cudaGetLastError();
+        int runtime = 0;
+        (void)cudaRuntimeGetVersion(&runtime);
+        snprintf(buf, buf_len,
+                 "(no CUDA devices: no NVIDIA driver, or one older than the CUDA %d.%d runtime needs)",
+                 runtime / 1000, runtime % 1000 / 10);
+        return;
+    }
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
         snprintf(buf, buf_len, "(no CUDA devices: %s)", cudaGetErrorString(err));

@@ -40,8 +40,12 @@ hd_backend *hd_backend_open(const char *device, int no_fallback, const hd_cpu_op
     }
 
     int count = hd_gpu_device_count();
-    if (count == 0)
-        return fall_back("no usable GPU (no CUDA device or driver, or built without CUDA)", no_fallback, cpu);
+    if (count == 0) {
+        char reason[512], why[600];
+        hd_gpu_list_devices(reason, sizeof reason); /* the CUDA runtime's reason, or no CUDA in this build */
+        snprintf(why, sizeof why, "no usable GPU %s", reason);
+        return fall_back(why, no_fallback, cpu);
+    }
     if (options.device >= count) {
         char list[2048];
         hd_gpu_list_devices(list, sizeof list);
