@@ -2,9 +2,10 @@
  *
  * Each op gets the same fresh random inputs on both backends (outputs poisoned with NaN
  * first, so an element the GPU never writes fails), and its outputs and every gradient are
- * compared. Backward passes get identical `out` tensors on both sides (the CPU's), so the
- * ReLU mask is the same and the comparison measures the arithmetic alone. Shapes: the
- * default network's layers at full batch, a smaller last batch and a batch of 1; padding;
+ * compared; on a batch smaller than the plan's, the elements past it must stay NaN on both
+ * backends (an op that used the max_batch descriptors would write them). Backward passes get identical `out`
+ * tensors on both sides (the CPU's), so the ReLU mask is the same and the comparison measures the arithmetic
+ * alone. Shapes: the default network's layers at full batch, a smaller last batch and a batch of 1; padding;
  * no activation; din skipped; pooling that leaves rows uncovered; pooling with ties.
  *
  * Tolerances (tests/test_util/tolerances.h): outputs and gradients GPU_TOL_RTOL with
@@ -77,12 +78,14 @@ static void test_conv(const backend_pair *p, hd_conv_shape s, const int *batches
             be[k]->ops->upload(be[k], in[k], h_in, in_cnt * 4);
             be[k]->ops->upload(be[k], w[k], h_w, w_n * 4);
             be[k]->ops->upload(be[k], b[k], h_b, (size_t)s.out_c * 4);
-            gpu_poison(be[k], out[k], out_cnt);
+            gpu_poison(be[k], out[k], out_n); /* the whole buffer: past the batch must stay NaN */
             be[k]->ops->conv2d_forward(be[k], plan[k], n, in[k], w[k], b[k], out[k]);
         }
         snprintf(name, sizeof name, "conv %d->%d %dx%d%s n=%d out", s.in_c, s.out_c, s.in_h, s.in_w,
                  s.act == HD_ACT_RELU ? " relu" : "", n);
         compare(p, name, out[1], out[0], out_cnt, 0);
+        for (int k = 0; k < 2; k++)
+            gpu_expect_untouched(name, be[k], out[k], out_cnt, out_n);
 
         /* Backward from identical out (the CPU's) and dout. */
         float *cpu_out = gpu_host_copy(p->cpu, out[0], out_cnt);
@@ -91,7 +94,7 @@ static void test_conv(const backend_pair *p, hd_conv_shape s, const int *batches
         free(cpu_out);
         for (int k = 0; k < 2; k++) {
             be[k]->ops->upload(be[k], dout[k], h_dout, out_cnt * 4);
-            gpu_poison(be[k], din[k], in_cnt);
+            gpu_poison(be[k], din[k], in_n);
             gpu_poison(be[k], dw[k], w_n);
             gpu_poison(be[k], db[k], (size_t)s.out_c);
             be[k]->ops->conv2d_backward(be[k], plan[k], n, in[k], w[k], out[k], dout[k],
@@ -102,6 +105,8 @@ static void test_conv(const backend_pair *p, hd_conv_shape s, const int *batches
         if (!skip_din) {
             snprintf(name, sizeof name, "conv n=%d din", n);
             compare(p, name, din[1], din[0], in_cnt, 0);
+            for (int k = 0; k < 2; k++)
+                gpu_expect_untouched(name, be[k], din[k], in_cnt, in_n);
         }
         snprintf(name, sizeof name, "conv n=%d dweight", n);
         compare(p, name, dw[1], dw[0], w_n, 0);
@@ -155,17 +160,21 @@ static void test_pool(const backend_pair *p, hd_pool_shape s, const int *batches
         fill(h_dout, out_cnt, -1.0f, 1.0f, rng);
         for (int k = 0; k < 2; k++) {
             be[k]->ops->upload(be[k], in[k], h_in, in_cnt * 4);
-            gpu_poison(be[k], out[k], out_cnt);
+            gpu_poison(be[k], out[k], out_n); /* the whole buffers: past the batch must stay NaN */
             be[k]->ops->maxpool_forward(be[k], plan[k], n, in[k], out[k]);
             be[k]->ops->upload(be[k], dout[k], h_dout, out_cnt * 4);
-            gpu_poison(be[k], din[k], in_cnt);
+            gpu_poison(be[k], din[k], in_n);
             be[k]->ops->maxpool_backward(be[k], plan[k], n, in[k], out[k], dout[k], din[k]);
         }
         snprintf(name, sizeof name, "pool %dx%dx%d /%d%s n=%d out", s.channels, s.in_h, s.in_w, s.size,
                  ties ? " ties" : "", n);
         compare(p, name, out[1], out[0], out_cnt, 1);
+        for (int k = 0; k < 2; k++)
+            gpu_expect_untouched(name, be[k], out[k], out_cnt, out_n);
         snprintf(name, sizeof name, "pool%s n=%d din", ties ? " ties" : "", n);
         compare(p, name, din[1], din[0], in_cnt, 1);
+        for (int k = 0; k < 2; k++)
+            gpu_expect_untouched(name, be[k], din[k], in_cnt, in_n);
     }
 done:
     for (int k = 0; k < 2; k++) {

@@ -113,6 +113,21 @@ void gpu_poison(hd_backend *be, float *dev, size_t count) {
     free(nan_fill);
 }
 
+void gpu_expect_untouched(const char *name, hd_backend *be, const float *dev, size_t from, size_t to) {
+    if (from >= to)
+        return;
+    float *host = gpu_host_copy(be, dev, to);
+    CHECK(host != NULL, "%s: download failed", name);
+    if (!host)
+        return;
+    size_t written = 0;
+    for (size_t i = from; i < to; i++)
+        written += !isnan(host[i]);
+    CHECK(written == 0, "%s on %s: %zu of the %zu elements past the batch were written", name, be->name,
+          written, to - from);
+    free(host);
+}
+
 double gpu_max_abs(const float *x, size_t count) {
     double m = 0.0;
     for (size_t i = 0; i < count; i++)

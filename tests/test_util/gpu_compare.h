@@ -40,6 +40,10 @@ float *gpu_device_copy(hd_backend *be, const void *host, size_t count);
 float *gpu_host_copy(hd_backend *be, const void *dev, size_t count);
 /* Fills backend memory with NaN, so an element an op never writes fails the comparison. */
 void gpu_poison(hd_backend *be, float *dev, size_t count);
+/* Records a failure when an element of dev[from, to), poisoned before an op on fewer rows than
+ * the buffer holds, is no longer NaN: the op wrote past its rows (a max_batch descriptor used
+ * for a smaller batch, say). */
+void gpu_expect_untouched(const char *name, hd_backend *be, const float *dev, size_t from, size_t to);
 
 double gpu_max_abs(const float *x, size_t count);
 /* ||got - ref|| / ||ref|| (or ||got - ref|| when ref is zero). */
