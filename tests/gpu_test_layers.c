@@ -3,10 +3,11 @@
  * Each op gets the same fresh random inputs on both backends (outputs poisoned with NaN
  * first, so an element the GPU never writes fails), and its outputs and every gradient are
  * compared; on a batch smaller than the plan's, the elements past it must stay NaN on both
- * backends (an op that used the max_batch descriptors would write them). Backward passes get identical `out`
- * tensors on both sides (the CPU's), so the ReLU mask is the same and the comparison measures the arithmetic
- * alone. Shapes: the default network's layers at full batch, a smaller last batch and a batch of 1; padding;
- * no activation; din skipped; pooling that leaves rows uncovered; pooling with ties.
+ * backends (an op that used the max_batch descriptors would write them). Backward passes
+ * get identical `out` tensors on both sides (the CPU's), so the ReLU mask is the same and
+ * the comparison measures the arithmetic alone. Shapes: the default network's layers at
+ * full batch, a smaller last batch and a batch of 1; padding; no activation; din skipped;
+ * pooling that leaves rows uncovered; pooling with ties.
  *
  * Tolerances (tests/test_util/tolerances.h): outputs and gradients GPU_TOL_RTOL with
  * GPU_TOL_ATOL_SCALE of each tensor's largest magnitude; pooling and the masked dout exact
