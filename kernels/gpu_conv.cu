@@ -15,8 +15,9 @@
  * reusing the max_batch algorithms when their workspace still fits. Such a set's first call
  * of each direction is checked: if cuDNN refuses the algorithm for that batch size, the next
  * ones in its heuristic order are tried on the same tensors, as PyTorch does (each direction
- * overwrites its output, so a retry is harmless). All plans share the backend's one
- * workspace, which grows only while a plan is made.
+ * overwrites its output, so a retry is harmless); during a recording the refusal fails the
+ * recording and the op-by-op rerun retries. All plans share the backend's one workspace,
+ * which grows only while a plan is made.
  * Math: FP32 (CUDNN_FMA_MATH, so cuDNN may not use TF32) unless allow_tf32. */
 #include "gpu_internal.h"
 #include "hd/common.h"
@@ -42,7 +43,7 @@ typedef struct {
     int algo[CONV_DIRECTIONS];
     cudnnMathType_t math[CONV_DIRECTIONS];
     size_t workspace[CONV_DIRECTIONS];
-    int ran[CONV_DIRECTIONS]; /* the algorithm has run on this batch size */
+    int ran[CONV_DIRECTIONS]; /* cuDNN has accepted the algorithm for this batch size (run or recorded) */
 } conv_batch_set;
 
 typedef struct {
@@ -409,42 +410,57 @@ static conv_batch_set *batch_set_for(hd_gpu_backend *gpu, gpu_conv_plan *plan, i
     return set;
 }
 
-/* A set's first call of direction `dir` failed with `refused`: tries the other candidates of
- * cuDNN's heuristic order (as allowed by choose_from) on the same tensors. 0 when one ran. */
+/* A set's first call of direction `dir` refused its algorithm (`why`: cuDNN's words, taken
+ * at the refusal): tries the other candidates of cuDNN's heuristic order (as choose_from
+ * allows them) on the same tensors. A refusal made up by HD_GPU_TEST_REFUSE_CONV leaves the
+ * refused algorithm as the last resort, so the test does not depend on another one fitting
+ * the workspace. 0 when one ran. */
 static int retry_direction(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_set *set, conv_direction dir,
-                           const conv_tensors *t, cudnnStatus_t refused) {
-    int refused_algo = set->algo[dir];
+                           const conv_tensors *t, const char *why) {
+    const int refused = set->algo[dir];
     conv_candidate cand[CONV_MAX_CANDIDATES];
     int count = list_candidates(gpu, plan, set, dir, NULL, 0, cand);
-    for (int i = 0; i < count; i++) {
-        if (cand[i].algo == refused_algo ||
-            choose_from(gpu, plan, set, dir, &cand[i], 1, NULL, gpu->workspace_bytes) != 0 ||
-            conv_call(gpu, plan, set, dir, set->algo[dir], t, gpu->workspace, gpu->workspace_bytes) !=
-                CUDNN_STATUS_SUCCESS)
-            continue;
-        fprintf(stderr,
-                "hd-gpu: notice: conv batch %d: cuDNN refused %s algorithm %d (%s); algorithm %d runs\n",
-                set->n, direction_names[dir], refused_algo, hd_gpu_cudnn_error(refused), set->algo[dir]);
-        return 0;
+    for (int pass = 0; pass < 1 + gpu->test_refuse_new_conv_sets; pass++) {
+        for (int i = 0; i < count; i++) {
+            if ((cand[i].algo == refused) != (pass == 1) ||
+                choose_from(gpu, plan, set, dir, &cand[i], 1, NULL, gpu->workspace_bytes) != 0)
+                continue;
+            if (conv_call(gpu, plan, set, dir, set->algo[dir], t, gpu->workspace, gpu->workspace_bytes) !=
+                CUDNN_STATUS_SUCCESS) {
+                (void)cudaGetLastError(); /* a failed launch inside cuDNN must not fail the next op */
+                continue;
+            }
+            fprintf(stderr,
+                    "hd-gpu: notice: conv batch %d: cuDNN refused %s algorithm %d (%s); algorithm %d runs\n",
+                    set->n, direction_names[dir], refused, why, set->algo[dir]);
+            return 0;
+        }
     }
     return -1;
 }
 
 /* Queues direction `dir` with the set's algorithm. The first call on a set made on the host
- * only may find the algorithm refused for this batch size: then the others are tried. */
+ * only may find the algorithm refused for this batch size: then the others are tried. While
+ * recording, a refusal fails the recording instead, and the op-by-op rerun retries. */
 static void run_direction(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_set *set, conv_direction dir,
                           const conv_tensors *t) {
     cudnnStatus_t status =
         gpu->test_refuse_new_conv_sets && !set->ran[dir]
             ? CUDNN_STATUS_NOT_SUPPORTED /* HD_GPU_TEST_REFUSE_CONV: the retry path, on demand */
             : conv_call(gpu, plan, set, dir, set->algo[dir], t, gpu->workspace, gpu->workspace_bytes);
-    if (status != CUDNN_STATUS_SUCCESS && !set->ran[dir] && !gpu->record.active &&
-        retry_direction(gpu, plan, set, dir, t, status) == 0)
-        status = CUDNN_STATUS_SUCCESS;
+    if (status != CUDNN_STATUS_SUCCESS) {
+        char why[512];
+        snprintf(why, sizeof why, "%s",
+                 gpu->test_refuse_new_conv_sets && !set->ran[dir] ? "refused by HD_GPU_TEST_REFUSE_CONV"
+                                                                  : hd_gpu_cudnn_error(status));
+        (void)cudaGetLastError(); /* as in retry_direction */
+        if (!set->ran[dir] && !gpu->record.active && retry_direction(gpu, plan, set, dir, t, why) == 0)
+            status = CUDNN_STATUS_SUCCESS;
+        else
+            hd_gpu_op_failed(gpu, "cuDNN", call_names[dir], why, __FILE__, __LINE__);
+    }
     if (status == CUDNN_STATUS_SUCCESS)
         set->ran[dir] = 1;
-    else
-        hd_gpu_op_failed(gpu, "cuDNN", call_names[dir], hd_gpu_cudnn_error(status), __FILE__, __LINE__);
 }
 
 /* ---- the ops ---- */

@@ -144,6 +144,7 @@ static int probe_cudnn_ties(hd_gpu_backend *gpu, gpu_pool_plan *plan) {
             cudnnPoolingBackward(gpu->cudnn, plan->pool_desc, &one, plan->out_desc, d_out, plan->out_desc,
                                  d_dout, plan->in_desc, d_in, &zero, plan->in_desc, d_din_cudnn);
         if (backward_status != CUDNN_STATUS_SUCCESS) {
+            (void)cudaGetLastError(); /* a failed launch inside cuDNN must not fail a later op */
             if (gpu->options.verbose)
                 fprintf(stderr,
                         "hd-gpu: maxpool %dx%dx%d size %d: cudnnPoolingBackward failed (%s); ours runs\n",

@@ -216,6 +216,7 @@ static void check_large_transfer_ordering(hd_backend *be, uint64_t *rng) {
         void *recording = be->ops->record_end(be);
         CHECK(recording != NULL, "recording a copy: %s", hd_last_error());
         if (recording) {
+            be->ops->zero(be, other, bytes); /* so that a replay that did not run fails too */
             be->ops->upload(be, dev, first, bytes);
             CHECK(be->ops->replay(be, recording) == 0, "replay: %s", hd_last_error());
             be->ops->download(be, back, other, bytes);

@@ -88,8 +88,9 @@ static void check_network(hd_backend *be, const char *spec, int in_c, int hw, in
         if (!count)
             continue;
         /* The first draws are among the layer's biases, until one has been checked (a redraw
-         * picks another bias: the same one would cross the same kink again); a bias moves a
-         * whole channel, so all of them can sit at one kink: after 4 tries, any parameter. */
+         * draws a random bias again, not the same one, which would cross the same kink); a bias
+         * moves a whole channel, so all of them can sit at one kink: after 4 tries, any
+         * parameter. */
         int bias_checked = layer->bias_count == 0;
         for (int k = 0, tries = 0; k < samples_per_layer && tries < 20 * samples_per_layer; k++, tries++) {
             int draw_bias = !bias_checked && tries < 4;
