@@ -184,13 +184,15 @@ static int gpu_context_init(hd_gpu_backend *gpu) {
     CUBLAS_TRY(cublasGetVersion(gpu->cublas, &cublas_version));
 
     snprintf(gpu->description, sizeof gpu->description,
-             "%s, %.1f GiB, cuDNN %zu.%zu.%zu, cuBLAS %d.%d.%d, sm_%d%d, %s%s%s", gpu->device_name,
+             "%s, %.1f GiB, cuDNN %zu.%zu.%zu, cuBLAS %d.%d.%d, sm_%d%d, %s%s%s%s", gpu->device_name,
              (double)gpu->total_memory / (1024.0 * 1024.0 * 1024.0), cudnn_version / 10000,
              (cudnn_version % 10000) / 100, cudnn_version % 100, cublas_version / 10000,
              (cublas_version % 10000) / 100, cublas_version % 100, prop.major, prop.minor,
              gpu->options.allow_tf32 ? "TF32 allowed" : "FP32 math",
              gpu->options.deterministic ? ", deterministic" : "",
-             gpu->ops_table.record_begin ? ", CUDA graphs" : ", no CUDA graphs");
+             gpu->ops_table.record_begin ? ", CUDA graphs" : ", no CUDA graphs",
+             gpu->test_refuse_new_conv_sets ? ", test: first conv calls refused (HD_GPU_TEST_REFUSE_CONV)"
+                                            : "");
     return 0;
 }
 

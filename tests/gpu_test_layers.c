@@ -355,6 +355,9 @@ int main(void) {
     hd_backend *refusing = hd_gpu_backend_create(&refusing_opts);
     unsetenv("HD_GPU_TEST_REFUSE_CONV");
     CHECK(refusing != NULL, "backend refusing new conv sets: %s", hd_last_error());
+    /* The hook taken up and no process ended below: the retries ran. */
+    CHECK(!refusing || strstr(refusing->ops->describe(refusing), "HD_GPU_TEST_REFUSE_CONV") != NULL,
+          "HD_GPU_TEST_REFUSE_CONV was not taken up: %s", refusing ? refusing->ops->describe(refusing) : "");
     if (refusing) {
         const backend_pair refusing_pair = {p.cpu, refusing};
         const int refused_batches[] = {64, 17, 1, 17};
