@@ -58,6 +58,12 @@ static hd_step_recording *claim(hd_train_step *ts, int n) {
     return slot;
 }
 
+/* Turns recording off for the run: steps run op by op from now on. */
+static void stop_recording(hd_train_step *ts) {
+    fprintf(stderr, "hd-gpu: notice: %s; training steps run op by op\n", hd_last_error());
+    ts->recording_on = 0;
+}
+
 /* Records the step's ops into the slot. 0 when the backend could not record them: recording is
  * then off for good (with a notice), and nothing ran. */
 static int record(hd_train_step *ts, hd_step_recording *slot, int n) {
@@ -67,8 +73,7 @@ static int record(hd_train_step *ts, hd_step_recording *slot, int n) {
         slot->recording = be->ops->record_end(be);
     }
     if (!slot->recording) {
-        fprintf(stderr, "hd-gpu: notice: %s; training steps run op by op\n", hd_last_error());
-        ts->recording_on = 0;
+        stop_recording(ts);
         return 0;
     }
     ts->recordings_made++;
@@ -87,8 +92,7 @@ static int replay(hd_train_step *ts, hd_step_recording *slot, int n) {
         be->ops->recording_free(be, slot->recording); /* stale */
         slot->recording = NULL;
     }
-    fprintf(stderr, "hd-gpu: notice: %s; training steps run op by op\n", hd_last_error());
-    ts->recording_on = 0;
+    stop_recording(ts);
     return 0;
 }
 

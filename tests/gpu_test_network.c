@@ -44,20 +44,13 @@
 #define TRAIN_BATCH 32
 #define TRAIN_STEPS 200
 
-static float *download(const hd_model *model, const float *dev, size_t n) {
-    float *host = malloc(n * sizeof(float) + 1);
-    if (host)
-        model->be->ops->download(model->be, host, dev, n * sizeof(float));
-    return host;
-}
-
 /* Rows of the CPU model's last logits whose two largest values are closer than the logits
  * comparison lets the two backends differ: 2 (GPU_TOL_RTOL + GPU_TOL_ATOL_SCALE) of the
  * batch's largest logit magnitude (each of the two may move by its tolerance). */
 static size_t near_tie_rows(const hd_model *cm, int n) {
     const hd_layer *last = &cm->layers[cm->n_layers - 1];
     size_t count = (size_t)n * cm->classes, ties = 0;
-    float *logits = download(cm, last->out, count);
+    float *logits = gpu_host_copy(cm->be, last->out, count);
     if (!logits)
         return 0;
     double scale = 0.0;
@@ -90,12 +83,12 @@ static size_t pattern_differences(const hd_model *a, const hd_model *b, int n) {
         int relu = la->spec.act == HD_ACT_RELU, pool = la->spec.kind == HD_LAYER_MAXPOOL;
         if (!relu && !pool)
             continue;
-        float *oa = download(a, la->out, count), *ob = download(b, lb->out, count);
+        float *oa = gpu_host_copy(a->be, la->out, count), *ob = gpu_host_copy(b->be, lb->out, count);
         float *ia = NULL, *ib = NULL;
         size_t in_count = (size_t)n * la->in_c * la->in_h * la->in_w;
         if (pool) {
-            ia = download(a, l ? a->layers[l - 1].out : a->input, in_count);
-            ib = download(b, l ? b->layers[l - 1].out : b->input, in_count);
+            ia = gpu_host_copy(a->be, l ? a->layers[l - 1].out : a->input, in_count);
+            ib = gpu_host_copy(b->be, l ? b->layers[l - 1].out : b->input, in_count);
         }
         if (!oa || !ob || (pool && (!ia || !ib))) {
             differ = (size_t)-1;

@@ -5,11 +5,12 @@
  *     cross-entropy with its gradient + backward + optimizer update, run as the trainer runs it
  *     (hd_train_step: replayed from a recorded CUDA graph on a GPU, then timed once more op by
  *     op), on batches uploaded to the backend once before timing (data resident on the device;
- *     the model's input pointer is pointed at the resident batch, so no copy is timed). After warm-up, each
- * repeat runs `steps` steps back to back and ends with a download of model->metrics (8 bytes), which waits
- * for all queued work; the repeat's time is measured on the device between two fences (CUDA events) when the
- * backend has fence_elapsed_ms, else the monotonic clock around that region. The figures are the median, min
- * and max over the repeats.
+ *     the model's input pointer is pointed at the resident batch, so no copy is timed). After
+ *     warm-up, each repeat runs `steps` steps back to back and ends with a download of
+ *     model->metrics (8 bytes), which waits for all queued work; the repeat's time is measured
+ *     on the device between two fences (CUDA events) when the backend has fence_elapsed_ms,
+ *     else the monotonic clock around that region. The figures are the median, min and max over
+ *     the repeats.
  *   - inference: eval forward + loss/accuracy (no gradient) at a large batch, timed the same
  *     way; latency: one image, upload + forward + download of its 10 logits, per image.
  *   - the floor: FLOPs per image from the layer spec, a rough bytes-per-step estimate, and

@@ -7,9 +7,10 @@
  * is seen (the first runs op by op, as a warm-up that keeps one-time set-up such as kernel
  * loading out of the recording) and replayed from then on: one launch instead of some thirty
  * per step. The pipeline alternates between two device batches and an epoch may end on a
- * smaller one, so a few recordings are kept (least recently used goes first). A recording that cannot be made
- * turns recording off for the run, with a one-line notice, and steps run op by op; the
- * results are the same either way (the same kernels on the same memory, in the same order). */
+ * smaller one, so a few recordings are kept (least recently used goes first). A recording
+ * that cannot be made turns recording off for the run, with a one-line notice, and steps run
+ * op by op; the results are the same either way (the same kernels on the same memory, in the
+ * same order). */
 #ifndef HD_TRAIN_STEP_H
 #define HD_TRAIN_STEP_H
 
