@@ -211,7 +211,7 @@ hd_backend *hd_gpu_backend_create(const hd_gpu_options *options) {
     if (opts.device < 0 || opts.device >= count) {
         char list[2048];
         hd_gpu_list_devices(list, sizeof list);
-        hd_fail("GPU %d does not exist; the devices present are:\n%s", opts.device, list);
+        hd_fail("GPU %d does not exist; the devices present are %s", opts.device, list);
         return NULL;
     }
     hd_gpu_backend *gpu = (hd_gpu_backend *)hd_calloc(1, sizeof *gpu);
@@ -279,10 +279,10 @@ void hd_gpu_list_devices(char *buf, size_t buf_len) {
         err = cudaGetDeviceProperties(&prop, d);
         if (err != cudaSuccess) {
             (void)cudaGetLastError();
-            written = snprintf(buf + used, buf_len - used, "%s%d: (unreadable: %s)", d ? "\n" : "", d,
+            written = snprintf(buf + used, buf_len - used, "%s%d: (unreadable: %s)", d ? "; " : "", d,
                                cudaGetErrorString(err));
         } else {
-            written = snprintf(buf + used, buf_len - used, "%s%d: %s, %.1f GiB, sm_%d%d", d ? "\n" : "", d,
+            written = snprintf(buf + used, buf_len - used, "%s%d: %s, %.1f GiB, sm_%d%d", d ? "; " : "", d,
                                prop.name, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),
                                prop.major, prop.minor);
         }

@@ -30,7 +30,7 @@ typedef struct {
 static void usage(FILE *out) {
     fprintf(out,
             "usage: hd-gpu predict --model FILE [options] IMAGE...\n"
-            "Classifies images of one handwritten digit each (PNG, JPEG, BMP, GIF, TGA, PSD, PNM, ...).\n"
+            "Classifies images of one handwritten digit each (PNG, JPEG, BMP or GIF).\n"
             "Each image is turned into MNIST's form first: grey, inverted when the background is light,\n"
             "cropped to the digit, scaled to fit 20x20 and centred by centre of mass in 28x28.\n"
             "Prints the three most likely classes per image: \"digit.png: 7 (99.12%%), 1 (0.50%%), 9 "

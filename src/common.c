@@ -17,11 +17,32 @@
 #define HD_ERROR_MAX 1024
 static _Thread_local char last_error[HD_ERROR_MAX];
 
+/* Copies a message into last_error with control characters written as C escapes ("\n", "\x1b"), so that
+ * an error stays one line whatever a file name, a spec or a file's bytes quoted in it hold. */
+static void store_one_line(const char *message) {
+    size_t used = 0;
+    for (const unsigned char *p = (const unsigned char *)message; *p; p++) {
+        char escaped[5] = {(char)*p, '\0'};
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            snprintf(escaped, sizeof escaped, "\\%c", *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't');
+        else if (*p < 0x20 || *p == 0x7f)
+            snprintf(escaped, sizeof escaped, "\\x%02x", *p);
+        size_t len = strlen(escaped);
+        if (used + len >= sizeof last_error)
+            break;
+        memcpy(last_error + used, escaped, len);
+        used += len;
+    }
+    last_error[used] = '\0';
+}
+
 int hd_fail(const char *fmt, ...) {
+    char message[HD_ERROR_MAX];
     va_list args;
     va_start(args, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, args);
+    vsnprintf(message, sizeof message, fmt, args);
     va_end(args);
+    store_one_line(message);
     return -1;
 }
 

@@ -2,18 +2,26 @@
  * and a small PNG writer. Decoding and encoding go through stb_image / stb_image_write. */
 #include "hd/digit_image.h"
 #include "hd/common.h"
+#include "image_screen.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #ifdef HD_HAVE_STB
 /* Debian's libstb-dev ships the implementations in libstb.so; when the build links it
  * (HD_STB_LINKED), only the declarations are needed here. Otherwise compile them in. */
 #ifndef HD_STB_LINKED
 #define STB_IMAGE_IMPLEMENTATION
+/* Only the formats a user's digit comes in: fewer decoders, fewer of stb_image 2.27's bugs to screen
+ * for (image_screen.h). */
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_GIF
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #if defined(__GNUC__)
 #pragma GCC diagnostic push
@@ -257,15 +265,11 @@ static void composite_gray_alpha(const uint8_t *gray_alpha, size_t npixels, uint
 
 /* Width and height from a PNG's IHDR, read directly: stb_image refuses PNGs over 1 GiB
  * decoded as "unknown image type", which would hide the real reason. 0 if not a PNG. */
-static int png_header_size(FILE *file, long *w, long *h) {
-    static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    uint8_t head[24];
-    size_t got = fread(head, 1, sizeof head, file);
-    rewind(file);
-    if (got < sizeof head || memcmp(head, signature, 8) != 0 || memcmp(head + 12, "IHDR", 4) != 0)
+static int png_header_size(const uint8_t *data, size_t size, long *w, long *h) {
+    if (size < 24 || hd_image_format_of(data, size) != HD_IMAGE_PNG || memcmp(data + 12, "IHDR", 4) != 0)
         return 0;
-    *w = (long)((uint32_t)head[16] << 24 | (uint32_t)head[17] << 16 | (uint32_t)head[18] << 8 | head[19]);
-    *h = (long)((uint32_t)head[20] << 24 | (uint32_t)head[21] << 16 | (uint32_t)head[22] << 8 | head[23]);
+    *w = (long)((uint32_t)data[16] << 24 | (uint32_t)data[17] << 16 | (uint32_t)data[18] << 8 | data[19]);
+    *h = (long)((uint32_t)data[20] << 24 | (uint32_t)data[21] << 16 | (uint32_t)data[22] << 8 | data[23]);
     return 1;
 }
 
@@ -274,25 +278,29 @@ static int fail_too_large(const char *path, long w, long h) {
                    HD_DIGIT_MAX_SIDE, HD_DIGIT_MAX_SIDE, HD_DIGIT_MAX_PIXELS / (1024 * 1024));
 }
 
-static int load_and_prepare(FILE *file, const char *path, float out[HD_DIGIT_PIXELS]) {
-    if (fseek(file, 0, SEEK_END) != 0)
-        return hd_fail("%s: cannot seek: %s", path, strerror(errno));
-    long size = ftell(file);
-    if (size < 0 || fseek(file, 0, SEEK_SET) != 0)
-        return hd_fail("%s: cannot seek: %s", path, strerror(errno));
+static int prepare_file_bytes(const uint8_t *data, size_t size, const char *path,
+                              float out[HD_DIGIT_PIXELS]) {
     if (size == 0)
         return hd_fail("%s: empty file (0 bytes)", path);
+    const char *why;
+    if (hd_image_screen(data, size, &why) != 0)
+        return hd_fail("%s: %s", path, why);
     long png_w, png_h;
-    if (png_header_size(file, &png_w, &png_h) && too_large(png_w, png_h))
+    if (png_header_size(data, size, &png_w, &png_h) && too_large(png_w, png_h))
         return fail_too_large(path, png_w, png_h);
     int w, h, channels;
-    if (!stbi_info_from_file(file, &w, &h, &channels))
-        return hd_fail("%s: not a readable image (%s)", path, stbi_failure_reason());
-    if (too_large(w, h))
-        return fail_too_large(path, w, h);
+    if (!stbi_info_from_memory(data, (int)size, &w, &h, &channels))
+        return hd_fail("%s: unsupported or corrupt %s file (%s)", path,
+                       hd_image_format_name(hd_image_format_of(data, size)), stbi_failure_reason());
+    /* stb_image 2.27 reports a top-down BMP's height as the file has it, negative; it decodes |h| rows. */
+    long rows = labs((long)h), cols = labs((long)w);
+    if (too_large(cols, rows))
+        return fail_too_large(path, cols, rows);
+    w = (int)cols;
+    h = (int)rows;
     int want = (channels == 2 || channels == 4) ? 2 : 1;
     int got_w, got_h, got_channels;
-    stbi_uc *pixels = stbi_load_from_file(file, &got_w, &got_h, &got_channels, want);
+    stbi_uc *pixels = stbi_load_from_memory(data, (int)size, &got_w, &got_h, &got_channels, want);
     if (!pixels)
         return hd_fail("%s: cannot decode image, corrupt or truncated (%s)", path, stbi_failure_reason());
     if (got_w != w || got_h != h) {
@@ -320,11 +328,18 @@ static int load_and_prepare(FILE *file, const char *path, float out[HD_DIGIT_PIX
 }
 
 int hd_digit_image_load(const char *path, float out[HD_DIGIT_PIXELS]) {
-    FILE *file = fopen(path, "rb");
-    if (!file)
+    struct stat info;
+    if (stat(path, &info) != 0)
         return hd_fail("%s: cannot open: %s", path, strerror(errno));
-    int rc = load_and_prepare(file, path, out);
-    fclose(file);
+    if (S_ISREG(info.st_mode) && (uint64_t)info.st_size > HD_DIGIT_MAX_FILE_BYTES)
+        return hd_fail("%s: file too large for an image of one digit (%lld bytes; at most %d MiB)", path,
+                       (long long)info.st_size, HD_DIGIT_MAX_FILE_BYTES >> 20);
+    uint8_t *data;
+    size_t size;
+    if (hd_read_file(path, &data, &size) != 0)
+        return -1;
+    int rc = prepare_file_bytes(data, size, path, out);
+    free(data);
     return rc;
 }
 

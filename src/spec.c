@@ -72,7 +72,8 @@ static int parse_item(char *item, hd_layer_spec *layer) {
         layer->kind = HD_LAYER_DROPOUT;
         char *end;
         double rate = strtod(fields[1], &end);
-        if (*end || end == fields[1] || !(rate >= 0.0 && rate < 1.0))
+        /* Checked as the float it is stored in: 0.99999999 rounds to 1.0f, which would scale by 1/0. */
+        if (*end || end == fields[1] || !(rate >= 0.0 && (float)rate < 1.0f))
             return -1;
         layer->rate = (float)rate;
         return 0;
@@ -107,6 +108,16 @@ int hd_spec_parse(const char *text, hd_layer_spec *layers, int max_layers, int *
     return 0;
 }
 
+/* The shortest %g form of a rate that reads back as the same float, so that a spec survives being
+ * formatted and parsed again (checkpoints store the formatted text). */
+static void format_rate(float rate, char *buf, size_t buf_len) {
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, buf_len, "%.*g", digits, (double)rate);
+        if ((float)strtod(buf, NULL) == rate)
+            return;
+    }
+}
+
 void hd_spec_format(const hd_layer_spec *layers, int n_layers, char *buf, size_t buf_len) {
     size_t used = 0;
     buf[0] = '\0';
@@ -128,9 +139,12 @@ void hd_spec_format(const hd_layer_spec *layers, int n_layers, char *buf, size_t
         case HD_LAYER_DENSE:
             w = snprintf(buf + used, buf_len - used, "%sdense:%d%s", sep, l->units, act);
             break;
-        case HD_LAYER_DROPOUT:
-            w = snprintf(buf + used, buf_len - used, "%sdropout:%g", sep, (double)l->rate);
+        case HD_LAYER_DROPOUT: {
+            char rate[32];
+            format_rate(l->rate, rate, sizeof rate);
+            w = snprintf(buf + used, buf_len - used, "%sdropout:%s", sep, rate);
             break;
+        }
         }
         if (w < 0)
             return;

@@ -257,6 +257,8 @@ int main(void) {
     CHECK(none == NULL, "device %d (out of range) was created", count);
     CHECK(strstr(hd_last_error(), "0: ") != NULL, "out-of-range message does not list the devices: %s",
           hd_last_error());
+    CHECK(strchr(hd_last_error(), '\n') == NULL, "out-of-range message is more than one line: %s",
+          hd_last_error());
     hd_backend_destroy(none);
 
     hd_gpu_options opts = {.device = 0, .verbose = 1};

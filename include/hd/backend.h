@@ -189,7 +189,8 @@ hd_backend *hd_cpu_backend_create(const hd_cpu_options *options);
 hd_backend *hd_gpu_backend_create(const hd_gpu_options *options);
 /* Number of usable CUDA devices (0 without a driver, a GPU or CUDA support). Never fails. */
 int hd_gpu_device_count(void);
-/* One line per device ("0: NVIDIA H100 80GB HBM3, 79.1 GiB, sm_90") into buf. */
+/* The devices on one line, "; " between them ("0: NVIDIA H100 80GB HBM3, 79.1 GiB, sm_90"), or the
+ * CUDA runtime's reason for none in parentheses, into buf. */
 void hd_gpu_list_devices(char *buf, size_t buf_len);
 
 /* Picks a backend from a --device string: "cpu", a GPU index ("0"), or "auto" (GPU 0 if

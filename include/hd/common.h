@@ -22,7 +22,9 @@
 extern "C" {
 #endif
 
-/* Record a failure message (thread-local) and return -1. */
+/* Record a failure message (thread-local, up to 1023 bytes) and return -1. Control characters in it
+ * (a newline in a file name or spec) are stored as C escapes ("\n", "\x1b"): the message stays one line.
+ * Arguments may include hd_last_error() itself. */
 int hd_fail(const char *fmt, ...) HD_PRINTF(1, 2);
 #ifdef __clang_analyzer__
 /* For clang-tidy only: the analyzer cannot see into common.c, so it would otherwise follow

@@ -1,7 +1,7 @@
 /* digit_image.h: turning a photo or scan of one digit into an MNIST-style 28x28 image.
  *
  * The steps follow the original MNIST preparation:
- *   1. decode (PNG, JPEG, BMP, GIF, TGA, PSD, PNM, ... through stb_image) to 8-bit grey;
+ *   1. decode (PNG, JPEG, BMP or GIF, through stb_image) to 8-bit grey;
  *      an alpha channel is composited onto the background that contrasts with the strokes;
  *   2. polarity: MNIST is white ink on black. The median of a band along the border is taken
  *      as the background; when it is lighter than the middle of the image's range, the image
@@ -16,9 +16,11 @@
  *      (within half a pixel: the shift is a whole number of pixels, so no extra blur).
  * The result is 784 floats in [0, 1], row-major, ready for the model.
  *
- * Limits: images larger than HD_DIGIT_MAX_SIDE on a side or HD_DIGIT_MAX_PIXELS in all are
- * refused before they are decoded. Errors (return -1) are recorded with hd_fail() and name
- * the file: "scan.png: not a readable image (unknown image type)". */
+ * Limits: files over HD_DIGIT_MAX_FILE_BYTES, and images larger than HD_DIGIT_MAX_SIDE on a side
+ * or HD_DIGIT_MAX_PIXELS in all, are refused before they are decoded, and so are files with the
+ * malformations known to reach bugs of the stb_image that Debian ships (src/image_screen.h).
+ * Errors (return -1) are recorded with hd_fail() and name the file:
+ * "scan.png: not a PNG, JPEG, BMP or GIF image". */
 #ifndef HD_DIGIT_IMAGE_H
 #define HD_DIGIT_IMAGE_H
 
@@ -28,19 +30,21 @@
 extern "C" {
 #endif
 
-#define HD_DIGIT_SIDE       28 /* output image side */
-#define HD_DIGIT_PIXELS     (HD_DIGIT_SIDE * HD_DIGIT_SIDE)
-#define HD_DIGIT_BOX        20 /* the digit's longer side after scaling */
-#define HD_DIGIT_CENTRE     14 /* where the centre of mass lands (pixel index) */
-#define HD_DIGIT_MAX_SIDE   8192
-#define HD_DIGIT_MAX_PIXELS (64 * 1024 * 1024)
+#define HD_DIGIT_SIDE           28 /* output image side */
+#define HD_DIGIT_PIXELS         (HD_DIGIT_SIDE * HD_DIGIT_SIDE)
+#define HD_DIGIT_BOX            20 /* the digit's longer side after scaling */
+#define HD_DIGIT_CENTRE         14 /* where the centre of mass lands (pixel index) */
+#define HD_DIGIT_MAX_SIDE       8192
+#define HD_DIGIT_MAX_PIXELS     (64 * 1024 * 1024)
+#define HD_DIGIT_MAX_FILE_BYTES (256 << 20)
 /* Ink level (0..1, after step 3) above which a pixel counts for the bounding box. */
 #define HD_DIGIT_BOX_INK 0.1f
 /* Ink must stand out from the background by at least this many grey levels (of 255). */
 #define HD_DIGIT_MIN_CONTRAST 24
 
 /* Loads an image file and prepares it (steps 1-5). 0, or -1 + hd_fail() naming the file:
- * cannot open, empty file, not a readable image, too large, cannot decode, blank. */
+ * cannot open, empty file, not a PNG, JPEG, BMP or GIF image, corrupt, too large, cannot decode,
+ * blank. */
 int hd_digit_image_load(const char *path, float out[HD_DIGIT_PIXELS]);
 
 /* Steps 2-5 on an 8-bit grey image (w x h, row-major, 0 = black). -1 + hd_fail() when the

@@ -1,0 +1,27 @@
+/* image_screen.h: what an image file must pass before stb_image decodes it (digit_image.c).
+ *
+ * Debian 12's stb_image is version 2.27, which fuzzing (tests/fuzz/fuzz_digit_image.c) showed writing
+ * past its buffers on some malformed files. The decoder is built for the four formats a user's digit
+ * comes in (PNG, JPEG, BMP, GIF), and each file is screened for the malformations known to reach those
+ * bugs, so that a bad file gets a one-line error instead of memory corruption or a request for
+ * gigabytes: JPEG Huffman tables of more than 256 codes (stb_image writes past its tables), PNG
+ * chunks longer than the file (it allocates what a chunk declares before reading it). */
+#ifndef HD_IMAGE_SCREEN_H
+#define HD_IMAGE_SCREEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { HD_IMAGE_UNKNOWN, HD_IMAGE_PNG, HD_IMAGE_JPEG, HD_IMAGE_BMP, HD_IMAGE_GIF } hd_image_format;
+
+/* The format named by the file's first bytes (HD_IMAGE_UNKNOWN for anything else). */
+hd_image_format hd_image_format_of(const uint8_t *data, size_t size);
+
+/* "PNG", "JPEG", "BMP", "GIF", or "image". */
+const char *hd_image_format_name(hd_image_format format);
+
+/* 0 when the file is safe to hand to stb_image; -1 with *why set (a static phrase, e.g. "a JPEG
+ * Huffman table declares 300 codes (at most 256)") when it is not. */
+int hd_image_screen(const uint8_t *data, size_t size, const char **why);
+
+#endif
