@@ -4,13 +4,22 @@
 #include "hd/common.h"
 #include "hd/shared_math.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Works out one layer's output shape and parameter shapes from its input shape. */
-static int layer_shape(hd_layer *layer, int index, size_t *param_cursor) {
+/* Every tensor's element count, for a whole batch, must fit the int that BLAS, cuDNN and the kernels
+ * index with; a spec or a checkpoint's hd.input from elsewhere could otherwise overflow the shape
+ * arithmetic (undefined) or ask for terabytes. */
+static int tensor_fits(size_t elements_per_image, int max_batch) {
+    return elements_per_image <= (size_t)INT_MAX / (size_t)max_batch;
+}
+
+/* Works out one layer's output shape and parameter shapes from its input shape (whose size for
+ * max_batch images is already known to fit). */
+static int layer_shape(hd_layer *layer, int index, int max_batch, size_t *param_cursor) {
     const hd_layer_spec *s = &layer->spec;
     layer->out_c = layer->in_c;
     layer->out_h = layer->in_h;
@@ -29,6 +38,9 @@ static int layer_shape(hd_layer *layer, int index, size_t *param_cursor) {
         layer->weight_dims[2] = s->kernel;
         layer->weight_dims[3] = s->kernel;
         layer->weight_count = (size_t)s->units * layer->in_c * s->kernel * s->kernel;
+        if (layer->weight_count > INT_MAX)
+            return hd_fail("model spec: layer %d: %zu weights is too many (at most %d)", index + 1,
+                           layer->weight_count, INT_MAX);
         layer->bias_count = (size_t)s->units;
         layer->fan_in = layer->in_c * s->kernel * s->kernel;
         layer->fan_out = s->units * s->kernel * s->kernel;
@@ -53,6 +65,9 @@ static int layer_shape(hd_layer *layer, int index, size_t *param_cursor) {
         layer->weight_dims[0] = s->units;
         layer->weight_dims[1] = layer->in_c;
         layer->weight_count = (size_t)s->units * layer->in_c;
+        if (layer->weight_count > INT_MAX)
+            return hd_fail("model spec: layer %d: %zu weights is too many (at most %d)", index + 1,
+                           layer->weight_count, INT_MAX);
         layer->bias_count = (size_t)s->units;
         layer->fan_in = layer->in_c;
         layer->fan_out = s->units;
@@ -62,6 +77,12 @@ static int layer_shape(hd_layer *layer, int index, size_t *param_cursor) {
     }
     layer->in_size = (size_t)layer->in_c * layer->in_h * layer->in_w;
     layer->out_size = (size_t)layer->out_c * layer->out_h * layer->out_w;
+    if (!tensor_fits(layer->out_size, max_batch))
+        return hd_fail(
+            "model spec: layer %d: its output, %zu values an image, is too large for batches of %d",
+            index + 1, layer->out_size, max_batch);
+    if (*param_cursor + layer->weight_count + layer->bias_count > INT_MAX)
+        return hd_fail("model spec: more than %d parameters", INT_MAX);
     layer->weight_offset = *param_cursor;
     layer->bias_offset = layer->weight_offset + layer->weight_count;
     *param_cursor = layer->bias_offset + layer->bias_count;
@@ -103,6 +124,12 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
     model->max_batch = max_batch;
     if (max_batch < 1)
         return hd_fail("batch size must be at least 1");
+    if (in_c < 1 || in_h < 1 || in_w < 1 || in_c > HD_MODEL_MAX_INPUT_SIDE ||
+        in_h > HD_MODEL_MAX_INPUT_SIDE || in_w > HD_MODEL_MAX_INPUT_SIDE ||
+        !tensor_fits((size_t)in_c * (size_t)in_h * (size_t)in_w, max_batch))
+        return hd_fail(
+            "model input %dx%dx%d: each side must be 1..%d, and a batch of %d of them fit in %d values", in_c,
+            in_h, in_w, HD_MODEL_MAX_INPUT_SIDE, max_batch, INT_MAX);
     if (hd_spec_parse(spec, model->specs, HD_MAX_LAYERS, &model->n_layers) != 0)
         return -1;
     hd_spec_format(model->specs, model->n_layers, model->spec_text, sizeof model->spec_text);
@@ -115,7 +142,7 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
         layer->in_c = c;
         layer->in_h = h;
         layer->in_w = w;
-        if (layer_shape(layer, i, &cursor) != 0)
+        if (layer_shape(layer, i, max_batch, &cursor) != 0)
             return -1;
         c = layer->out_c;
         h = layer->out_h;

@@ -4,8 +4,28 @@
 #include "hd/common.h"
 #include "hd/safetensors.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* "CxHxW" (as "1x28x28"), each a whole number in 1..HD_MODEL_MAX_INPUT_SIDE, nothing else. */
+static int parse_input_shape(const char *text, int *c, int *h, int *w) {
+    int *dims[3] = {c, h, w};
+    const char *p = text;
+    for (int i = 0; i < 3; i++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || v < 1 || v > HD_MODEL_MAX_INPUT_SIDE || *end != (i < 2 ? 'x' : '\0'))
+            return -1;
+        *dims[i] = (int)v;
+        p = end + (i < 2);
+    }
+    return 0;
+}
 
 int hd_model_load_checkpoint(hd_model *model, hd_backend *be, const char *path, int max_batch) {
     char spec[1024];
@@ -14,12 +34,14 @@ int hd_model_load_checkpoint(hd_model *model, hd_backend *be, const char *path, 
     hd_safetensors *file = NULL;
     if (hd_safetensors_read(path, &file) != 0)
         return -1;
-    const char *input = hd_safetensors_meta(file, "hd.input");
-    int c = 0, h = 0, w = 0;
-    int ok = input && sscanf(input, "%dx%dx%d", &c, &h, &w) == 3 && c > 0 && h > 0 && w > 0;
+    char input[64];
+    const char *text = hd_safetensors_meta(file, "hd.input");
+    snprintf(input, sizeof input, "%s", text ? text : "");
     hd_safetensors_free(file);
-    if (!ok)
-        return hd_fail("%s: missing or bad hd.input metadata", path);
+    int c = 0, h = 0, w = 0;
+    if (parse_input_shape(input, &c, &h, &w) != 0)
+        return hd_fail("%s: missing or bad hd.input metadata '%s' (expected CxHxW, each 1..%d)", path, input,
+                       HD_MODEL_MAX_INPUT_SIDE);
     if (hd_model_create(model, be, spec, c, h, w, max_batch) != 0)
         return -1;
     if (hd_checkpoint_load(path, model, NULL, NULL) != 0) {

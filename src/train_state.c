@@ -4,6 +4,9 @@
 #include "hd/common.h"
 #include "hd/safetensors.h"
 
+#include <errno.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,14 +82,57 @@ int hd_train_state_save_best(const hd_train_state *st, const char *run_dir, cons
     return hd_checkpoint_save(path, model, NULL, meta, 2);
 }
 
-static int meta_number(const hd_safetensors *file, const char *path, const char *key, double *value) {
+/* Metadata values are read back as strictly as the command line: a whole number or a real, the entire
+ * text, in the range the trainer could have written. A checkpoint is a file from anywhere; a value
+ * out of range would otherwise reach an int conversion (undefined) or a batch size of a billion. */
+static const char *meta_text(const hd_safetensors *file, const char *path, const char *key) {
     const char *text = hd_safetensors_meta(file, key);
-    char *end;
     if (!text)
-        return hd_fail("%s: not a training checkpoint (no %s)", path, key);
-    *value = strtod(text, &end);
-    if (end == text)
-        return hd_fail("%s: bad %s '%s'", path, key, text);
+        hd_fail("%s: not a training checkpoint (no %s)", path, key);
+    return text;
+}
+
+static int meta_integer(const hd_safetensors *file, const char *path, const char *key, long long lo,
+                        long long hi, long long *value) {
+    const char *text = meta_text(file, path, key);
+    if (!text)
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < lo || v > hi)
+        return hd_fail("%s: bad %s '%s' (expected a whole number in %lld..%lld)", path, key, text, lo, hi);
+    *value = v;
+    return 0;
+}
+
+static int meta_u64(const hd_safetensors *file, const char *path, const char *key, uint64_t *value) {
+    const char *text = meta_text(file, path, key);
+    if (!text)
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || end == text || *end || text[0] < '0' || text[0] > '9')
+        return hd_fail("%s: bad %s '%s' (expected a whole number of at most 64 bits)", path, key, text);
+    *value = (uint64_t)v;
+    return 0;
+}
+
+/* A real in [lo, hi]; +inf is accepted where the trainer writes it for "none yet" (allow_inf). */
+static int meta_real(const hd_safetensors *file, const char *path, const char *key, double lo, double hi,
+                     int allow_inf, double *value) {
+    const char *text = meta_text(file, path, key);
+    if (!text)
+        return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    int in_range = (v >= lo && v <= hi) || (allow_inf && v == INFINITY);
+    if ((errno && !(allow_inf && v == INFINITY)) || end == text || *end || !in_range)
+        return hd_fail("%s: bad %s '%s' (expected a number in [%g, %g]%s)", path, key, text, lo, hi,
+                       allow_inf ? " or inf" : "");
+    *value = v;
     return 0;
 }
 
@@ -96,22 +142,22 @@ int hd_train_state_resume_settings(hd_train_config *cfg) {
     hd_safetensors *file = NULL;
     if (hd_safetensors_read(path, &file) != 0)
         return -1;
-    double v[4];
-    static const char *const keys[4] = {"hd.train.seed", "hd.train.batch", "hd.train.augment",
-                                        "hd.train.val_split"};
-    for (int i = 0; i < 4; i++) {
-        if (meta_number(file, path, keys[i], &v[i]) != 0) {
-            hd_safetensors_free(file);
-            return -1;
-        }
-    }
-    cfg->seed = (uint64_t)strtoull(hd_safetensors_meta(file, "hd.train.seed"), NULL, 10);
-    cfg->batch = (int)v[1];
-    cfg->augment = (int)v[2];
-    cfg->val_fraction = v[3];
+    uint64_t seed;
+    long long batch, augment;
+    double val_fraction;
+    int rc = (meta_u64(file, path, "hd.train.seed", &seed) ||
+              meta_integer(file, path, "hd.train.batch", 1, 65536, &batch) ||
+              meta_integer(file, path, "hd.train.augment", 0, 1, &augment) ||
+              meta_real(file, path, "hd.train.val_split", 0.0, 0.9, 0, &val_fraction))
+                 ? -1
+                 : 0;
     hd_safetensors_free(file);
-    if (cfg->batch < 1)
-        return hd_fail("%s: bad hd.train.batch", path);
+    if (rc != 0)
+        return -1;
+    cfg->seed = seed;
+    cfg->batch = (int)batch;
+    cfg->augment = (int)augment;
+    cfg->val_fraction = val_fraction;
     return 0;
 }
 
@@ -127,27 +173,43 @@ int hd_train_state_resume(hd_train_state *st, const char *run_dir, hd_model *mod
     hd_safetensors *file = NULL;
     if (hd_checkpoint_load(path, model, opt, &file) != 0)
         return -1;
-    double v[8];
-    static const char *const keys[7] = {
-        "hd.train.epochs_done", "hd.train.global_step", "hd.train.best_val_loss", "hd.train.best_val_acc",
-        "hd.train.best_epoch",  "hd.train.es_wait",     "hd.train.seed"};
-    for (int i = 0; i < 7; i++) {
-        if (meta_number(file, path, keys[i], &v[i]) != 0) {
-            hd_safetensors_free(file);
-            return -1;
-        }
+    long long epochs_done = 0, best_epoch = 0, es_wait = 0, lr_wait = 0;
+    uint64_t global_step = 0, seed = 0;
+    double best_val_loss = 0.0, best_val_acc = 0.0, lr_best = 0.0;
+    int rc = meta_integer(file, path, "hd.train.epochs_done", 0, INT_MAX, &epochs_done) ||
+             meta_u64(file, path, "hd.train.global_step", &global_step) ||
+             meta_real(file, path, "hd.train.best_val_loss", 0.0, DBL_MAX, 1, &best_val_loss) ||
+             meta_real(file, path, "hd.train.best_val_acc", 0.0, 1.0, 0, &best_val_acc) ||
+             meta_integer(file, path, "hd.train.best_epoch", 0, INT_MAX, &best_epoch) ||
+             meta_integer(file, path, "hd.train.es_wait", 0, INT_MAX, &es_wait) ||
+             meta_u64(file, path, "hd.train.seed", &seed);
+    /* "LOSS|WAIT": the plateau detector's best validation loss (inf before the first epoch) and wait. */
+    const char *plateau = rc ? NULL : hd_safetensors_meta(file, "hd.train.lr_plateau");
+    if (!rc) {
+        char *end = NULL;
+        errno = 0;
+        double loss = plateau ? strtod(plateau, &end) : NAN;
+        char *wait_end = NULL;
+        long long wait = (end && *end == '|') ? strtoll(end + 1, &wait_end, 10) : -1;
+        if (!plateau || errno || !(loss >= 0.0) || !wait_end || wait_end == end + 1 || *wait_end ||
+            wait < 0 || wait > INT_MAX)
+            rc = hd_fail("%s: missing or bad hd.train.lr_plateau%s%s%s", path, plateau ? " '" : "",
+                         plateau ? plateau : "", plateau ? "'" : "");
+        lr_best = loss;
+        lr_wait = wait;
     }
-    const char *plateau = hd_safetensors_meta(file, "hd.train.lr_plateau");
-    if (!plateau || sscanf(plateau, "%lf|%d", &st->lr_best, &st->lr_wait) != 2) {
+    if (rc) {
         hd_safetensors_free(file);
-        return hd_fail("%s: missing or bad hd.train.lr_plateau", path);
+        return -1;
     }
-    st->epochs_done = (int)v[0];
-    st->global_step = (uint64_t)v[1];
-    st->best_val_loss = v[2];
-    st->best_val_acc = v[3];
-    st->best_epoch = (int)v[4];
-    st->es_wait = (int)v[5];
+    st->epochs_done = (int)epochs_done;
+    st->global_step = global_step;
+    st->best_val_loss = best_val_loss;
+    st->best_val_acc = best_val_acc;
+    st->best_epoch = (int)best_epoch;
+    st->es_wait = (int)es_wait;
+    st->lr_best = lr_best;
+    st->lr_wait = (int)lr_wait;
     hd_safetensors_free(file);
 
     run_path(path, sizeof path, run_dir, "metrics.csv");

@@ -1,9 +1,11 @@
 /* test_spec.c: model spec strings (model.h): the canonical form reads back as the same layers (dropout
  * rates in their shortest exact form), and bad specs are refused with a message naming the item. */
 #include "check.h"
+#include "hd/backend.h"
 #include "hd/common.h"
 #include "hd/model.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static void check_canonical(const char *text, const char *expected) {
@@ -36,6 +38,25 @@ static void check_refused(const char *text, const char *want_phrase) {
           "\"%s\": want a one-line error with '%s', got rc %d '%s'", text, want_phrase, rc, rc ? msg : "");
 }
 
+/* Shapes whose tensors would overflow the int indices of BLAS, cuDNN and the kernels are refused by
+ * hd_model_create before anything is allocated; ordinary ones build. */
+static void check_model(hd_backend *be, const char *spec, int c, int h, int w, int batch, const char *want) {
+    hd_model model;
+    hd_clear_error();
+    int rc = hd_model_create(&model, be, spec, c, h, w, batch);
+    if (!want) {
+        CHECK(rc == 0, "%s on %dx%dx%d, batch %d: %s", spec, c, h, w, batch, hd_last_error());
+    } else {
+        CHECK(rc != 0 && strstr(hd_last_error(), want),
+              "%s on %dx%dx%d, batch %d: want an error with '%s', got rc %d '%s'", spec, c, h, w, batch, want,
+              rc, rc ? hd_last_error() : "");
+        if (rc != 0)
+            printf("  refused as expected: %s\n", hd_last_error());
+    }
+    if (rc == 0)
+        hd_model_destroy(&model);
+}
+
 int main(void) {
     check_canonical(HD_DEFAULT_SPEC, HD_DEFAULT_SPEC);
     check_canonical("conv:8:5,maxpool:3,flatten,dense:10", "conv:8:5,maxpool:3,flatten,dense:10");
@@ -52,5 +73,19 @@ int main(void) {
     check_refused("conv\n:3,dense:10", "bad layer 'conv\\n:3'");
     check_refused("conv:32:3:relu", "the last layer must be dense");
     check_refused("", "model spec");
+
+    hd_cpu_options cpu = {.threads = 1};
+    hd_backend *be = hd_cpu_backend_create(&cpu);
+    CHECK(be != NULL, "cpu backend: %s", hd_last_error());
+    if (be) {
+        check_model(be, HD_DEFAULT_SPEC, 1, 28, 28, 128, NULL);
+        check_model(be, "flatten,dense:10", 4096, 4096, 4096, 1, "model input 4096x4096x4096");
+        check_model(be, "flatten,dense:10", 1, 28, 5000, 1, "each side must be 1..4096");
+        check_model(be, "flatten,dense:10", 0, 28, 28, 1, "model input 0x28x28");
+        check_model(be, "conv:4096:1,flatten,dense:10", 1, 4096, 4096, 1, "layer 1: its output");
+        check_model(be, "flatten,dense:1048576,dense:10", 1, 64, 64, 1, "layer 2: 4294967296 weights");
+        check_model(be, HD_DEFAULT_SPEC, 1, 28, 28, 100000, "layer 1: its output, 21632 values an image");
+    }
+    hd_backend_destroy(be);
     return test_finish();
 }

@@ -26,6 +26,8 @@ extern "C" {
 #define HD_DEFAULT_SPEC                                                                                      \
     "conv:32:3:relu,maxpool:2,conv:64:3:relu,maxpool:2,flatten,dense:128:relu,dropout:0.5,dense:10"
 #define HD_MAX_LAYERS 32
+/* Largest input channels, height or width hd_model_create accepts. */
+#define HD_MODEL_MAX_INPUT_SIDE 4096
 
 typedef enum {
     HD_LAYER_CONV,
@@ -82,7 +84,9 @@ typedef struct {
 } hd_model;
 
 /* Builds layers, plans and buffers for batches of up to max_batch images; parameters are
- * zero until hd_model_init_weights or a checkpoint fills them. */
+ * zero until hd_model_init_weights or a checkpoint fills them. Refused (-1 + hd_fail) when the
+ * spec does not fit the input, or any tensor for max_batch images, a layer's weights or all
+ * parameters would hold more than INT_MAX values. */
 int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c, int in_h, int in_w,
                     int max_batch);
 void hd_model_destroy(hd_model *model);

@@ -1,0 +1,78 @@
+/* test_resume_settings.c: --resume reads the run's settings back from last.safetensors as strictly as
+ * the command line reads them. Each case writes a last.safetensors whose training metadata is valid but
+ * for one value, and hd_train must refuse it with a one-line error naming the file and the key, before
+ * it touches any data (the datasets passed are empty). */
+#include "check.h"
+#include "hd/backend.h"
+#include "hd/common.h"
+#include "hd/idx.h"
+#include "hd/safetensors.h"
+#include "hd/trainer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *key, *value, *want; /* the value replaced, and a phrase the error must hold */
+} bad_value;
+
+static void expect_refused(hd_backend *be, const char *dir, const bad_value *bad) {
+    const char *keys[4] = {"hd.train.seed", "hd.train.batch", "hd.train.augment", "hd.train.val_split"};
+    const char *values[4] = {"1234", "128", "1", "0.1"};
+    hd_st_meta meta[4];
+    int n_meta = 0;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(keys[i], bad->key) != 0 || bad->value)
+            meta[n_meta++] = (hd_st_meta){keys[i], strcmp(keys[i], bad->key) == 0 ? bad->value : values[i]};
+    char path[4200];
+    snprintf(path, sizeof path, "%s/last.safetensors", dir);
+    float x = 0.0f;
+    hd_st_tensor tensor = {.name = "dense1.bias", .data = &x, .rank = 1, .dims = {1}};
+    CHECK(hd_safetensors_write(path, &tensor, 1, meta, n_meta) == 0, "write %s: %s", path, hd_last_error());
+
+    hd_train_config cfg;
+    hd_train_config_defaults(&cfg);
+    cfg.run_dir = dir;
+    cfg.resume = 1;
+    cfg.quiet = 1;
+    hd_dataset none = {0};
+    hd_train_result result;
+    hd_clear_error();
+    int rc = hd_train(be, &cfg, &none, &none, &result);
+    const char *msg = hd_last_error();
+    CHECK(rc != 0 && strstr(msg, path) && strstr(msg, bad->key) && strstr(msg, bad->want) &&
+              !strchr(msg, '\n'),
+          "%s = %s%s%s: want a one-line error naming the file, the key and '%s'; got rc %d '%s'", bad->key,
+          bad->value ? "'" : "(absent)", bad->value ? bad->value : "", bad->value ? "'" : "", bad->want, rc,
+          msg);
+    if (rc != 0)
+        printf("  refused as expected: %s\n", msg);
+}
+
+int main(void) {
+    hd_cpu_options cpu = {.threads = 1};
+    hd_backend *be = hd_cpu_backend_create(&cpu);
+    char *dir = test_make_temp_dir("resume");
+    CHECK(be && dir, "backend and temporary directory: %s", hd_last_error());
+    static const bad_value cases[] = {
+        {"hd.train.batch", "1e300", "expected a whole number in 1..65536"},
+        {"hd.train.batch", "0", "expected a whole number in 1..65536"},
+        {"hd.train.batch", "128abc", "'128abc'"},
+        {"hd.train.batch", "99999999999999999999", "expected a whole number"},
+        {"hd.train.augment", "2", "in 0..1"},
+        {"hd.train.val_split", "nan", "expected a number in [0, 0.9]"},
+        {"hd.train.val_split", "0.95", "expected a number in [0, 0.9]"},
+        {"hd.train.seed", "-1", "at most 64 bits"},
+        {"hd.train.seed", "18446744073709551616", "at most 64 bits"},
+        {"hd.train.seed", NULL, "not a training checkpoint"},
+        {"hd.train.batch", "12\n8", "'12\\n8'"},
+    };
+    for (size_t i = 0; be && dir && i < sizeof cases / sizeof cases[0]; i++)
+        expect_refused(be, dir, &cases[i]);
+    if (dir)
+        test_remove_tree(dir);
+    free(dir);
+    hd_backend_destroy(be);
+    return test_finish();
+}
