@@ -12,30 +12,8 @@
 #include <sys/stat.h>
 
 #ifdef HD_HAVE_STB
-/* Debian's libstb-dev ships the implementations in libstb.so; when the build links it
- * (HD_STB_LINKED), only the declarations are needed here. Otherwise compile them in. */
-#ifndef HD_STB_LINKED
-#define STB_IMAGE_IMPLEMENTATION
-/* Only the formats a user's digit comes in: fewer decoders, fewer of stb_image 2.27's bugs to screen
- * for (image_screen.h). */
-#define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
-#define STBI_ONLY_BMP
-#define STBI_ONLY_GIF
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#endif
-#endif
-#include "stb_image.h"
+#include "stb_image.h" /* the implementations are compiled in src/stb_impl.c */
 #include "stb_image_write.h"
-#if !defined(HD_STB_LINKED) && defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
 #endif
 
 /* ---- the core: grey image -> 28x28 ---- */

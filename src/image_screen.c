@@ -1,6 +1,8 @@
 /* image_screen.c: format detection and the checks of image_screen.h. */
 #include "image_screen.h"
 
+#include "hd/digit_image.h"
+
 #include <string.h>
 
 hd_image_format hd_image_format_of(const uint8_t *data, size_t size) {
@@ -96,6 +98,28 @@ static int png_chunks_fit(const uint8_t *data, size_t size) {
     return 0; /* no IEND: truncated */
 }
 
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* An uncompressed BMP's rows, all in the file: stb_image reads past the end as zeros, so a header of a
+ * few bytes could make it decode (slowly) a 50-megapixel black image, which would then be classified. */
+static int bmp_pixels_present(const uint8_t *data, size_t size) {
+    if (size < 34 || le32(data + 14) < 40)
+        return 1; /* an OS/2 header or one too short: stb_image's own checks decide */
+    uint64_t offset = le32(data + 10);
+    int64_t width = (int32_t)le32(data + 18), height = (int32_t)le32(data + 22);
+    uint32_t bits = (uint32_t)data[28] | (uint32_t)data[29] << 8, compression = le32(data + 30);
+    if (compression == 1 || compression == 2) /* run-length coded rows: stb_image refuses them */
+        return 1;
+    /* stb_image reads any other value (BI_RGB 0, BI_BITFIELDS 3, or garbage) as rows of fixed size. */
+    uint64_t w = (uint64_t)(width < 0 ? -width : width), h = (uint64_t)(height < 0 ? -height : height);
+    if (w > HD_DIGIT_MAX_SIDE || h > HD_DIGIT_MAX_SIDE || w * h > HD_DIGIT_MAX_PIXELS)
+        return 1; /* refused as too large, with its size, after stb_image has read the header */
+    uint64_t stride = (w * bits + 31) / 32 * 4;
+    return offset + stride * h <= size;
+}
+
 int hd_image_screen(const uint8_t *data, size_t size, const char **why) {
     switch (hd_image_format_of(data, size)) {
     case HD_IMAGE_UNKNOWN:
@@ -104,6 +128,12 @@ int hd_image_screen(const uint8_t *data, size_t size, const char **why) {
     case HD_IMAGE_JPEG:
         if (!jpeg_huffman_tables_fit(data, size)) {
             *why = "corrupt JPEG: a Huffman table declares more than 256 codes";
+            return -1;
+        }
+        return 0;
+    case HD_IMAGE_BMP:
+        if (!bmp_pixels_present(data, size)) {
+            *why = "truncated BMP: the header promises more pixel rows than the file holds";
             return -1;
         }
         return 0;

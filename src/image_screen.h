@@ -5,7 +5,10 @@
  * comes in (PNG, JPEG, BMP, GIF), and each file is screened for the malformations known to reach those
  * bugs, so that a bad file gets a one-line error instead of memory corruption or a request for
  * gigabytes: JPEG Huffman tables of more than 256 codes (stb_image writes past its tables), PNG
- * chunks longer than the file (it allocates what a chunk declares before reading it). */
+ * chunks longer than the file (it allocates what a chunk declares before reading it), uncompressed
+ * BMP rows missing from the file (it decodes them as zeros, slowly for a huge header). One known
+ * weakness is left: on some corrupt JPEG entropy-coded data its bit reader shifts by 32 (undefined
+ * behaviour, no memory error seen under ASan); only decoding can tell, so it is not screened. */
 #ifndef HD_IMAGE_SCREEN_H
 #define HD_IMAGE_SCREEN_H
 
