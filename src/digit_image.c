@@ -316,6 +316,11 @@ int hd_digit_image_load(const char *path, float out[HD_DIGIT_PIXELS]) {
     size_t size;
     if (hd_read_file(path, &data, &size) != 0)
         return -1;
+    if (size > HD_DIGIT_MAX_FILE_BYTES) { /* it grew after the stat */
+        free(data);
+        return hd_fail("%s: file too large for an image of one digit (%zu bytes; at most %d MiB)", path, size,
+                       HD_DIGIT_MAX_FILE_BYTES >> 20);
+    }
     int rc = prepare_file_bytes(data, size, path, out);
     free(data);
     return rc;

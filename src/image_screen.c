@@ -89,10 +89,10 @@ static int png_chunks_fit(const uint8_t *data, size_t size) {
     while (size - at >= 8) {
         uint32_t length = (uint32_t)data[at] << 24 | (uint32_t)data[at + 1] << 16 |
                           (uint32_t)data[at + 2] << 8 | data[at + 3];
+        if (memcmp(data + at + 4, "IEND", 4) == 0) /* stb_image stops here, CRC or not */
+            return 1;
         if (length > size - at - 8 || size - at - 8 - length < 4) /* data and CRC */
             return 0;
-        if (memcmp(data + at + 4, "IEND", 4) == 0)
-            return 1;
         at += 12 + (size_t)length;
     }
     return 0; /* no IEND: truncated */

@@ -6,7 +6,9 @@
  * bugs, so that a bad file gets a one-line error instead of memory corruption or a request for
  * gigabytes: JPEG Huffman tables of more than 256 codes (stb_image writes past its tables), PNG
  * chunks longer than the file (it allocates what a chunk declares before reading it), uncompressed
- * BMP rows missing from the file (it decodes them as zeros, slowly for a huge header). One known
+ * BMP rows missing from the file (it decodes them as zeros, slowly for a huge header). Its
+ * allocations are zeroed (src/stb_impl.c): a JPEG scan may name a Huffman table no DHT defined,
+ * which 2.27 reads as the allocator left it. One known
  * weakness is left: on some corrupt JPEG entropy-coded data its bit reader shifts by 32 (undefined
  * behaviour, no memory error seen under ASan); only decoding can tell, so it is not screened. */
 #ifndef HD_IMAGE_SCREEN_H
@@ -23,8 +25,9 @@ hd_image_format hd_image_format_of(const uint8_t *data, size_t size);
 /* "PNG", "JPEG", "BMP", "GIF", or "image". */
 const char *hd_image_format_name(hd_image_format format);
 
-/* 0 when the file is safe to hand to stb_image; -1 with *why set (a static phrase, e.g. "a JPEG
- * Huffman table declares 300 codes (at most 256)") when it is not. */
+/* 0 when the file passes the checks above (not a proof that stb_image will decode it safely: see
+ * the weakness left); -1 with *why set to a static phrase (e.g. "corrupt JPEG: a Huffman table
+ * declares more than 256 codes") when it does not. */
 int hd_image_screen(const uint8_t *data, size_t size, const char **why);
 
 #endif

@@ -36,10 +36,11 @@ int hd_model_load_checkpoint(hd_model *model, hd_backend *be, const char *path, 
         return -1;
     char input[64];
     const char *text = hd_safetensors_meta(file, "hd.input");
+    int too_long = text && strlen(text) >= sizeof input; /* cut, it could read as another shape */
     snprintf(input, sizeof input, "%s", text ? text : "");
     hd_safetensors_free(file);
     int c = 0, h = 0, w = 0;
-    if (parse_input_shape(input, &c, &h, &w) != 0)
+    if (too_long || parse_input_shape(input, &c, &h, &w) != 0)
         return hd_fail("%s: missing or bad hd.input metadata '%s' (expected CxHxW, each 1..%d)", path, input,
                        HD_MODEL_MAX_INPUT_SIDE);
     if (hd_model_create(model, be, spec, c, h, w, max_batch) != 0)

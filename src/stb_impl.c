@@ -4,6 +4,12 @@
  * fewer decoders, fewer of 2.27's bugs to screen for (image_screen.h). */
 #ifdef HD_HAVE_STB
 #define STB_IMAGE_IMPLEMENTATION
+#include <stdlib.h>
+/* Zeroed allocations: 2.27 decodes a JPEG scan that names a Huffman table no DHT defined from its
+ * decoder struct as malloc left it, and then indexes with garbage (a review's MSan run found it). */
+#define STBI_MALLOC(size)               calloc(1, (size))
+#define STBI_REALLOC(pointer, new_size) realloc((pointer), (new_size))
+#define STBI_FREE(pointer)              free(pointer)
 #define STBI_ONLY_PNG
 #define STBI_ONLY_JPEG
 #define STBI_ONLY_BMP

@@ -1,11 +1,12 @@
 /* test_resume_settings.c: --resume reads the run's settings back from last.safetensors as strictly as
  * the command line reads them. Each case writes a last.safetensors whose training metadata is valid but
  * for one value, and hd_train must refuse it with a one-line error naming the file and the key, before
- * it touches any data (the datasets passed are empty). */
+ * it touches any data (the datasets passed are empty). And what the trainer writes does read back. */
 #include "check.h"
 #include "hd/backend.h"
 #include "hd/common.h"
 #include "hd/idx.h"
+#include "hd/metrics.h"
 #include "hd/safetensors.h"
 #include "hd/trainer.h"
 
@@ -50,6 +51,43 @@ static void expect_refused(hd_backend *be, const char *dir, const bad_value *bad
         printf("  refused as expected: %s\n", msg);
 }
 
+/* What the trainer itself writes must read back: one epoch on random images, then --resume to two. */
+static void test_round_trip(hd_backend *be, const char *dir) {
+    enum { n_train = 240, n_test = 40, side = 28 };
+    static uint8_t pixels[(n_train + n_test) * side * side], labels[n_train + n_test];
+    uint64_t rng = test_fresh_seed();
+    for (size_t i = 0; i < sizeof pixels; i++)
+        pixels[i] = (uint8_t)test_rand_u64(&rng);
+    for (size_t i = 0; i < sizeof labels; i++)
+        labels[i] = (uint8_t)(test_rand_u64(&rng) % 10);
+    hd_dataset train = {n_train, side, side, pixels, labels};
+    hd_dataset test = {n_test, side, side, pixels + n_train * side * side, labels + n_train};
+    char run[4200];
+    snprintf(run, sizeof run, "%s/run", dir);
+    CHECK(hd_mkdir_p(run) == 0, "mkdir %s: %s", run, hd_last_error()); /* as `hd-gpu train` does */
+    hd_train_config cfg;
+    hd_train_config_defaults(&cfg);
+    cfg.run_dir = run;
+    cfg.spec = "flatten,dense:10";
+    cfg.epochs = 1;
+    cfg.batch = 32;
+    cfg.quiet = 1;
+    cfg.report = 0;
+    hd_train_result result;
+    CHECK(hd_train(be, &cfg, &train, &test, &result) == 0, "one epoch: %s", hd_last_error());
+    cfg.epochs = 2;
+    cfg.resume = 1;
+    int rc = hd_train(be, &cfg, &train, &test, &result);
+    CHECK(rc == 0, "resume of the trainer's own checkpoint refused: %s", hd_last_error());
+    char csv[4300];
+    snprintf(csv, sizeof csv, "%s/metrics.csv", run);
+    hd_epoch_metrics *rows = NULL;
+    int n = 0;
+    CHECK(hd_metrics_csv_read(csv, &rows, &n) == 0 && n == 2, "resumed run has %d rows (want 2): %s", n,
+          hd_last_error());
+    free(rows);
+}
+
 int main(void) {
     hd_cpu_options cpu = {.threads = 1};
     hd_backend *be = hd_cpu_backend_create(&cpu);
@@ -70,6 +108,8 @@ int main(void) {
     };
     for (size_t i = 0; be && dir && i < sizeof cases / sizeof cases[0]; i++)
         expect_refused(be, dir, &cases[i]);
+    if (be && dir)
+        test_round_trip(be, dir);
     if (dir)
         test_remove_tree(dir);
     free(dir);

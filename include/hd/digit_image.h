@@ -36,7 +36,7 @@ extern "C" {
 #define HD_DIGIT_CENTRE         14 /* where the centre of mass lands (pixel index) */
 #define HD_DIGIT_MAX_SIDE       8192
 #define HD_DIGIT_MAX_PIXELS     (64 * 1024 * 1024)
-#define HD_DIGIT_MAX_FILE_BYTES (256 << 20)
+#define HD_DIGIT_MAX_FILE_BYTES (512 << 20) /* a 64-megapixel 32-bit BMP is 256 MiB */
 /* Ink level (0..1, after step 3) above which a pixel counts for the bounding box. */
 #define HD_DIGIT_BOX_INK 0.1f
 /* Ink must stand out from the background by at least this many grey levels (of 255). */

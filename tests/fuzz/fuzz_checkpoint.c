@@ -11,6 +11,7 @@
 #include "hd/optimizer.h"
 #include "hd/safetensors.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,24 +99,28 @@ static int load_into_model(fixture *fx, const char *path) {
         return rc;
     }
     FUZZ_ASSERT(file, "load returned no file");
+    /* Every parameter slot, and Adam's m and v, must hold the file's tensor of that name. */
+    size_t bytes = n * sizeof(float);
     FUZZ_ASSERT(hd_model_get_params(&fx->model, fx->check) == 0, "get params: %s", hd_last_error());
+    fx->be->ops->download(fx->be, fx->m, fx->opt.m, bytes);
+    fx->be->ops->download(fx->be, fx->v, fx->opt.v, bytes);
+    const float *buffers[3] = {fx->check, fx->m, fx->v};
+    static const char *const prefixes[3] = {"", "optimizer.m.", "optimizer.v."};
     for (int i = 0; i < fx->model.n_layers; i++) {
         const hd_layer *layer = &fx->model.layers[i];
         if (layer->weight_count == 0)
             continue;
-        /* The layer's two tensors are the only ones of its size: compare against any the file holds. */
-        int found = 0;
-        for (int t = 0; t < hd_safetensors_count(file); t++) {
-            int64_t dims[HD_ST_MAX_RANK];
-            int rank;
-            const char *name = hd_safetensors_name(file, t);
-            const float *values = hd_safetensors_find(file, name, &rank, dims);
-            if (strncmp(name, "optimizer.", 10) == 0 || rank != layer->weight_rank)
-                continue;
-            if (memcmp(values, fx->check + layer->weight_offset, layer->weight_count * sizeof(float)) == 0)
-                found = 1;
-        }
-        FUZZ_ASSERT(found, "layer %d's weights are none of the file's tensors", i);
+        for (int b = 0; b < 3; b++)
+            for (int part = 0; part < 2; part++) {
+                char name[96];
+                snprintf(name, sizeof name, "%s%s.%s", prefixes[b], layer->name, part ? "bias" : "weight");
+                const float *values = hd_safetensors_find(file, name, NULL, NULL);
+                size_t offset = part ? layer->bias_offset : layer->weight_offset;
+                size_t count = part ? layer->bias_count : layer->weight_count;
+                FUZZ_ASSERT(values, "loaded without %s", name);
+                FUZZ_ASSERT(memcmp(values, buffers[b] + offset, count * sizeof(float)) == 0,
+                            "%s differs from what was loaded", name);
+            }
     }
     hd_safetensors_free(file);
     return rc;
