@@ -56,14 +56,10 @@ static void train_usage(FILE *out) {
 }
 
 static int parse_number(const char *opt, const char *text, double lo, double hi, double *value) {
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || *end || !(v >= lo && v <= hi)) {
+    if (hd_parse_real(text, lo, hi, value) != 0) {
         fprintf(stderr, "hd-gpu train: %s '%s': expected a number in [%g, %g]\n", opt, text, lo, hi);
         return -1;
     }
-    *value = v;
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +145,10 @@ int hd_write_file_atomic(const char *path, const void *data, size_t size) {
 }
 
 int hd_read_file(const char *path, uint8_t **data, size_t *size) {
+    return hd_read_file_at_most(path, SIZE_MAX - 1, data, size);
+}
+
+int hd_read_file_at_most(const char *path, size_t max_bytes, uint8_t **data, size_t *size) {
     *data = NULL;
     *size = 0;
     FILE *f = fopen(path, "rb");
@@ -153,6 +158,11 @@ int hd_read_file(const char *path, uint8_t **data, size_t *size) {
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
         return hd_fail("%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        fclose(f);
+        return hd_fail("%s: file too large (%lld bytes; at most %zu)", path, (long long)st.st_size,
+                       max_bytes);
     }
     size_t len = (size_t)st.st_size;
     uint8_t *buf = hd_malloc(len + 1);
@@ -169,5 +179,26 @@ int hd_read_file(const char *path, uint8_t **data, size_t *size) {
     buf[len] = 0;
     *data = buf;
     *size = len;
+    return 0;
+}
+
+int hd_parse_integer(const char *text, long long lo, long long hi, long long *value) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < lo || v > hi)
+        return -1;
+    *value = v;
+    return 0;
+}
+
+int hd_parse_real(const char *text, double lo, double hi, double *value) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    /* ERANGE also flags an underflow to a tiny value, which is in range: only an overflow is refused. */
+    if ((errno == ERANGE && fabs(v) == HUGE_VAL) || end == text || *end || !(v >= lo && v <= hi))
+        return -1;
+    *value = v;
     return 0;
 }

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #ifdef HD_HAVE_STB
 #include "stb_image.h" /* the implementations are compiled in src/stb_impl.c */
@@ -306,21 +305,10 @@ static int prepare_file_bytes(const uint8_t *data, size_t size, const char *path
 }
 
 int hd_digit_image_load(const char *path, float out[HD_DIGIT_PIXELS]) {
-    struct stat info;
-    if (stat(path, &info) != 0)
-        return hd_fail("%s: cannot open: %s", path, strerror(errno));
-    if (S_ISREG(info.st_mode) && (uint64_t)info.st_size > HD_DIGIT_MAX_FILE_BYTES)
-        return hd_fail("%s: file too large for an image of one digit (%lld bytes; at most %d MiB)", path,
-                       (long long)info.st_size, HD_DIGIT_MAX_FILE_BYTES >> 20);
     uint8_t *data;
     size_t size;
-    if (hd_read_file(path, &data, &size) != 0)
+    if (hd_read_file_at_most(path, HD_DIGIT_MAX_FILE_BYTES, &data, &size) != 0)
         return -1;
-    if (size > HD_DIGIT_MAX_FILE_BYTES) { /* it grew after the stat */
-        free(data);
-        return hd_fail("%s: file too large for an image of one digit (%zu bytes; at most %d MiB)", path, size,
-                       HD_DIGIT_MAX_FILE_BYTES >> 20);
-    }
     int rc = prepare_file_bytes(data, size, path, out);
     free(data);
     return rc;

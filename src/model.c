@@ -38,12 +38,7 @@ static int layer_shape(hd_layer *layer, int index, int max_batch, size_t *param_
         layer->weight_dims[2] = s->kernel;
         layer->weight_dims[3] = s->kernel;
         layer->weight_count = (size_t)s->units * layer->in_c * s->kernel * s->kernel;
-        if (layer->weight_count > INT_MAX)
-            return hd_fail("model spec: layer %d: %zu weights is too many (at most %d)", index + 1,
-                           layer->weight_count, INT_MAX);
         layer->bias_count = (size_t)s->units;
-        layer->fan_in = layer->in_c * s->kernel * s->kernel;
-        layer->fan_out = s->units * s->kernel * s->kernel;
         break;
     case HD_LAYER_MAXPOOL:
         layer->out_h = layer->in_h / s->pool;
@@ -65,15 +60,19 @@ static int layer_shape(hd_layer *layer, int index, int max_batch, size_t *param_
         layer->weight_dims[0] = s->units;
         layer->weight_dims[1] = layer->in_c;
         layer->weight_count = (size_t)s->units * layer->in_c;
-        if (layer->weight_count > INT_MAX)
-            return hd_fail("model spec: layer %d: %zu weights is too many (at most %d)", index + 1,
-                           layer->weight_count, INT_MAX);
         layer->bias_count = (size_t)s->units;
-        layer->fan_in = layer->in_c;
-        layer->fan_out = s->units;
         break;
     case HD_LAYER_DROPOUT:
         break;
+    }
+    if (layer->weight_count > INT_MAX)
+        return hd_fail("model spec: layer %d: %zu weights is too many (at most %d)", index + 1,
+                       layer->weight_count, INT_MAX);
+    if (layer->weight_count > 0) {
+        /* Glorot's fans: weights per output unit (in_c*k*k, or in_c) and per input channel (units*k*k,
+         * or units). */
+        layer->fan_in = (int)(layer->weight_count / (size_t)s->units);
+        layer->fan_out = (int)(layer->weight_count / (size_t)layer->in_c);
     }
     layer->in_size = (size_t)layer->in_c * layer->in_h * layer->in_w;
     layer->out_size = (size_t)layer->out_c * layer->out_h * layer->out_w;
@@ -213,7 +212,7 @@ int hd_model_init_weights(hd_model *model, uint64_t seed) {
         if (!layer->weight_count)
             continue;
         /* Glorot uniform: U(-limit, limit), limit = sqrt(6 / (fan_in + fan_out)). */
-        float limit = sqrtf(6.0f / (float)(layer->fan_in + layer->fan_out));
+        float limit = sqrtf(6.0f / ((float)layer->fan_in + (float)layer->fan_out));
         for (size_t j = 0; j < layer->weight_count; j++) {
             float u = hd_random_unit(seed, HD_RNG_STREAM_INIT, (uint64_t)i, j);
             host[layer->weight_offset + j] = (2.0f * u - 1.0f) * limit;

@@ -4,7 +4,6 @@
 #include "hd/common.h"
 #include "hd/safetensors.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +13,17 @@ static int parse_input_shape(const char *text, int *c, int *h, int *w) {
     int *dims[3] = {c, h, w};
     const char *p = text;
     for (int i = 0; i < 3; i++) {
-        if (*p < '0' || *p > '9')
+        char field[16];
+        size_t len = i < 2 ? strcspn(p, "x") : strlen(p);
+        long long v;
+        if (len == 0 || len >= sizeof field || (i < 2 && p[len] != 'x') || !(*p >= '0' && *p <= '9'))
             return -1;
-        char *end;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (errno || v < 1 || v > HD_MODEL_MAX_INPUT_SIDE || *end != (i < 2 ? 'x' : '\0'))
+        memcpy(field, p, len);
+        field[len] = '\0';
+        if (hd_parse_integer(field, 1, HD_MODEL_MAX_INPUT_SIDE, &v) != 0)
             return -1;
         *dims[i] = (int)v;
-        p = end + (i < 2);
+        p += len + (i < 2);
     }
     return 0;
 }

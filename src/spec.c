@@ -2,16 +2,13 @@
 #include "hd/common.h"
 #include "hd/model.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int parse_int(const char *text, int lo, int hi, int *value) {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < lo || v > hi)
+    long long v;
+    if (hd_parse_integer(text, lo, hi, &v) != 0)
         return -1;
     *value = (int)v;
     return 0;
@@ -70,10 +67,9 @@ static int parse_item(char *item, hd_layer_spec *layer) {
     }
     if (strcmp(kind, "dropout") == 0 && count == 2) {
         layer->kind = HD_LAYER_DROPOUT;
-        char *end;
-        double rate = strtod(fields[1], &end);
+        double rate;
         /* Checked as the float it is stored in: 0.99999999 rounds to 1.0f, which would scale by 1/0. */
-        if (*end || end == fields[1] || !(rate >= 0.0 && (float)rate < 1.0f))
+        if (hd_parse_real(fields[1], 0.0, 1.0, &rate) != 0 || !((float)rate < 1.0f))
             return -1;
         layer->rate = (float)rate;
         return 0;

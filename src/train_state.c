@@ -97,12 +97,8 @@ static int meta_integer(const hd_safetensors *file, const char *path, const char
     const char *text = meta_text(file, path, key);
     if (!text)
         return -1;
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno || end == text || *end || v < lo || v > hi)
+    if (hd_parse_integer(text, lo, hi, value) != 0)
         return hd_fail("%s: bad %s '%s' (expected a whole number in %lld..%lld)", path, key, text, lo, hi);
-    *value = v;
     return 0;
 }
 
@@ -113,27 +109,41 @@ static int meta_u64(const hd_safetensors *file, const char *path, const char *ke
     char *end;
     errno = 0;
     unsigned long long v = strtoull(text, &end, 10);
-    if (errno || end == text || *end || text[0] < '0' || text[0] > '9')
+    if (errno || end == text || *end || text[0] < '0' || text[0] > '9') /* strtoull takes "-1" */
         return hd_fail("%s: bad %s '%s' (expected a whole number of at most 64 bits)", path, key, text);
     *value = (uint64_t)v;
     return 0;
 }
 
-/* A real in [lo, hi]; +inf is accepted where the trainer writes it for "none yet" (allow_inf). */
+/* A real in [lo, hi]; "inf" is accepted where the trainer writes it for "none yet" (allow_inf). */
 static int meta_real(const hd_safetensors *file, const char *path, const char *key, double lo, double hi,
                      int allow_inf, double *value) {
     const char *text = meta_text(file, path, key);
     if (!text)
         return -1;
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    int in_range = (v >= lo && v <= hi) || (allow_inf && v == INFINITY);
-    if ((errno && !(allow_inf && v == INFINITY)) || end == text || *end || !in_range)
+    if (allow_inf && strcmp(text, "inf") == 0) {
+        *value = INFINITY;
+        return 0;
+    }
+    if (hd_parse_real(text, lo, hi, value) != 0)
         return hd_fail("%s: bad %s '%s' (expected a number in [%g, %g]%s)", path, key, text, lo, hi,
                        allow_inf ? " or inf" : "");
-    *value = v;
     return 0;
+}
+
+/* "LOSS|WAIT": the plateau detector's best validation loss ("inf" before the first epoch) and wait. */
+static int parse_plateau(const char *text, double *loss, long long *wait) {
+    char buf[64];
+    const char *bar = text ? strchr(text, '|') : NULL;
+    if (!bar || (size_t)(bar - text) >= sizeof buf)
+        return -1;
+    memcpy(buf, text, (size_t)(bar - text));
+    buf[bar - text] = '\0';
+    if (strcmp(buf, "inf") == 0)
+        *loss = INFINITY;
+    else if (hd_parse_real(buf, 0.0, DBL_MAX, loss) != 0)
+        return -1;
+    return hd_parse_integer(bar + 1, 0, INT_MAX, wait);
 }
 
 int hd_train_state_resume_settings(hd_train_config *cfg) {
@@ -183,21 +193,10 @@ int hd_train_state_resume(hd_train_state *st, const char *run_dir, hd_model *mod
              meta_integer(file, path, "hd.train.best_epoch", 0, INT_MAX, &best_epoch) ||
              meta_integer(file, path, "hd.train.es_wait", 0, INT_MAX, &es_wait) ||
              meta_u64(file, path, "hd.train.seed", &seed);
-    /* "LOSS|WAIT": the plateau detector's best validation loss (inf before the first epoch) and wait. */
     const char *plateau = rc ? NULL : hd_safetensors_meta(file, "hd.train.lr_plateau");
-    if (!rc) {
-        char *end = NULL;
-        errno = 0;
-        double loss = plateau ? strtod(plateau, &end) : NAN;
-        char *wait_end = NULL;
-        long long wait = (end && *end == '|') ? strtoll(end + 1, &wait_end, 10) : -1;
-        if (!plateau || errno || !(loss >= 0.0) || !wait_end || wait_end == end + 1 || *wait_end ||
-            wait < 0 || wait > INT_MAX)
-            rc = hd_fail("%s: missing or bad hd.train.lr_plateau%s%s%s", path, plateau ? " '" : "",
-                         plateau ? plateau : "", plateau ? "'" : "");
-        lr_best = loss;
-        lr_wait = wait;
-    }
+    if (!rc && parse_plateau(plateau, &lr_best, &lr_wait) != 0)
+        rc = hd_fail("%s: missing or bad hd.train.lr_plateau%s%s%s", path, plateau ? " '" : "",
+                     plateau ? plateau : "", plateau ? "'" : "");
     if (rc) {
         hd_safetensors_free(file);
         return -1;

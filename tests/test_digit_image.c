@@ -358,6 +358,10 @@ static void test_files(const char *dir) {
     free(gray);
 }
 
+static uint32_t read_le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 /* The fuzz corpus's small "1" in each format, against the same drawing as PNG: the JPEG and GIF decoders
  * are built in; PNM is not (one of the formats left out, see src/image_screen.h); and a JPEG whose
  * Huffman table declares 4080 codes, which stb_image 2.27 would write past its tables for, is refused. */
@@ -397,9 +401,8 @@ static void test_formats(const char *dir) {
     if (bmp && bmp_size > 54) {
         float bottom_up[HD_DIGIT_PIXELS];
         CHECK(hd_digit_image_load(bmp24, bottom_up) == 0, "load %s: %s", bmp24, hd_last_error());
-        uint32_t offset = bmp[10] | bmp[11] << 8 | bmp[12] << 16 | (uint32_t)bmp[13] << 24;
-        int32_t bw = (int32_t)(bmp[18] | bmp[19] << 8 | bmp[20] << 16 | (uint32_t)bmp[21] << 24);
-        int32_t bh = (int32_t)(bmp[22] | bmp[23] << 8 | bmp[24] << 16 | (uint32_t)bmp[25] << 24);
+        uint32_t offset = read_le32(bmp + 10);
+        int32_t bw = (int32_t)read_le32(bmp + 18), bh = (int32_t)read_le32(bmp + 22);
         size_t row = ((size_t)bw * 3 + 3) / 4 * 4;
         CHECK(bmp[28] == 24 && bh > 0 && offset + row * (size_t)bh <= bmp_size, "%s is not 24-bit bottom-up",
               bmp24);

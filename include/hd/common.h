@@ -57,6 +57,15 @@ int hd_write_file_atomic(const char *path, const void *data, size_t size);
 
 /* Read a whole file into a malloc'ed buffer. */
 int hd_read_file(const char *path, uint8_t **data, size_t *size);
+/* The same, refusing ("PATH: file too large (N bytes; at most M)") a file over max_bytes before
+ * anything is allocated. */
+int hd_read_file_at_most(const char *path, size_t max_bytes, uint8_t **data, size_t *size);
+
+/* Strict numbers for values that come from outside (command line, file metadata, specs): the whole
+ * text, nothing before or after, in [lo, hi]; 0, or -1 without recording an error (the caller names
+ * the value). */
+int hd_parse_integer(const char *text, long long lo, long long hi, long long *value);
+int hd_parse_real(const char *text, double lo, double hi, double *value);
 
 #ifdef __cplusplus
 }

@@ -100,10 +100,7 @@ static int load_into_model(fixture *fx, const char *path) {
     }
     FUZZ_ASSERT(file, "load returned no file");
     /* Every parameter slot, and Adam's m and v, must hold the file's tensor of that name. */
-    size_t bytes = n * sizeof(float);
-    FUZZ_ASSERT(hd_model_get_params(&fx->model, fx->check) == 0, "get params: %s", hd_last_error());
-    fx->be->ops->download(fx->be, fx->m, fx->opt.m, bytes);
-    fx->be->ops->download(fx->be, fx->v, fx->opt.v, bytes);
+    copy_state(fx, fx->check, fx->m, fx->v);
     const float *buffers[3] = {fx->check, fx->m, fx->v};
     static const char *const prefixes[3] = {"", "optimizer.m.", "optimizer.v."};
     for (int i = 0; i < fx->model.n_layers; i++) {
