@@ -108,12 +108,17 @@ static const char *gpu_describe(hd_backend *be) {
     return hd_gpu_from(be)->description;
 }
 
+static size_t gpu_memory_bytes(hd_backend *be) {
+    return hd_gpu_from(be)->total_memory;
+}
+
 /* ---- creation ---- */
 
 static void gpu_fill_ops(hd_backend_ops *ops) {
     memset(ops, 0, sizeof *ops);
     ops->destroy = gpu_destroy;
     ops->describe = gpu_describe;
+    ops->memory_bytes = gpu_memory_bytes;
     gpu_transfer_fill_ops(ops);
     ops->peak_gflops = gpu_peak_gflops;
     ops->conv2d_plan = gpu_conv2d_plan;

@@ -68,6 +68,12 @@ static void cpu_fence_wait(hd_backend *be, int fence) {
     (void)fence;
 }
 
+static size_t cpu_memory_bytes(hd_backend *be) {
+    (void)be;
+    long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page_size > 0 ? (size_t)pages * (size_t)page_size : 0;
+}
+
 static const hd_backend_ops cpu_ops = {
     .destroy = cpu_destroy,
     .describe = cpu_describe,
@@ -80,6 +86,7 @@ static const hd_backend_ops cpu_ops = {
     .zero = cpu_zero,
     .fence_record = cpu_fence_record,
     .fence_wait = cpu_fence_wait,
+    .memory_bytes = cpu_memory_bytes,
     .conv2d_plan = cpu_conv2d_plan,
     .conv2d_plan_free = cpu_conv2d_plan_free,
     .conv2d_forward = cpu_conv2d_forward,

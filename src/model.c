@@ -113,6 +113,32 @@ static int make_plan(hd_model *model, hd_layer *layer) {
     return layer->plan ? 0 : -1;
 }
 
+/* The floats hd_model_create allocates (plans' scratch and workspaces aside): parameters and their
+ * gradients, the input batch, labels, metrics, and each layer's activations and their gradients. */
+static double model_buffer_bytes(const hd_model *model) {
+    double mb = (double)model->max_batch;
+    double floats = 2.0 * (double)model->param_count + mb * model->in_c * model->in_h * model->in_w + mb + 2;
+    for (int i = 0; i < model->n_layers; i++)
+        if (model->layers[i].spec.kind != HD_LAYER_FLATTEN)
+            floats += 2.0 * mb * (double)model->layers[i].out_size;
+    return floats * sizeof(float);
+}
+
+/* Refuses, before anything is allocated, a model whose buffers exceed the backend's memory: the CPU
+ * backend's zeroed allocations would otherwise be OOM-killed on a system that overcommits. */
+static int check_memory(const hd_model *model) {
+    hd_backend *be = model->be;
+    size_t have = be->ops->memory_bytes ? be->ops->memory_bytes(be) : 0;
+    double need = model_buffer_bytes(model);
+    if (have == 0 || need <= (double)have)
+        return 0;
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    return hd_fail("model %s on %dx%dx%d inputs, batches of %d: its buffers need %.1f GiB, more than the "
+                   "%.1f GiB of %s memory (a smaller batch or model fits)",
+                   model->spec_text, model->in_c, model->in_h, model->in_w, model->max_batch, need / gib,
+                   (double)have / gib, be->is_gpu ? "GPU" : "system");
+}
+
 int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c, int in_h, int in_w,
                     int max_batch) {
     memset(model, 0, sizeof *model);
@@ -152,6 +178,8 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
     model->param_count = cursor;
 
     size_t mb = (size_t)max_batch;
+    if (check_memory(model) != 0)
+        return -1;
     model->params = be->ops->alloc(be, cursor);
     model->grads = be->ops->alloc(be, cursor);
     model->input = be->ops->alloc(be, mb * in_c * in_h * in_w);

@@ -57,6 +57,30 @@ static void check_model(hd_backend *be, const char *spec, int c, int h, int w, i
         hd_model_destroy(&model);
 }
 
+static size_t small_memory_bytes(hd_backend *be) {
+    (void)be;
+    return (size_t)64 << 20;
+}
+
+/* A model whose buffers exceed the backend's memory is refused before any allocation (the CPU
+ * backend's would be OOM-killed on an overcommitting system); the same model in less fits. The
+ * backend is the CPU one, told it has 64 MiB. */
+static void check_memory_limit(hd_backend *be) {
+    CHECK(be->ops->memory_bytes && be->ops->memory_bytes(be) >= ((size_t)64 << 20),
+          "the CPU backend reports its memory (%zu bytes)",
+          be->ops->memory_bytes ? be->ops->memory_bytes(be) : 0);
+    const hd_backend_ops *real = be->ops;
+    hd_backend_ops small = *real;
+    small.memory_bytes = small_memory_bytes;
+    be->ops = &small;
+    /* The default model's buffers: 225034 parameters and their gradients, and an image's 784 inputs and
+     * 2 x 36650 activation values: about 38 MiB for 128 images, 284 MiB for 1000. */
+    check_model(be, HD_DEFAULT_SPEC, 1, 28, 28, 128, NULL);
+    check_model(be, HD_DEFAULT_SPEC, 1, 28, 28, 1000,
+                "its buffers need 0.3 GiB, more than the 0.1 GiB of system memory");
+    be->ops = real;
+}
+
 int main(void) {
     check_canonical(HD_DEFAULT_SPEC, HD_DEFAULT_SPEC);
     check_canonical("conv:8:5,maxpool:3,flatten,dense:10", "conv:8:5,maxpool:3,flatten,dense:10");
@@ -85,6 +109,7 @@ int main(void) {
         check_model(be, "conv:4096:1,flatten,dense:10", 1, 4096, 4096, 1, "layer 1: its output");
         check_model(be, "flatten,dense:1048576,dense:10", 1, 64, 64, 1, "layer 2: 4294967296 weights");
         check_model(be, HD_DEFAULT_SPEC, 1, 28, 28, 100000, "layer 1: its output, 21632 values an image");
+        check_memory_limit(be);
     }
     hd_backend_destroy(be);
     return test_finish();

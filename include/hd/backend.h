@@ -81,6 +81,10 @@ struct hd_backend_ops {
      * until that work (uploads included) is done. Tokens are small integers. */
     int (*fence_record)(hd_backend *be);
     void (*fence_wait)(hd_backend *be, int fence);
+    /* Optional (NULL or 0: unknown): the memory alloc draws from, in bytes (the machine's RAM, the
+     * GPU's memory). hd_model_create refuses a model whose buffers alone would not fit, with a
+     * clear error, rather than be killed touching memory the system overcommitted. */
+    size_t (*memory_bytes)(hd_backend *be);
 
     /* ---- convolution ---- */
     /* A plan holds what a shape needs, made once: scratch buffers on the CPU; descriptors,
