@@ -1,8 +1,10 @@
 /* main.c: the hd-gpu program: dispatches to the subcommands of cli.h. */
+#include "hd/backend.h"
 #include "hd/cli.h"
 #include "hd/common.h"
 #include "hd/plot.h"
 
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,7 @@ static void usage(FILE *out) {
 #endif
 
 int main(int argc, char **argv) {
+    hd_blas_choose_kernels(argv);
     if (argc < 2) {
         usage(stderr);
         return HD_EXIT_USAGE;
@@ -57,6 +60,8 @@ int main(int argc, char **argv) {
                HD_FEATURE_CURL ? "download (curl)" : "no download (built without curl)",
                HD_FEATURE_CAIRO ? "plots (cairo)" : "no plots (built without cairo)",
                HD_FEATURE_STB ? "images (stb)" : "no images (built without stb)");
+        char *blas = openblas_get_config(), *kernels = openblas_get_corename();
+        printf("cpu: %s; kernels %s\n", blas ? blas : "OpenBLAS", kernels ? kernels : "?");
         return HD_EXIT_OK;
     }
     static const struct {
