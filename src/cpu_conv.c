@@ -53,7 +53,16 @@ void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
     free(plan);
 }
 
-/* col[(c*K + ky)*K + kx][oy*OW + ox] = in[c][oy + ky - pad][ox + kx - pad] (0 outside). */
+/* The output columns ox whose input column ox + kx - pad lies inside the image: [*lo, *hi). */
+static void valid_columns(const hd_conv_shape *s, int kx, int *lo, int *hi) {
+    *lo = s->pad - kx > 0 ? s->pad - kx : 0;
+    *hi = s->in_w + s->pad - kx < s->out_w ? s->in_w + s->pad - kx : s->out_w;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* col[(c*K + ky)*K + kx][oy*OW + ox] = in[c][oy + ky - pad][ox + kx - pad] (0 outside). Each row
+ * of col is a run of contiguous input copied whole, zeros on either side when padded. */
 static void im2col(const hd_conv_shape *s, const float *in, float *col) {
     int k = s->kernel, out_hw = s->out_h * s->out_w;
     for (int c = 0; c < s->in_c; c++) {
@@ -61,18 +70,21 @@ static void im2col(const hd_conv_shape *s, const float *in, float *col) {
         for (int ky = 0; ky < k; ky++) {
             for (int kx = 0; kx < k; kx++) {
                 float *row = col + ((size_t)(c * k + ky) * k + kx) * out_hw;
+                int lo, hi;
+                valid_columns(s, kx, &lo, &hi);
                 for (int oy = 0; oy < s->out_h; oy++) {
                     int iy = oy + ky - s->pad;
                     float *dst = row + (size_t)oy * s->out_w;
-                    if (iy < 0 || iy >= s->in_h) {
+                    if (iy < 0 || iy >= s->in_h || lo == hi) {
                         memset(dst, 0, sizeof(float) * s->out_w);
                         continue;
                     }
-                    const float *src = plane + (size_t)iy * s->in_w;
-                    for (int ox = 0; ox < s->out_w; ox++) {
-                        int ix = ox + kx - s->pad;
-                        dst[ox] = (ix >= 0 && ix < s->in_w) ? src[ix] : 0.0f;
-                    }
+                    const float *src = plane + (size_t)iy * s->in_w + (lo + kx - s->pad);
+                    if (lo > 0)
+                        memset(dst, 0, sizeof(float) * lo);
+                    memcpy(dst + lo, src, sizeof(float) * (hi - lo));
+                    if (hi < s->out_w)
+                        memset(dst + hi, 0, sizeof(float) * (s->out_w - hi));
                 }
             }
         }
@@ -88,17 +100,16 @@ static void col2im(const hd_conv_shape *s, const float *col, float *din) {
         for (int ky = 0; ky < k; ky++) {
             for (int kx = 0; kx < k; kx++) {
                 const float *row = col + ((size_t)(c * k + ky) * k + kx) * out_hw;
+                int lo, hi;
+                valid_columns(s, kx, &lo, &hi);
                 for (int oy = 0; oy < s->out_h; oy++) {
                     int iy = oy + ky - s->pad;
                     if (iy < 0 || iy >= s->in_h)
                         continue;
-                    const float *src = row + (size_t)oy * s->out_w;
-                    float *dst = plane + (size_t)iy * s->in_w;
-                    for (int ox = 0; ox < s->out_w; ox++) {
-                        int ix = ox + kx - s->pad;
-                        if (ix >= 0 && ix < s->in_w)
-                            dst[ix] += src[ox];
-                    }
+                    const float *src = row + (size_t)oy * s->out_w + lo;
+                    float *dst = plane + (size_t)iy * s->in_w + (lo + kx - s->pad);
+                    for (int i = 0; i < hi - lo; i++)
+                        dst[i] += src[i];
                 }
             }
         }

@@ -197,17 +197,23 @@ static void test_pool(hd_backend *be, int n, int ch, int hw, int size) {
     pool_ctx ctx = {be, plan, n, in, out, r, out_n};
     numeric_grad(in, in_n, num, pool_ctx_loss, &ctx);
     check_tensor("maxpool din", din, num, in_n, GRAD_ATOL, GRAD_RTOL);
-    /* Ties go to the first maximum in row-major order. */
-    float tie_in[4] = {1, 1, 1, 1}, tie_out[1], tie_dout[1] = {3}, tie_din[4];
-    hd_pool_shape ts = {1, 1, 2, 2, 2, 1, 1};
-    void *tplan = be->ops->maxpool_plan(be, &ts);
-    be->ops->maxpool_forward(be, tplan, 1, tie_in, tie_out);
-    be->ops->maxpool_backward(be, tplan, 1, tie_in, tie_out, tie_dout, tie_din);
-    CHECK(tie_din[0] == 3 && tie_din[1] == 0 && tie_din[2] == 0 && tie_din[3] == 0,
-          "tie routed to first max");
-    be->ops->maxpool_plan_free(be, tplan);
     be->ops->maxpool_plan_free(be, plan);
     free(in), free(out), free(ref), free(r), free(din), free(num);
+}
+
+/* Ties go to the first maximum in row-major order, for the unrolled 2x2 window and the general one:
+ * each window of `in` (size x size, one plane) must route its gradient to index `want`. */
+static void test_pool_tie(hd_backend *be, int size, const float *in, int want) {
+    hd_pool_shape ts = {1, 1, size, size, size, 1, 1};
+    float out[1], dout[1] = {3}, din[9];
+    void *plan = be->ops->maxpool_plan(be, &ts);
+    be->ops->maxpool_forward(be, plan, 1, in, out);
+    be->ops->maxpool_backward(be, plan, 1, in, out, dout, din);
+    int routed = 1;
+    for (int i = 0; i < size * size; i++)
+        routed = routed && din[i] == (i == want ? 3.0f : 0.0f);
+    CHECK(routed && out[0] == in[want], "maxpool %dx%d tie: gradient routed to element %d", size, size, want);
+    be->ops->maxpool_plan_free(be, plan);
 }
 
 /* ---------- dense ---------- */
@@ -365,7 +371,13 @@ int main(void) {
     test_conv(be, 3, 2, 6, 4, 3, 0, HD_ACT_RELU);
     test_conv(be, 1, 2, 5, 3, 5, 0, HD_ACT_NONE); /* batch of 1, kernel as large as the input */
     test_pool(be, 3, 2, 8, 2);
-    test_pool(be, 2, 3, 7, 2); /* odd size: the last row and column are dropped */
+    test_pool(be, 2, 3, 7, 2);  /* odd size: the last row and column are dropped */
+    test_pool(be, 2, 2, 10, 3); /* the general window (2x2 has its own unrolled loop) */
+    test_pool_tie(be, 2, (const float[]){1, 1, 1, 1}, 0);
+    test_pool_tie(be, 2, (const float[]){0, 2, 2, 2}, 1);
+    test_pool_tie(be, 2, (const float[]){0, 1, 2, 2}, 2);
+    test_pool_tie(be, 3, (const float[]){1, 1, 1, 1, 1, 1, 1, 1, 1}, 0);
+    test_pool_tie(be, 3, (const float[]){0, 1, 0, 0, 5, 0, 5, 0, 5}, 4);
     test_dense(be, 5, 17, 9, HD_ACT_NONE);
     test_dense(be, 3, 12, 8, HD_ACT_RELU);
     test_dense(be, 1, 7, 3, HD_ACT_NONE);
