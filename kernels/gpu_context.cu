@@ -59,17 +59,35 @@ int gpu_workspace_reserve(hd_gpu_backend *gpu, size_t bytes) {
         return 0;
     bytes = (bytes + HD_GPU_WORKSPACE_ALIGN - 1) / HD_GPU_WORKSPACE_ALIGN * HD_GPU_WORKSPACE_ALIGN;
     CUDA_TRY(cudaStreamSynchronize(gpu->compute)); /* queued ops may still use the old one */
-    if (gpu->workspace) {
+    /* The new buffer first, so that a refusal leaves the old one, which the plans made so far fit
+     * in, where it was. Only when both do not fit is the old one given up for the new. */
+    void *fresh = NULL;
+    cudaError_t err = cudaMalloc(&fresh, bytes);
+    if (err != cudaSuccess && gpu->workspace) {
+        (void)cudaGetLastError();
+        size_t old_bytes = gpu->workspace_bytes;
         CUDA_TRY(cudaFree(gpu->workspace));
         gpu->workspace = NULL;
         gpu->workspace_bytes = 0;
+        gpu->workspace_generation++; /* recordings that hold the old pointer are stale */
+        err = cudaMalloc(&fresh, bytes);
+        if (err != cudaSuccess) {
+            (void)cudaGetLastError();
+            /* Put back what the existing plans need (just freed, so it fits). */
+            if (cudaMalloc(&gpu->workspace, old_bytes) == cudaSuccess)
+                gpu->workspace_bytes = old_bytes;
+            else
+                (void)cudaGetLastError();
+            return gpu_fail_out_of_memory("the cuDNN workspace", bytes);
+        }
     }
-    cudaError_t err = cudaMalloc(&gpu->workspace, bytes);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
-        gpu->workspace = NULL;
         return gpu_fail_out_of_memory("the cuDNN workspace", bytes);
     }
+    if (gpu->workspace)
+        CUDA_TRY(cudaFree(gpu->workspace));
+    gpu->workspace = fresh;
     gpu->workspace_bytes = bytes;
     gpu->workspace_generation++;
     return 0;

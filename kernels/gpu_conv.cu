@@ -466,6 +466,7 @@ static void run_direction(hd_gpu_backend *gpu, gpu_conv_plan *plan, conv_batch_s
 /* ---- the ops ---- */
 
 void gpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
+    gpu_require_not_recording(hd_gpu_from(be), "conv2d_plan_free");
     gpu_conv_plan *plan = (gpu_conv_plan *)plan_ptr;
     if (!plan)
         return;
@@ -496,6 +497,7 @@ static int plan_init(hd_gpu_backend *gpu, gpu_conv_plan *plan) {
 
 void *gpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
     hd_gpu_backend *gpu = hd_gpu_from(be);
+    gpu_require_not_recording(gpu, "conv2d_plan");
     gpu_enter(gpu);
     gpu_conv_plan *plan = (gpu_conv_plan *)hd_calloc(1, sizeof *plan);
     if (!plan)

@@ -69,6 +69,7 @@ static double measure_sgemm(hd_gpu_backend *gpu, int n, float *a, float *b, floa
 
 double gpu_peak_gflops(hd_backend *be) {
     hd_gpu_backend *gpu = hd_gpu_from(be);
+    gpu_require_not_recording(gpu, "peak_gflops");
     if (gpu->peak_gflops != 0.0)
         return gpu->peak_gflops;
     gpu_enter(gpu);

@@ -67,7 +67,9 @@ static int set_batch(gpu_pool_plan *plan, int n) {
     return 0;
 }
 
-#define PROBE_MAX_BATCH 64
+/* The probe runs at the plan's max_batch up to this (the trainer's is 1000, its evaluation batch), so that
+ * cuDNN is checked with the kernels it picks for large batches, not only for a small one. */
+#define PROBE_MAX_BATCH 1024
 
 /* In the probe: a failed call records its text, file:line and error, then cleans up. */
 #define PROBE_CUDA(call)                                                                                     \
@@ -212,6 +214,7 @@ static int plan_init(hd_gpu_backend *gpu, gpu_pool_plan *plan) {
 }
 
 void gpu_maxpool_plan_free(hd_backend *be, void *plan_ptr) {
+    gpu_require_not_recording(hd_gpu_from(be), "maxpool_plan_free");
     gpu_pool_plan *plan = (gpu_pool_plan *)plan_ptr;
     if (!plan)
         return;
@@ -227,6 +230,7 @@ void gpu_maxpool_plan_free(hd_backend *be, void *plan_ptr) {
 
 void *gpu_maxpool_plan(hd_backend *be, const hd_pool_shape *shape) {
     hd_gpu_backend *gpu = hd_gpu_from(be);
+    gpu_require_not_recording(gpu, "maxpool_plan");
     gpu_enter(gpu);
     gpu_pool_plan *plan = (gpu_pool_plan *)hd_calloc(1, sizeof *plan);
     if (!plan)

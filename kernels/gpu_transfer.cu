@@ -74,6 +74,7 @@ static gpu_pending_upload *pending_slot(hd_gpu_backend *gpu) {
 
 static float *gpu_alloc(hd_backend *be, size_t count) {
     hd_gpu_backend *gpu = hd_gpu_from(be);
+    gpu_require_not_recording(gpu, "alloc");
     gpu_enter(gpu);
     size_t bytes = (count ? count : 1) * sizeof(float);
     void *ptr = NULL;
@@ -104,6 +105,7 @@ static void gpu_free(hd_backend *be, void *ptr) {
 }
 
 static void *gpu_host_alloc(hd_backend *be, size_t bytes) {
+    gpu_require_not_recording(hd_gpu_from(be), "host_alloc");
     gpu_enter(hd_gpu_from(be));
     void *ptr = NULL;
     cudaError_t err = cudaHostAlloc(&ptr, bytes ? bytes : 1, cudaHostAllocPortable);
