@@ -178,6 +178,10 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
         return -1;
     int status = -1;
     double start = cfg->process_start > 0 ? cfg->process_start : hd_now_seconds();
+    if (!cfg->run_dir || !cfg->run_dir[0])
+        return hd_fail("training needs a run directory (hd_train_config.run_dir)");
+    if (hd_mkdir_p(cfg->run_dir) != 0)
+        return -1;
     if (prepare_data(&rc, cfg, train, test) != 0)
         goto done;
     int max_batch = cfg->batch > cfg->eval_batch ? cfg->batch : cfg->eval_batch;

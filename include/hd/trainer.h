@@ -52,7 +52,8 @@ typedef struct {
 } hd_train_result;
 
 void hd_train_config_defaults(hd_train_config *cfg);
-/* Trains on `train` (validation carved out of it) and evaluates on `test`. */
+/* Trains on `train` (validation carved out of it) and evaluates on `test`, writing the run's
+ * checkpoints, metrics and report into cfg->run_dir (made, with its parents, when missing). */
 int hd_train(hd_backend *be, const hd_train_config *cfg, const hd_dataset *train, const hd_dataset *test,
              hd_train_result *result);
 /* Writes the settings as "key: value" lines (settings.txt, the report, --help defaults). */
