@@ -73,7 +73,8 @@ int gpu_workspace_reserve(hd_gpu_backend *gpu, size_t bytes) {
         err = cudaMalloc(&fresh, bytes);
         if (err != cudaSuccess) {
             (void)cudaGetLastError();
-            /* Put back what the existing plans need (just freed, so it fits). */
+            /* Put back what the existing plans need (just freed, so it should fit; if not, their ops
+             * fail with cuDNN's error rather than use freed memory). */
             if (cudaMalloc(&gpu->workspace, old_bytes) == cudaSuccess)
                 gpu->workspace_bytes = old_bytes;
             else
@@ -85,8 +86,13 @@ int gpu_workspace_reserve(hd_gpu_backend *gpu, size_t bytes) {
         (void)cudaGetLastError();
         return gpu_fail_out_of_memory("the cuDNN workspace", bytes);
     }
-    if (gpu->workspace)
-        CUDA_TRY(cudaFree(gpu->workspace));
+    cudaError_t free_err = gpu->workspace ? cudaFree(gpu->workspace) : cudaSuccess;
+    if (free_err != cudaSuccess) {
+        (void)cudaGetLastError();
+        (void)cudaFree(fresh);
+        return hd_fail("cudaFree(old cuDNN workspace) failed at %s:%d: %s", __FILE__, __LINE__,
+                       cudaGetErrorString(free_err));
+    }
     gpu->workspace = fresh;
     gpu->workspace_bytes = bytes;
     gpu->workspace_generation++;

@@ -67,9 +67,10 @@ static int set_batch(gpu_pool_plan *plan, int n) {
     return 0;
 }
 
-/* The probe runs at the plan's max_batch up to this (the trainer's is 1000, its evaluation batch), so that
- * cuDNN is checked with the kernels it picks for large batches, not only for a small one. */
-#define PROBE_MAX_BATCH 1024
+/* The probe runs at two batch sizes, each capped by the plan's max_batch: the default training batch, at
+ * which backward runs, and a large one, so that cuDNN is checked with the kernels it picks for both. */
+#define PROBE_TRAIN_BATCH 128
+#define PROBE_LARGE_BATCH 512
 
 /* In the probe: a failed call records its text, file:line and error, then cleans up. */
 #define PROBE_CUDA(call)                                                                                     \
@@ -100,18 +101,11 @@ static void fill_ties(float *x, size_t count) {
     }
 }
 
-/* Runs cuDNN's backward and maxpool_backward_kernel on the plan's own shape (batch capped at
- * PROBE_MAX_BATCH) with tie-heavy input, and keeps cuDNN for backward only when both give
- * bit-equal gradients: then cuDNN routes ties to the first maximum, as backend.h asks, for
- * this shape. Sets plan->cudnn_first_max. Plan time only: allocates and waits. */
-static int probe_cudnn_ties(hd_gpu_backend *gpu, gpu_pool_plan *plan) {
+/* Runs cuDNN's backward and maxpool_backward_kernel on the plan's own shape for n images with
+ * tie-heavy input; plan->cudnn_first_max stays 1 only when both give bit-equal gradients (cuDNN
+ * routes ties to the first maximum, as backend.h asks). Plan time only: allocates and waits. */
+static int probe_cudnn_ties_at(hd_gpu_backend *gpu, gpu_pool_plan *plan, int n) {
     const hd_pool_shape *s = &plan->shape;
-    plan->cudnn_first_max = 0;
-    if (s->size < 2) {
-        plan->cudnn_first_max = 1; /* a window of one element has no ties */
-        return 0;
-    }
-    int n = s->max_batch < PROBE_MAX_BATCH ? s->max_batch : PROBE_MAX_BATCH;
     size_t in_count = (size_t)n * s->channels * s->in_h * s->in_w;
     size_t out_count = (size_t)n * s->channels * s->out_h * s->out_w;
     size_t total = 3 * in_count + 2 * out_count;
@@ -151,6 +145,7 @@ static int probe_cudnn_ties(hd_gpu_backend *gpu, gpu_pool_plan *plan) {
                 fprintf(stderr,
                         "hd-gpu: maxpool %dx%dx%d size %d: cudnnPoolingBackward failed (%s); ours runs\n",
                         s->channels, s->in_h, s->in_w, s->size, hd_gpu_cudnn_error(backward_status));
+            plan->cudnn_first_max = 0;
             rc = 0;
             goto done;
         }
@@ -165,11 +160,13 @@ static int probe_cudnn_ties(hd_gpu_backend *gpu, gpu_pool_plan *plan) {
         size_t differ = 0;
         for (size_t i = 0; i < in_count; i++)
             differ += h_din_cudnn[i] != h_din_ours[i];
-        plan->cudnn_first_max = differ == 0;
+        if (differ)
+            plan->cudnn_first_max = 0;
         if (gpu->options.verbose && differ)
             fprintf(stderr,
-                    "hd-gpu: maxpool %dx%dx%d size %d: cuDNN routes %zu of %zu tie gradients elsewhere\n",
-                    s->channels, s->in_h, s->in_w, s->size, differ, in_count);
+                    "hd-gpu: maxpool %dx%dx%d size %d, %d images: cuDNN routes %zu of %zu tie gradients "
+                    "elsewhere\n",
+                    s->channels, s->in_h, s->in_w, s->size, n, differ, in_count);
     }
     rc = 0;
 done:
@@ -182,6 +179,22 @@ done:
     }
     free(host);
     return rc;
+}
+
+/* Keeps cuDNN for backward (plan->cudnn_first_max) only when it routes ties as ours does at both probe
+ * batch sizes; a window of one element has no ties. */
+static int probe_cudnn_ties(hd_gpu_backend *gpu, gpu_pool_plan *plan) {
+    const hd_pool_shape *s = &plan->shape;
+    plan->cudnn_first_max = 1;
+    if (s->size < 2)
+        return 0;
+    int train_n = s->max_batch < PROBE_TRAIN_BATCH ? s->max_batch : PROBE_TRAIN_BATCH;
+    int large_n = s->max_batch < PROBE_LARGE_BATCH ? s->max_batch : PROBE_LARGE_BATCH;
+    if (probe_cudnn_ties_at(gpu, plan, train_n) != 0)
+        return -1;
+    if (plan->cudnn_first_max && large_n != train_n && probe_cudnn_ties_at(gpu, plan, large_n) != 0)
+        return -1;
+    return 0;
 }
 
 static int plan_init(hd_gpu_backend *gpu, gpu_pool_plan *plan) {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* Declared by OpenBLAS' cblas.h; repeated here so the intent is visible. */
@@ -68,10 +69,59 @@ static void cpu_fence_wait(hd_backend *be, int fence) {
     (void)fence;
 }
 
+/* A byte count from a cgroup file ("max" or unreadable: 0, no limit). */
+static size_t read_limit_file(const char *dir, const char *cgroup_path, const char *file) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s%s/%s", dir, cgroup_path, file);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    unsigned long long value = 0;
+    int ok = fscanf(f, "%llu", &value) == 1;
+    fclose(f);
+    return ok ? (size_t)value : 0;
+}
+
+static size_t smaller_limit(size_t a, size_t b) {
+    return a == 0 ? b : (b == 0 || a < b) ? a : b;
+}
+
+/* The memory limit of this process's cgroup (v2 memory.max, v1 memory.limit_in_bytes), 0 if none. */
+static size_t cgroup_memory_limit(void) {
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (!f)
+        return 0;
+    size_t limit = 0;
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *controllers = strchr(line, ':');
+        char *path = controllers ? strchr(controllers + 1, ':') : NULL;
+        if (!path)
+            continue;
+        *path++ = '\0';
+        controllers++;
+        if (strcmp(line, "0") == 0 && controllers[0] == '\0') {
+            limit = smaller_limit(limit, read_limit_file("/sys/fs/cgroup", path, "memory.max"));
+        } else if (strstr(controllers, "memory")) {
+            limit =
+                smaller_limit(limit, read_limit_file("/sys/fs/cgroup/memory", path, "memory.limit_in_bytes"));
+        }
+    }
+    fclose(f);
+    return limit;
+}
+
+/* What the CPU backend can allocate: the machine's RAM, or less when a cgroup or RLIMIT_AS says so. */
 static size_t cpu_memory_bytes(hd_backend *be) {
     (void)be;
     long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
-    return pages > 0 && page_size > 0 ? (size_t)pages * (size_t)page_size : 0;
+    size_t limit = pages > 0 && page_size > 0 ? (size_t)pages * (size_t)page_size : 0;
+    limit = smaller_limit(limit, cgroup_memory_limit());
+    struct rlimit as;
+    if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
+        limit = smaller_limit(limit, (size_t)as.rlim_cur);
+    return limit;
 }
 
 static const hd_backend_ops cpu_ops = {

@@ -56,6 +56,8 @@ void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
 /* The output columns ox whose input column ox + kx - pad lies inside the image: [*lo, *hi). */
 static void valid_columns(const hd_conv_shape *s, int kx, int *lo, int *hi) {
     *lo = s->pad - kx > 0 ? s->pad - kx : 0;
+    if (*lo > s->out_w) /* padding wider than the output: no column reads the image */
+        *lo = s->out_w;
     *hi = s->in_w + s->pad - kx < s->out_w ? s->in_w + s->pad - kx : s->out_w;
     if (*hi < *lo)
         *hi = *lo;

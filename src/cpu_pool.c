@@ -39,7 +39,9 @@ void cpu_maxpool_plan_free(hd_backend *be, void *plan_ptr) {
     }
 }
 
-/* One plane, any window: the first maximum in row-major order (NaN never wins). */
+/* One plane, any window: the first maximum in row-major order. A NaN wins only as a window's first
+ * element (no comparison with it is true); the GPU's cuDNN pooling skips NaNs. NaN activations end
+ * training anyway (the loss turns NaN), so the two need not agree there. */
 static void pool_plane(const hd_pool_shape *s, const float *x, float *y, int32_t *arg) {
     int size = s->size;
     for (int oy = 0; oy < s->out_h; oy++) {

@@ -134,9 +134,9 @@ static int check_memory(const hd_model *model) {
         return 0;
     const double gib = 1024.0 * 1024.0 * 1024.0;
     return hd_fail("model %s on %dx%dx%d inputs, batches of %d: its buffers need %.1f GiB, more than the "
-                   "%.1f GiB of %s memory (a smaller batch or model fits)",
+                   "%.1f GiB of %s (try a smaller batch or model)",
                    model->spec_text, model->in_c, model->in_h, model->in_w, model->max_batch, need / gib,
-                   (double)have / gib, be->is_gpu ? "GPU" : "system");
+                   (double)have / gib, be->is_gpu ? "GPU memory" : "memory this process may use");
 }
 
 int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c, int in_h, int in_w,

@@ -172,14 +172,14 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     memset(result, 0, sizeof *result);
     /* A resumed run keeps the settings it was started with (seed, so the same validation
      * images are held out; batch size; augmentation), whatever the command line says. */
+    if (!user_cfg->run_dir || !user_cfg->run_dir[0])
+        return hd_fail("training needs a run directory (hd_train_config.run_dir)");
     hd_train_config run_cfg = *user_cfg;
     const hd_train_config *cfg = &run_cfg;
     if (user_cfg->resume && hd_train_state_resume_settings(&run_cfg) != 0)
         return -1;
     int status = -1;
     double start = cfg->process_start > 0 ? cfg->process_start : hd_now_seconds();
-    if (!cfg->run_dir || !cfg->run_dir[0])
-        return hd_fail("training needs a run directory (hd_train_config.run_dir)");
     if (hd_mkdir_p(cfg->run_dir) != 0)
         return -1;
     if (prepare_data(&rc, cfg, train, test) != 0)

@@ -216,6 +216,22 @@ static void test_pool_tie(hd_backend *be, int size, const float *in, int want) {
     be->ops->maxpool_plan_free(be, plan);
 }
 
+/* A window holding a NaN: the gradient goes to index `want`, the output is that element (NaN or not). */
+static void test_pool_nan(hd_backend *be, int size, const float *in, int want) {
+    hd_pool_shape ts = {1, 1, size, size, size, 1, 1};
+    float out[1], dout[1] = {3}, din[9];
+    void *plan = be->ops->maxpool_plan(be, &ts);
+    be->ops->maxpool_forward(be, plan, 1, in, out);
+    be->ops->maxpool_backward(be, plan, 1, in, out, dout, din);
+    int routed = 1;
+    for (int i = 0; i < size * size; i++)
+        routed = routed && din[i] == (i == want ? 3.0f : 0.0f);
+    int same = isnan(in[want]) ? isnan(out[0]) : out[0] == in[want];
+    CHECK(routed && same, "maxpool %dx%d with a NaN: want element %d (%g), got output %g", size, size, want,
+          (double)in[want], (double)out[0]);
+    be->ops->maxpool_plan_free(be, plan);
+}
+
 /* ---------- dense ---------- */
 
 typedef struct {
@@ -378,6 +394,11 @@ int main(void) {
     test_pool_tie(be, 2, (const float[]){0, 1, 2, 2}, 2);
     test_pool_tie(be, 3, (const float[]){1, 1, 1, 1, 1, 1, 1, 1, 1}, 0);
     test_pool_tie(be, 3, (const float[]){0, 1, 0, 0, 5, 0, 5, 0, 5}, 4);
+    /* NaN: it wins only as the window's first element (the rule cpu_pool.c states), in both loops. */
+    test_pool_nan(be, 2, (const float[]){NAN, 1, 5, 6}, 0);
+    test_pool_nan(be, 2, (const float[]){1, NAN, 5, 6}, 3);
+    test_pool_nan(be, 3, (const float[]){NAN, 1, 2, 3, 9, 4, 5, 6, 7}, 0);
+    test_pool_nan(be, 3, (const float[]){1, 2, 3, 4, 9, 4, 5, NAN, 7}, 4);
     test_dense(be, 5, 17, 9, HD_ACT_NONE);
     test_dense(be, 3, 12, 8, HD_ACT_RELU);
     test_dense(be, 1, 7, 3, HD_ACT_NONE);

@@ -77,7 +77,7 @@ static void check_memory_limit(hd_backend *be) {
      * 2 x 36650 activation values: about 38 MiB for 128 images, 284 MiB for 1000. */
     check_model(be, HD_DEFAULT_SPEC, 1, 28, 28, 128, NULL);
     check_model(be, HD_DEFAULT_SPEC, 1, 28, 28, 1000,
-                "its buffers need 0.3 GiB, more than the 0.1 GiB of system memory");
+                "its buffers need 0.3 GiB, more than the 0.1 GiB of memory this process may use");
     be->ops = real;
 }
 
