@@ -31,6 +31,14 @@ expect 0 "usage: hd-gpu COMMAND" -- "$bin" --help
 if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && "$bin" --version | grep -q "DYNAMIC_ARCH"; then
     expect 0 "^cpu: OpenBLAS .*; kernels (Haswell|Zen|SkylakeX|Cooperlake|SapphireRapids|Excavator)$" -- \
         env -u OPENBLAS_CORETYPE "$bin" --version
+    # The program executed again, whatever OpenBLAS picks here: as if it had picked Prescott.
+    expect 0 "^cpu: OpenBLAS .*; kernels (Haswell|SkylakeX)$" -- \
+        env -u OPENBLAS_CORETYPE HD_TEST_BLAS_PICKED=Prescott "$bin" --version
+    # Started through the dynamic loader, it runs as it is (executing itself again would start ld.so).
+    loader=$(sed -n 's/.*\(\/lib[^ ]*ld-linux[^ ]*\.so\.[0-9]\).*/\1/p' <(ldd "$bin") | head -n 1)
+    if [ -n "$loader" ]; then
+        expect 0 "^cpu: OpenBLAS .*; kernels " -- env -u OPENBLAS_CORETYPE HD_TEST_BLAS_PICKED=Prescott "$loader" "$bin" --version
+    fi
 fi
 if "$bin" --version | grep -q "DYNAMIC_ARCH"; then
     expect 0 "^cpu: OpenBLAS .*; kernels Prescott$" -- env OPENBLAS_CORETYPE=Prescott "$bin" --version
