@@ -58,44 +58,20 @@ int gpu_workspace_reserve(hd_gpu_backend *gpu, size_t bytes) {
     if (bytes <= gpu->workspace_bytes)
         return 0;
     bytes = (bytes + HD_GPU_WORKSPACE_ALIGN - 1) / HD_GPU_WORKSPACE_ALIGN * HD_GPU_WORKSPACE_ALIGN;
-    CUDA_TRY(cudaStreamSynchronize(gpu->compute)); /* queued ops may still use the old one */
-    /* The new buffer first, so that a refusal leaves the old one, which the plans made so far fit
-     * in, where it was. Only when both do not fit is the old one given up for the new. */
+    /* The new buffer first: a refusal leaves the old one, which the plans made so far fit in, and the
+     * recordings that hold it, as they were. */
     void *fresh = NULL;
     cudaError_t err = cudaMalloc(&fresh, bytes);
-    if (err != cudaSuccess && gpu->workspace) {
-        (void)cudaGetLastError();
-        size_t old_bytes = gpu->workspace_bytes;
-        CUDA_TRY(cudaFree(gpu->workspace));
-        gpu->workspace = NULL;
-        gpu->workspace_bytes = 0;
-        gpu->workspace_generation++; /* recordings that hold the old pointer are stale */
-        err = cudaMalloc(&fresh, bytes);
-        if (err != cudaSuccess) {
-            (void)cudaGetLastError();
-            /* Put back what the existing plans need (just freed, so it should fit; if not, their ops
-             * fail with cuDNN's error rather than use freed memory). */
-            if (cudaMalloc(&gpu->workspace, old_bytes) == cudaSuccess)
-                gpu->workspace_bytes = old_bytes;
-            else
-                (void)cudaGetLastError();
-            return gpu_fail_out_of_memory("the cuDNN workspace", bytes);
-        }
-    }
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
         return gpu_fail_out_of_memory("the cuDNN workspace", bytes);
     }
-    cudaError_t free_err = gpu->workspace ? cudaFree(gpu->workspace) : cudaSuccess;
-    if (free_err != cudaSuccess) {
-        (void)cudaGetLastError();
-        (void)cudaFree(fresh);
-        return hd_fail("cudaFree(old cuDNN workspace) failed at %s:%d: %s", __FILE__, __LINE__,
-                       cudaGetErrorString(free_err));
-    }
+    CUDA_TRY(cudaStreamSynchronize(gpu->compute)); /* queued ops may still use the old one */
+    if (gpu->workspace)
+        CUDA_TRY(cudaFree(gpu->workspace));
     gpu->workspace = fresh;
     gpu->workspace_bytes = bytes;
-    gpu->workspace_generation++;
+    gpu->workspace_generation++; /* recordings that hold the old pointer are stale */
     return 0;
 }
 

@@ -3,7 +3,7 @@
 
 #include "hd/common.h"
 
-#include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -63,15 +63,6 @@ static void join_name(char *buf, const char *prefix, const char *name) {
     buf[a + b] = '\0';
 }
 
-/* The shortest decimal that reads back as exactly v ("0.001", not "0.00100000005"). */
-static void format_float(char *buf, size_t len, float v) {
-    for (int digits = 1; digits <= 9; digits++) {
-        snprintf(buf, len, "%.*g", digits, (double)v);
-        if (strtof(buf, NULL) == v)
-            return;
-    }
-}
-
 static float *download_copy(const hd_model *model, const float *device, size_t count) {
     float *host = hd_malloc(count * sizeof *host);
     if (host && count)
@@ -123,12 +114,12 @@ int hd_checkpoint_save(const char *path, const hd_model *model, const hd_optimiz
     meta[n_meta++] = (hd_st_meta){"hd.spec", model->spec_text};
     meta[n_meta++] = (hd_st_meta){"hd.input", input};
     if (opt) {
-        format_float(lr, sizeof lr, opt->lr);
+        hd_format_float(lr, sizeof lr, opt->lr);
         snprintf(t_text, sizeof t_text, "%" PRIu64, opt->t);
-        format_float(beta1, sizeof beta1, opt->beta1);
-        format_float(beta2, sizeof beta2, opt->beta2);
-        format_float(eps, sizeof eps, opt->eps);
-        format_float(momentum, sizeof momentum, opt->momentum);
+        hd_format_float(beta1, sizeof beta1, opt->beta1);
+        hd_format_float(beta2, sizeof beta2, opt->beta2);
+        hd_format_float(eps, sizeof eps, opt->eps);
+        hd_format_float(momentum, sizeof momentum, opt->momentum);
         meta[n_meta++] = (hd_st_meta){"hd.optimizer", hd_optimizer_name(opt->kind)};
         meta[n_meta++] = (hd_st_meta){"hd.optimizer.lr", lr};
         meta[n_meta++] = (hd_st_meta){"hd.optimizer.t", t_text};
@@ -204,10 +195,7 @@ static int meta_number(const char *path, const hd_safetensors *file, const char 
     const char *text = hd_safetensors_meta(file, key);
     if (!text)
         return hd_fail("%s: metadata %s is missing", path, key);
-    char *end = NULL;
-    errno = 0;
-    *value = strtod(text, &end);
-    if (end == text || *end != '\0' || errno != 0 || !isfinite(*value))
+    if (hd_parse_real(text, -DBL_MAX, DBL_MAX, value) != 0)
         return hd_fail("%s: metadata %s is '%s', not a number", path, key, text);
     return 0;
 }
@@ -319,18 +307,21 @@ int hd_checkpoint_load(const char *path, hd_model *model, hd_optimizer *opt, hd_
     return rc;
 }
 
+int hd_checkpoint_spec_of(const hd_safetensors *file, const char *path, char *spec, size_t spec_len) {
+    const char *stored = hd_safetensors_meta(file, "hd.spec");
+    if (!stored)
+        return hd_fail("%s: not an hd-gpu checkpoint (no hd.spec metadata)", path);
+    if (strlen(stored) >= spec_len)
+        return hd_fail("%s: hd.spec is longer than %zu characters", path, spec_len);
+    memcpy(spec, stored, strlen(stored) + 1);
+    return 0;
+}
+
 int hd_checkpoint_read_spec(const char *path, char *spec, size_t spec_len) {
     hd_safetensors *file = NULL;
     if (hd_safetensors_read(path, &file) != 0)
         return -1;
-    const char *stored = hd_safetensors_meta(file, "hd.spec");
-    int rc = 0;
-    if (!stored)
-        rc = hd_fail("%s: not an hd-gpu checkpoint (no hd.spec metadata)", path);
-    else if (strlen(stored) >= spec_len)
-        rc = hd_fail("%s: hd.spec is longer than %zu characters", path, spec_len);
-    else
-        memcpy(spec, stored, strlen(stored) + 1);
+    int rc = hd_checkpoint_spec_of(file, path, spec, spec_len);
     hd_safetensors_free(file);
     return rc;
 }

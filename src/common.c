@@ -202,3 +202,11 @@ int hd_parse_real(const char *text, double lo, double hi, double *value) {
     *value = v;
     return 0;
 }
+
+void hd_format_float(char *buf, size_t len, float v) {
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, len, "%.*g", digits, (double)v);
+        if (strtof(buf, NULL) == v)
+            return;
+    }
+}

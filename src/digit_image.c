@@ -240,16 +240,6 @@ static void composite_gray_alpha(const uint8_t *gray_alpha, size_t npixels, uint
     }
 }
 
-/* Width and height from a PNG's IHDR, read directly: stb_image refuses PNGs over 1 GiB
- * decoded as "unknown image type", which would hide the real reason. 0 if not a PNG. */
-static int png_header_size(const uint8_t *data, size_t size, long *w, long *h) {
-    if (size < 24 || hd_image_format_of(data, size) != HD_IMAGE_PNG || memcmp(data + 12, "IHDR", 4) != 0)
-        return 0;
-    *w = (long)((uint32_t)data[16] << 24 | (uint32_t)data[17] << 16 | (uint32_t)data[18] << 8 | data[19]);
-    *h = (long)((uint32_t)data[20] << 24 | (uint32_t)data[21] << 16 | (uint32_t)data[22] << 8 | data[23]);
-    return 1;
-}
-
 static int fail_too_large(const char *path, long w, long h) {
     return hd_fail("%s: image too large (%ldx%ld; at most %dx%d and %d megapixels)", path, w, h,
                    HD_DIGIT_MAX_SIDE, HD_DIGIT_MAX_SIDE, HD_DIGIT_MAX_PIXELS / (1024 * 1024));
@@ -263,7 +253,7 @@ static int prepare_file_bytes(const uint8_t *data, size_t size, const char *path
     if (hd_image_screen(data, size, &why) != 0)
         return hd_fail("%s: %s", path, why);
     long png_w, png_h;
-    if (png_header_size(data, size, &png_w, &png_h) && too_large(png_w, png_h))
+    if (hd_image_png_size(data, size, &png_w, &png_h) && too_large(png_w, png_h))
         return fail_too_large(path, png_w, png_h);
     int w, h, channels;
     if (!stbi_info_from_memory(data, (int)size, &w, &h, &channels))

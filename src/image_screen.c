@@ -82,13 +82,24 @@ static int jpeg_huffman_tables_fit(const uint8_t *data, size_t size) {
     return 1;
 }
 
+static uint32_t be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int hd_image_png_size(const uint8_t *data, size_t size, long *w, long *h) {
+    if (size < 24 || hd_image_format_of(data, size) != HD_IMAGE_PNG || memcmp(data + 12, "IHDR", 4) != 0)
+        return 0;
+    *w = (long)be32(data + 16);
+    *h = (long)be32(data + 20);
+    return 1;
+}
+
 /* A PNG's chunks, each within the file, up to IEND: stb_image 2.27 grows its buffer to an IDAT chunk's
  * declared length (up to 2 GiB) before it reads the data, so a few bytes could ask for gigabytes. */
 static int png_chunks_fit(const uint8_t *data, size_t size) {
     size_t at = 8; /* after the signature */
     while (size - at >= 8) {
-        uint32_t length = (uint32_t)data[at] << 24 | (uint32_t)data[at + 1] << 16 |
-                          (uint32_t)data[at + 2] << 8 | data[at + 3];
+        uint32_t length = be32(data + at);
         if (memcmp(data + at + 4, "IEND", 4) == 0) /* stb_image stops here, CRC or not */
             return 1;
         if (length > size - at - 8 || size - at - 8 - length < 4) /* data and CRC */

@@ -25,6 +25,10 @@ hd_image_format hd_image_format_of(const uint8_t *data, size_t size);
 /* "PNG", "JPEG", "BMP", "GIF", or "image". */
 const char *hd_image_format_name(hd_image_format format);
 
+/* A PNG's width and height from its IHDR, read directly (stb_image refuses PNGs over 1 GiB decoded as
+ * "unknown image type", which would hide the real reason): 1, or 0 if not a PNG with an IHDR. */
+int hd_image_png_size(const uint8_t *data, size_t size, long *w, long *h);
+
 /* 0 when the file passes the checks above (not a proof that stb_image will decode it safely: see
  * the weakness left); -1 with *why set to a static phrase (e.g. "corrupt JPEG: a Huffman table
  * declares more than 256 codes") when it does not. */

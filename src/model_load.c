@@ -29,17 +29,19 @@ static int parse_input_shape(const char *text, int *c, int *h, int *w) {
 }
 
 int hd_model_load_checkpoint(hd_model *model, hd_backend *be, const char *path, int max_batch) {
-    char spec[1024];
-    if (hd_checkpoint_read_spec(path, spec, sizeof spec) != 0)
-        return -1;
+    /* The spec and input shape first, to build the model; hd_checkpoint_load then checks the whole file
+     * against it. */
     hd_safetensors *file = NULL;
     if (hd_safetensors_read(path, &file) != 0)
         return -1;
-    char input[64];
+    char spec[1024], input[64];
+    int spec_rc = hd_checkpoint_spec_of(file, path, spec, sizeof spec);
     const char *text = hd_safetensors_meta(file, "hd.input");
     int too_long = text && strlen(text) >= sizeof input; /* cut, it could read as another shape */
     snprintf(input, sizeof input, "%s", text ? text : "");
     hd_safetensors_free(file);
+    if (spec_rc != 0)
+        return -1;
     int c = 0, h = 0, w = 0;
     if (too_long || parse_input_shape(input, &c, &h, &w) != 0)
         return hd_fail("%s: missing or bad hd.input metadata '%s' (expected CxHxW, each 1..%d)", path, input,

@@ -104,16 +104,6 @@ int hd_spec_parse(const char *text, hd_layer_spec *layers, int max_layers, int *
     return 0;
 }
 
-/* The shortest %g form of a rate that reads back as the same float, so that a spec survives being
- * formatted and parsed again (checkpoints store the formatted text). */
-static void format_rate(float rate, char *buf, size_t buf_len) {
-    for (int digits = 1; digits <= 9; digits++) {
-        snprintf(buf, buf_len, "%.*g", digits, (double)rate);
-        if ((float)strtod(buf, NULL) == rate)
-            return;
-    }
-}
-
 void hd_spec_format(const hd_layer_spec *layers, int n_layers, char *buf, size_t buf_len) {
     size_t used = 0;
     buf[0] = '\0';
@@ -136,8 +126,8 @@ void hd_spec_format(const hd_layer_spec *layers, int n_layers, char *buf, size_t
             w = snprintf(buf + used, buf_len - used, "%sdense:%d%s", sep, l->units, act);
             break;
         case HD_LAYER_DROPOUT: {
-            char rate[32];
-            format_rate(l->rate, rate, sizeof rate);
+            char rate[32]; /* the shortest exact form: checkpoints store the spec and parse it again */
+            hd_format_float(rate, sizeof rate, l->rate);
             w = snprintf(buf + used, buf_len - used, "%sdropout:%s", sep, rate);
             break;
         }

@@ -201,23 +201,10 @@ static void test_pool(hd_backend *be, int n, int ch, int hw, int size) {
     free(in), free(out), free(ref), free(r), free(din), free(num);
 }
 
-/* Ties go to the first maximum in row-major order, for the unrolled 2x2 window and the general one:
- * each window of `in` (size x size, one plane) must route its gradient to index `want`. */
-static void test_pool_tie(hd_backend *be, int size, const float *in, int want) {
-    hd_pool_shape ts = {1, 1, size, size, size, 1, 1};
-    float out[1], dout[1] = {3}, din[9];
-    void *plan = be->ops->maxpool_plan(be, &ts);
-    be->ops->maxpool_forward(be, plan, 1, in, out);
-    be->ops->maxpool_backward(be, plan, 1, in, out, dout, din);
-    int routed = 1;
-    for (int i = 0; i < size * size; i++)
-        routed = routed && din[i] == (i == want ? 3.0f : 0.0f);
-    CHECK(routed && out[0] == in[want], "maxpool %dx%d tie: gradient routed to element %d", size, size, want);
-    be->ops->maxpool_plan_free(be, plan);
-}
-
-/* A window holding a NaN: the gradient goes to index `want`, the output is that element (NaN or not). */
-static void test_pool_nan(hd_backend *be, int size, const float *in, int want) {
+/* One window (size x size, one plane) must route its gradient to element `want` and output that
+ * element (NaN or not): ties go to the first maximum in row-major order, and a NaN wins only as the
+ * window's first element (cpu_pool.c), for the unrolled 2x2 loop and the general one alike. */
+static void test_pool_window(hd_backend *be, int size, const float *in, int want) {
     hd_pool_shape ts = {1, 1, size, size, size, 1, 1};
     float out[1], dout[1] = {3}, din[9];
     void *plan = be->ops->maxpool_plan(be, &ts);
@@ -227,7 +214,7 @@ static void test_pool_nan(hd_backend *be, int size, const float *in, int want) {
     for (int i = 0; i < size * size; i++)
         routed = routed && din[i] == (i == want ? 3.0f : 0.0f);
     int same = isnan(in[want]) ? isnan(out[0]) : out[0] == in[want];
-    CHECK(routed && same, "maxpool %dx%d with a NaN: want element %d (%g), got output %g", size, size, want,
+    CHECK(routed && same, "maxpool %dx%d window: want element %d (%g), got output %g", size, size, want,
           (double)in[want], (double)out[0]);
     be->ops->maxpool_plan_free(be, plan);
 }
@@ -389,16 +376,16 @@ int main(void) {
     test_pool(be, 3, 2, 8, 2);
     test_pool(be, 2, 3, 7, 2);  /* odd size: the last row and column are dropped */
     test_pool(be, 2, 2, 10, 3); /* the general window (2x2 has its own unrolled loop) */
-    test_pool_tie(be, 2, (const float[]){1, 1, 1, 1}, 0);
-    test_pool_tie(be, 2, (const float[]){0, 2, 2, 2}, 1);
-    test_pool_tie(be, 2, (const float[]){0, 1, 2, 2}, 2);
-    test_pool_tie(be, 3, (const float[]){1, 1, 1, 1, 1, 1, 1, 1, 1}, 0);
-    test_pool_tie(be, 3, (const float[]){0, 1, 0, 0, 5, 0, 5, 0, 5}, 4);
+    test_pool_window(be, 2, (const float[]){1, 1, 1, 1}, 0);
+    test_pool_window(be, 2, (const float[]){0, 2, 2, 2}, 1);
+    test_pool_window(be, 2, (const float[]){0, 1, 2, 2}, 2);
+    test_pool_window(be, 3, (const float[]){1, 1, 1, 1, 1, 1, 1, 1, 1}, 0);
+    test_pool_window(be, 3, (const float[]){0, 1, 0, 0, 5, 0, 5, 0, 5}, 4);
     /* NaN: it wins only as the window's first element (the rule cpu_pool.c states), in both loops. */
-    test_pool_nan(be, 2, (const float[]){NAN, 1, 5, 6}, 0);
-    test_pool_nan(be, 2, (const float[]){1, NAN, 5, 6}, 3);
-    test_pool_nan(be, 3, (const float[]){NAN, 1, 2, 3, 9, 4, 5, 6, 7}, 0);
-    test_pool_nan(be, 3, (const float[]){1, 2, 3, 4, 9, 4, 5, NAN, 7}, 4);
+    test_pool_window(be, 2, (const float[]){NAN, 1, 5, 6}, 0);
+    test_pool_window(be, 2, (const float[]){1, NAN, 5, 6}, 3);
+    test_pool_window(be, 3, (const float[]){NAN, 1, 2, 3, 9, 4, 5, 6, 7}, 0);
+    test_pool_window(be, 3, (const float[]){1, 2, 3, 4, 9, 4, 5, NAN, 7}, 4);
     test_dense(be, 5, 17, 9, HD_ACT_NONE);
     test_dense(be, 3, 12, 8, HD_ACT_RELU);
     test_dense(be, 1, 7, 3, HD_ACT_NONE);

@@ -43,6 +43,8 @@ int hd_checkpoint_load(const char *path, hd_model *model, hd_optimizer *opt, hd_
 /* The spec a checkpoint was saved with (after checking the whole file), to build a model of
  * the right architecture before hd_checkpoint_load. */
 int hd_checkpoint_read_spec(const char *path, char *spec, size_t spec_len);
+/* The same from a file already read (path only names it in errors). */
+int hd_checkpoint_spec_of(const hd_safetensors *file, const char *path, char *spec, size_t spec_len);
 
 #ifdef __cplusplus
 }

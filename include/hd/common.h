@@ -67,6 +67,10 @@ int hd_read_file_at_most(const char *path, size_t max_bytes, uint8_t **data, siz
 int hd_parse_integer(const char *text, long long lo, long long hi, long long *value);
 int hd_parse_real(const char *text, double lo, double hi, double *value);
 
+/* The shortest decimal ("%g", 1 to 9 digits) that reads back as exactly v: "0.001", not
+ * "0.00100000005"; for floats written to files that are parsed again (checkpoints, specs). */
+void hd_format_float(char *buf, size_t len, float v);
+
 #ifdef __cplusplus
 }
 #endif
