@@ -9,8 +9,8 @@
  *           per channel sums in a fixed order, so the result is the same on every run. */
 #include "gpu_internal.h"
 
-__global__ void bias_act_forward_kernel(float *out, const float *bias, size_t total, int channels,
-                                        int spatial, int relu) {
+__global__ void hdgpu_bias_act_forward_kernel(float *out, const float *bias, size_t total, int channels,
+                                              int spatial, int relu) {
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
         int c = (int)((i / (size_t)spatial) % (size_t)channels);
@@ -38,8 +38,8 @@ __device__ static float block_sum(float value, float *warp_sums) {
 }
 
 /* grid: one block per channel. */
-__global__ void bias_act_backward_kernel(const float *out, float *dout, float *dbias, int n, int channels,
-                                         int spatial, int relu) {
+__global__ void hdgpu_bias_act_backward_kernel(const float *out, float *dout, float *dbias, int n,
+                                               int channels, int spatial, int relu) {
     __shared__ float warp_sums[32];
     int c = blockIdx.x;
     size_t per_channel = (size_t)n * (size_t)spatial;
@@ -65,7 +65,7 @@ void gpu_bias_act_forward(hd_gpu_backend *gpu, float *out, const float *bias, in
     size_t total = (size_t)n * (size_t)channels * (size_t)spatial;
     if (total == 0)
         return;
-    bias_act_forward_kernel<<<gpu_grid_blocks(gpu, total), HD_GPU_THREADS, 0, gpu->compute>>>(
+    hdgpu_bias_act_forward_kernel<<<gpu_grid_blocks(gpu, total), HD_GPU_THREADS, 0, gpu->compute>>>(
         out, bias, total, channels, spatial, act == HD_ACT_RELU);
     CUDA_OP_LAUNCH(gpu);
 }
@@ -76,7 +76,7 @@ void gpu_bias_act_backward(hd_gpu_backend *gpu, const float *out, float *dout, f
         return;
     if (act != HD_ACT_RELU && !dbias)
         return;
-    bias_act_backward_kernel<<<(unsigned)channels, HD_GPU_REDUCE_THREADS, 0, gpu->compute>>>(
+    hdgpu_bias_act_backward_kernel<<<(unsigned)channels, HD_GPU_REDUCE_THREADS, 0, gpu->compute>>>(
         out, dout, dbias, n, channels, spatial, act == HD_ACT_RELU);
     CUDA_OP_LAUNCH(gpu);
 }

@@ -12,7 +12,7 @@
 
 /* A kernel that does nothing: asking for its attributes tells whether this build holds code
  * the device can run. */
-__global__ void gpu_probe_kernel(int *unused) {
+__global__ void hdgpu_probe_kernel(int *unused) {
     (void)unused;
 }
 
@@ -149,7 +149,7 @@ static int gpu_context_init(hd_gpu_backend *gpu) {
     gpu->sm_count = prop.multiProcessorCount;
 
     cudaFuncAttributes probe;
-    cudaError_t err = cudaFuncGetAttributes(&probe, gpu_probe_kernel);
+    cudaError_t err = cudaFuncGetAttributes(&probe, hdgpu_probe_kernel);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
         return hd_fail("GPU %d (%s, compute capability %d.%d): this build holds no code it can run (%s); "

@@ -10,8 +10,9 @@
 #include "gpu_internal.h"
 #include "hd/shared_math.h"
 
-__global__ void dropout_apply_kernel(size_t count, float rate, uint64_t seed, uint32_t layer_index,
-                                     const hd_step_scalars *step_scalars, const float *src, float *dst) {
+__global__ void hdgpu_dropout_apply_kernel(size_t count, float rate, uint64_t seed, uint32_t layer_index,
+                                           const hd_step_scalars *step_scalars, const float *src,
+                                           float *dst) {
     size_t stride = (size_t)gridDim.x * blockDim.x;
     uint64_t step = step_scalars->step;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += stride)
@@ -31,7 +32,7 @@ static void dropout_apply(hd_gpu_backend *gpu, size_t count, float rate, uint64_
                     cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice, gpu->compute));
     } else {
         gpu_use(gpu, step, sizeof *step);
-        dropout_apply_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(
+        hdgpu_dropout_apply_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(
             count, rate, seed, layer_index, step, src, dst);
         CUDA_OP_LAUNCH(gpu);
     }

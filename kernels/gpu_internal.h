@@ -26,6 +26,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Every __global__ function here is named hdgpu_*: bench/gpu-check points compute-sanitizer's
+ * racecheck and synccheck at our kernels alone by that prefix (cuDNN's and cuBLAS's are NVIDIA's to
+ * check), and scripts/lint holds the rule. */
+
 #define HD_GPU_FENCE_RING      256 /* fence tokens map to event pairs modulo this */
 #define HD_GPU_PENDING_UPLOADS 8   /* uploads in flight the compute stream has not waited for */
 #define HD_GPU_THREADS         256 /* threads per block of the element-wise kernels */

@@ -14,8 +14,8 @@
 
 #define LOSS_THREADS 256
 
-__global__ void softmax_xent_kernel(int n, int classes, const float *logits, const int32_t *labels,
-                                    float *dlogits, float grad_scale, float *metrics) {
+__global__ void hdgpu_softmax_xent_kernel(int n, int classes, const float *logits, const int32_t *labels,
+                                          float *dlogits, float grad_scale, float *metrics) {
     __shared__ double loss_part[LOSS_THREADS];
     __shared__ int correct_part[LOSS_THREADS];
     double loss_sum = 0.0;
@@ -54,8 +54,8 @@ void gpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, c
     gpu_use_floats(gpu, dlogits, (size_t)n * classes);
     gpu_use_floats(gpu, metrics, 2);
     float grad_scale = grad_divisor != 0.0f ? 1.0f / grad_divisor : 0.0f;
-    softmax_xent_kernel<<<1, LOSS_THREADS, 0, gpu->compute>>>(n, classes, logits, labels, dlogits, grad_scale,
-                                                              metrics);
+    hdgpu_softmax_xent_kernel<<<1, LOSS_THREADS, 0, gpu->compute>>>(n, classes, logits, labels, dlogits,
+                                                                    grad_scale, metrics);
     CUDA_OP_LAUNCH(gpu);
     gpu_op_done(gpu, "softmax_xent");
 }

@@ -9,16 +9,16 @@
 #include "gpu_internal.h"
 #include "hd/shared_math.h"
 
-__global__ void adam_kernel(size_t count, float *params, const float *grads, float *m, float *v, float beta1,
-                            float beta2, float eps, const hd_step_scalars *step) {
+__global__ void hdgpu_adam_kernel(size_t count, float *params, const float *grads, float *m, float *v,
+                                  float beta1, float beta2, float eps, const hd_step_scalars *step) {
     size_t stride = (size_t)gridDim.x * blockDim.x;
     float step_size = step->step_size;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += stride)
         hd_adam_update(&params[i], &m[i], &v[i], grads[i], beta1, beta2, eps, step_size);
 }
 
-__global__ void sgd_kernel(size_t count, float *params, const float *grads, float *velocity, float momentum,
-                           int nesterov, const hd_step_scalars *step) {
+__global__ void hdgpu_sgd_kernel(size_t count, float *params, const float *grads, float *velocity,
+                                 float momentum, int nesterov, const hd_step_scalars *step) {
     size_t stride = (size_t)gridDim.x * blockDim.x;
     float lr = step->step_size;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += stride)
@@ -36,8 +36,8 @@ void gpu_adam_step(hd_backend *be, size_t count, float *params, const float *gra
     gpu_use_floats(gpu, m, count);
     gpu_use_floats(gpu, v, count);
     gpu_use(gpu, step, sizeof *step);
-    adam_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(count, params, grads, m, v,
-                                                                                  beta1, beta2, eps, step);
+    hdgpu_adam_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(
+        count, params, grads, m, v, beta1, beta2, eps, step);
     CUDA_OP_LAUNCH(gpu);
     gpu_op_done(gpu, "adam_step");
 }
@@ -52,7 +52,7 @@ void gpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grad
     gpu_use_floats(gpu, grads, count);
     gpu_use_floats(gpu, velocity, count);
     gpu_use(gpu, step, sizeof *step);
-    sgd_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(
+    hdgpu_sgd_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(
         count, params, grads, velocity, momentum, nesterov, step);
     CUDA_OP_LAUNCH(gpu);
     gpu_op_done(gpu, "sgd_step");

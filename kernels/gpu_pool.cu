@@ -8,7 +8,7 @@
  * path does. cuDNN's CUDNN_POOLING_MAX_DETERMINISTIC sends it to one maximum, the same on
  * every run, but does not document which. So each plan probes it once, on its own shape
  * with tie-heavy input: if cudnnPoolingBackward's gradients equal those of
- * maxpool_backward_kernel below, which applies the rule itself (one thread per window;
+ * hdgpu_maxpool_backward_kernel below, which applies the rule itself (one thread per window;
  * windows do not overlap, so no two threads write one element), backward uses cuDNN;
  * otherwise that kernel. Forward is always cuDNN: the maximum is exact either way. */
 #include "gpu_internal.h"
@@ -26,8 +26,8 @@ typedef struct {
     int cudnn_first_max; /* the probe found cuDNN's backward follows the first-maximum rule */
 } gpu_pool_plan;
 
-__global__ void maxpool_backward_kernel(size_t windows, int in_h, int in_w, int out_h, int out_w, int size,
-                                        const float *in, const float *dout, float *din) {
+__global__ void hdgpu_maxpool_backward_kernel(size_t windows, int in_h, int in_w, int out_h, int out_w,
+                                              int size, const float *in, const float *dout, float *din) {
     size_t stride = (size_t)gridDim.x * blockDim.x;
     size_t per_plane = (size_t)out_h * (size_t)out_w;
     for (size_t w = (size_t)blockIdx.x * blockDim.x + threadIdx.x; w < windows; w += stride) {
@@ -101,7 +101,7 @@ static void fill_ties(float *x, size_t count) {
     }
 }
 
-/* Runs cuDNN's backward and maxpool_backward_kernel on the plan's own shape for n images with
+/* Runs cuDNN's backward and hdgpu_maxpool_backward_kernel on the plan's own shape for n images with
  * tie-heavy input; plan->cudnn_first_max stays 1 only when both give bit-equal gradients (cuDNN
  * routes ties to the first maximum, as backend.h asks). Plan time only: allocates and waits. */
 static int probe_cudnn_ties_at(hd_gpu_backend *gpu, gpu_pool_plan *plan, int n) {
@@ -149,7 +149,7 @@ static int probe_cudnn_ties_at(hd_gpu_backend *gpu, gpu_pool_plan *plan, int n) 
             rc = 0;
             goto done;
         }
-        maxpool_backward_kernel<<<gpu_grid_blocks(gpu, out_count), HD_GPU_THREADS, 0, gpu->compute>>>(
+        hdgpu_maxpool_backward_kernel<<<gpu_grid_blocks(gpu, out_count), HD_GPU_THREADS, 0, gpu->compute>>>(
             out_count, s->in_h, s->in_w, s->out_h, s->out_w, s->size, d_in, d_dout, d_din_ours);
         PROBE_CUDA(cudaGetLastError());
         PROBE_CUDA(cudaMemcpyAsync(h_din_cudnn, d_din_cudnn, 2 * in_count * sizeof(float),
@@ -308,7 +308,7 @@ void gpu_maxpool_backward(hd_backend *be, void *plan_ptr, int n, const float *in
                  cudnnPoolingBackward(gpu->cudnn, plan->pool_desc, &one, plan->out_desc, out, plan->out_desc,
                                       dout, plan->in_desc, in, &zero, plan->in_desc, din));
     } else {
-        maxpool_backward_kernel<<<gpu_grid_blocks(gpu, out_count), HD_GPU_THREADS, 0, gpu->compute>>>(
+        hdgpu_maxpool_backward_kernel<<<gpu_grid_blocks(gpu, out_count), HD_GPU_THREADS, 0, gpu->compute>>>(
             out_count, s->in_h, s->in_w, s->out_h, s->out_w, s->size, in, dout, din);
         CUDA_OP_LAUNCH(gpu);
     }

@@ -36,7 +36,7 @@ typedef struct {
 
 /* One thread: the value travels as the kernel's argument, so the host's copy may change at
  * once (an upload from it would have to wait for the copy). */
-__global__ void step_scalars_kernel(hd_step_scalars *dst, hd_step_scalars value) {
+__global__ void hdgpu_step_scalars_kernel(hd_step_scalars *dst, hd_step_scalars value) {
     *dst = value;
 }
 
@@ -44,7 +44,7 @@ static void gpu_set_step_scalars(hd_backend *be, hd_step_scalars *dst, const hd_
     hd_gpu_backend *gpu = hd_gpu_from(be);
     gpu_enter(gpu);
     gpu_use(gpu, dst, sizeof *dst);
-    step_scalars_kernel<<<1, 1, 0, gpu->compute>>>(dst, *value);
+    hdgpu_step_scalars_kernel<<<1, 1, 0, gpu->compute>>>(dst, *value);
     CUDA_OP_LAUNCH(gpu);
     gpu_op_done(gpu, "set_step_scalars");
 }
