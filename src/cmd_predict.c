@@ -4,12 +4,12 @@
  * are classified in batches of up to PREDICT_BATCH. A file that cannot be used is reported on
  * stderr (and as an "error" object with --json) and the others are still classified; the exit
  * code is then 1. */
-#include "hd/checkpoint.h"
 #include "hd/cli.h"
 #include "hd/common.h"
 #include "hd/digit_image.h"
 #include "hd/json_min.h"
 #include "hd/model.h"
+#include "model_load.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -210,17 +210,16 @@ static int predict_chunk(const predict_options *opt, hd_model *model, int first,
     return failed;
 }
 
+/* predict reads 28x28 grayscale digits, so the checkpoint's model must take them. */
 static int load_model(const predict_options *opt, hd_backend *be, int max_batch, hd_model *model) {
-    char spec[sizeof model->spec_text];
-    if (hd_checkpoint_read_spec(opt->model_path, spec, sizeof spec) != 0)
+    if (hd_model_load_checkpoint(model, be, opt->model_path, max_batch) != 0)
         return -1;
-    if (hd_model_create(model, be, spec, 1, HD_DIGIT_SIDE, HD_DIGIT_SIDE, max_batch) != 0)
-        return -1;
-    if (hd_checkpoint_load(opt->model_path, model, NULL, NULL) != 0) {
-        hd_model_destroy(model);
-        return -1;
-    }
-    return 0;
+    if (model->in_c == 1 && model->in_h == HD_DIGIT_SIDE && model->in_w == HD_DIGIT_SIDE)
+        return 0;
+    int c = model->in_c, h = model->in_h, w = model->in_w;
+    hd_model_destroy(model);
+    return hd_fail("%s: the model takes %dx%dx%d inputs; predict reads 1x%dx%d grayscale images",
+                   opt->model_path, c, h, w, HD_DIGIT_SIDE, HD_DIGIT_SIDE);
 }
 
 int hd_cmd_predict(int argc, char **argv) {
