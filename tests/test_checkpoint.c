@@ -19,14 +19,6 @@ typedef struct {
     uint64_t rng;
 } fixture;
 
-static char *join(const char *dir, const char *name) {
-    size_t len = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(len);
-    if (p)
-        snprintf(p, len, "%s/%s", dir, name);
-    return p;
-}
-
 static float *download(const hd_model *model, const float *device, size_t count) {
     float *host = malloc(count * sizeof *host);
     if (host)
@@ -107,7 +99,7 @@ static void test_round_trip(fixture *fx) {
     size_t n_logits = (size_t)BATCH * (size_t)a.classes;
     CHECK(!same_bits(logits_a, logits_b_before, n_logits), "differently seeded models predict the same");
 
-    char *path = join(fx->dir, "model.safetensors");
+    char *path = test_path_join(fx->dir, "model.safetensors");
     hd_st_meta extra[] = {{"epoch", "5"}, {"best_val_loss", "0.0312"}, {"seed", "42"}};
     CHECK(hd_checkpoint_save(path, &a, &opt_a, extra, 3) == 0, "save: %s", hd_last_error());
 
@@ -155,7 +147,7 @@ static void test_round_trip(fixture *fx) {
     CHECK(hd_checkpoint_load(path, &c, NULL, NULL) == 0, "load without optimizer: %s", hd_last_error());
     float *pc = host_params(&c);
     CHECK(same_bits(pa, pc, a.param_count), "parameters differ (loaded without optimizer)");
-    char *weights_only = join(fx->dir, "weights.safetensors");
+    char *weights_only = test_path_join(fx->dir, "weights.safetensors");
     CHECK(hd_checkpoint_save(weights_only, &a, NULL, NULL, 0) == 0, "save weights only: %s", hd_last_error());
     hd_model_init_weights(&c, 33);
     expect_load_fails(weights_only, &c, &opt_b, "no optimizer state", "optimizer state absent");
@@ -229,7 +221,8 @@ static void test_refusals(fixture *fx) {
           "create: %s", hd_last_error());
     hd_model_init_weights(&a, 5);
     hd_model_init_weights(&other, 6);
-    char *path = join(fx->dir, "small.safetensors"), *bad = join(fx->dir, "bad.safetensors");
+    char *path = test_path_join(fx->dir, "small.safetensors"),
+         *bad = test_path_join(fx->dir, "bad.safetensors");
     CHECK(hd_checkpoint_save(path, &a, NULL, NULL, 0) == 0, "save: %s", hd_last_error());
 
     char expected[1200];

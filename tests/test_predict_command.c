@@ -164,14 +164,6 @@ static void draw_zero(uint8_t *img) { /* 60x60, black on white */
         }
 }
 
-static char *join(const char *dir, const char *name) {
-    size_t len = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(len);
-    if (p)
-        snprintf(p, len, "%s/%s", dir, name);
-    return p;
-}
-
 static void test_predictions(const char *dir, uint64_t seed) {
     hd_cpu_options cpu = {.threads = 1};
     hd_backend *be = hd_cpu_backend_create(&cpu);
@@ -181,8 +173,9 @@ static void test_predictions(const char *dir, uint64_t seed) {
     if (!be)
         return;
     hd_model_init_weights(&model, seed);
-    char *ckpt = join(dir, "model.safetensors"), *one = join(dir, "one.png"), *zero = join(dir, "zero.png"),
-         *blank = join(dir, "blank.png"), *missing = join(dir, "missing.png"), *out = join(dir, "stdout.txt");
+    char *ckpt = test_path_join(dir, "model.safetensors"), *one = test_path_join(dir, "one.png"),
+         *zero = test_path_join(dir, "zero.png"), *blank = test_path_join(dir, "blank.png"),
+         *missing = test_path_join(dir, "missing.png"), *out = test_path_join(dir, "stdout.txt");
     uint8_t one_img[28 * 28], zero_img[60 * 60], blank_img[28 * 28] = {0};
     draw_one(one_img);
     draw_zero(zero_img);

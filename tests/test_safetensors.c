@@ -41,14 +41,6 @@ static void make_sample(sample_set *s, uint64_t *rng) {
 static const hd_st_meta sample_meta[] = {
     {"epoch", "3"}, {"note", "line\nbreak \"q\" \\ tab\t ünïcode"}, {"empty", ""}};
 
-static char *join(const char *dir, const char *name) {
-    size_t len = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(len);
-    if (p)
-        snprintf(p, len, "%s/%s", dir, name);
-    return p;
-}
-
 static int write_bytes(const char *path, const void *data, size_t size) {
     FILE *f = fopen(path, "wb");
     if (!f)
@@ -90,7 +82,7 @@ static size_t build_raw(unsigned char *out, const char *header, const void *data
 static void test_round_trip_and_layout(const char *dir, uint64_t *rng) {
     sample_set s;
     make_sample(&s, rng);
-    char *path = join(dir, "sample.safetensors");
+    char *path = test_path_join(dir, "sample.safetensors");
     CHECK(hd_safetensors_write(path, s.tensors, N_TENSORS, sample_meta, 3) == 0, "write: %s",
           hd_last_error());
 
@@ -181,7 +173,7 @@ static void test_round_trip_and_layout(const char *dir, uint64_t *rng) {
 static void test_damaged_files(const char *dir, uint64_t *rng) {
     sample_set s;
     make_sample(&s, rng);
-    char *good = join(dir, "good.safetensors"), *bad = join(dir, "bad.safetensors");
+    char *good = test_path_join(dir, "good.safetensors"), *bad = test_path_join(dir, "bad.safetensors");
     CHECK(hd_safetensors_write(good, s.tensors, N_TENSORS, sample_meta, 3) == 0, "write: %s",
           hd_last_error());
     uint8_t *bytes = NULL;
@@ -338,7 +330,7 @@ static void test_damaged_files(const char *dir, uint64_t *rng) {
         hd_safetensors_free(f);
     }
 
-    char *missing = join(dir, "no-such-file.safetensors");
+    char *missing = test_path_join(dir, "no-such-file.safetensors");
     f = NULL;
     CHECK(hd_safetensors_read(missing, &f) == -1 && strstr(hd_last_error(), "cannot open"), "missing: %s",
           hd_last_error());
@@ -410,7 +402,7 @@ static int remove_leftovers(const char *dir, const char *final_name) {
             continue;
         if (strncmp(e->d_name, final_name, final_len) == 0 &&
             strncmp(e->d_name + final_len, ".tmp.", 5) == 0) {
-            char *p = join(dir, e->d_name);
+            char *p = test_path_join(dir, e->d_name);
             if (p && unlink(p) == 0)
                 removed++;
             free(p);
@@ -430,7 +422,7 @@ static void sleep_ms(long ms) {
 
 static void test_kill_safety(uint64_t *rng) {
     char *dir = test_make_temp_dir("st-kill");
-    char *path = dir ? join(dir, "big.safetensors") : NULL;
+    char *path = dir ? test_path_join(dir, "big.safetensors") : NULL;
     float *big = malloc(BIG_COUNT * sizeof(float));
     if (!path || !big) {
         CHECK(0, "cannot set up the kill test");

@@ -136,6 +136,14 @@ char *test_make_temp_dir(const char *tag) {
     return path;
 }
 
+char *test_path_join(const char *dir, const char *name) {
+    size_t len = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(len);
+    if (p)
+        snprintf(p, len, "%s/%s", dir, name);
+    return p;
+}
+
 void test_remove_tree(const char *path) {
     if (!path || strncmp(path, "/tmp/", 5) != 0) {
         const char *base = getenv("TMPDIR");

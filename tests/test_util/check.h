@@ -39,6 +39,8 @@ uint64_t test_rand_u64(uint64_t *state);
 
 /* A new empty temporary directory (mkdtemp under $TMPDIR or /tmp); caller frees. */
 char *test_make_temp_dir(const char *tag);
+/* "dir/name", malloc'd (NULL when out of memory); caller frees. */
+char *test_path_join(const char *dir, const char *name);
 /* rm -r of a directory made by test_make_temp_dir. */
 void test_remove_tree(const char *path);
 /* Number of entries in a directory other than . and .. (-1 if it cannot be read). */
