@@ -36,19 +36,21 @@ static int reference_top3(hd_model *model, const char *path, top3 *out) {
     float pixels[HD_DIGIT_PIXELS];
     if (hd_digit_image_load(path, pixels) != 0)
         return -1;
+    if (model->classes < 3 || model->classes > 16)
+        return hd_fail("reference: %d classes", model->classes);
     hd_backend *be = model->be;
     be->ops->upload(be, model->input, pixels, sizeof pixels);
     float logits[16];
     be->ops->download(be, logits, hd_model_forward(model, 1, 0, 0), (size_t)model->classes * sizeof(float));
-    double max_logit = logits[0], sum = 0.0, p[16];
+    double max_logit = logits[0], sum = 0.0, p[16] = {0};
     for (int c = 1; c < model->classes; c++)
         max_logit = fmax(max_logit, logits[c]);
     for (int c = 0; c < model->classes; c++)
         sum += p[c] = exp(logits[c] - max_logit);
     for (int k = 0; k < 3; k++) {
-        int best = -1;
-        for (int c = 0; c < model->classes; c++)
-            if (p[c] >= 0.0 && (best < 0 || p[c] > p[best]))
+        int best = 0;
+        for (int c = 1; c < model->classes; c++)
+            if (p[c] > p[best])
                 best = c;
         out->classes[k] = best;
         out->probs[k] = p[best] / sum;
@@ -119,7 +121,7 @@ static void check_json_line(const char *line, size_t len, const char *file, cons
         CHECK(!list && error && error->type == HD_JSON_STRING && strstr(error->text, file),
               "%s: an error object naming the file", file);
     } else if (list && list->type == HD_JSON_ARRAY && list->count == 3) {
-        top3 got;
+        top3 got = {{0}, {0}};
         const hd_json *item = list->child;
         for (int k = 0; k < 3; k++, item = item->next) {
             got.classes[k] = (int)json_number(item, "class");
@@ -136,8 +138,8 @@ static void check_json_line(const char *line, size_t len, const char *file, cons
 static void check_text_line(const char *line, const char *file, const top3 *want) {
     size_t name_len = strlen(file);
     CHECK(strncmp(line, file, name_len) == 0 && line[name_len] == ':', "text line starts with %s:", file);
-    top3 got;
-    double percent[3];
+    top3 got = {{0}, {0}};
+    double percent[3] = {0};
     int n = sscanf(line + name_len, ": %d (%lf%%), %d (%lf%%), %d (%lf%%)", &got.classes[0], &percent[0],
                    &got.classes[1], &percent[1], &got.classes[2], &percent[2]);
     CHECK(n == 6, "text line '%s' parsed %d of 6 fields", line, n);
@@ -183,7 +185,7 @@ static void test_predictions(const char *dir, uint64_t seed) {
     CHECK(hd_write_png_gray(one, one_img, 28, 28) == 0 && hd_write_png_gray(zero, zero_img, 60, 60) == 0 &&
               hd_write_png_gray(blank, blank_img, 28, 28) == 0,
           "writing images: %s", hd_last_error());
-    top3 want_one, want_zero;
+    top3 want_one = {{0}, {0}}, want_zero = {{0}, {0}};
     CHECK(reference_top3(&model, one, &want_one) == 0 && reference_top3(&model, zero, &want_zero) == 0,
           "reference: %s", hd_last_error());
 
