@@ -1,5 +1,6 @@
 /* check.c: the test assertions declared in check.h. */
 #include "check.h"
+#include "hd/backend.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -10,6 +11,15 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Test programs run the OpenBLAS kernels hd-gpu runs: it calls hd_blas_choose_kernels first thing in
+ * main, and here it runs before each test's main (glibc hands constructors main's arguments), after
+ * OpenBLAS has loaded and picked its kernels. */
+__attribute__((constructor)) static void test_choose_blas_kernels(int argc, char **argv, char **envp) {
+    (void)argc;
+    (void)envp;
+    hd_blas_choose_kernels(argv);
+}
 
 static int passed_count;
 static int failed_count;

@@ -3,7 +3,8 @@
  * CHECK(cond, fmt, ...) records a failure (with file:line) and continues; a test's main
  * ends with `return test_finish();`, which prints "N passed, N failed" and returns 0, 1,
  * or 77 (ctest's skip code) after test_skip(). check_tensor compares element-wise with
- * |got - ref| <= atol + rtol * |ref| and prints the worst error and first mismatches. */
+ * |got - ref| <= atol + rtol * |ref| and prints the worst error and first mismatches.
+ * Linking it also gives a test program the OpenBLAS kernels hd-gpu chooses (check.c). */
 #ifndef HD_TEST_CHECK_H
 #define HD_TEST_CHECK_H
 
