@@ -113,14 +113,18 @@ static int make_plan(hd_model *model, hd_layer *layer) {
     return layer->plan ? 0 : -1;
 }
 
-/* The floats hd_model_create allocates (plans' scratch and workspaces aside): parameters and their
- * gradients, the input batch, labels, metrics, and each layer's activations and their gradients. */
+/* The bytes hd_model_create asks the backend for (plans' scratch and workspaces aside), call by call.
+ * tests/test_spec.c counts the backend's allocations to hold the two in step. */
 static double model_buffer_bytes(const hd_model *model) {
     double mb = (double)model->max_batch;
-    double floats = 2.0 * (double)model->param_count + mb * model->in_c * model->in_h * model->in_w + mb + 2;
+    double floats = 2.0 * (double)model->param_count               /* params, grads */
+                    + mb * model->in_c * model->in_h * model->in_w /* input */
+                    + mb                                           /* labels, int32 */
+                    + 2                                            /* metrics */
+                    + sizeof(hd_step_scalars) / sizeof(float);     /* step */
     for (int i = 0; i < model->n_layers; i++)
         if (model->layers[i].spec.kind != HD_LAYER_FLATTEN)
-            floats += 2.0 * mb * (double)model->layers[i].out_size;
+            floats += 2.0 * mb * (double)model->layers[i].out_size; /* out, dout */
     return floats * sizeof(float);
 }
 

@@ -81,6 +81,54 @@ static void check_memory_limit(hd_backend *be) {
     be->ops = real;
 }
 
+/* The memory check counts exactly what hd_model_create allocates from the backend: the backend's
+ * alloc is counted, and a limit of that many bytes lets the model be built while one byte less
+ * refuses it. */
+static const hd_backend_ops *counted_ops;
+static size_t counted_floats, memory_limit;
+
+static float *counting_alloc(hd_backend *be, size_t count) {
+    counted_floats += count;
+    return counted_ops->alloc(be, count);
+}
+
+static size_t limited_memory_bytes(hd_backend *be) {
+    (void)be;
+    return memory_limit;
+}
+
+static void check_memory_counts_allocations(hd_backend *be, const char *spec, int c, int h, int w,
+                                            int batch) {
+    const hd_backend_ops *real = be->ops;
+    hd_backend_ops counting = *real;
+    counting.alloc = counting_alloc;
+    counting.memory_bytes = limited_memory_bytes;
+    counted_ops = real;
+    be->ops = &counting;
+    hd_model model;
+    counted_floats = 0;
+    memory_limit = SIZE_MAX / 2;
+    int built = hd_model_create(&model, be, spec, c, h, w, batch) == 0;
+    CHECK(built, "%s, batch %d: %s", spec, batch, hd_last_error());
+    size_t bytes = counted_floats * sizeof(float);
+    if (built) {
+        hd_model_destroy(&model);
+        memory_limit = bytes;
+        built = hd_model_create(&model, be, spec, c, h, w, batch) == 0;
+        CHECK(built, "%s, batch %d, in the %zu bytes it allocates: %s", spec, batch, bytes, hd_last_error());
+        if (built)
+            hd_model_destroy(&model);
+        memory_limit = bytes - 1;
+        int rc = hd_model_create(&model, be, spec, c, h, w, batch);
+        CHECK(rc != 0 && strstr(hd_last_error(), "its buffers need"),
+              "%s, batch %d, in %zu bytes: rc %d '%s'", spec, batch, bytes - 1, rc,
+              rc ? hd_last_error() : "built");
+        if (rc == 0)
+            hd_model_destroy(&model);
+    }
+    be->ops = real;
+}
+
 int main(void) {
     check_canonical(HD_DEFAULT_SPEC, HD_DEFAULT_SPEC);
     check_canonical("conv:8:5,maxpool:3,flatten,dense:10", "conv:8:5,maxpool:3,flatten,dense:10");
@@ -103,6 +151,8 @@ int main(void) {
     CHECK(be != NULL, "cpu backend: %s", hd_last_error());
     if (be) {
         check_model(be, HD_DEFAULT_SPEC, 1, 28, 28, 128, NULL);
+        check_memory_counts_allocations(be, HD_DEFAULT_SPEC, 1, 28, 28, 128);
+        check_memory_counts_allocations(be, "conv:8:5,maxpool:3,flatten,dropout:0.5,dense:10", 3, 20, 17, 3);
         check_model(be, "flatten,dense:10", 4096, 4096, 4096, 1, "model input 4096x4096x4096");
         check_model(be, "flatten,dense:10", 1, 28, 5000, 1, "each side must be 1..4096");
         check_model(be, "flatten,dense:10", 0, 28, 28, 1, "model input 0x28x28");
