@@ -7,5 +7,6 @@ foreach(name test_trainer test_gradcheck_network test_bench_smoke)
 endforeach()
 # The CLI's exit codes and messages, through the real program.
 add_test(NAME cli_exit_codes COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_test.sh $<TARGET_FILE:hd-gpu>)
-set_tests_properties(cli_exit_codes PROPERTIES ENVIRONMENT "HD_TEST_DATA_DIR=${CMAKE_SOURCE_DIR}/data/mnist"
+set(HD_CLI_TEST_ENV "HD_TEST_DATA_DIR=${CMAKE_SOURCE_DIR}/data/mnist" ${HD_TSAN_TEST_ENV})
+set_tests_properties(cli_exit_codes PROPERTIES ENVIRONMENT "${HD_CLI_TEST_ENV}"
   SKIP_RETURN_CODE 77)
