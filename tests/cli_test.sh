@@ -63,6 +63,16 @@ if [ -n "${HD_TEST_DATA_DIR:-}" ] && [ -f "$HD_TEST_DATA_DIR/train-images-idx3-u
             --train-limit 300 --test-limit 200 --no-report --run-dir "$tmp/r1"
         expect 0 "test accuracy" -- "$bin" eval --model "$tmp/r1/best.safetensors" --device cpu \
             --data "$HD_TEST_DATA_DIR"
+        # predict through the real program (test_predict_command checks what it prints against the
+        # model): a hand-drawn digit is classified, a missing file fails naming itself, the others still run.
+        digits=$(dirname "$0")/data/handdrawn
+        expect 0 "one\.png: [0-9] \([0-9.]+%\), [0-9] \([0-9.]+%\), [0-9] \([0-9.]+%\)$" -- \
+            "$bin" predict --model "$tmp/r1/best.safetensors" --device cpu "$digits/one.png"
+        expect 1 "no-such\.png: cannot open" -- "$bin" predict --model "$tmp/r1/best.safetensors" --device cpu \
+            "$tmp/no-such.png" "$digits/seven.png"
+        expect 1 "seven\.png: [0-9] \(" -- "$bin" predict --model "$tmp/r1/best.safetensors" --device cpu \
+            "$tmp/no-such.png" "$digits/seven.png"
+        expect 2 "no images given" -- "$bin" predict --model "$tmp/r1/best.safetensors"
         # The run was trained with --no-report: `hd-gpu report` draws it from the run's files,
         # evaluating on the data directory recorded in settings.txt. A build without cairo
         # (the optional plots off) says so and fails.
