@@ -31,17 +31,20 @@ const char *hd_blas_better_kernels(const char *picked, int has_avx2_fma, int has
 /* /proc/self/exe is this program, so executing it again starts the same thing: not so when the program
  * was started by naming the dynamic loader (`ld-linux-x86-64.so.2 ./hd-gpu`: the kernel ran the loader,
  * and AT_BASE, the interpreter's address, is 0), nor under valgrind (/proc/self/exe is valgrind's tool,
- * and a program executed again would leave valgrind's checks). */
-static int started_as_itself(void) {
+ * and a program executed again would leave valgrind's checks). Nor is it done under a CUDA tool that
+ * the driver loads into the process (compute-sanitizer, Nsight: CUDA_INJECTION64_PATH), which watches
+ * the process it started and is not documented to follow it into a new program image. */
+static int may_execute_again(void) {
     const char *preload = getenv("LD_PRELOAD");
-    return getauxval(AT_BASE) != 0 && !(preload && strstr(preload, "vgpreload"));
+    return getauxval(AT_BASE) != 0 && !(preload && strstr(preload, "vgpreload")) &&
+           !getenv("CUDA_INJECTION64_PATH");
 }
 
 void hd_blas_choose_kernels(char **argv) {
 #if defined(__x86_64__) || defined(__i386__)
     if (getenv("OPENBLAS_CORETYPE")) /* the user's choice, or already chosen here */
         return;
-    if (!started_as_itself())
+    if (!may_execute_again())
         return;
     __builtin_cpu_init();
     int avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");

@@ -38,6 +38,12 @@ if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && "$bin" --version
     loader=$(sed -n 's/.*\(\/lib[^ ]*ld-linux[^ ]*\.so\.[0-9]\).*/\1/p' <(ldd "$bin") | head -n 1)
     if [ -n "$loader" ]; then
         expect 0 "^cpu: OpenBLAS .*; kernels " -- env -u OPENBLAS_CORETYPE HD_TEST_BLAS_PICKED=Prescott "$loader" "$bin" --version
+        # Under a CUDA tool (compute-sanitizer, Nsight) it runs as it is too: the kernels OpenBLAS picked,
+        # as through the loader (this tells only on a CPU where OpenBLAS picks narrow ones, as on this
+        # project's Emerald Rapids machines).
+        picked=$(env -u OPENBLAS_CORETYPE "$loader" "$bin" --version | grep '^cpu: ')
+        expect 0 "^${picked//./\\.}\$" -- env -u OPENBLAS_CORETYPE HD_TEST_BLAS_PICKED=Prescott \
+            CUDA_INJECTION64_PATH=/nonexistent/libtool.so "$bin" --version
     fi
 fi
 if "$bin" --version | grep -q "DYNAMIC_ARCH"; then

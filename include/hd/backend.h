@@ -192,7 +192,8 @@ hd_backend *hd_cpu_backend_create(const hd_cpu_options *options);
  * falls back to SSE3 kernels. A program calls hd_blas_choose_kernels(argv) first thing in main: when
  * OPENBLAS_CORETYPE is unset and the CPU runs AVX2 and FMA (or AVX-512) but OpenBLAS picked kernels
  * without them, it sets OPENBLAS_CORETYPE to Haswell (or SkylakeX) and executes the program again
- * (/proc/self/exe, same arguments); otherwise it returns and changes nothing. */
+ * (/proc/self/exe, same arguments); otherwise (also when started through ld.so, under valgrind or
+ * under a CUDA tool such as compute-sanitizer) it returns and changes nothing. */
 void hd_blas_choose_kernels(char **argv);
 /* The rule it applies: the kernel set to ask for, given the one OpenBLAS picked and the CPU's
  * features, or NULL to keep OpenBLAS' choice. */
