@@ -154,6 +154,10 @@ static void report_and_check(const round_trip_score *s, int min_correlated, int 
 }
 
 int main(void) {
+#ifndef HD_HAVE_STB
+    test_skip("built without stb: images cannot be read");
+    return test_finish();
+#endif
     const char *mnist = test_mnist_dir();
     if (!mnist) {
         test_skip("real MNIST not found (HD_TEST_DATA_DIR)");

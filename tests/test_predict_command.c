@@ -249,6 +249,10 @@ static void test_predictions(const char *dir, uint64_t seed) {
 }
 
 int main(void) {
+#ifndef HD_HAVE_STB
+    test_skip("built without stb: predict cannot read images");
+    return test_finish();
+#endif
     uint64_t seed = test_fresh_seed();
     char *dir = test_make_temp_dir("predict-cmd");
     CHECK(dir != NULL, "temporary directory");
