@@ -56,6 +56,7 @@ int check_tensor_at(const char *name, const float *got, const float *ref, size_t
                     const char *file, int line) {
     size_t bad = 0, worst = 0;
     double worst_excess = -1.0, max_abs = 0.0, max_rel = 0.0;
+    double used = 0.0; /* the largest diff / allowed: under 1 passes; how close the tolerance is */
     for (size_t i = 0; i < n; i++) {
         double g = got[i], r = ref[i];
         double diff = fabs(g - r);
@@ -66,6 +67,9 @@ int check_tensor_at(const char *name, const float *got, const float *ref, size_t
             max_abs = diff;
         if (fabs(r) > 0 && diff / fabs(r) > max_rel)
             max_rel = diff / fabs(r);
+        double ratio = diff == 0 ? 0.0 : allowed > 0 ? diff / allowed : INFINITY;
+        if (ratio > used)
+            used = ratio;
         if (diff - allowed > worst_excess) {
             worst_excess = diff - allowed;
             worst = i;
@@ -77,8 +81,8 @@ int check_tensor_at(const char *name, const float *got, const float *ref, size_t
             bad++;
         }
     }
-    printf("%-28s n=%-8zu max_abs=%.3g max_rel=%.3g worst[%zu] (atol %.1g, rtol %.1g) %s\n", name, n, max_abs,
-           max_rel, worst, atol, rtol, bad ? "MISMATCH" : "ok");
+    printf("%-28s n=%-8zu max_abs=%.3g max_rel=%.3g worst[%zu] (atol %.1g, rtol %.1g) tol_used=%.3g %s\n",
+           name, n, max_abs, max_rel, worst, atol, rtol, used, bad ? "MISMATCH" : "ok");
     test_check(bad == 0, file, line, "%s: %zu of %zu elements out of tolerance", name, bad, n);
     return bad == 0;
 }

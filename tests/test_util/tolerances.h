@@ -30,8 +30,9 @@
  * For an element that carries its tensor's magnitude, sum |terms| is within a small factor of
  * |value| and that stays well under 1e-4 of it (conv1's weight gradient at batch 128 sums
  * k = 86528 terms: sqrt(k) * u = 2e-5); an element whose terms cancel is held to the
- * absolute floor below instead. Every comparison prints its max_rel and max_abs, so the
- * first GPU run shows the margin. */
+ * absolute floor below instead. Every comparison prints its max_rel, max_abs and tol_used
+ * (the largest |gpu - cpu| over what is allowed; 1 fails), and bench/gpu-check's summary lists
+ * each GPU test's nearest one, so the first GPU run shows the margin. */
 #define GPU_TOL_RTOL 1e-4
 /* The absolute floor, as a fraction of the tensor's largest magnitude: an element that
  * cancels keeps the rounding of its terms, which scale with the tensor, not with itself. */
