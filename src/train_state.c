@@ -115,19 +115,31 @@ static int meta_u64(const hd_safetensors *file, const char *path, const char *ke
     return 0;
 }
 
-/* A real in [lo, hi]; "inf" is accepted where the trainer writes it for "none yet" (allow_inf). */
+/* A loss as the trainer writes it: a real >= 0, or "inf" for "none yet". */
+static int parse_loss(const char *text, double *loss) {
+    if (strcmp(text, "inf") == 0) {
+        *loss = INFINITY;
+        return 0;
+    }
+    return hd_parse_real(text, 0.0, DBL_MAX, loss);
+}
+
 static int meta_real(const hd_safetensors *file, const char *path, const char *key, double lo, double hi,
-                     int allow_inf, double *value) {
+                     double *value) {
     const char *text = meta_text(file, path, key);
     if (!text)
         return -1;
-    if (allow_inf && strcmp(text, "inf") == 0) {
-        *value = INFINITY;
-        return 0;
-    }
     if (hd_parse_real(text, lo, hi, value) != 0)
-        return hd_fail("%s: bad %s '%s' (expected a number in [%g, %g]%s)", path, key, text, lo, hi,
-                       allow_inf ? " or inf" : "");
+        return hd_fail("%s: bad %s '%s' (expected a number in [%g, %g])", path, key, text, lo, hi);
+    return 0;
+}
+
+static int meta_loss(const hd_safetensors *file, const char *path, const char *key, double *value) {
+    const char *text = meta_text(file, path, key);
+    if (!text)
+        return -1;
+    if (parse_loss(text, value) != 0)
+        return hd_fail("%s: bad %s '%s' (expected a number >= 0 or inf)", path, key, text);
     return 0;
 }
 
@@ -139,9 +151,7 @@ static int parse_plateau(const char *text, double *loss, long long *wait) {
         return -1;
     memcpy(buf, text, (size_t)(bar - text));
     buf[bar - text] = '\0';
-    if (strcmp(buf, "inf") == 0)
-        *loss = INFINITY;
-    else if (hd_parse_real(buf, 0.0, DBL_MAX, loss) != 0)
+    if (parse_loss(buf, loss) != 0)
         return -1;
     return hd_parse_integer(bar + 1, 0, INT_MAX, wait);
 }
@@ -158,7 +168,7 @@ int hd_train_state_resume_settings(hd_train_config *cfg) {
     int rc = (meta_u64(file, path, "hd.train.seed", &seed) ||
               meta_integer(file, path, "hd.train.batch", 1, 65536, &batch) ||
               meta_integer(file, path, "hd.train.augment", 0, 1, &augment) ||
-              meta_real(file, path, "hd.train.val_split", 0.0, 0.9, 0, &val_fraction))
+              meta_real(file, path, "hd.train.val_split", 0.0, 0.9, &val_fraction))
                  ? -1
                  : 0;
     hd_safetensors_free(file);
@@ -188,8 +198,8 @@ int hd_train_state_resume(hd_train_state *st, const char *run_dir, hd_model *mod
     double best_val_loss = 0.0, best_val_acc = 0.0, lr_best = 0.0;
     int rc = meta_integer(file, path, "hd.train.epochs_done", 0, INT_MAX, &epochs_done) ||
              meta_u64(file, path, "hd.train.global_step", &global_step) ||
-             meta_real(file, path, "hd.train.best_val_loss", 0.0, DBL_MAX, 1, &best_val_loss) ||
-             meta_real(file, path, "hd.train.best_val_acc", 0.0, 1.0, 0, &best_val_acc) ||
+             meta_loss(file, path, "hd.train.best_val_loss", &best_val_loss) ||
+             meta_real(file, path, "hd.train.best_val_acc", 0.0, 1.0, &best_val_acc) ||
              meta_integer(file, path, "hd.train.best_epoch", 0, INT_MAX, &best_epoch) ||
              meta_integer(file, path, "hd.train.es_wait", 0, INT_MAX, &es_wait) ||
              meta_u64(file, path, "hd.train.seed", &seed);

@@ -170,10 +170,10 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     run_context rc;
     memset(&rc, 0, sizeof rc);
     memset(result, 0, sizeof *result);
-    /* A resumed run keeps the settings it was started with (seed, so the same validation
-     * images are held out; batch size; augmentation), whatever the command line says. */
     if (!user_cfg->run_dir || !user_cfg->run_dir[0])
         return hd_fail("training needs a run directory (hd_train_config.run_dir)");
+    /* A resumed run keeps the settings it was started with (seed, so the same validation
+     * images are held out; batch size; augmentation), whatever the command line says. */
     hd_train_config run_cfg = *user_cfg;
     const hd_train_config *cfg = &run_cfg;
     if (user_cfg->resume && hd_train_state_resume_settings(&run_cfg) != 0)

@@ -57,33 +57,7 @@ static void check_model(hd_backend *be, const char *spec, int c, int h, int w, i
         hd_model_destroy(&model);
 }
 
-static size_t small_memory_bytes(hd_backend *be) {
-    (void)be;
-    return (size_t)64 << 20;
-}
-
-/* A model whose buffers exceed the backend's memory is refused before any allocation (the CPU
- * backend's would be OOM-killed on an overcommitting system); the same model in less fits. The
- * backend is the CPU one, told it has 64 MiB. */
-static void check_memory_limit(hd_backend *be) {
-    CHECK(be->ops->memory_bytes && be->ops->memory_bytes(be) >= ((size_t)64 << 20),
-          "the CPU backend reports its memory (%zu bytes)",
-          be->ops->memory_bytes ? be->ops->memory_bytes(be) : 0);
-    const hd_backend_ops *real = be->ops;
-    hd_backend_ops small = *real;
-    small.memory_bytes = small_memory_bytes;
-    be->ops = &small;
-    /* The default model's buffers: 225034 parameters and their gradients, and an image's 784 inputs and
-     * 2 x 36650 activation values: about 38 MiB for 128 images, 284 MiB for 1000. */
-    check_model(be, HD_DEFAULT_SPEC, 1, 28, 28, 128, NULL);
-    check_model(be, HD_DEFAULT_SPEC, 1, 28, 28, 1000,
-                "its buffers need 0.3 GiB, more than the 0.1 GiB of memory this process may use");
-    be->ops = real;
-}
-
-/* The memory check counts exactly what hd_model_create allocates from the backend: the backend's
- * alloc is counted, and a limit of that many bytes lets the model be built while one byte less
- * refuses it. */
+/* A backend that says it has memory_limit bytes and counts the floats alloc hands out. */
 static const hd_backend_ops *counted_ops;
 static size_t counted_floats, memory_limit;
 
@@ -97,17 +71,42 @@ static size_t limited_memory_bytes(hd_backend *be) {
     return memory_limit;
 }
 
+static void limit_memory(hd_backend *be, hd_backend_ops *fake, size_t limit) {
+    *fake = *be->ops;
+    fake->alloc = counting_alloc;
+    fake->memory_bytes = limited_memory_bytes;
+    counted_ops = be->ops;
+    memory_limit = limit;
+    be->ops = fake;
+}
+
+/* A model whose buffers exceed the backend's memory is refused before any allocation (the CPU
+ * backend's would be OOM-killed on an overcommitting system); the same model in less fits. The
+ * backend is the CPU one, told it has 64 MiB. */
+static void check_memory_limit(hd_backend *be) {
+    CHECK(be->ops->memory_bytes && be->ops->memory_bytes(be) >= ((size_t)64 << 20),
+          "the CPU backend reports its memory (%zu bytes)",
+          be->ops->memory_bytes ? be->ops->memory_bytes(be) : 0);
+    const hd_backend_ops *real = be->ops;
+    hd_backend_ops small;
+    limit_memory(be, &small, (size_t)64 << 20);
+    /* The default model's buffers: 225034 parameters and their gradients, and an image's 784 inputs and
+     * 2 x 36650 activation values: about 38 MiB for 128 images, 284 MiB for 1000. */
+    check_model(be, HD_DEFAULT_SPEC, 1, 28, 28, 128, NULL);
+    check_model(be, HD_DEFAULT_SPEC, 1, 28, 28, 1000,
+                "its buffers need 0.3 GiB, more than the 0.1 GiB of memory this process may use");
+    be->ops = real;
+}
+
+/* The memory check counts exactly what hd_model_create allocates from the backend: a limit of that
+ * many bytes lets the model be built, one byte less refuses it. */
 static void check_memory_counts_allocations(hd_backend *be, const char *spec, int c, int h, int w,
                                             int batch) {
     const hd_backend_ops *real = be->ops;
-    hd_backend_ops counting = *real;
-    counting.alloc = counting_alloc;
-    counting.memory_bytes = limited_memory_bytes;
-    counted_ops = real;
-    be->ops = &counting;
+    hd_backend_ops counting;
+    limit_memory(be, &counting, SIZE_MAX / 2);
     hd_model model;
     counted_floats = 0;
-    memory_limit = SIZE_MAX / 2;
     int built = hd_model_create(&model, be, spec, c, h, w, batch) == 0;
     CHECK(built, "%s, batch %d: %s", spec, batch, hd_last_error());
     size_t bytes = counted_floats * sizeof(float);
