@@ -169,6 +169,12 @@ static int copy_tensor(const char *path, const hd_safetensors *file, const char 
         hd_st_format_shape(p->rank, p->dims, want, sizeof want);
         return hd_fail("%s: tensor '%s' has shape %s, the model expects %s", path, name, have, want);
     }
+    /* A checksum only says the bytes are the ones written: weights that are NaN or infinite would load and
+     * then turn every output into NaN without a word. */
+    for (size_t i = 0; i < p->count; i++)
+        if (!isfinite(src[i]))
+            return hd_fail("%s: tensor '%s' holds %s at index %zu: not a usable model", path, name,
+                           isnan(src[i]) ? "NaN" : "an infinity", i);
     memcpy(dst + p->offset, src, p->count * sizeof *dst);
     return 0;
 }

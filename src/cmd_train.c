@@ -1,8 +1,11 @@
 /* cmd_train.c: `hd-gpu train`: options, data, backend, then hd_train. */
 #include "hd/cli.h"
 #include "hd/common.h"
+#include "hd/interrupt.h"
 #include "hd/mnist.h"
+#include "hd/run_settings.h"
 #include "hd/trainer.h"
+#include "train_state.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -44,7 +47,9 @@ static void train_usage(FILE *out) {
             "  --min-lr X         down to this (default %g)\n"
             "Run:\n"
             "  --run-dir DIR      where checkpoints, metrics.csv and the report go (default runs/DATE-TIME)\n"
-            "  --resume DIR       continue the run in DIR from its last checkpoint\n"
+            "  --resume DIR       continue the run in DIR from its last checkpoint, with its settings\n"
+            "                     (only --epochs may change them, to extend the run)\n"
+            "  --overwrite        replace the run that --run-dir holds (otherwise refused)\n"
             "  --no-report        skip the plots and report.html\n"
             "  --progress / --no-progress   live progress bar (default: when stderr is a terminal)\n"
             "  --time-to-accuracy F  also evaluate the test set after each epoch (reported, never used for\n"
@@ -108,6 +113,10 @@ int hd_cmd_train(int argc, char **argv) {
         }
         if (strcmp(a, "--progress") == 0 || strcmp(a, "--no-progress") == 0) {
             progress = a[2] == 'p';
+            continue;
+        }
+        if (strcmp(a, "--overwrite") == 0) {
+            cfg.overwrite = 1;
             continue;
         }
         if (strcmp(a, "--quiet") == 0) {
@@ -181,6 +190,11 @@ int hd_cmd_train(int argc, char **argv) {
     }
     if (cfg.optimizer == HD_OPT_SGD && !lr_given)
         cfg.lr = 0.01f;
+    if (cfg.resume && cfg.overwrite) {
+        fprintf(stderr, "hd-gpu train: --resume continues a run, --overwrite replaces it: give one\n");
+        return HD_EXIT_USAGE;
+    }
+    cfg.given = hd_run_settings_given(argc, argv);
     cfg.progress = progress >= 0 ? progress : isatty(2) && !cfg.quiet;
     data.mirrors = n_mirrors ? mirrors : NULL;
     data.n_mirrors = n_mirrors;
@@ -188,39 +202,45 @@ int hd_cmd_train(int argc, char **argv) {
         default_run_dir(run_dir, sizeof run_dir);
     cfg.run_dir = run_dir;
 
+    /* A resumed run trains on the data it was started with: unless --data names a directory (whose
+     * contents hd_train checks against the run's), the one it recorded. */
+    char recorded_data[4096] = "";
+    if (cfg.resume && !data.data_dir) {
+        if (hd_train_state_recorded_data_dir(run_dir, recorded_data, sizeof recorded_data) != 0) {
+            fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
+            return HD_EXIT_RUNTIME;
+        }
+        if (recorded_data[0])
+            data.data_dir = recorded_data;
+    }
+    /* `hd-gpu report` and --resume use the same data: record where it came from. */
+    char *data_dir = data.data_dir ? realpath(data.data_dir, NULL) : NULL;
+    cfg.data_dir = data_dir ? data_dir : data.data_dir;
+
     hd_dataset train = {0}, test = {0};
+    int status = HD_EXIT_RUNTIME;
+    hd_backend *be = NULL;
     if (hd_mnist_load(&data, &train, &test) != 0) {
         fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
-        return HD_EXIT_RUNTIME;
+        goto out;
     }
-    int status = HD_EXIT_RUNTIME;
-    hd_backend *be = hd_device_options_open(&dev);
+    be = hd_device_options_open(&dev);
     if (!be)
         goto out;
-    if (hd_mkdir_p(run_dir) != 0) {
-        fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
-        goto out;
-    }
     if (!cfg.quiet)
         printf("hd-gpu %s on %s\nrun directory: %s\n", HD_VERSION, be->ops->describe(be), run_dir);
-    if (!cfg.resume) {
-        char settings[2048], path[4200];
-        hd_train_config_format(&cfg, be->ops->describe(be), settings, sizeof settings);
-        /* `hd-gpu report` evaluates on the same data: record where it came from. */
-        size_t used = strlen(settings);
-        char *absolute = data.data_dir ? realpath(data.data_dir, NULL) : NULL;
-        if (data.data_dir)
-            snprintf(settings + used, sizeof settings - used, "data: %s\n",
-                     absolute ? absolute : data.data_dir);
-        free(absolute);
-        snprintf(path, sizeof path, "%s/settings.txt", run_dir);
-        if (hd_write_file_atomic(path, settings, strlen(settings)) != 0) {
-            fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
-            goto out;
-        }
-    }
+    hd_interrupt_install();
     hd_train_result result;
-    if (hd_train(be, &cfg, &train, &test, &result) != 0) {
+    int trained = hd_train(be, &cfg, &train, &test, &result);
+    if (trained == HD_TRAIN_INTERRUPTED) {
+        fprintf(stderr,
+                "hd-gpu: interrupted after %d epochs; the run is saved in %s/last.safetensors; continue "
+                "it with: hd-gpu train --resume %s\n",
+                result.epochs_run, run_dir, run_dir);
+        status = 128 + result.interrupted;
+        goto out;
+    }
+    if (trained != 0) {
         fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
         goto out;
     }
@@ -233,5 +253,6 @@ out:
     hd_backend_destroy(be);
     hd_dataset_free(&train);
     hd_dataset_free(&test);
+    free(data_dir);
     return status;
 }

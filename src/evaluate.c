@@ -1,6 +1,7 @@
 /* evaluate.c: model evaluation over a labelled set (see evaluate.h). */
 #include "hd/evaluate.h"
 #include "hd/common.h"
+#include "hd/interrupt.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -11,6 +12,9 @@ int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result
     hd_backend *be = model->be;
     int classes = model->classes, batch = model->max_batch;
     size_t image_size = (size_t)set->rows * set->cols;
+    /* The callers check their sets with a file name; this keeps the copy below inside the input buffer. */
+    if (hd_model_check_input(model, "evaluation set", 1, set->rows, set->cols) != 0)
+        return -1;
     float *logits = hd_malloc(sizeof(float) * (size_t)batch * classes);
     if (!logits)
         return -1;
@@ -19,6 +23,10 @@ int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result
     float metrics[2];
     be->ops->zero(be, model->metrics, sizeof metrics);
     for (int begin = 0; begin < set->count; begin += batch) {
+        if (hd_interrupt_pending()) { /* a signal asked the trainer to stop: it saves the run */
+            free(logits);
+            return hd_fail("evaluation interrupted");
+        }
         int n = set->count - begin < batch ? set->count - begin : batch;
         be->ops->upload(be, model->input, set->images + (size_t)begin * image_size,
                         sizeof(float) * image_size * n);

@@ -267,7 +267,7 @@ int hd_idx_read_labels(const char *path, int *count, uint8_t **labels) {
 
 int hd_dataset_load_idx(const char *images_path, const char *labels_path, hd_dataset *out) {
     memset(out, 0, sizeof *out);
-    hd_dataset d = {0, 0, 0, NULL, NULL};
+    hd_dataset d = {0, 0, 0, NULL, NULL, NULL};
     if (hd_idx_read_images(images_path, &d.count, &d.rows, &d.cols, &d.images) != 0)
         return -1;
     int label_count = 0;
@@ -281,8 +281,17 @@ int hd_dataset_load_idx(const char *images_path, const char *labels_path, hd_dat
         hd_dataset_free(&d);
         return -1;
     }
+    d.source = strdup(images_path);
+    if (!d.source) {
+        hd_dataset_free(&d);
+        return hd_fail("out of memory");
+    }
     *out = d;
     return 0;
+}
+
+const char *hd_dataset_name(const hd_dataset *d) {
+    return d->source ? d->source : "the images";
 }
 
 void hd_dataset_free(hd_dataset *d) {
@@ -290,5 +299,6 @@ void hd_dataset_free(hd_dataset *d) {
         return;
     free(d->images);
     free(d->labels);
+    free(d->source);
     memset(d, 0, sizeof *d);
 }

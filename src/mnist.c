@@ -67,14 +67,11 @@ int hd_mnist_cache_dir(char *buf, size_t len) {
     return 0;
 }
 
-static int is_regular_file(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* Finds NAME in dir as NAME, NAME.gz, or with the "-idx" written ".idx" (train-images.idx3-ubyte). */
+/* Finds NAME in dir as NAME, NAME.gz, or with the "-idx" written ".idx" (train-images.idx3-ubyte).
+ * Returns 1 with the regular file's path, 0 when none is there, -1 when one of those names is taken by
+ * something that is not a regular file (a directory, say), with its path. */
 static int find_file(const char *dir, const char *name, char *path, size_t len) {
-    char dotted[64];
+    char dotted[64], other[HD_PATH_MAX] = "";
     snprintf(dotted, sizeof dotted, "%s", name);
     char *dash = strstr(dotted, "-idx");
     if (dash)
@@ -83,22 +80,43 @@ static int find_file(const char *dir, const char *name, char *path, size_t len) 
     for (int c = 0; c < 2; c++) {
         for (int gz = 0; gz < 2; gz++) {
             int n = snprintf(path, len, "%s/%s%s", dir, candidates[c], gz ? ".gz" : "");
-            if (n > 0 && (size_t)n < len && is_regular_file(path))
+            struct stat st;
+            if (n <= 0 || (size_t)n >= len || stat(path, &st) != 0)
+                continue;
+            if (S_ISREG(st.st_mode))
                 return 1;
+            if (!other[0])
+                snprintf(other, sizeof other, "%s", path);
         }
     }
-    return 0;
+    if (!other[0])
+        return 0;
+    snprintf(path, len, "%s", other);
+    return -1;
 }
 
-/* Paths of the four files in dir; returns how many are missing and lists them in missing. */
-static int find_set(const char *dir, char paths[4][HD_PATH_MAX], char *missing, size_t missing_len) {
+/* The files of a set: all four, or (first = 2) the test set's two. */
+#define FIRST_TRAIN_FILE 0
+#define FIRST_TEST_FILE  2
+
+/* Paths of files first..3 in dir; returns how many are not usable and lists them in `missing` (a name
+ * that is a directory or other non-file is listed as such, not as missing). */
+static int find_set(const char *dir, int first, char paths[4][HD_PATH_MAX], char *missing,
+                    size_t missing_len) {
     int absent = 0;
     missing[0] = '\0';
-    for (int i = 0; i < 4; i++) {
-        if (find_file(dir, file_names[i], paths[i], HD_PATH_MAX))
+    for (int i = first; i < 4; i++) {
+        int found = find_file(dir, file_names[i], paths[i], HD_PATH_MAX);
+        if (found == 1)
             continue;
         size_t used = strlen(missing);
-        snprintf(missing + used, missing_len - used, "%s%s", absent ? ", " : "", file_names[i]);
+        struct stat st;
+        if (found < 0)
+            snprintf(missing + used, missing_len - used, "%s%s (%s is %s, not an IDX file)",
+                     absent ? ", " : "", file_names[i], paths[i],
+                     stat(paths[i], &st) == 0 && S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
+        else
+            snprintf(missing + used, missing_len - used, "%s%s", absent ? ", " : "", file_names[i]);
         absent++;
     }
     return absent;
@@ -115,19 +133,19 @@ static int load_set(char paths[4][HD_PATH_MAX], hd_dataset *train, hd_dataset *t
     return 0;
 }
 
-/* A directory the user named (--data or $HD_DATA_DIR): it must hold the whole set. */
+/* A directory the user named (--data or $HD_DATA_DIR): it must hold the files asked for. */
 static int load_named_dir(const char *dir, const char *how, hd_dataset *train, hd_dataset *test) {
     char paths[4][HD_PATH_MAX];
-    char missing[256];
-    if (find_set(dir, paths, missing, sizeof missing) > 0)
-        return hd_fail(
-            "%s (%s): no MNIST-style IDX set there, missing %s (raw or .gz); put the four files there, "
-            "e.g. with scripts/fetch-mnist %s",
-            dir, how, missing, dir);
+    char missing[1024];
+    if (find_set(dir, train ? FIRST_TRAIN_FILE : FIRST_TEST_FILE, paths, missing, sizeof missing) > 0)
+        return hd_fail("%s (%s): no MNIST-style IDX set there, missing %s (raw or .gz); put the files there, "
+                       "e.g. with scripts/fetch-mnist %s",
+                       dir, how, missing, dir);
     return load_set(paths, train, test);
 }
 
-int hd_mnist_download(const hd_mnist_options *opt, const char *dir) {
+/* Downloads, verified, files first..3 that dir lacks. */
+static int download_missing(const hd_mnist_options *opt, const char *dir, int first) {
     const char *const *mirrors = opt->mirrors;
     int n_mirrors = opt->n_mirrors;
     char env_copy[2048];
@@ -146,8 +164,8 @@ int hd_mnist_download(const hd_mnist_options *opt, const char *dir) {
     if (!mirrors || n_mirrors <= 0)
         mirrors = hd_mnist_default_mirrors(&n_mirrors);
     char path[HD_PATH_MAX];
-    for (int i = 0; i < 4; i++) {
-        if (find_file(dir, file_names[i], path, sizeof path))
+    for (int i = first; i < 4; i++) {
+        if (find_file(dir, file_names[i], path, sizeof path) == 1)
             continue;
         if (!opt->quiet)
             fprintf(stderr, "hd-gpu: downloading %s into %s\n", file_names[i], dir);
@@ -155,6 +173,10 @@ int hd_mnist_download(const hd_mnist_options *opt, const char *dir) {
             return -1;
     }
     return 0;
+}
+
+int hd_mnist_download(const hd_mnist_options *opt, const char *dir) {
+    return download_missing(opt, dir, FIRST_TRAIN_FILE);
 }
 
 int hd_mnist_load(const hd_mnist_options *opt, hd_dataset *train, hd_dataset *test) {
@@ -171,13 +193,14 @@ int hd_mnist_load(const hd_mnist_options *opt, hd_dataset *train, hd_dataset *te
     if (hd_mnist_cache_dir(cache, sizeof cache) != 0)
         return -1;
     char paths[4][HD_PATH_MAX];
-    char missing[256];
-    if (find_set(cache, paths, missing, sizeof missing) > 0) {
+    char missing[1024];
+    int first = train ? FIRST_TRAIN_FILE : FIRST_TEST_FILE; /* evaluation needs only the test set */
+    if (find_set(cache, first, paths, missing, sizeof missing) > 0) {
         if (!opt->allow_download)
             return hd_fail("MNIST not found: searched %s (no --data DIR, HD_DATA_DIR unset), missing %s; "
                            "downloads are off: run scripts/fetch-mnist %s, or pass --data DIR",
                            cache, missing, cache);
-        if (hd_mnist_download(opt, cache) != 0) {
+        if (download_missing(opt, cache, first) != 0) {
             char reason[1024];
             snprintf(reason, sizeof reason, "%s", hd_last_error());
             return hd_fail(
@@ -185,7 +208,7 @@ int hd_mnist_load(const hd_mnist_options *opt, hd_dataset *train, hd_dataset *te
                 "(it also knows an npm source), or pass --data DIR",
                 cache, reason, cache);
         }
-        if (find_set(cache, paths, missing, sizeof missing) > 0)
+        if (find_set(cache, first, paths, missing, sizeof missing) > 0)
             return hd_fail("%s: still missing %s after downloading", cache, missing);
     }
     if (load_set(paths, train, test) != 0) {

@@ -143,6 +143,13 @@ static int check_memory(const hd_model *model) {
                    (double)have / gib, be->is_gpu ? "GPU memory" : "memory this process may use");
 }
 
+int hd_model_check_input(const hd_model *model, const char *source, int channels, int rows, int cols) {
+    if (channels == model->in_c && rows == model->in_h && cols == model->in_w)
+        return 0;
+    return hd_fail("%s: images are %dx%dx%d, but the model takes %dx%dx%d", source, channels, rows, cols,
+                   model->in_c, model->in_h, model->in_w);
+}
+
 int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c, int in_h, int in_w,
                     int max_batch) {
     memset(model, 0, sizeof *model);
@@ -260,11 +267,22 @@ void hd_model_set_step(hd_model *model, uint64_t step, float step_size) {
     model->be->ops->set_step_scalars(model->be, model->step, &value);
 }
 
+/* The activations layer i reads: the output of the nearest layer before it that is not a flatten (which
+ * only renames its input), else the model's input. Looked up on every pass, since the data pipeline points
+ * model->input at a new batch each step: a flatten's alias taken when the model was built would still
+ * name the model's own (idle) input buffer. */
+static const float *layer_input(const hd_model *model, int i) {
+    while (--i >= 0)
+        if (model->layers[i].spec.kind != HD_LAYER_FLATTEN)
+            return model->layers[i].out;
+    return model->input;
+}
+
 const float *hd_model_forward(hd_model *model, int n, int training, uint64_t seed) {
     hd_backend *be = model->be;
-    const float *x = model->input;
     for (int i = 0; i < model->n_layers; i++) {
         hd_layer *layer = &model->layers[i];
+        const float *x = layer_input(model, i);
         const float *weight = model->params + layer->weight_offset;
         const float *bias = model->params + layer->bias_offset;
         switch (layer->spec.kind) {
@@ -285,9 +303,8 @@ const float *hd_model_forward(hd_model *model, int n, int training, uint64_t see
                                      seed, (uint32_t)i, model->step, x, layer->out);
             break;
         }
-        x = layer->out;
     }
-    return x;
+    return layer_input(model, model->n_layers);
 }
 
 void hd_model_loss(hd_model *model, int n, int want_grad) {
@@ -300,7 +317,7 @@ void hd_model_backward(hd_model *model, int n, uint64_t seed) {
     hd_backend *be = model->be;
     for (int i = model->n_layers - 1; i >= 0; i--) {
         hd_layer *layer = &model->layers[i];
-        const float *x = i ? model->layers[i - 1].out : model->input;
+        const float *x = layer_input(model, i);
         float *dx = i ? model->layers[i - 1].dout : NULL; /* no gradient for the input images */
         const float *weight = model->params + layer->weight_offset;
         float *dweight = model->grads + layer->weight_offset;

@@ -46,8 +46,9 @@ int hd_model_load_checkpoint(hd_model *model, hd_backend *be, const char *path, 
     if (too_long || parse_input_shape(input, &c, &h, &w) != 0)
         return hd_fail("%s: missing or bad hd.input metadata '%s' (expected CxHxW, each 1..%d)", path, input,
                        HD_MODEL_MAX_INPUT_SIDE);
+    /* The spec is the file's: a bad layer in it is the file's fault, so the message names the file. */
     if (hd_model_create(model, be, spec, c, h, w, max_batch) != 0)
-        return -1;
+        return hd_fail("%s: %s", path, hd_last_error());
     if (hd_checkpoint_load(path, model, NULL, NULL) != 0) {
         hd_model_destroy(model);
         return -1;
@@ -62,6 +63,7 @@ int hd_eval_inputs_load(hd_eval_inputs *in, hd_backend *be, const char *model_pa
         return -1;
     const hd_dataset *t = &in->test_bytes;
     if (hd_mnist_load(data, NULL, &in->test_bytes) != 0 ||
+        hd_model_check_input(&in->model, hd_dataset_name(t), 1, t->rows, t->cols) != 0 ||
         hd_float_set_from_bytes(&in->test, t->images, t->labels, t->rows, t->cols, NULL, t->count) != 0) {
         hd_eval_inputs_free(in);
         return -1;

@@ -38,6 +38,7 @@ struct hd_pipeline {
     int augment_threads;           /* 1 beside a CPU backend (its cores compute); more beside a GPU */
     int steps, produced, consumed; /* consumed: batches uploaded */
     int current;                   /* batches handed to the trainer */
+    int first;                     /* the epoch's first batch (0, or where an interrupted epoch stopped) */
     int stop;
     double wait_seconds;
     pthread_t thread;
@@ -190,6 +191,10 @@ static void release_slots(hd_pipeline *p, int keep) {
 }
 
 int hd_pipeline_start_epoch(hd_pipeline *p, uint64_t epoch) {
+    return hd_pipeline_start_epoch_at(p, epoch, 0);
+}
+
+int hd_pipeline_start_epoch_at(hd_pipeline *p, uint64_t epoch, int first) {
     release_slots(p, 0);
     pthread_mutex_lock(&p->lock);
     /* An epoch left early (a diverged step) can find the producer filling a slot: let it
@@ -206,9 +211,10 @@ int hd_pipeline_start_epoch(hd_pipeline *p, uint64_t epoch) {
     p->epoch = epoch;
     hd_epoch_permutation(p->order, p->config.data->count, p->config.seed, epoch);
     p->steps = (p->config.data->count + p->config.batch - 1) / p->config.batch;
-    p->produced = 0;
-    p->consumed = 0;
-    p->current = 0;
+    p->first = first < 0 ? 0 : first > p->steps ? p->steps : first;
+    p->produced = p->first;
+    p->consumed = p->first;
+    p->current = p->first;
     for (int s = 0; s < HD_PIPELINE_SLOTS; s++)
         p->slots[s].state = SLOT_FREE;
     pthread_cond_broadcast(&p->changed);
@@ -258,10 +264,10 @@ int hd_pipeline_next(hd_pipeline *p, hd_model *model) {
         hd_pipeline_restore(p, model);
         return 0;
     }
-    if (step == 0) {
+    if (step == p->first) {
         p->model_input = model->input;
         p->model_labels = model->labels;
-        upload_step(p, 0);
+        upload_step(p, step);
     }
     /* The next batch's upload is queued before this step's compute. */
     if (step + 1 < p->steps)

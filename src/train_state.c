@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <zlib.h>
 
 int hd_train_state_init(hd_train_state *st, const hd_model *model) {
     memset(st, 0, sizeof *st);
@@ -43,10 +45,21 @@ static void run_path(char *buf, size_t len, const char *run_dir, const char *nam
     snprintf(buf, len, "%s/%s", run_dir, name);
 }
 
+void hd_train_state_data_id(const hd_dataset *train, char *buf, size_t len) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    size_t pixels = (size_t)train->count * (size_t)train->rows * (size_t)train->cols;
+    /* zlib takes lengths as uInt: feed it in pieces. */
+    for (size_t at = 0; at < pixels; at += 1u << 30)
+        crc = crc32(crc, train->images + at, (uInt)(pixels - at < (1u << 30) ? pixels - at : (1u << 30)));
+    if (train->count > 0)
+        crc = crc32(crc, train->labels, (uInt)train->count);
+    snprintf(buf, len, "%dx%dx%d:%08lx", train->count, train->rows, train->cols, (unsigned long)crc);
+}
+
 int hd_train_state_save(const hd_train_state *st, const hd_train_config *cfg, const hd_model *model,
                         const hd_optimizer *opt) {
     const char *run_dir = cfg->run_dir;
-    char values[11][48], path[4200];
+    char values[10][64], path[4200];
     snprintf(values[0], sizeof values[0], "%d", st->epochs_done);
     snprintf(values[1], sizeof values[1], "%llu", (unsigned long long)st->global_step);
     snprintf(values[2], sizeof values[2], "%.17g", st->best_val_loss);
@@ -54,23 +67,27 @@ int hd_train_state_save(const hd_train_state *st, const hd_train_config *cfg, co
     snprintf(values[4], sizeof values[4], "%d", st->best_epoch);
     snprintf(values[5], sizeof values[5], "%d", st->es_wait);
     snprintf(values[6], sizeof values[6], "%.17g|%d", st->lr_best, st->lr_wait);
-    snprintf(values[7], sizeof values[7], "%llu", (unsigned long long)cfg->seed);
-    snprintf(values[8], sizeof values[8], "%d", cfg->batch);
-    snprintf(values[9], sizeof values[9], "%d", cfg->augment);
-    snprintf(values[10], sizeof values[10], "%.17g", cfg->val_fraction);
-    const hd_st_meta meta[] = {
+    snprintf(values[7], sizeof values[7], "%d", st->epoch_step);
+    char loss[24], correct[24];
+    hd_format_float(loss, sizeof loss, st->epoch_metrics[0]);
+    hd_format_float(correct, sizeof correct, st->epoch_metrics[1]);
+    snprintf(values[8], sizeof values[8], "%s|%s|%d", loss, correct, st->epoch_seen);
+    hd_st_meta meta[10 + HD_RUN_SETTINGS_MAX + 2] = {
         {"hd.train.epochs_done", values[0]},   {"hd.train.global_step", values[1]},
         {"hd.train.best_val_loss", values[2]}, {"hd.train.best_val_acc", values[3]},
         {"hd.train.best_epoch", values[4]},    {"hd.train.es_wait", values[5]},
-        {"hd.train.lr_plateau", values[6]},    {"hd.train.seed", values[7]},
-        {"hd.train.batch", values[8]},         {"hd.train.augment", values[9]},
-        {"hd.train.val_split", values[10]},
+        {"hd.train.lr_plateau", values[6]},    {"hd.train.epoch_step", values[7]},
+        {"hd.train.epoch_metrics", values[8]}, {"hd.train.data", st->data_id},
     };
+    int n_meta = 10;
+    meta[n_meta++] = (hd_st_meta){"hd.train.data_dir", cfg->data_dir ? cfg->data_dir : ""};
+    hd_run_settings_text settings;
+    n_meta += hd_run_settings_to_meta(cfg, &settings, meta + n_meta, HD_RUN_SETTINGS_MAX);
     run_path(path, sizeof path, run_dir, "metrics.csv");
     if (hd_metrics_csv_write(path, st->rows, st->n_rows) != 0)
         return -1;
     run_path(path, sizeof path, run_dir, "last.safetensors");
-    return hd_checkpoint_save(path, model, opt, meta, (int)(sizeof meta / sizeof meta[0]));
+    return hd_checkpoint_save(path, model, opt, meta, n_meta);
 }
 
 int hd_train_state_save_best(const hd_train_state *st, const char *run_dir, const hd_model *model) {
@@ -156,38 +173,65 @@ static int parse_plateau(const char *text, double *loss, long long *wait) {
     return hd_parse_integer(bar + 1, 0, INT_MAX, wait);
 }
 
-int hd_train_state_resume_settings(hd_train_config *cfg) {
+int hd_train_state_resume_settings(hd_train_config *cfg, hd_run_settings_text *store) {
     char path[4200];
     run_path(path, sizeof path, cfg->run_dir, "last.safetensors");
     hd_safetensors *file = NULL;
     if (hd_safetensors_read(path, &file) != 0)
         return -1;
-    uint64_t seed;
-    long long batch, augment;
-    double val_fraction;
-    int rc = (meta_u64(file, path, "hd.train.seed", &seed) ||
-              meta_integer(file, path, "hd.train.batch", 1, 65536, &batch) ||
-              meta_integer(file, path, "hd.train.augment", 0, 1, &augment) ||
-              meta_real(file, path, "hd.train.val_split", 0.0, 0.9, &val_fraction))
-                 ? -1
-                 : 0;
+    int rc = hd_run_settings_restore(cfg, file, path, store);
     hd_safetensors_free(file);
-    if (rc != 0)
+    return rc;
+}
+
+int hd_train_state_recorded_data_dir(const char *run_dir, char *buf, size_t len) {
+    char path[4200];
+    run_path(path, sizeof path, run_dir, "last.safetensors");
+    hd_safetensors *file = NULL;
+    if (hd_safetensors_read(path, &file) != 0)
         return -1;
-    cfg->seed = seed;
-    cfg->batch = (int)batch;
-    cfg->augment = (int)augment;
-    cfg->val_fraction = val_fraction;
+    const char *dir = hd_safetensors_meta(file, "hd.train.data_dir");
+    int rc = 0;
+    if (dir && strlen(dir) >= len)
+        rc = hd_fail("%s: hd.train.data_dir is longer than %zu characters", path, len - 1);
+    else
+        snprintf(buf, len, "%s", dir ? dir : "");
+    hd_safetensors_free(file);
+    return rc;
+}
+
+/* "LOSS|CORRECT|SEEN": an interrupted epoch's metrics so far (absent in checkpoints from before). */
+static int parse_epoch_metrics(const char *text, float metrics[2], long long *seen) {
+    char buf[96];
+    if (strlen(text) >= sizeof buf)
+        return -1;
+    snprintf(buf, sizeof buf, "%s", text);
+    char *second = strchr(buf, '|'), *third = second ? strchr(second + 1, '|') : NULL;
+    if (!third)
+        return -1;
+    *second++ = '\0';
+    *third++ = '\0';
+    double loss, correct;
+    if (hd_parse_real(buf, 0.0, FLT_MAX, &loss) != 0 || hd_parse_real(second, 0.0, FLT_MAX, &correct) != 0 ||
+        hd_parse_integer(third, 0, INT_MAX, seen) != 0)
+        return -1;
+    metrics[0] = (float)loss;
+    metrics[1] = (float)correct;
     return 0;
 }
 
 int hd_train_state_resume(hd_train_state *st, const char *run_dir, hd_model *model, hd_optimizer *opt) {
     char path[4200];
-    /* The best weights first (into the model, copied out), then the last state on top. */
-    run_path(path, sizeof path, run_dir, "best.safetensors");
-    if (hd_checkpoint_load(path, model, NULL, NULL) != 0)
-        return -1;
-    hd_model_get_params(model, st->best_params);
+    /* The best weights first (into the model, copied out), then the last state on top. A run stopped by a
+     * signal in its first epoch has no best weights yet. */
+    char best_path[4200];
+    run_path(best_path, sizeof best_path, run_dir, "best.safetensors");
+    int have_best = access(best_path, F_OK) == 0;
+    if (have_best) {
+        if (hd_checkpoint_load(best_path, model, NULL, NULL) != 0)
+            return -1;
+        hd_model_get_params(model, st->best_params);
+    }
 
     run_path(path, sizeof path, run_dir, "last.safetensors");
     hd_safetensors *file = NULL;
@@ -219,7 +263,29 @@ int hd_train_state_resume(hd_train_state *st, const char *run_dir, hd_model *mod
     st->es_wait = (int)es_wait;
     st->lr_best = lr_best;
     st->lr_wait = (int)lr_wait;
+    /* Absent in checkpoints written at an epoch's end by earlier versions: then nothing is in progress. */
+    const char *step_text = hd_safetensors_meta(file, "hd.train.epoch_step");
+    const char *metrics_text = hd_safetensors_meta(file, "hd.train.epoch_metrics");
+    const char *data = hd_safetensors_meta(file, "hd.train.data");
+    long long epoch_step = 0, seen = 0;
+    float metrics[2] = {0.0f, 0.0f};
+    if (step_text && hd_parse_integer(step_text, 0, INT_MAX, &epoch_step) != 0)
+        rc = hd_fail("%s: bad hd.train.epoch_step '%s'", path, step_text);
+    else if (metrics_text && parse_epoch_metrics(metrics_text, metrics, &seen) != 0)
+        rc = hd_fail("%s: bad hd.train.epoch_metrics '%s'", path, metrics_text);
+    else if (data && strcmp(data, st->data_id) != 0 && st->data_id[0])
+        rc = hd_fail("%s: this run was trained on other data (images and labels %s; these are %s): pass the "
+                     "run's data with --data",
+                     path, data, st->data_id);
+    if (!rc && best_epoch > 0 && !have_best)
+        rc = hd_fail("%s: missing, but %s says the run's best epoch is %lld", best_path, path, best_epoch);
+    st->epoch_step = (int)epoch_step;
+    st->epoch_metrics[0] = metrics[0];
+    st->epoch_metrics[1] = metrics[1];
+    st->epoch_seen = (int)seen;
     hd_safetensors_free(file);
+    if (rc)
+        return -1;
 
     run_path(path, sizeof path, run_dir, "metrics.csv");
     hd_epoch_metrics *rows = NULL;

@@ -6,6 +6,7 @@
 #include "hd/metrics.h"
 #include "hd/model.h"
 #include "hd/optimizer.h"
+#include "hd/run_settings.h"
 #include "hd/trainer.h"
 
 typedef struct {
@@ -17,7 +18,11 @@ typedef struct {
     int es_wait;    /* epochs since the best validation loss */
     double lr_best; /* reduce-LR-on-plateau's own best (min_delta 1e-4, as Keras) */
     int lr_wait;
-    float *best_params; /* host copy of the best weights */
+    int epoch_step;         /* batches done of epoch epochs_done + 1 when a signal stopped it, else 0 */
+    float epoch_metrics[2]; /* that epoch's summed loss and correct count so far (model->metrics) */
+    int epoch_seen;         /* and its images so far */
+    char data_id[64];       /* the training set's fingerprint (hd_train_state_data_id) */
+    float *best_params;     /* host copy of the best weights */
     hd_epoch_metrics *rows;
     int n_rows, cap_rows;
 } hd_train_state;
@@ -26,16 +31,22 @@ int hd_train_state_init(hd_train_state *st, const hd_model *model);
 void hd_train_state_free(hd_train_state *st);
 int hd_train_state_add_row(hd_train_state *st, const hd_epoch_metrics *row);
 
-/* Writes RUN_DIR/last.safetensors (model, optimizer, this state and the settings that
- * define the run: seed, batch size, augmentation, validation split) and metrics.csv. */
+/* "COUNTxROWSxCOLS:CRC" of a training set's images and labels: a resumed run must train on the same data. */
+void hd_train_state_data_id(const hd_dataset *train, char *buf, size_t len);
+
+/* Writes RUN_DIR/last.safetensors (model, optimizer, this state, the data's fingerprint and the
+ * settings that define the run: run_settings.h) and metrics.csv. */
 int hd_train_state_save(const hd_train_state *st, const hd_train_config *cfg, const hd_model *model,
                         const hd_optimizer *opt);
 /* Writes RUN_DIR/best.safetensors from the model's current weights. */
 int hd_train_state_save_best(const hd_train_state *st, const char *run_dir, const hd_model *model);
-/* Sets cfg's seed, batch size, augmentation and validation split to those the run in
- * cfg->run_dir was started with, so that --resume continues the same run (the same
- * validation images held out) whatever the command line says. */
-int hd_train_state_resume_settings(hd_train_config *cfg);
+/* Sets cfg's run settings to those the run in cfg->run_dir was started with (run_settings.h: what the
+ * command line gave must agree, but for --epochs), so that --resume continues the same run; strings go
+ * into *store. */
+int hd_train_state_resume_settings(hd_train_config *cfg, hd_run_settings_text *store);
+/* The data directory the run in run_dir recorded (empty when it used the default search): 0, or -1 +
+ * hd_fail when there is no readable checkpoint. */
+int hd_train_state_recorded_data_dir(const char *run_dir, char *buf, size_t len);
 /* Restores model, optimizer and state from RUN_DIR (after --resume). */
 int hd_train_state_resume(hd_train_state *st, const char *run_dir, hd_model *model, hd_optimizer *opt);
 

@@ -3,11 +3,14 @@
 #include "hd/trainer.h"
 #include "hd/common.h"
 #include "hd/evaluate.h"
+#include "hd/interrupt.h"
 #include "hd/pipeline.h"
 #include "hd/progress.h"
+#include "hd/run_dir.h"
 #include "hd/train_step.h"
 #include "train_finish.h"
 #include "train_state.h"
+#include "hd/run_settings.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -54,10 +57,13 @@ typedef struct {
     hd_train_state state;
     hd_pipeline *pipeline;
     hd_train_step step;
+    hd_run_lock lock;
+    hd_run_settings_text resumed; /* strings of the settings a resumed run restored */
     int model_ok, opt_ok, state_ok;
 } run_context;
 
 static void run_context_free(run_context *rc) {
+    hd_run_dir_release(&rc->lock);
     hd_pipeline_destroy(rc->pipeline);
     hd_train_step_free(&rc->step);
     if (rc->state_ok)
@@ -123,21 +129,39 @@ static int update_schedules(run_context *rc, const hd_train_config *cfg, double 
     return cfg->es_patience > 0 && st->es_wait >= cfg->es_patience;
 }
 
-/* One pass over the training set. Returns -1 on divergence. */
+/* One pass over the training set, from batch rc->state.epoch_step on (an epoch a signal stopped carries on
+ * where it stopped, with its metrics so far). Returns -1 on divergence, HD_TRAIN_INTERRUPTED when a signal
+ * asked to stop: then the steps done are in rc->state.epoch_step and its metrics, for the checkpoint. */
 static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, hd_epoch_metrics *row) {
     hd_model *model = &rc->model;
     hd_backend *be = model->be;
-    int steps = hd_pipeline_start_epoch(rc->pipeline, (uint64_t)epoch);
+    hd_train_state *st = &rc->state;
+    int first = st->epoch_step;
+    int steps = hd_pipeline_start_epoch_at(rc->pipeline, (uint64_t)epoch, first);
     double data_seconds = hd_pipeline_wait_seconds(rc->pipeline);
-    float metrics[2];
-    be->ops->zero(be, model->metrics, sizeof metrics);
+    float metrics[2] = {st->epoch_metrics[0], st->epoch_metrics[1]};
+    if (first > 0)
+        be->ops->upload(be, model->metrics, metrics, sizeof metrics);
+    else
+        be->ops->zero(be, model->metrics, sizeof metrics);
     hd_progress progress;
     hd_progress_begin(&progress, cfg->progress, epoch + 1, cfg->epochs, steps);
     double t0 = hd_now_seconds();
-    int seen = 0, n;
-    for (int step = 0; (n = hd_pipeline_next(rc->pipeline, model)) > 0; step++) {
-        hd_train_step_run(&rc->step, n, rc->state.global_step++);
+    int seen = st->epoch_seen, seen_here = 0, n, step = first;
+    for (; (n = hd_pipeline_next(rc->pipeline, model)) > 0; step++) {
+        hd_train_step_run(&rc->step, n, st->global_step++);
         seen += n;
+        seen_here += n;
+        if (hd_interrupt_pending()) {
+            /* This step is queued; the download below waits for it. Where the epoch stands goes into the
+             * checkpoint, and --resume carries on from the next batch. */
+            hd_pipeline_restore(rc->pipeline, model);
+            hd_progress_end(&progress);
+            be->ops->download(be, st->epoch_metrics, model->metrics, sizeof st->epoch_metrics);
+            st->epoch_step = step + 1;
+            st->epoch_seen = seen;
+            return HD_TRAIN_INTERRUPTED;
+        }
         if (hd_progress_due(&progress)) { /* the only read-back inside the epoch */
             be->ops->download(be, metrics, model->metrics, sizeof metrics);
             if (is_bad(metrics[0])) {
@@ -146,15 +170,20 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
                                epoch + 1, step + 1);
             }
             hd_progress_draw(&progress, step + 1, metrics[0] / seen, metrics[1] / seen,
-                             seen / (hd_now_seconds() - t0));
+                             seen_here / (hd_now_seconds() - t0));
         }
     }
     be->ops->download(be, metrics, model->metrics, sizeof metrics);
     double train_seconds = hd_now_seconds() - t0;
     hd_progress_end(&progress);
-    row->train_loss = metrics[0] / seen;
-    row->train_acc = metrics[1] / seen;
-    row->images_per_sec = seen / train_seconds;
+    /* The whole epoch is trained: should validation be interrupted, --resume starts at validation. */
+    st->epoch_step = steps;
+    st->epoch_metrics[0] = metrics[0];
+    st->epoch_metrics[1] = metrics[1];
+    st->epoch_seen = seen;
+    row->train_loss = seen ? metrics[0] / seen : 0.0;
+    row->train_acc = seen ? metrics[1] / seen : 0.0;
+    row->images_per_sec = train_seconds > 0 ? seen_here / train_seconds : 0.0;
     /* Beside a GPU the producer should stay ahead; say so when it did not. */
     data_seconds = hd_pipeline_wait_seconds(rc->pipeline) - data_seconds;
     if (!cfg->quiet && model->be->is_gpu && data_seconds > 0.05 * train_seconds)
@@ -165,6 +194,17 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
     return 0;
 }
 
+/* settings.txt: the run's settings as it runs them (a resumed run's as restored, --epochs included). */
+static int write_settings(const hd_train_config *cfg, hd_backend *be) {
+    char settings[2048], path[4200];
+    hd_train_config_format(cfg, be->ops->describe(be), settings, sizeof settings);
+    size_t used = strlen(settings);
+    if (cfg->data_dir && cfg->data_dir[0]) /* `hd-gpu report` evaluates on the same data */
+        snprintf(settings + used, sizeof settings - used, "data: %s\n", cfg->data_dir);
+    snprintf(path, sizeof path, "%s/settings.txt", cfg->run_dir);
+    return hd_write_file_atomic(path, settings, strlen(settings));
+}
+
 int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *train, const hd_dataset *test,
              hd_train_result *result) {
     run_context rc;
@@ -172,22 +212,30 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     memset(result, 0, sizeof *result);
     if (!user_cfg->run_dir || !user_cfg->run_dir[0])
         return hd_fail("training needs a run directory (hd_train_config.run_dir)");
-    /* A resumed run keeps the settings it was started with (seed, so the same validation
-     * images are held out; batch size; augmentation), whatever the command line says. */
+    /* The directory first: made, writable, locked, and not holding another run (run_dir.h). */
+    hd_run_mode mode = user_cfg->resume ? HD_RUN_RESUME : user_cfg->overwrite ? HD_RUN_OVERWRITE : HD_RUN_NEW;
+    if (hd_run_dir_claim(user_cfg->run_dir, mode, &rc.lock) != 0)
+        return -1;
+    /* A resumed run keeps the settings it was started with (the seed, so the same validation images are
+     * held out; the model; the data's size; the batch size ...): the command line may not contradict
+     * them, but for --epochs (run_settings.h). */
     hd_train_config run_cfg = *user_cfg;
     const hd_train_config *cfg = &run_cfg;
-    if (user_cfg->resume && hd_train_state_resume_settings(&run_cfg) != 0)
-        return -1;
     int status = -1;
+    if (user_cfg->resume && hd_train_state_resume_settings(&run_cfg, &rc.resumed) != 0)
+        goto done;
     double start = cfg->process_start > 0 ? cfg->process_start : hd_now_seconds();
-    if (hd_mkdir_p(cfg->run_dir) != 0)
-        return -1;
-    if (prepare_data(&rc, cfg, train, test) != 0)
+    if (write_settings(cfg, be) != 0 || prepare_data(&rc, cfg, train, test) != 0)
         goto done;
     int max_batch = cfg->batch > cfg->eval_batch ? cfg->batch : cfg->eval_batch;
     if (hd_model_create(&rc.model, be, cfg->spec, 1, train->rows, train->cols, max_batch) != 0)
         goto done;
     rc.model_ok = 1;
+    /* The model takes the training images' shape; a test set of another shape would be copied past the
+     * end of its input buffer. */
+    if (test->count > 0 &&
+        hd_model_check_input(&rc.model, hd_dataset_name(test), 1, test->rows, test->cols) != 0)
+        goto done;
     hd_optimizer_defaults(&rc.opt, cfg->optimizer);
     rc.opt.lr = cfg->lr;
     rc.opt.momentum = cfg->momentum;
@@ -198,10 +246,20 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     if (hd_train_state_init(&rc.state, &rc.model) != 0)
         goto done;
     rc.state_ok = 1;
+    hd_train_state_data_id(train, rc.state.data_id, sizeof rc.state.data_id);
     if (cfg->resume) {
         if (hd_train_state_resume(&rc.state, cfg->run_dir, &rc.model, &rc.opt) != 0)
             goto done;
-        if (!cfg->quiet)
+        if (rc.state.epochs_done >= cfg->epochs && (cfg->given & hd_run_settings_bit("epochs"))) {
+            hd_fail("--epochs %d: the run in %s has done %d epochs already; give more to extend it",
+                    cfg->epochs, cfg->run_dir, rc.state.epochs_done);
+            goto done;
+        }
+        if (!cfg->quiet && rc.state.epoch_step > 0)
+            printf("resuming %s in epoch %d after batch %d (best epoch %d, val_loss %.4f)\n", cfg->run_dir,
+                   rc.state.epochs_done + 1, rc.state.epoch_step, rc.state.best_epoch,
+                   rc.state.best_val_loss);
+        else if (!cfg->quiet)
             printf("resuming %s after epoch %d (best epoch %d, val_loss %.4f)\n", cfg->run_dir,
                    rc.state.epochs_done, rc.state.best_epoch, rc.state.best_val_loss);
     } else if (hd_model_init_weights(&rc.model, cfg->seed) != 0) {
@@ -215,17 +273,24 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     if (!cfg->quiet)
         printf("training on %d images, validating on %d, testing on %d; %zu parameters\n", rc.train.count,
                rc.val.count, rc.test.count, rc.model.param_count);
+    fflush(stdout); /* a log file or pipe sees the start now, not after the first epoch */
 
     double epoch_seconds_sum = 0, ips_sum = 0;
     int epochs_here = 0;
     for (int epoch = rc.state.epochs_done; epoch < cfg->epochs; epoch++) {
         hd_epoch_metrics row = {.epoch = epoch + 1, .lr = rc.opt.lr};
         double t0 = hd_now_seconds();
-        if (train_epoch(&rc, cfg, epoch, &row) != 0)
+        int trained = train_epoch(&rc, cfg, epoch, &row);
+        if (trained == HD_TRAIN_INTERRUPTED)
+            goto interrupted;
+        if (trained != 0)
             goto diverged;
         hd_eval_result val = {0};
-        if (rc.val.count && hd_evaluate(&rc.model, &rc.val, &val, NULL, NULL, NULL) != 0)
+        if (rc.val.count && hd_evaluate(&rc.model, &rc.val, &val, NULL, NULL, NULL) != 0) {
+            if (hd_interrupt_pending())
+                goto interrupted;
             goto done;
+        }
         if (is_bad(val.loss)) {
             hd_fail("training diverged: validation loss is %g after epoch %d", val.loss, epoch + 1);
             goto diverged;
@@ -240,6 +305,9 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
         int stop = update_schedules(&rc, cfg, rc.val.count ? val.loss : row.train_loss, val.accuracy,
                                     epoch + 1, &improved);
         rc.state.epochs_done = epoch + 1;
+        rc.state.epoch_step = 0;
+        rc.state.epoch_seen = 0;
+        rc.state.epoch_metrics[0] = rc.state.epoch_metrics[1] = 0.0f;
         if (hd_train_state_add_row(&rc.state, &row) != 0)
             goto done;
         if (!cfg->quiet)
@@ -270,6 +338,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
                 break;
             }
         }
+        if (hd_interrupt_pending())
+            goto stopped; /* at an epoch's end: last.safetensors is written */
         if (stop) {
             result->stopped_early = 1;
             if (!cfg->quiet)
@@ -285,9 +355,21 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     result->epochs_run = rc.state.epochs_done;
     result->seconds_per_epoch = epochs_here ? epoch_seconds_sum / epochs_here : 0;
     result->images_per_sec = epochs_here ? ips_sum / epochs_here : 0;
-    if (hd_train_finish(&rc.model, &rc.state, &rc.test, test, cfg, result) != 0)
+    if (hd_train_finish(&rc.model, &rc.state, &rc.test, test, cfg, result) != 0) {
+        if (hd_interrupt_pending()) /* in the final evaluation: every epoch is saved */
+            goto stopped;
         goto done;
+    }
     status = 0;
+    goto done;
+interrupted:
+    /* In an epoch (or its validation): save where it stands, so that --resume carries on from there. */
+    if (hd_train_state_save(&rc.state, cfg, &rc.model, &rc.opt) != 0)
+        goto done;
+stopped:
+    result->epochs_run = rc.state.epochs_done;
+    result->interrupted = hd_interrupt_pending();
+    status = HD_TRAIN_INTERRUPTED;
     goto done;
 diverged:
     if (rc.state.epochs_done > 0)

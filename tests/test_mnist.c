@@ -180,6 +180,52 @@ int main(void) {
     CHECK(hd_write_file_atomic(path, stub, sizeof stub) == 0, "write stub");
     expect_failure("damaged file", &opt, HD_MNIST_TEST_IMAGES, "truncated", "header promises 52 bytes");
 
+    /* A directory where an IDX file should be is said to be one, not reported as missing. */
+    char dir_in_place[4200];
+    snprintf(dir_in_place, sizeof dir_in_place, "%s/dir-in-place", root);
+    write_set(dir_in_place, 60, LAYOUT_RAW);
+    snprintf(path, sizeof path, "%s/%s", dir_in_place, HD_MNIST_TEST_IMAGES);
+    CHECK(remove(path) == 0 && hd_mkdir_p(path) == 0, "replace %s by a directory", path);
+    opt.data_dir = dir_in_place;
+    expect_failure("a directory in place of a file", &opt, path, "is a directory, not an IDX file",
+                   HD_MNIST_TEST_IMAGES);
+
+    /* Evaluation needs only the test set: a directory with the two t10k files is enough when train is NULL,
+     * and a missing training set is then neither looked for nor downloaded. */
+    char test_only[4200];
+    snprintf(test_only, sizeof test_only, "%s/test-only", root);
+    write_set(test_only, 70, LAYOUT_RAW);
+    snprintf(path, sizeof path, "%s/%s", test_only, HD_MNIST_TRAIN_IMAGES);
+    CHECK(remove(path) == 0, "remove %s", path);
+    snprintf(path, sizeof path, "%s/%s", test_only, HD_MNIST_TRAIN_LABELS);
+    CHECK(remove(path) == 0, "remove %s", path);
+    opt.data_dir = test_only;
+    hd_dataset test_set;
+    int test_rc = hd_mnist_load(&opt, NULL, &test_set);
+    CHECK(test_rc == 0 && test_set.count == 2 && test_set.images[0] == 170,
+          "test set alone from %s: rc %d, %d images, first pixel %d (%s)", test_only, test_rc, test_set.count,
+          test_rc == 0 ? test_set.images[0] : -1, hd_last_error());
+    CHECK(test_rc != 0 || (test_set.source && strstr(test_set.source, HD_MNIST_TEST_IMAGES)),
+          "the set knows its file: %s", test_rc == 0 && test_set.source ? test_set.source : "(none)");
+    hd_dataset_free(&test_set);
+    expect_failure("training set still required to train", &opt, "missing " HD_MNIST_TRAIN_IMAGES, test_only,
+                   NULL);
+    /* The cache: only the test files present, downloads off: still found. */
+    char xdg3[4200], cache3[4300], path3[4400];
+    snprintf(xdg3, sizeof xdg3, "%s/xdg3", root);
+    snprintf(cache3, sizeof cache3, "%s/hd-gpu/mnist", xdg3);
+    write_set(cache3, 80, LAYOUT_RAW);
+    for (int f = 0; f < 2; f++) {
+        snprintf(path3, sizeof path3, "%s/%s", cache3, f ? HD_MNIST_TRAIN_LABELS : HD_MNIST_TRAIN_IMAGES);
+        CHECK(remove(path3) == 0, "remove %s", path3);
+    }
+    setenv("XDG_CACHE_HOME", xdg3, 1);
+    opt.data_dir = NULL;
+    test_rc = hd_mnist_load(&opt, NULL, &test_set);
+    CHECK(test_rc == 0 && test_set.count == 2 && test_set.images[0] == 180,
+          "test set alone from the cache %s: rc %d (%s)", cache3, test_rc, hd_last_error());
+    hd_dataset_free(&test_set);
+
     /* Nothing anywhere, downloads off: the message names the cache and how to fill it. */
     opt.data_dir = NULL;
     char xdg2[4200], cache2[4300];

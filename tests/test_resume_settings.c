@@ -7,6 +7,7 @@
 #include "hd/common.h"
 #include "hd/idx.h"
 #include "hd/metrics.h"
+#include "hd/run_settings.h"
 #include "hd/safetensors.h"
 #include "hd/trainer.h"
 
@@ -60,8 +61,8 @@ static void test_round_trip(hd_backend *be, const char *dir) {
         pixels[i] = (uint8_t)test_rand_u64(&rng);
     for (size_t i = 0; i < sizeof labels; i++)
         labels[i] = (uint8_t)(test_rand_u64(&rng) % 10);
-    hd_dataset train = {n_train, side, side, pixels, labels};
-    hd_dataset test = {n_test, side, side, pixels + n_train * side * side, labels + n_train};
+    hd_dataset train = {n_train, side, side, pixels, labels, NULL};
+    hd_dataset test = {n_test, side, side, pixels + n_train * side * side, labels + n_train, NULL};
     char run[4200];
     snprintf(run, sizeof run, "%s/runs/first", dir); /* not there yet: hd_train makes it, parents too */
     hd_train_config cfg;
@@ -74,7 +75,8 @@ static void test_round_trip(hd_backend *be, const char *dir) {
     cfg.report = 0;
     hd_train_result result;
     CHECK(hd_train(be, &cfg, &train, &test, &result) == 0, "one epoch: %s", hd_last_error());
-    cfg.epochs = 2;
+    cfg.epochs = 2; /* as `--resume RUN --epochs 2`: extends the run */
+    cfg.given = hd_run_settings_bit("epochs");
     cfg.resume = 1;
     int rc = hd_train(be, &cfg, &train, &test, &result);
     CHECK(rc == 0, "resume of the trainer's own checkpoint refused: %s", hd_last_error());

@@ -9,6 +9,7 @@
 #include "hd/metrics.h"
 #include "hd/mnist.h"
 #include "hd/plot.h"
+#include "hd/run_settings.h"
 #include "hd/trainer.h"
 
 #include <math.h>
@@ -60,9 +61,10 @@ static void test_determinism_and_resume(hd_backend *be, const hd_dataset *train,
     /* Two epochs, then --resume to three: the third epoch must equal run a's, bit for bit. */
     CHECK(hd_train(be, &cc, train, test, &rc) == 0, "run c: %s", hd_last_error());
     cc.epochs = 3;
+    cc.given = hd_run_settings_bit("epochs"); /* as `--resume DIR --epochs 3` */
     cc.resume = 1;
     /* A resumed run keeps its own seed (hence the same validation split), batch size and
-     * augmentation, whatever the new command line says. */
+     * augmentation: values the command line did not give do not replace them. */
     cc.seed = 999;
     cc.batch = 64;
     cc.augment = !cc.augment;

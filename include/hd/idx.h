@@ -26,12 +26,17 @@ extern "C" {
 #endif
 
 /* A labelled image set. images: count*rows*cols bytes, row-major, image i at i*rows*cols;
- * labels: count bytes in 0..9. */
+ * labels: count bytes in 0..9. source: the images file it was read from (malloc'ed; NULL for a
+ * set made in memory), for error messages. */
 typedef struct {
     int count, rows, cols;
     uint8_t *images;
     uint8_t *labels;
+    char *source;
 } hd_dataset;
+
+/* What to call a set in a message: its images file, or "the images" for one made in memory. */
+const char *hd_dataset_name(const hd_dataset *d);
 
 /* An IDX rank-3 unsigned-byte file; *pixels is malloc'ed (count*rows*cols bytes). On failure all
  * outputs are zero/NULL. */

@@ -38,8 +38,8 @@ typedef struct {
 void hd_mnist_options_defaults(hd_mnist_options *opt);
 
 /* Loads both sets (see the search order above); train may be NULL to load only the test
- * set. On failure both are zeroed, and the message says which directory was searched and
- * how to get the data (scripts/fetch-mnist). */
+ * set, when only the two test files are looked for (and downloaded). On failure both are zeroed, and the
+ * message says which directory was searched and how to get the data (scripts/fetch-mnist). */
 int hd_mnist_load(const hd_mnist_options *opt, hd_dataset *train, hd_dataset *test);
 
 /* The per-user cache directory ($XDG_CACHE_HOME/hd-gpu/mnist or ~/.cache/hd-gpu/mnist). */

@@ -91,6 +91,11 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
                     int max_batch);
 void hd_model_destroy(hd_model *model);
 
+/* 0 when images of channels x rows x cols are what the model takes; otherwise -1 + hd_fail, one line
+ * naming `source` (the images file, or what the set is) and both shapes. Every set of images is checked
+ * so before it is copied into the model's input buffer, which holds max_batch images of the model's shape. */
+int hd_model_check_input(const hd_model *model, const char *source, int channels, int rows, int cols);
+
 /* Glorot-uniform weights (Keras' default), zero biases, from the seed (Philox, so the
  * same on every backend and thread count). */
 int hd_model_init_weights(hd_model *model, uint64_t seed);

@@ -59,6 +59,9 @@ int hd_pipeline_create(hd_pipeline **out, hd_backend *be, const hd_pipeline_conf
 void hd_pipeline_destroy(hd_pipeline *p);
 /* Starts producing the batches of `epoch` (0-based); returns the number of steps. */
 int hd_pipeline_start_epoch(hd_pipeline *p, uint64_t epoch);
+/* The same, from batch `first` on (an epoch a signal stopped, resumed): the batches before it are neither
+ * made nor augmented, and the ones after are those the whole epoch would have had. */
+int hd_pipeline_start_epoch_at(hd_pipeline *p, uint64_t epoch, int first);
 /* Makes the next batch the model's input (model->input / model->labels point at it) and
  * queues the upload of the one after; returns its size (the last batch of an epoch may be
  * smaller), or 0 at the end of the epoch, when the model's own buffers are restored. */

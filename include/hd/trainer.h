@@ -31,8 +31,12 @@ typedef struct {
     int augment;
     int eval_batch;
     const char *run_dir;
-    int resume;   /* continue the run in run_dir */
-    int progress; /* live progress bar (1), plain lines (0) */
+    int resume;     /* continue the run in run_dir (its recorded settings restored: run_settings.h) */
+    int overwrite;  /* a new run may replace the one run_dir holds (otherwise that is refused: run_dir.h) */
+    unsigned given; /* the run settings the command line gave (hd_run_settings_given): --resume
+                     * refuses those that contradict the run, and takes the rest from it */
+    const char *data_dir; /* where the data came from (--data), recorded for --resume and the report */
+    int progress;         /* live progress bar (1), plain lines (0) */
     int quiet;
     int train_limit; /* use only the first N training images (0 = all), for smoke tests */
     int test_limit;
@@ -49,11 +53,16 @@ typedef struct {
     double seconds_per_epoch; /* mean over the epochs of this invocation */
     double images_per_sec;
     int stopped_early;
+    int interrupted; /* a signal stopped it (hd_train returned HD_TRAIN_INTERRUPTED): the signal */
 } hd_train_result;
+
+/* hd_train's return when SIGINT/SIGTERM stopped it (interrupt.h) after saving last.safetensors. */
+#define HD_TRAIN_INTERRUPTED 1
 
 void hd_train_config_defaults(hd_train_config *cfg);
 /* Trains on `train` (validation carved out of it) and evaluates on `test`, writing the run's
- * checkpoints, metrics and report into cfg->run_dir (made, with its parents, when missing). */
+ * settings.txt, checkpoints, metrics and report into cfg->run_dir (made, with its parents, when missing,
+ * and claimed and locked for the run: run_dir.h). Returns 0, -1 + hd_fail, or HD_TRAIN_INTERRUPTED. */
 int hd_train(hd_backend *be, const hd_train_config *cfg, const hd_dataset *train, const hd_dataset *test,
              hd_train_result *result);
 /* Writes the settings as "key: value" lines (settings.txt, the report, --help defaults). */

@@ -1,0 +1,40 @@
+/* interrupt.c: the first SIGINT/SIGTERM sets a flag, the second ends the process (see interrupt.h). */
+#include "hd/interrupt.h"
+
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t pending;
+
+static void on_signal(int sig) {
+    if (pending) {
+        /* The second one: end now, as the default action does (the status says which signal). */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        _exit(128 + sig); /* only reached if the signal is blocked */
+    }
+    pending = sig;
+    static const char note[] =
+        "\nhd-gpu: stopping after this step and saving the run (again to quit at once)\n";
+    ssize_t ignored = write(STDERR_FILENO, note, sizeof note - 1);
+    (void)ignored;
+}
+
+void hd_interrupt_install(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART; /* reads and writes in flight carry on; the trainer polls the flag */
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGTERM, &action, NULL);
+}
+
+int hd_interrupt_pending(void) {
+    return pending;
+}
+
+void hd_interrupt_request(int sig) {
+    pending = sig;
+}

@@ -1,0 +1,222 @@
+/* run_settings.c: the table of settings that define a run, and --resume's restoring of them (see
+ * run_settings.h). */
+#include "hd/run_settings.h"
+#include "hd/common.h"
+#include "hd/model.h"
+
+#include <errno.h>
+#include <float.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { SET_INT, SET_U64, SET_FLOAT, SET_DOUBLE, SET_SPEC, SET_OPTIMIZER, SET_AUGMENT } setting_type;
+
+typedef struct {
+    const char *key;  /* hd.train.KEY in last.safetensors */
+    const char *flag; /* the option that sets it */
+    setting_type type;
+    size_t offset, size; /* of its field in hd_train_config */
+    double lo, hi;       /* accepted range of a number read back */
+    int required;        /* written by every version that resumes: a checkpoint without it is refused */
+} run_setting;
+
+#define AT(field) offsetof(hd_train_config, field), sizeof(((hd_train_config *)0)->field)
+static const run_setting settings[] = {
+    {"spec", "--model-spec", SET_SPEC, AT(spec), 0, 0, 0},
+    {"optimizer", "--optimizer", SET_OPTIMIZER, AT(optimizer), 0, 0, 0},
+    {"learning_rate", "--lr", SET_FLOAT, AT(lr), 0, 10, 0},
+    {"momentum", "--momentum", SET_FLOAT, AT(momentum), 0, 1, 0},
+    {"batch", "--batch-size", SET_INT, AT(batch), 1, 65536, 1},
+    {"epochs", "--epochs", SET_INT, AT(epochs), 1, 100000, 0},
+    {"seed", "--seed", SET_U64, AT(seed), 0, 0, 1},
+    {"val_split", "--val-split", SET_DOUBLE, AT(val_fraction), 0, 0.9, 1},
+    {"patience", "--patience", SET_INT, AT(es_patience), 0, 100000, 0},
+    {"lr_patience", "--lr-patience", SET_INT, AT(lr_patience), 1, 100000, 0},
+    {"lr_factor", "--lr-factor", SET_DOUBLE, AT(lr_factor), 0.01, 1, 0},
+    {"min_lr", "--min-lr", SET_DOUBLE, AT(min_lr), 0, 10, 0},
+    {"augment", "--no-augment", SET_AUGMENT, AT(augment), 0, 1, 1}, /* "augmentation on/off" in messages */
+    {"train_limit", "--train-limit", SET_INT, AT(train_limit), 0, 1e9, 0},
+    {"test_limit", "--test-limit", SET_INT, AT(test_limit), 0, 1e9, 0},
+};
+#undef AT
+#define N_SETTINGS ((int)(sizeof settings / sizeof settings[0]))
+_Static_assert(sizeof settings / sizeof settings[0] <= HD_RUN_SETTINGS_MAX, "raise HD_RUN_SETTINGS_MAX");
+_Static_assert(sizeof settings / sizeof settings[0] <= 8 * sizeof(unsigned), "too many settings for a mask");
+
+/* Which of them --epochs is: the one a resumed run may change. */
+static int is_epochs(const run_setting *s) {
+    return strcmp(s->key, "epochs") == 0;
+}
+
+unsigned hd_run_settings_given(int argc, char *const *argv) {
+    unsigned given = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        for (int s = 0; s < N_SETTINGS; s++) {
+            size_t n = strlen(settings[s].flag);
+            if (strncmp(argv[i], settings[s].flag, n) == 0 && (argv[i][n] == '\0' || argv[i][n] == '='))
+                given |= 1u << s;
+        }
+    }
+    return given;
+}
+
+unsigned hd_run_settings_bit(const char *key) {
+    for (int s = 0; s < N_SETTINGS; s++)
+        if (strcmp(settings[s].key, key) == 0)
+            return 1u << s;
+    return 0;
+}
+
+static void format_value(const hd_train_config *cfg, const run_setting *s, char *buf, size_t len) {
+    const char *field = (const char *)cfg + s->offset;
+    switch (s->type) {
+    case SET_INT:
+    case SET_AUGMENT:
+        snprintf(buf, len, "%d", *(const int *)field);
+        break;
+    case SET_U64:
+        snprintf(buf, len, "%llu", (unsigned long long)*(const uint64_t *)field);
+        break;
+    case SET_FLOAT:
+        hd_format_float(buf, len, *(const float *)field);
+        break;
+    case SET_DOUBLE:
+        snprintf(buf, len, "%.17g", *(const double *)field);
+        break;
+    case SET_SPEC: {
+        /* Canonical form, so that "conv:32:3:relu" and an equivalent spelling compare equal. */
+        hd_layer_spec layers[HD_MAX_LAYERS];
+        int n = 0;
+        const char *spec = *(const char *const *)field;
+        if (hd_spec_parse(spec, layers, HD_MAX_LAYERS, &n) == 0)
+            hd_spec_format(layers, n, buf, len);
+        else
+            snprintf(buf, len, "%s", spec);
+        break;
+    }
+    case SET_OPTIMIZER:
+        snprintf(buf, len, "%s", hd_optimizer_name(*(const hd_optimizer_kind *)field));
+        break;
+    }
+}
+
+int hd_run_settings_to_meta(const hd_train_config *cfg, hd_run_settings_text *text, hd_st_meta *meta,
+                            int max) {
+    int n = 0;
+    for (int s = 0; s < N_SETTINGS && n < max; s++) {
+        snprintf(text->keys[s], sizeof text->keys[s], "hd.train.%s", settings[s].key);
+        format_value(cfg, &settings[s], text->values[s], sizeof text->values[s]);
+        meta[n++] = (hd_st_meta){text->keys[s], text->values[s]};
+    }
+    return n;
+}
+
+/* What a recorded value of s must be, for messages. */
+static void expectation(const run_setting *s, char *buf, size_t len) {
+    switch (s->type) {
+    case SET_INT:
+    case SET_AUGMENT:
+        snprintf(buf, len, "a whole number in %.0f..%.0f", s->lo, s->hi);
+        break;
+    case SET_U64:
+        snprintf(buf, len, "a whole number of at most 64 bits");
+        break;
+    case SET_FLOAT:
+    case SET_DOUBLE:
+        snprintf(buf, len, "a number in [%g, %g]", s->lo, s->hi);
+        break;
+    case SET_SPEC:
+        snprintf(buf, len, "a model spec of at most %d characters", HD_RUN_SETTING_LEN - 1);
+        break;
+    case SET_OPTIMIZER:
+        snprintf(buf, len, "an optimizer name");
+        break;
+    }
+}
+
+/* Parses a recorded value into cfg's field (strings into store). */
+static int parse_value(hd_train_config *cfg, const run_setting *s, const char *text, char *store,
+                       size_t len) {
+    char *field = (char *)cfg + s->offset;
+    long long whole = 0;
+    double real = 0;
+    switch (s->type) {
+    case SET_INT:
+    case SET_AUGMENT:
+        if (hd_parse_integer(text, (long long)s->lo, (long long)s->hi, &whole) != 0)
+            return -1;
+        *(int *)field = (int)whole;
+        return 0;
+    case SET_U64: {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(text, &end, 10);
+        if (errno || end == text || *end || text[0] < '0' || text[0] > '9')
+            return -1;
+        *(uint64_t *)field = (uint64_t)v;
+        return 0;
+    }
+    case SET_FLOAT:
+    case SET_DOUBLE:
+        if (hd_parse_real(text, s->lo, s->hi, &real) != 0)
+            return -1;
+        if (s->type == SET_FLOAT)
+            *(float *)field = (float)real;
+        else
+            *(double *)field = real;
+        return 0;
+    case SET_SPEC: {
+        hd_layer_spec layers[HD_MAX_LAYERS];
+        int n = 0;
+        if (strlen(text) >= len || hd_spec_parse(text, layers, HD_MAX_LAYERS, &n) != 0)
+            return -1;
+        memcpy(store, text, strlen(text) + 1);
+        *(const char **)field = store;
+        return 0;
+    }
+    case SET_OPTIMIZER:
+        return hd_optimizer_parse(text, (hd_optimizer_kind *)field);
+    }
+    return -1;
+}
+
+int hd_run_settings_restore(hd_train_config *cfg, const hd_safetensors *file, const char *path,
+                            hd_run_settings_text *store) {
+    for (int i = 0; i < N_SETTINGS; i++) {
+        const run_setting *s = &settings[i];
+        char key[48];
+        snprintf(key, sizeof key, "hd.train.%s", s->key);
+        const char *recorded = hd_safetensors_meta(file, key);
+        if (!recorded) {
+            if (s->required)
+                return hd_fail("%s: not a training checkpoint (no %s)", path, key);
+            continue; /* written by an older version: the command line's value stands */
+        }
+        hd_train_config from_file = *cfg;
+        if (parse_value(&from_file, s, recorded, store->values[i], sizeof store->values[i]) != 0) {
+            char expected[96];
+            expectation(s, expected, sizeof expected);
+            return hd_fail("%s: bad %s '%s' (expected %s)", path, key, recorded, expected);
+        }
+        char want[HD_RUN_SETTING_LEN], have[HD_RUN_SETTING_LEN];
+        format_value(cfg, s, want, sizeof want);
+        format_value(&from_file, s, have, sizeof have);
+        int given = (cfg->given >> i) & 1u;
+        if (s->type == SET_AUGMENT) { /* as people say it */
+            snprintf(want, sizeof want, "%s", strcmp(want, "1") == 0 ? "on" : "off");
+            snprintf(have, sizeof have, "%s", strcmp(have, "1") == 0 ? "on" : "off");
+        }
+        if (given && strcmp(want, have) != 0 && !is_epochs(s))
+            return hd_fail("%s%s%s contradicts the run being resumed, which has %s %s (%s); a resumed run "
+                           "keeps its settings (only --epochs may change)",
+                           s->flag, s->type == SET_AUGMENT ? "" : " ", s->type == SET_AUGMENT ? "" : want,
+                           s->type == SET_AUGMENT ? "augmentation" : s->key, have, path);
+        if (!given)
+            memcpy((char *)cfg + s->offset, (const char *)&from_file + s->offset, s->size);
+    }
+    return 0;
+}
