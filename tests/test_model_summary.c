@@ -91,8 +91,9 @@ static void test_default_model(hd_backend *be) {
     if (out) {
         hd_model_summary_print(out, &s);
         fclose(out);
+        static const char model_line[] = "Model: " HD_DEFAULT_SPEC "\n";
         const char *lines[] = {
-            "Model: " HD_DEFAULT_SPEC "\n",
+            model_line,
             "Layer (type)              Output shape   Params\n",
             "------------------------  ------------  -------\n",
             "input                     1x28x28             0\n",

@@ -7,6 +7,7 @@
 #include "hd/common.h"
 #include "hd/metrics.h"
 #include "hd/plot.h"
+#include "hd/report.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -62,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char png[128];
     snprintf(png, sizeof png, "%s.png", path);
     hd_clear_error();
-    rc = hd_plot_history(png, rows, n, n > 0 ? rows[0].epoch : 0);
+    rc = hd_plot_history(png, rows, n, n > 0 ? rows[0].epoch : 0, n % 2 ? HD_ENDED_EPOCH_CAP : NULL);
     fuzz_check_result(rc, png);
     unlink(png);
     free(rows);
