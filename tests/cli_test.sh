@@ -80,6 +80,13 @@ if [ -n "${HD_TEST_DATA_DIR:-}" ] && [ -f "$HD_TEST_DATA_DIR/train-images-idx3-u
         expect 0 "using the CPU backend" -- "$bin" train --device 0 --data "$HD_TEST_DATA_DIR" --epochs 1 \
             --train-limit 300 --test-limit 200 --no-report --run-dir "$tmp/r1"
         expect 0 "^Total params: 225,034 " -- "$bin" summary --model "$tmp/r1"
+        # results.txt says what ended training: here the epoch cap; below, the target test accuracy.
+        expect 0 "^ended_by: the epoch cap$" -- cat "$tmp/r1/results.txt"
+        expect 0 "^finished: 20[0-9][0-9]-[01][0-9]-[0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9] UTC$" -- \
+            cat "$tmp/r1/results.txt"
+        expect 0 "time_to_accuracy_s=" -- "$bin" train --device cpu --data "$HD_TEST_DATA_DIR" --epochs 3 \
+            --time-to-accuracy 0.01 --train-limit 300 --test-limit 200 --no-report --run-dir "$tmp/r2"
+        expect 0 "^ended_by: the target test accuracy" -- cat "$tmp/r2/results.txt"
         expect 0 "test accuracy" -- "$bin" eval --model "$tmp/r1/best.safetensors" --device cpu \
             --data "$HD_TEST_DATA_DIR"
         # predict through the real program (test_predict_command checks what it prints against the
