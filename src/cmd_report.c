@@ -59,18 +59,26 @@ int hd_cmd_report(int argc, char **argv) {
         fprintf(stderr, "hd-gpu report: %s\n", hd_last_error());
         return HD_EXIT_RUNTIME;
     }
+    if (hd_report_read_results(run_dir, &in) != 0) {
+        fprintf(stderr, "hd-gpu report: %s\n", hd_last_error());
+        hd_report_inputs_free(&in);
+        return HD_EXIT_RUNTIME;
+    }
     int evaluated = hd_run_evaluate_for_report(run_dir, device, &in) == 0;
     if (!evaluated) {
         /* Still worth a page: the history and the metrics table, without test-set parts. */
         fprintf(stderr, "hd-gpu report: %s (writing the report without the test-set figures)\n",
                 hd_last_error());
-        hd_epoch_metrics *rows = in.rows;
-        int n_rows = in.n_rows;
+        hd_report_inputs kept = {.rows = in.rows,
+                                 .n_rows = in.n_rows,
+                                 .settings_text = in.settings_text,
+                                 .ended_by = in.ended_by,
+                                 .finished = in.finished,
+                                 .test_accuracy = -1};
         in.rows = NULL;
+        in.settings_text = in.ended_by = in.finished = NULL;
         hd_report_inputs_free(&in);
-        in.rows = rows;
-        in.n_rows = n_rows;
-        in.test_accuracy = -1;
+        in = kept;
     }
     int rc = hd_report_generate(run_dir, &in);
     hd_report_inputs_free(&in);

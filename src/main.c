@@ -16,6 +16,7 @@ static void usage(FILE *out) {
                  "  eval      evaluate a saved model on the test set (--model FILE)\n"
                  "  predict   classify your own images of digits (--model FILE IMAGE...)\n"
                  "  report    regenerate a run's plots and report.html (RUN_DIR)\n"
+                 "  summary   the model's layers, output shapes and parameters\n"
                  "  bench     measure training and inference speed\n\n"
                  "  --version, --help\n");
 }
@@ -67,11 +68,8 @@ int main(int argc, char **argv) {
     static const struct {
         const char *name;
         int (*run)(int, char **);
-    } commands[] = {{"train", hd_cmd_train},
-                    {"eval", hd_cmd_eval},
-                    {"predict", hd_cmd_predict},
-                    {"report", hd_cmd_report},
-                    {"bench", hd_cmd_bench}};
+    } commands[] = {{"train", hd_cmd_train},   {"eval", hd_cmd_eval},   {"predict", hd_cmd_predict},
+                    {"report", hd_cmd_report}, {"bench", hd_cmd_bench}, {"summary", hd_cmd_summary}};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(command, commands[i].name) == 0)
             return commands[i].run(argc - 2, argv + 2);

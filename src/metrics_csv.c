@@ -1,9 +1,11 @@
 /* metrics_csv.c: RUN_DIR/metrics.csv, one line per epoch under HD_METRICS_CSV_HEADER:
  * hd_metrics_csv_write (whole file, atomically) and hd_metrics_csv_read (strict: header,
- * column count and every number checked, errors name file:line). */
+ * column count and every number checked, errors name file:line). Numbers are kept at float
+ * precision, each written in the fewest digits that read back to the same float. */
 #include "hd/metrics.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,22 @@
 
 #define METRICS_COLUMNS  8
 #define METRICS_LINE_MAX 512 /* a written line is under 200 characters */
+
+/* Writes v rounded to float in the fewest significant digits (6 to 9) that strtof reads back
+ * to the same float: 0.001f is "0.001", not "0.00100000005". NaN and infinities as "nan", "inf". */
+static int format_float(char *buf, size_t len, double v) {
+    if (!isfinite(v))
+        return snprintf(buf, len, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+    if (fabs(v) > FLT_MAX)
+        return -1;
+    float f = (float)v;
+    for (int digits = 6; digits < 9; digits++) {
+        int n = snprintf(buf, len, "%.*g", digits, (double)f);
+        if (n > 0 && (size_t)n < len && strtof(buf, NULL) == f)
+            return n;
+    }
+    return snprintf(buf, len, "%.9g", (double)f); /* 9 digits always round-trip a float */
+}
 
 int hd_metrics_csv_write(const char *path, const hd_epoch_metrics *rows, int n) {
     if (n < 0 || (n > 0 && !rows))
@@ -24,27 +42,38 @@ int hd_metrics_csv_write(const char *path, const hd_epoch_metrics *rows, int n) 
     size_t used = (size_t)snprintf(text, capacity, "%s\n", HD_METRICS_CSV_HEADER);
     for (int i = 0; i < n; i++) {
         const hd_epoch_metrics *r = &rows[i];
-        /* %.9g: enough digits that reading back gives the value to 1e-9 relative. */
-        int len = snprintf(text + used, capacity - used, "%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n", r->epoch,
-                           r->train_loss, r->train_acc, r->val_loss, r->val_acc, r->lr, r->seconds,
-                           r->images_per_sec);
-        if (len < 0 || (size_t)len >= capacity - used) {
-            free(text);
-            return hd_fail("%s: metrics line for epoch %d too long", path, r->epoch);
+        const double values[METRICS_COLUMNS - 1] = {r->train_loss, r->train_acc, r->val_loss,      r->val_acc,
+                                                    r->lr,         r->seconds,   r->images_per_sec};
+        char line[METRICS_LINE_MAX];
+        size_t len = (size_t)snprintf(line, sizeof line, "%d", r->epoch);
+        for (int c = 0; c < METRICS_COLUMNS - 1; c++) {
+            char number[32];
+            if (format_float(number, sizeof number, values[c]) < 0) {
+                free(text);
+                return hd_fail("%s: epoch %d: %g is beyond float range", path, r->epoch, values[c]);
+            }
+            len += (size_t)snprintf(line + len, sizeof line - len, ",%s", number);
         }
-        used += (size_t)len;
+        /* 7 numbers of at most 15 characters and an int: far below both limits. */
+        memcpy(text + used, line, len);
+        used += len;
+        text[used++] = '\n';
     }
     int rc = hd_write_file_atomic(path, text, used);
     free(text);
     return rc;
 }
 
-/* Parses one field as a double (the whole field, nothing else); NaN allowed, "" not. */
+/* Parses one field as a float (the whole field, nothing else), widened to double, so that
+ * what hd_metrics_csv_write wrote reads back to the same value; NaN and infinities allowed,
+ * "" and finite values beyond float range not. */
 static int parse_number(const char *field, double *value) {
     char *end;
     errno = 0;
-    *value = strtod(field, &end);
-    return end != field && *end == '\0' && errno != ERANGE ? 0 : -1;
+    float f = strtof(field, &end);
+    *value = f;
+    /* ERANGE with a finite result is underflow to a tiny float, which is what was written. */
+    return end != field && *end == '\0' && !(errno == ERANGE && isinf(f)) ? 0 : -1;
 }
 
 /* Splits line (modified in place) at commas into at most max fields; returns the count. */

@@ -225,7 +225,15 @@ double plot_axis_map(const plot_axis *axis, double v) {
 }
 
 void plot_axis_label(const plot_axis *axis, double v, char *buf, size_t len) {
-    if (axis->log || axis->format_g)
+    if (axis->format_sci && v != 0 && isfinite(v)) {
+        int e = (int)floor(log10(fabs(v)));
+        double mantissa = v / pow(10.0, e);
+        if (fabs(mantissa) >= 10 - 5e-4) { /* 9.9996e-4 rounds to 10e-4: say 1e-3 */
+            mantissa /= 10;
+            e++;
+        }
+        snprintf(buf, len, "%.3ge%d", mantissa, e);
+    } else if (axis->log || axis->format_g)
         snprintf(buf, len, "%g", v);
     else
         snprintf(buf, len, "%.*f", axis->tick_decimals, v);

@@ -52,6 +52,7 @@ typedef struct {
     int n_ticks;
     int tick_decimals; /* for linear axes */
     int format_g;      /* label ticks with %g instead of fixed decimals */
+    int format_sci;    /* label ticks as 2.5e-4, the fewest mantissa digits (wins over format_g) */
 } plot_axis;
 
 /* Widens [lo, hi] to nice bounds and computes ticks (linear: about max_ticks steps of

@@ -163,8 +163,12 @@ int hd_plot_confusion(const char *png_path, const int *confusion, int classes, c
     else
         snprintf(subtitle, sizeof subtitle, "no images counted");
     plot_set_rgb(cr, ink);
-    plot_text(cr, MATRIX_LEFT + MATRIX_SIZE / 2, 14, title ? title : "Confusion matrix", 22, 1, 0.5, 0.0, 0);
-    plot_text(cr, MATRIX_LEFT + MATRIX_SIZE / 2, 46, subtitle, 14, 0, 0.5, 0.0, 0);
+    if (title) {
+        plot_text(cr, MATRIX_LEFT + MATRIX_SIZE / 2, 14, title, 22, 1, 0.5, 0.0, 0);
+        plot_text(cr, MATRIX_LEFT + MATRIX_SIZE / 2, 46, subtitle, 14, 0, 0.5, 0.0, 0);
+    } else {
+        plot_text(cr, MATRIX_LEFT + MATRIX_SIZE / 2, 24, subtitle, 16, 0, 0.5, 0.0, 0);
+    }
     draw_cells(cr, confusion, classes, row_totals);
     draw_class_labels(cr, classes);
     draw_class_accuracy(cr, confusion, classes, row_totals);

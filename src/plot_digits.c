@@ -130,15 +130,16 @@ int hd_plot_misclassified(const char *png_path, const uint8_t *images, int rows,
     char subtitle[160];
     if (n > l.shown)
         snprintf(subtitle, sizeof subtitle,
-                 "the first %d of %d; caption: true label / predicted (confidence)", l.shown, n);
+                 "misclassified: the first %d of %d; caption: true label / predicted (confidence)", l.shown,
+                 n);
     else if (n > 0)
-        snprintf(subtitle, sizeof subtitle, "%d digit%s; caption: true label / predicted (confidence)", n,
+        snprintf(subtitle, sizeof subtitle,
+                 "%d misclassified digit%s; caption: true label / predicted (confidence)", n,
                  n == 1 ? "" : "s");
     else
         snprintf(subtitle, sizeof subtitle, "no misclassified digits");
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-    plot_text(cr, l.width / 2.0, 14, "Misclassified test digits", 22, 1, 0.5, 0.0, 0);
-    plot_text(cr, l.width / 2.0, 46, subtitle, 14, 0, 0.5, 0.0, 0);
+    plot_text(cr, l.width / 2.0, 24, subtitle, 16, 0, 0.5, 0.0, 0);
     if (n == 0)
         plot_text(cr, l.width / 2.0, GRID_TOP + l.cell_h / 2.0,
                   "none: every test digit was classified correctly", 16, 0, 0.5, 0.5, 0);

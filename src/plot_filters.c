@@ -71,6 +71,19 @@ static double draw_filter(cairo_t *cr, const filters_layout *l, double x, double
     return largest;
 }
 
+/* Decimals for every caption: three significant digits of the largest |w| shown, so that
+ * the captions line up (0.150 beside 0.171, not 0.15 beside 0.171). */
+static int caption_decimals(const float *w, size_t n) {
+    double largest = 0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(w[i]) && fabsf(w[i]) > largest)
+            largest = fabsf(w[i]);
+    if (largest <= 0)
+        return 3;
+    int decimals = 2 - (int)floor(log10(largest));
+    return decimals < 0 ? 0 : decimals > 8 ? 8 : decimals;
+}
+
 static void draw_key(cairo_t *cr, const filters_layout *l) {
     const double key_w = 320, key_h = 16;
     double x = (l->width - key_w) / 2, y = l->height - FILTER_KEY_H + 22;
@@ -92,7 +105,7 @@ static void draw_key(cairo_t *cr, const filters_layout *l) {
     plot_text(cr, x + key_w + 10, y + key_h / 2, "+max |w|", 13, 0, 0.0, 0.5, 0);
     plot_text(cr, x + key_w / 2, y + key_h + 8, "0", 13, 0, 0.5, 0.0, 0);
     plot_text(cr, l->width / 2.0, y + key_h + 28,
-              "each filter is scaled to its own largest |w|, the number under it", 13, 0, 0.5, 0.0, 0);
+              "each filter is scaled to its own largest |w| (the number under it)", 13, 0, 0.5, 0.0, 0);
 }
 
 int hd_plot_filters(const char *png_path, const float *weights, int count, int in_c, int k) {
@@ -104,25 +117,26 @@ int hd_plot_filters(const char *png_path, const float *weights, int count, int i
         return -1;
     cairo_t *cr = canvas.cr;
     char subtitle[200];
-    int len = snprintf(subtitle, sizeof subtitle, "%d filter%s, %d input channel%s, %dx%d kernel", count,
+    int len = snprintf(subtitle, sizeof subtitle,
+                       "first convolution layer: %d filter%s, %d input channel%s, %dx%d kernel", count,
                        count == 1 ? "" : "s", in_c, in_c == 1 ? "" : "s", k, k);
     if (count > l.shown || in_c > l.channels)
         snprintf(subtitle + len, sizeof subtitle - (size_t)len, " (showing %d filters, %d channels each)",
                  l.shown, l.channels);
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-    plot_text(cr, l.width / 2.0, 14, "First-layer convolution filters", 22, 1, 0.5, 0.0, 0);
-    plot_text(cr, l.width / 2.0, 46, subtitle, 14, 0, 0.5, 0.0, 0);
+    plot_text(cr, l.width / 2.0, 24, subtitle, 16, 0, 0.5, 0.0, 0);
 
     int grid_w = l.per_row * l.block_w + (l.per_row - 1) * FILTER_GAP_X;
     int left = (l.width - grid_w) / 2;
     size_t filter_size = (size_t)in_c * k * k;
+    int decimals = caption_decimals(weights, (size_t)l.shown * filter_size);
     for (int f = 0; f < l.shown; f++) {
         int x = left + (f % l.per_row) * (l.block_w + FILTER_GAP_X);
         int y = FILTER_TOP + (f / l.per_row) * (l.tile + FILTER_CAPTION_H);
         const float *w = weights + (size_t)f * filter_size;
         double largest = draw_filter(cr, &l, x, y, w, in_c, k);
         char caption[48];
-        snprintf(caption, sizeof caption, "#%d  \xc2\xb1%.3g", f, largest);
+        snprintf(caption, sizeof caption, "#%d  \xc2\xb1%.*f", f, decimals, largest);
         cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
         plot_text(cr, x + l.block_w / 2.0, y + l.tile + 7, caption, 12, 0, 0.5, 0.0, 0);
     }

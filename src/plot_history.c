@@ -1,6 +1,6 @@
 /* plot_history.c: hd_plot_history, the training history figure: loss and accuracy per
- * epoch (train and validation) side by side, the learning rate in a strip below, and a
- * dashed line at the epoch early stopping kept. */
+ * epoch (train and validation) side by side, the learning rate in a strip below, a dashed
+ * line at the epoch whose weights were kept, and a first line saying what ended the run. */
 #include "hd/plot.h"
 
 #include "hd/common.h"
@@ -137,12 +137,47 @@ static void draw_accuracy_panel(cairo_t *cr, plot_panel *panel, const history_co
     }
 }
 
+static int compare_descending(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x < y) - (x > y);
+}
+
+/* On a log axis, ticks at the learning rates the run used: reductions by one factor are
+ * evenly spaced there. At most max_ticks of them: every rate, or every second, third, ...
+ * from the highest down, so the spacing stays even. Leaves the axis' ticks alone when the
+ * rates are too many. */
+static void lr_ticks(plot_axis *axis, const double *lr, int n, int max_ticks) {
+    double used[64];
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(lr[i]) || lr[i] <= 0)
+            continue;
+        int seen = 0;
+        for (int k = 0; k < count && !seen; k++)
+            seen = fabs(used[k] - lr[i]) <= 1e-9 * used[k];
+        if (seen)
+            continue;
+        if (count == (int)(sizeof used / sizeof used[0]))
+            return;
+        used[count++] = lr[i];
+    }
+    if (count < 2)
+        return;
+    qsort(used, (size_t)count, sizeof used[0], compare_descending);
+    int every = (count + max_ticks - 1) / max_ticks;
+    axis->n_ticks = 0;
+    for (int k = 0; k < count && axis->n_ticks < max_ticks; k += every)
+        axis->ticks[axis->n_ticks++] = used[k];
+    axis->format_sci = 1;
+}
+
 static void draw_lr_panel(cairo_t *cr, plot_panel *panel, const history_columns *c, int n, int best_row) {
     double lo = 0, hi = 1;
     int any = value_range(c->lr, NULL, n, 1, &lo, &hi);
     int log_scale = any && hi / lo > 3.0;
     if (log_scale) {
         plot_axis_fit(&panel->y, lo, hi, 1, 4);
+        lr_ticks(&panel->y, c->lr, n, 5);
     } else {
         plot_axis_fit(&panel->y, 0, hi * 1.15, 0, 3);
         panel->y.format_g = 1;
@@ -155,17 +190,23 @@ static void draw_lr_panel(cairo_t *cr, plot_panel *panel, const history_columns 
         plot_panel_draw_vline(cr, panel, c->epoch[best_row], best_colour);
 }
 
-static void draw_history(cairo_t *cr, const history_columns *c, int n, int best_epoch, int best_row) {
-    char title[160], best_label[64];
+/* The first line: how many epochs ran, what ended them, which was kept. */
+static void history_headline(char *buf, size_t len, const history_columns *c, int n, int best_epoch,
+                             int best_row, const char *ended_by) {
+    int used = snprintf(buf, len, "%d epoch%s", n, n == 1 ? "" : "s");
+    if (ended_by && *ended_by && used >= 0 && (size_t)used < len)
+        used += snprintf(buf + used, len - (size_t)used, ", ended by %s", ended_by);
+    if (best_row >= 0 && used >= 0 && (size_t)used < len)
+        snprintf(buf + used, len - (size_t)used, "; kept epoch %d: validation loss %.4f, accuracy %.2f%%",
+                 best_epoch, c->val_loss[best_row], c->val_acc[best_row]);
+}
+
+static void draw_history(cairo_t *cr, const history_columns *c, int n, int best_epoch, int best_row,
+                         const char *ended_by) {
+    char title[256], best_label[64];
     cairo_set_source_rgb(cr, 0.1, 0.1, 0.1);
-    plot_text(cr, 600, 14, "Training history", 22, 1, 0.5, 0.0, 0);
-    if (best_row >= 0)
-        snprintf(title, sizeof title,
-                 "early stopping kept epoch %d of %d: validation loss %.4f, accuracy %.2f%%", best_epoch, n,
-                 c->val_loss[best_row], c->val_acc[best_row]);
-    else
-        snprintf(title, sizeof title, "%d epochs", n);
-    plot_text(cr, 600, 44, title, 14, 0, 0.5, 0.0, 0);
+    history_headline(title, sizeof title, c, n, best_epoch, best_row, ended_by);
+    plot_text(cr, 600, 24, title, 16, 0, 0.5, 0.0, 0);
 
     plot_panel loss = {0}, acc = {0}, lr = {0};
     plot_panel_place(&loss, 100, 96, 560, 490);
@@ -190,7 +231,8 @@ static void draw_history(cairo_t *cr, const history_columns *c, int n, int best_
     plot_panel_legend(cr, &acc, acc_series, 2, n, entries, n_entries);
 }
 
-int hd_plot_history(const char *png_path, const hd_epoch_metrics *rows, int n, int best_epoch) {
+int hd_plot_history(const char *png_path, const hd_epoch_metrics *rows, int n, int best_epoch,
+                    const char *ended_by) {
     if (!rows || n <= 0)
         return hd_fail("%s: no epochs to plot", png_path);
     for (int i = 1; i < n; i++)
@@ -211,7 +253,7 @@ int hd_plot_history(const char *png_path, const hd_epoch_metrics *rows, int n, i
         columns_free(&columns);
         return -1;
     }
-    draw_history(canvas.cr, &columns, n, best_epoch, best_row);
+    draw_history(canvas.cr, &columns, n, best_epoch, best_row, ended_by);
     int rc = plot_canvas_save(&canvas, png_path);
     plot_canvas_close(&canvas);
     columns_free(&columns);
@@ -220,7 +262,8 @@ int hd_plot_history(const char *png_path, const hd_epoch_metrics *rows, int n, i
 
 #else
 
-int hd_plot_history(const char *png_path, const hd_epoch_metrics *rows, int n, int best_epoch) {
+int hd_plot_history(const char *png_path, const hd_epoch_metrics *rows, int n, int best_epoch,
+                    const char *ended_by) {
     return hd_fail("%s: built without cairo", png_path);
 }
 

@@ -101,11 +101,10 @@ void plot_panel_draw_series(cairo_t *cr, const plot_panel *panel, const plot_ser
         }
         double px = plot_axis_map(&panel->x, series->x[i]), py = plot_axis_map(&panel->y, series->y[i]);
         if (series->steps) {
-            /* Each value holds from halfway to the previous point to halfway to the next. */
-            double before =
-                i > 0 ? series->x[i - 1] : series->x[i] - (n > 1 ? series->x[1] - series->x[0] : 1);
-            double after =
-                i + 1 < n ? series->x[i + 1] : series->x[i] + (n > 1 ? series->x[i] - series->x[i - 1] : 1);
+            /* Each value holds from halfway to the previous point to halfway to the next; the
+             * first starts and the last ends at its own point, so the line covers the data only. */
+            double before = i > 0 ? series->x[i - 1] : series->x[i];
+            double after = i + 1 < n ? series->x[i + 1] : series->x[i];
             double x0 = plot_axis_map(&panel->x, 0.5 * (before + series->x[i]));
             double x1 = plot_axis_map(&panel->x, 0.5 * (series->x[i] + after));
             if (pen_down)

@@ -17,7 +17,8 @@ typedef struct {
     const double *x, *y; /* n points; non-finite (or <= 0 on a log axis) breaks the line */
     plot_rgb colour;
     int dashed;
-    int steps; /* staircase: each value held from halfway to its neighbours (x in order) */
+    int steps; /* staircase: each value held from halfway to its neighbours (x in order), from the first
+                  point to the last */
 } plot_series;
 
 typedef struct {

@@ -50,6 +50,10 @@ int hd_run_evaluate_for_report(const char *run_dir, const char *device, hd_repor
     int rc = -1;
     if (hd_eval_inputs_load(&in, be, path, &data, 1000) == 0) {
         rc = hd_report_fill_from_test(&in.model, &in.test, &in.test_bytes, out, &loss);
+        out->test_loss = loss;
+        out->summary = rc == 0 ? hd_malloc(sizeof *out->summary) : NULL;
+        if (out->summary)
+            hd_model_summary_make(&in.model, out->summary);
         hd_eval_inputs_free(&in);
     }
     hd_safetensors *file = NULL;

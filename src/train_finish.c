@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void hd_print_test_results(FILE *out, double accuracy, double loss, const int *confusion, int classes,
                            int count) {
@@ -95,6 +96,17 @@ int hd_report_fill_from_test(hd_model *model, const hd_float_set *test, const hd
     return 0;
 }
 
+/* What ended the loop: early stopping, the epoch cap, or (the only other way out of it) the
+ * target test accuracy. Divergence and interruption end a run before hd_train_finish. */
+static const char *ended_by(const hd_train_state *st, const hd_train_config *cfg,
+                            const hd_train_result *result) {
+    if (result->stopped_early)
+        return HD_ENDED_EARLY_STOPPING;
+    if (st->epochs_done >= cfg->epochs || cfg->time_to_accuracy <= 0)
+        return HD_ENDED_EPOCH_CAP;
+    return HD_ENDED_TARGET_ACCURACY;
+}
+
 static char *read_settings(const char *run_dir) {
     char path[4200];
     snprintf(path, sizeof path, "%s/settings.txt", run_dir);
@@ -130,10 +142,18 @@ int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_se
     char path[4200];
     snprintf(path, sizeof path, "%s/results.txt", cfg->run_dir);
     FILE *f = fopen(path, "w");
-    if (!f)
+    if (!f) {
+        hd_report_inputs_free(&in);
         return hd_fail("%s: cannot write", path);
+    }
+    char finished[64];
+    time_t now = time(NULL);
+    struct tm utc;
+    strftime(finished, sizeof finished, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&now, &utc));
     fprintf(f, "best_epoch: %d\nepochs_run: %d\nseconds_per_epoch: %.2f\nimages_per_sec: %.0f\n",
             st->best_epoch, st->epochs_done, result->seconds_per_epoch, result->images_per_sec);
+    fprintf(f, HD_RESULTS_ENDED_BY ": %s\n" HD_RESULTS_FINISHED ": %s\n", ended_by(st, cfg, result),
+            finished);
     hd_print_test_results(f, in.test_accuracy, test_loss, in.confusion, in.classes, test->count);
     fclose(f);
 
@@ -144,6 +164,12 @@ int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_se
         in.n_rows = in.rows ? st->n_rows : 0;
         in.best_epoch = st->best_epoch;
         in.settings_text = read_settings(cfg->run_dir);
+        in.test_loss = test_loss;
+        in.ended_by = strdup(ended_by(st, cfg, result));
+        in.finished = strdup(finished);
+        in.summary = hd_malloc(sizeof *in.summary);
+        if (in.summary)
+            hd_model_summary_make(model, in.summary);
         if (hd_report_generate(cfg->run_dir, &in) != 0) {
             fprintf(stderr, "hd-gpu: report incomplete: %s\n", hd_last_error());
         } else if (!cfg->quiet) {

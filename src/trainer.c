@@ -4,6 +4,7 @@
 #include "hd/common.h"
 #include "hd/evaluate.h"
 #include "hd/interrupt.h"
+#include "hd/model_summary.h"
 #include "hd/pipeline.h"
 #include "hd/progress.h"
 #include "hd/run_dir.h"
@@ -270,6 +271,11 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     hd_augment_default_ranges(&pcfg.ranges);
     if (hd_pipeline_create(&rc.pipeline, be, &pcfg) != 0)
         goto done;
+    if (!cfg->quiet) {
+        hd_model_summary summary;
+        hd_model_summary_make(&rc.model, &summary);
+        hd_model_summary_print(stdout, &summary);
+    }
     if (!cfg->quiet)
         printf("training on %d images, validating on %d, testing on %d; %zu parameters\n", rc.train.count,
                rc.val.count, rc.test.count, rc.model.param_count);

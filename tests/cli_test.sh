@@ -60,6 +60,18 @@ expect 2 "--model FILE is required" -- "$bin" eval
 expect 1 "no-such-dir" -- "$bin" train --data "$tmp/no-such-dir" --no-download --device cpu
 printf 'not a checkpoint' >"$tmp/bad.safetensors"
 expect 1 "bad.safetensors" -- "$bin" eval --model "$tmp/bad.safetensors" --device cpu --no-download
+# hd-gpu summary: the layer table of a spec (default: the Keras MNIST CNN) or of a checkpoint.
+expect 0 "^Total params: 225,034 \(879\.0 KiB as float32\)$" -- "$bin" summary
+expect 0 "^dense1 \(Dense, ReLU\) +128 +204,928$" -- "$bin" summary
+expect 0 "^Total params: 11,738 " -- "$bin" summary --model-spec conv:8:5,maxpool:2,flatten,dense:10
+expect 1 "^hd-gpu summary: model spec: layer 1: dense needs a flat input" -- "$bin" summary --model-spec dense:10
+expect 1 "^hd-gpu summary: .*bad\.safetensors" -- "$bin" summary --model "$tmp/bad.safetensors"
+mkdir -p "$tmp/empty-run" # a run directory stands for its best.safetensors
+expect 1 "^hd-gpu summary: .*empty-run/best\.safetensors: cannot open" -- "$bin" summary --model "$tmp/empty-run"
+expect 1 "no-such-run/best\.safetensors" -- "$bin" summary --model "$tmp/no-such-run/best.safetensors"
+expect 2 "exclude each other" -- "$bin" summary --model-spec dense:10 --model "$tmp/bad.safetensors"
+expect 2 "--model needs a value" -- "$bin" summary --model
+expect 2 "unknown argument --bogus" -- "$bin" summary --bogus
 # No GPU on this machine: --device 0 falls back with a one-line notice, or fails with --no-fallback.
 if [ -n "${HD_TEST_DATA_DIR:-}" ] && [ -f "$HD_TEST_DATA_DIR/train-images-idx3-ubyte" ]; then
     if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi >/dev/null 2>&1; then
@@ -67,6 +79,14 @@ if [ -n "${HD_TEST_DATA_DIR:-}" ] && [ -f "$HD_TEST_DATA_DIR/train-images-idx3-u
             --epochs 1 --train-limit 100 --run-dir "$tmp/r0"
         expect 0 "using the CPU backend" -- "$bin" train --device 0 --data "$HD_TEST_DATA_DIR" --epochs 1 \
             --train-limit 300 --test-limit 200 --no-report --run-dir "$tmp/r1"
+        expect 0 "^Total params: 225,034 " -- "$bin" summary --model "$tmp/r1"
+        # results.txt says what ended training: here the epoch cap; below, the target test accuracy.
+        expect 0 "^ended_by: the epoch cap$" -- cat "$tmp/r1/results.txt"
+        expect 0 "^finished: 20[0-9][0-9]-[01][0-9]-[0-3][0-9] [0-2][0-9]:[0-5][0-9]:[0-5][0-9] UTC$" -- \
+            cat "$tmp/r1/results.txt"
+        expect 0 "time_to_accuracy_s=" -- "$bin" train --device cpu --data "$HD_TEST_DATA_DIR" --epochs 3 \
+            --time-to-accuracy 0.01 --train-limit 300 --test-limit 200 --no-report --run-dir "$tmp/r2"
+        expect 0 "^ended_by: the target test accuracy" -- cat "$tmp/r2/results.txt"
         expect 0 "test accuracy" -- "$bin" eval --model "$tmp/r1/best.safetensors" --device cpu \
             --data "$HD_TEST_DATA_DIR"
         # predict through the real program (test_predict_command checks what it prints against the

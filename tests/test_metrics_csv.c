@@ -1,4 +1,5 @@
-/* test_metrics_csv.c: metrics.csv round trip (every field, NaN included), CRLF accepted,
+/* test_metrics_csv.c: metrics.csv round trip (every field, NaN included, exact at float
+ * precision, written in the fewest digits: no float noise), CRLF accepted,
  * and rejection of a bad header, wrong column count, a non-number, a bad or repeated
  * epoch (each naming file:line), and a missing file. */
 #include <math.h>
@@ -10,10 +11,14 @@
 #include "hd/common.h"
 #include "hd/metrics.h"
 
-static double rel_diff(double a, double b) {
-    if (isnan(a) || isnan(b))
-        return isnan(a) && isnan(b) ? 0 : INFINITY;
-    return fabs(a - b) / fmax(fabs(b), 1e-300);
+/* Same value, NaN equal to NaN. */
+static int same(double a, double b) {
+    return (isnan(a) && isnan(b)) || a == b;
+}
+
+static void row_values(const hd_epoch_metrics *r, double v[7]) {
+    v[0] = r->train_loss, v[1] = r->train_acc, v[2] = r->val_loss, v[3] = r->val_acc;
+    v[4] = r->lr, v[5] = r->seconds, v[6] = r->images_per_sec;
 }
 
 static void test_round_trip(const char *dir, uint64_t *rng) {
@@ -51,17 +56,30 @@ static void test_round_trip(const char *dir, uint64_t *rng) {
     int n = -1;
     CHECK(hd_metrics_csv_read(path, &back, &n) == 0, "read: %s", hd_last_error());
     CHECK(n == N, "read %d rows, wrote %d", n, N);
-    double worst = 0;
+    /* Each value comes back as the float nearest what was written, exactly. */
+    int mismatches = 0;
     for (int i = 0; i < n && i < N; i++) {
         CHECK(back[i].epoch == rows[i].epoch, "row %d epoch %d != %d", i, back[i].epoch, rows[i].epoch);
-        const double got[7] = {back[i].train_loss, back[i].train_acc, back[i].val_loss,      back[i].val_acc,
-                               back[i].lr,         back[i].seconds,   back[i].images_per_sec};
-        const double want[7] = {rows[i].train_loss, rows[i].train_acc, rows[i].val_loss,      rows[i].val_acc,
-                                rows[i].lr,         rows[i].seconds,   rows[i].images_per_sec};
+        double got[7], want[7];
+        row_values(&back[i], got);
+        row_values(&rows[i], want);
         for (int c = 0; c < 7; c++)
-            worst = fmax(worst, rel_diff(got[c], want[c]));
+            if (!same(got[c], (double)(float)want[c]) && mismatches++ < 5)
+                CHECK(0, "row %d column %d: wrote %.17g, read %.17g, expected %.9g", i, c, want[c], got[c],
+                      (double)(float)want[c]);
     }
-    CHECK(worst <= 1e-8, "worst relative difference after the round trip %.3g (limit 1e-8)", worst);
+    CHECK(mismatches == 0, "%d values did not read back as their float", mismatches);
+
+    /* Writing what was read gives the same bytes again (a resumed run rewrites the file). */
+    CHECK(hd_read_file(path, &raw, &size) == 0, "read raw: %s", hd_last_error());
+    CHECK(hd_metrics_csv_write(path, back, n) == 0, "rewrite: %s", hd_last_error());
+    uint8_t *again;
+    size_t again_size;
+    CHECK(hd_read_file(path, &again, &again_size) == 0, "read raw again: %s", hd_last_error());
+    CHECK(again_size == size && memcmp(raw, again, size) == 0, "rewritten file differs (%zu vs %zu bytes)",
+          again_size, size);
+    free(raw);
+    free(again);
     free(back);
 
     /* An empty history is a header alone and reads back as zero rows. */
@@ -69,6 +87,30 @@ static void test_round_trip(const char *dir, uint64_t *rng) {
     back = NULL;
     CHECK(hd_metrics_csv_read(path, &back, &n) == 0 && n == 0, "empty history reads as 0 rows (got %d)", n);
     free(back);
+}
+
+/* The values training produces (float learning rate, float losses, double timings) are
+ * written without float noise: the exact lines are pinned. */
+static void test_shortest(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/short.csv", dir);
+    hd_epoch_metrics rows[2] = {
+        {1, (double)0.3f, (double)0.9125f, (double)(1.0f / 3.0f), 0.95, (double)0.001f, 12.5, 7431.42497},
+        {2, 2.302585093, 1.0, NAN, INFINITY, (double)1e-5f, 0.000123456789, 1e30}};
+    CHECK(hd_metrics_csv_write(path, rows, 2) == 0, "write: %s", hd_last_error());
+    uint8_t *raw;
+    size_t size;
+    CHECK(hd_read_file(path, &raw, &size) == 0, "read raw: %s", hd_last_error());
+    const char *want = HD_METRICS_CSV_HEADER "\n"
+                                             "1,0.3,0.9125,0.33333334,0.95,0.001,12.5,7431.425\n"
+                                             "2,2.3025851,1,nan,inf,1e-05,0.00012345679,1e+30\n";
+    CHECK(size == strlen(want) && memcmp(raw, want, size) == 0, "metrics.csv holds\n%.*s\nexpected\n%s",
+          (int)size, (const char *)raw, want);
+    free(raw);
+
+    hd_epoch_metrics too_big = {1, 1e39, 0.9, 0.1, 0.9, 1e-3, 1, 1};
+    CHECK(hd_metrics_csv_write(path, &too_big, 1) == -1, "a loss of 1e39 (beyond float) is refused");
+    CHECK(strstr(hd_last_error(), "beyond float range") != NULL, "message \"%s\" says why", hd_last_error());
 }
 
 static void write_text(const char *path, const char *text) {
@@ -114,6 +156,8 @@ static void test_malformed(const char *dir) {
     expect_rejected(dir, text, 3, "val_loss");
     snprintf(text, sizeof text, "%s%s2,0.1,0.97,0.08 x,0.98,0.001,12.1,5100\n", h, good1);
     expect_rejected(dir, text, 3, "val_loss");
+    snprintf(text, sizeof text, "%s%s2,0.1,0.97,0.08,0.98,0.001,12.1,1e39\n", h, good1);
+    expect_rejected(dir, text, 3, "images_per_sec"); /* beyond float range */
 
     /* Windows line endings and a missing final newline are fine. */
     char path[4200];
@@ -123,7 +167,8 @@ static void test_malformed(const char *dir) {
     hd_epoch_metrics *rows = NULL;
     int n = 0;
     CHECK(hd_metrics_csv_read(path, &rows, &n) == 0, "CRLF file: %s", hd_last_error());
-    CHECK(n == 2 && rows && rows[1].epoch == 2 && rows[1].lr == 0.0005 && rows[1].images_per_sec == 5100,
+    CHECK(n == 2 && rows && rows[1].epoch == 2 && rows[1].lr == (double)0.0005f &&
+              rows[1].images_per_sec == 5100,
           "CRLF file read back (%d rows)", n);
     free(rows);
 }
@@ -148,6 +193,7 @@ int main(void) {
     if (!dir)
         return test_finish();
     test_round_trip(dir, &rng);
+    test_shortest(dir);
     test_malformed(dir);
     test_missing(dir);
     test_remove_tree(dir);

@@ -1,15 +1,22 @@
 /* test_plot.c: the run report from synthetic data (12 epochs of history, a random
  * confusion matrix, random digits and filters): each PNG exists, decodes, has the
  * documented size, is not blank (many colours, the colours its content implies) and has
- * dark text where its labels go; the best-epoch marker changes the history figure;
- * report.html links all four figures and escapes text; bad input is refused. */
+ * dark text where its labels go, and no title line above its first line (report.html heads
+ * each figure); the best-epoch marker and what ended the run change the history figure, and
+ * the learning-rate staircase stays within the epochs run; report.html links all four
+ * figures, escapes text, fits a phone (viewport, tables that scroll in their own box), says
+ * each title once, and shows the date, duration, test loss, what ended training, the layer
+ * table and "all" for a limit of 0; bad input is refused. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "hd/backend.h"
 #include "hd/common.h"
+#include "hd/model.h"
+#include "hd/model_summary.h"
 #include "hd/plot.h"
 #include "hd/report.h"
 
@@ -80,6 +87,12 @@ static int is_red(uint32_t p) {
 static int is_white(uint32_t p) {
     return p == 0xFFFFFF;
 }
+static int is_green(uint32_t p) { /* the learning-rate line */
+    return channel(p, 8) > channel(p, 16) + 60 && channel(p, 8) > channel(p, 0) + 60;
+}
+static int is_not_white(uint32_t p) {
+    return p != 0xFFFFFF;
+}
 
 static int compare_u32(const void *a, const void *b) {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -111,9 +124,12 @@ static int check_png(const char *path, int width, int height, image *img) {
     int whites = count_where(img, 0, 0, img->width, img->height, is_white);
     CHECK(whites < img->width * img->height * 985 / 1000, "%s: %d of %d pixels white", path, whites,
           img->width * img->height);
-    /* The title sits at the top centre of every figure. */
-    int title = count_where(img, img->width / 4, 0, img->width * 3 / 4, 60, is_text_dark);
-    CHECK(title > 200, "%s: title area has %d dark pixels", path, title);
+    /* The first line sits at the top centre of every figure, with no title line above it
+     * (report.html heads each figure, so a title here would say it twice). */
+    int first_line = count_where(img, img->width / 4, 0, img->width * 3 / 4, 60, is_text_dark);
+    CHECK(first_line > 200, "%s: first line has %d dark pixels", path, first_line);
+    int above = count_where(img, 0, 0, img->width, 18, is_not_white);
+    CHECK(above == 0, "%s: %d pixels drawn above the first line (a title?)", path, above);
     return 0;
 }
 
@@ -143,14 +159,21 @@ static void synthetic_digit(uint8_t *img, int label, float jitter) {
         }
 }
 
-static void fill_inputs(hd_report_inputs *in, hd_epoch_metrics *rows, int *confusion, uint8_t *digits,
-                        int *truth, int *pred, float *conf, int n_digits, float *filters, uint64_t *rng) {
+static void fill_inputs(hd_report_inputs *in, hd_model_summary *summary, hd_epoch_metrics *rows,
+                        int *confusion, uint8_t *digits, int *truth, int *pred, float *conf, int n_digits,
+                        float *filters, uint64_t *rng) {
     memset(in, 0, sizeof *in);
     synthetic_history(rows, 12, rng);
     in->rows = rows;
     in->n_rows = 12;
+    for (int i = 0; i < 12; i++)
+        rows[i].seconds = 11.25; /* 135 s in all */
     in->best_epoch = 8;
-    in->settings_text = "spec: conv:32:3:relu,...\nepochs: 12\nnote: <b>&\"quoted\"</b>\nbare line\n";
+    in->settings_text = "spec: conv:32:3:relu,...\nepochs: 12\nnote: <b>&\"quoted\"</b>\nbare line\n"
+                        "train_limit: 0\ntest_limit: 500\n";
+    in->ended_by = HD_ENDED_EARLY_STOPPING;
+    in->finished = "2026-12-06 19:36:26 UTC";
+    in->test_loss = 0.04125;
     for (int t = 0; t < 10; t++)
         for (int p = 0; p < 10; p++)
             confusion[t * 10 + p] =
@@ -177,6 +200,16 @@ static void fill_inputs(hd_report_inputs *in, hd_epoch_metrics *rows, int *confu
     in->filter_count = 32;
     in->filter_in_c = 1;
     in->filter_k = 3;
+    /* The default model's layer table, as the trainer makes it. */
+    hd_backend *be = hd_cpu_backend_create(&(hd_cpu_options){1});
+    hd_model model;
+    if (be && hd_model_create(&model, be, HD_DEFAULT_SPEC, 1, 28, 28, 1) == 0) {
+        hd_model_summary_make(&model, summary);
+        in->summary = summary;
+        hd_model_destroy(&model);
+    }
+    CHECK(in->summary != NULL, "default model: %s", hd_last_error());
+    hd_backend_destroy(be);
 }
 
 static void check_report_pngs(const char *dir, int n_digits) {
@@ -191,6 +224,15 @@ static void check_report_pngs(const char *dir, int n_digits) {
               labels, under);
         CHECK(count_where(&img, 100, 90, 1160, 500, is_blue) > 300, "history: blue train line drawn");
         CHECK(count_where(&img, 100, 90, 1160, 500, is_red) > 300, "history: orange validation line drawn");
+        /* The learning-rate strip (x 100..1160 for epochs 0.6..12.4, y 604..712): its staircase runs
+         * from epoch 1 to epoch 12 (dots 3.5 px wide), not into the margins. */
+        int x_first = 100 + (int)((1 - 0.6) / 11.8 * 1060), x_last = 100 + (int)((12 - 0.6) / 11.8 * 1060);
+        int green = count_where(&img, x_first - 5, 604, x_last + 6, 713, is_green);
+        int outside = count_where(&img, 0, 604, x_first - 5, 713, is_green) +
+                      count_where(&img, x_last + 6, 604, img.width, 713, is_green);
+        CHECK(green > 500 && outside == 0,
+              "history: learning-rate line drawn (%d pixels) within epochs 1..12 (%d pixels outside)", green,
+              outside);
         free(img.px);
     }
     snprintf(path, sizeof path, "%s/confusion.png", dir);
@@ -244,6 +286,59 @@ static void check_html(const char *dir) {
     CHECK(strstr(text, "98.76%") != NULL, "test accuracy shown");
     CHECK(strstr(text, "class=\"best\"><td>8 (kept)") != NULL, "best epoch row marked");
     CHECK(strstr(text, "not generated") == NULL, "no figure reported missing");
+
+    /* Phone width: the viewport follows the device, the body keeps a margin, and every table
+     * scrolls inside its own box instead of widening the page. */
+    CHECK(strstr(text, "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">") != NULL,
+          "viewport meta present");
+    const char *body_rule = strstr(text, "body{");
+    CHECK(body_rule && strstr(body_rule, "padding:") &&
+              strstr(body_rule, "padding:") < strchr(body_rule, '}'),
+          "the body has padding (text off the left edge)");
+    int tables = 0, boxed = 0;
+    for (const char *p = text; (p = strstr(p, "<table")) != NULL; p++)
+        tables++;
+    for (const char *p = text; (p = strstr(p, "<div class=\"scroll\"><table")) != NULL; p++)
+        boxed++;
+    CHECK(tables == 4 && boxed == tables, "%d tables, %d in a scrolling box (want 4 and 4)", tables, boxed);
+
+    /* Each title once: as a heading, never again (the figures carry none). */
+    const char *titles[] = {"Training history",
+                            "Test set: confusion matrix",
+                            "Misclassified test digits",
+                            "First-layer convolution filters",
+                            "Model",
+                            "Settings"};
+    for (int i = 0; i < 6; i++) {
+        char heading[128];
+        snprintf(heading, sizeof heading, "<h2>%s</h2>", titles[i]);
+        int count = 0;
+        for (const char *p = text; (p = strstr(p, titles[i])) != NULL; p++)
+            count++;
+        CHECK(strstr(text, heading) != NULL && count == 1, "\"%s\": heading present, said %d times (want 1)",
+              titles[i], count);
+    }
+
+    /* The facts: test loss, what ended training, when, and how long. */
+    CHECK(strstr(text, "test loss <b>0.0413</b>") != NULL, "test loss shown");
+    CHECK(strstr(text, "ended by <b>early stopping</b>") != NULL, "what ended training shown");
+    CHECK(strstr(text, "finished <b>2026-12-06 19:36:26 UTC</b>") != NULL, "date shown");
+    CHECK(strstr(text, "training took <b>2 min 15 s</b> over 12 epochs") != NULL, "duration shown");
+    /* The layer table of the default model. */
+    CHECK(strstr(text, "<table class=\"layers\">") != NULL, "layer table present");
+    CHECK(strstr(text, "<td class=\"name\">conv1 (Conv2D 3x3, ReLU)</td><td class=\"name\">32x26x26</td>"
+                       "<td>320</td>") != NULL,
+          "layer table: conv1 row");
+    CHECK(strstr(text, "<td class=\"name\">dense1 (Dense, ReLU)</td><td class=\"name\">128</td>"
+                       "<td>204,928</td>") != NULL,
+          "layer table: dense1 row");
+    CHECK(strstr(text, "Total params</td><td>225,034 (879.0 KiB as float32)</td>") != NULL,
+          "layer table: total");
+    /* A limit of 0 reads "all"; another limit as it is. */
+    CHECK(strstr(text, "<td class=\"key\">train_limit</td><td class=\"value\">all</td>") != NULL,
+          "train_limit 0 shown as all");
+    CHECK(strstr(text, "<td class=\"key\">test_limit</td><td class=\"value\">500</td>") != NULL,
+          "test_limit 500 shown as 500");
     free(html);
 }
 
@@ -254,7 +349,8 @@ static void test_report(const char *dir, uint64_t *rng) {
     float conf[DIGITS], filters[32 * 9];
     static uint8_t digits[DIGITS * 784];
     hd_report_inputs in;
-    fill_inputs(&in, rows, confusion, digits, truth, pred, conf, DIGITS, filters, rng);
+    hd_model_summary summary;
+    fill_inputs(&in, &summary, rows, confusion, digits, truth, pred, conf, DIGITS, filters, rng);
     CHECK(hd_report_generate(dir, &in) == 0, "hd_report_generate: %s", hd_last_error());
     check_report_pngs(dir, DIGITS);
     check_html(dir);
@@ -282,15 +378,18 @@ static void test_edges(const char *dir, uint64_t *rng) {
     synthetic_history(rows, 12, rng);
     snprintf(a, sizeof a, "%s/best.png", dir);
     snprintf(b, sizeof b, "%s/nobest.png", dir);
-    CHECK(hd_plot_history(a, rows, 12, 5) == 0 && hd_plot_history(b, rows, 12, 0) == 0, "history: %s",
-          hd_last_error());
+    CHECK(hd_plot_history(a, rows, 12, 5, NULL) == 0 && hd_plot_history(b, rows, 12, 0, NULL) == 0,
+          "history: %s", hd_last_error());
     CHECK(images_differ(a, b) > 200, "the best-epoch marker shows (%d pixels differ)", images_differ(a, b));
+    CHECK(hd_plot_history(b, rows, 12, 5, HD_ENDED_EPOCH_CAP) == 0, "history: %s", hd_last_error());
+    CHECK(images_differ(a, b) > 200, "what ended the run is said (%d pixels differ)", images_differ(a, b));
     image img;
     snprintf(a, sizeof a, "%s/one.png", dir);
-    CHECK(hd_plot_history(a, rows, 1, 1) == 0, "history of one epoch: %s", hd_last_error());
+    CHECK(hd_plot_history(a, rows, 1, 1, HD_ENDED_EPOCH_CAP) == 0, "history of one epoch: %s",
+          hd_last_error());
     if (check_png(a, HD_PLOT_HISTORY_WIDTH, HD_PLOT_HISTORY_HEIGHT, &img) == 0)
         free(img.px);
-    CHECK(hd_plot_history(a, rows, 0, 0) == -1 && strstr(hd_last_error(), "no epochs"),
+    CHECK(hd_plot_history(a, rows, 0, 0, NULL) == -1 && strstr(hd_last_error(), "no epochs"),
           "empty history refused");
 
     int w, h;
@@ -314,7 +413,7 @@ static void test_edges(const char *dir, uint64_t *rng) {
     int confusion[4] = {5, 1, -2, 7};
     CHECK(hd_plot_confusion(a, confusion, 2, NULL) == -1 && strstr(hd_last_error(), "negative"),
           "negative count refused");
-    CHECK(hd_plot_history("/nonexistent-dir/h.png", rows, 12, 3) == -1 &&
+    CHECK(hd_plot_history("/nonexistent-dir/h.png", rows, 12, 3, NULL) == -1 &&
               strstr(hd_last_error(), "/nonexistent-dir/h.png"),
           "unwritable path refused, message names it: %s", hd_last_error());
 }

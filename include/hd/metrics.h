@@ -17,9 +17,14 @@ typedef struct {
 
 #define HD_METRICS_CSV_HEADER "epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds,images_per_sec"
 
-/* Rewrites the whole file atomically with these rows (header first). */
+/* Rewrites the whole file atomically with these rows (header first). Every value is kept at
+ * float precision (the precision training computes in), written in the fewest digits that
+ * read back to the same float (0.001f as "0.001"); a finite value beyond float range is an
+ * error. So reading gives each value rounded to float, exactly, and writing what was read
+ * gives the same file again. */
 int hd_metrics_csv_write(const char *path, const hd_epoch_metrics *rows, int n);
-/* Reads a metrics.csv; *rows is malloc'ed. -1 + hd_fail() naming the file and line. */
+/* Reads a metrics.csv; *rows is malloc'ed. Values are parsed as floats (widened to double).
+ * -1 + hd_fail() naming the file and line. */
 int hd_metrics_csv_read(const char *path, hd_epoch_metrics **rows, int *n);
 
 #ifdef __cplusplus

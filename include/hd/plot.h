@@ -26,13 +26,17 @@ extern "C" {
 #define HD_PLOT_FILTER_CHANNELS_MAX 8  /* input channels drawn per filter at most */
 
 /* Loss (train, validation) and accuracy (train, validation) per epoch side by side, the
- * learning rate below (log scale when it varies by more than 3x), and a dashed line at
- * best_epoch (the epoch early stopping kept; <= 0 draws none). rows are in epoch order. */
-int hd_plot_history(const char *png_path, const hd_epoch_metrics *rows, int n, int best_epoch);
+ * learning rate below (a staircase over the epochs run; log scale, ticked at the rates used,
+ * when it varies by more than 3x), and a dashed line at best_epoch (the epoch whose weights
+ * were kept; <= 0 draws none). The first line says how many epochs ran, what ended them
+ * (ended_by, e.g. HD_ENDED_EPOCH_CAP; NULL: not said) and which was kept. rows are in epoch
+ * order. */
+int hd_plot_history(const char *png_path, const hd_epoch_metrics *rows, int n, int best_epoch,
+                    const char *ended_by);
 
 /* Heat map of confusion (classes x classes, row = true class, column = predicted), with
  * the count in each cell, colour = share of the true class, per-class accuracy on the
- * right. title may be NULL ("Confusion matrix"). */
+ * right. title may be NULL (no title line, as in the report). */
 int hd_plot_confusion(const char *png_path, const int *confusion, int classes, const char *title);
 
 /* Grid of up to HD_PLOT_MISCLASSIFIED_MAX digits (images: n x rows x cols bytes, 0..255,
@@ -44,7 +48,8 @@ int hd_plot_misclassified(const char *png_path, const uint8_t *images, int rows,
 void hd_plot_misclassified_size(int n, int rows, int cols, int *width, int *height);
 
 /* First-layer convolution filters, weights laid out (count, in_c, k, k), as a grid of small
- * heat maps: diverging colours, each filter scaled symmetrically to its own largest |w|. */
+ * heat maps: diverging colours, each filter scaled symmetrically to its own largest |w|,
+ * printed under it with the same number of decimals for every filter. */
 int hd_plot_filters(const char *png_path, const float *weights, int count, int in_c, int k);
 /* The size hd_plot_filters gives its PNG. */
 void hd_plot_filters_size(int count, int in_c, int k, int *width, int *height);

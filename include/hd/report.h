@@ -8,10 +8,19 @@
 #include <stdint.h>
 
 #include "hd/metrics.h"
+#include "hd/model_summary.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Lines of RUN_DIR/results.txt the report reads back ("key: value"): what ended training
+ * (HD_ENDED_*) and when the run finished (UTC, "2026-12-06 19:36:26 UTC"). */
+#define HD_RESULTS_ENDED_BY      "ended_by"
+#define HD_RESULTS_FINISHED      "finished"
+#define HD_ENDED_EPOCH_CAP       "the epoch cap"
+#define HD_ENDED_EARLY_STOPPING  "early stopping"
+#define HD_ENDED_TARGET_ACCURACY "the target test accuracy (--time-to-accuracy)"
 
 /* File names inside the run directory. */
 #define HD_REPORT_HTML          "report.html"
@@ -29,8 +38,12 @@ typedef struct {
     int best_epoch;      /* the epoch whose weights were kept (best.safetensors); 0 if unknown */
     char *settings_text; /* the run's settings, "key: value" per line */
 
-    double test_accuracy; /* fraction in [0, 1]; negative if not evaluated */
-    int *confusion;       /* classes x classes test counts, row = true, column = predicted */
+    double test_accuracy;      /* fraction in [0, 1]; negative if not evaluated */
+    double test_loss;          /* mean cross-entropy on the test set (shown with test_accuracy) */
+    char *ended_by;            /* what ended training (HD_ENDED_*, or a note); NULL: not recorded */
+    char *finished;            /* when the run finished, as results.txt has it; NULL: not recorded */
+    hd_model_summary *summary; /* the model's layer table; NULL: left out */
+    int *confusion;            /* classes x classes test counts, row = true, column = predicted */
     int classes;
 
     uint8_t *digits; /* n_digits misclassified test images, digit_rows x digit_cols bytes each */
@@ -56,12 +69,19 @@ void hd_report_inputs_free(hd_report_inputs *in);
  * malloc'ed (free with hd_report_inputs_free). 0, or -1 + hd_fail() on error. */
 int hd_run_evaluate_for_report(const char *run_dir, const char *device, hd_report_inputs *out);
 
-/* Writes RUN_DIR/report.html: test accuracy, per-class accuracy, the metrics table (best
- * epoch marked), the settings, and relative links to the four PNGs (a PNG that is not in
- * run_dir is named as missing). All text is HTML-escaped. test_accuracy < 0: not shown;
- * confusion may be NULL. */
-int hd_report_write_html(const char *run_dir, const hd_epoch_metrics *rows, int n, int best_epoch,
-                         const char *settings_text, double test_accuracy, const int *confusion, int classes);
+/* Fills in->ended_by and in->finished from RUN_DIR/results.txt (the trainer writes it when a
+ * run ends normally). Without results.txt, ended_by says the run did not finish (interrupted,
+ * diverged or still running). A line missing from it leaves its field NULL. 0, or -1 +
+ * hd_fail() when the file exists but cannot be read. */
+int hd_report_read_results(const char *run_dir, hd_report_inputs *in);
+
+/* Writes RUN_DIR/report.html (readable from phone width up): test accuracy and loss, what
+ * ended training, when and how long it ran, per-class accuracy, the metrics table (best
+ * epoch marked), the model's layer table, the settings, and relative links to the four PNGs
+ * (a PNG that is not in run_dir is named as missing). Each section's title appears once:
+ * as its heading (the PNGs carry no title of their own). All text is HTML-escaped.
+ * test_accuracy < 0: not shown; any array may be NULL. */
+int hd_report_write_html(const char *run_dir, const hd_report_inputs *in);
 
 /* Writes the four PNGs (those whose data is present) and report.html into run_dir. It
  * tries every part even after one fails (so a build without cairo still gets its HTML)
