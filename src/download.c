@@ -46,8 +46,8 @@ int hd_download_url(const char *url, const char *dest_path, const hd_download_op
     (void)dest_path;
     (void)opt;
     return hd_fail(
-        "%s: cannot download: hd-gpu was built without libcurl (install libcurl's -dev package and "
-        "rebuild, or fetch the files with scripts/fetch-mnist)",
+        "%s: cannot download: hd-gpu was built without libcurl or OpenSSL's libcrypto (install "
+        "libcurl4-openssl-dev and libssl-dev and rebuild, or fetch the files with scripts/fetch-mnist)",
         url);
 }
 
@@ -60,8 +60,8 @@ int hd_download_verified(const char *const *mirrors, int n_mirrors, const char *
     (void)dest_dir;
     (void)opt;
     return hd_fail(
-        "%s: cannot download: hd-gpu was built without libcurl (install libcurl's -dev package and "
-        "rebuild, or fetch the files with scripts/fetch-mnist)",
+        "%s: cannot download: hd-gpu was built without libcurl or OpenSSL's libcrypto (install "
+        "libcurl4-openssl-dev and libssl-dev and rebuild, or fetch the files with scripts/fetch-mnist)",
         name);
 }
 
