@@ -1,6 +1,7 @@
 /* bench_report.c: a benchmark result as JSON (for bench/run and machines) and as a
  * Markdown table (for people). Figures that were not measured (NAN) are null in JSON and
- * "n/a" in Markdown. Both are built in a growing string. */
+ * "n/a" in Markdown. The JSON is built as a jansson tree (json_io.h), the Markdown in a growing
+ * string. */
 #include "hd/bench.h"
 
 #include <math.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "hd/common.h"
+#include "hd/json_io.h"
 
 typedef struct {
     char *text;
@@ -55,110 +57,73 @@ static char *finish(text_buffer *b) {
     return b->text;
 }
 
-/* A JSON string: quotes, backslashes and control characters escaped. */
-static void put_json_string(text_buffer *b, const char *s) {
-    put(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            put(b, "\\%c", *p);
-        else if (*p < 0x20)
-            put(b, "\\u%04x", *p);
-        else
-            put(b, "%c", *p);
-    }
-    put(b, "\"");
+/* {"median": ..., "min": ..., "max": ..., "count": N}; figures not measured are null. */
+static json_t *json_stat(const hd_bench_stat *s) {
+    return json_pack("{s:o, s:o, s:o, s:i}", "median", hd_json_number(s->median), "min",
+                     hd_json_number(s->min), "max", hd_json_number(s->max), "count", s->count);
 }
 
-static void put_json_number(text_buffer *b, double x) {
-    if (isfinite(x))
-        put(b, "%.6g", x);
-    else
-        put(b, "null");
+static json_t *json_settings(const hd_bench_config *c) {
+    json_t *batch_sizes = json_array();
+    for (int i = 0; batch_sizes && i < c->n_batch_sizes; i++)
+        if (json_array_append_new(batch_sizes, json_integer(c->batch_sizes[i])) != 0) {
+            json_decref(batch_sizes);
+            batch_sizes = NULL;
+        }
+    return json_pack("{s:o, s:i, s:i, s:i, s:o, s:i, s:i, s:i, s:i, s:I}", "batch_sizes", batch_sizes,
+                     "resident_batches", c->resident_batches, "warmup_steps", c->warmup_steps, "min_steps",
+                     c->min_steps, "min_repeat_s", hd_json_number(c->min_repeat_s), "repeats", c->repeats,
+                     "infer_batch", c->infer_batch, "latency_iters", c->latency_iters, "epoch_images",
+                     c->epoch_images, "seed", (json_int_t)c->seed);
 }
 
-static void put_json_stat(text_buffer *b, const char *key, const hd_bench_stat *s) {
-    put(b, "\"%s\": {\"median\": ", key);
-    put_json_number(b, s->median);
-    put(b, ", \"min\": ");
-    put_json_number(b, s->min);
-    put(b, ", \"max\": ");
-    put_json_number(b, s->max);
-    put(b, ", \"count\": %d}", s->count);
-}
-
-static void put_json_settings(text_buffer *b, const hd_bench_config *c) {
-    put(b, "  \"settings\": {\"batch_sizes\": [");
-    for (int i = 0; i < c->n_batch_sizes; i++)
-        put(b, "%s%d", i ? ", " : "", c->batch_sizes[i]);
-    put(b, "], \"resident_batches\": %d, \"warmup_steps\": %d, \"min_steps\": %d, \"min_repeat_s\": ",
-        c->resident_batches, c->warmup_steps, c->min_steps);
-    put_json_number(b, c->min_repeat_s);
-    put(b,
-        ", \"repeats\": %d, \"infer_batch\": %d, \"latency_iters\": %d, \"epoch_images\": %d, \"seed\": "
-        "%llu},\n",
-        c->repeats, c->infer_batch, c->latency_iters, c->epoch_images, (unsigned long long)c->seed);
-}
-
-static void put_json_train(text_buffer *b, const hd_bench_train_result *t, int last) {
-    put(b, "    {\"batch\": %d, \"steps_per_repeat\": %d, ", t->batch, t->steps);
-    put_json_stat(b, "ms_per_step", &t->ms_per_step);
-    put(b, ", ");
-    put_json_stat(b, "images_per_s", &t->images_per_s);
-    put(b, ", ");
-    put_json_stat(b, "epoch_s", &t->epoch_s);
-    put(b, ", \"gflops\": ");
-    put_json_number(b, t->gflops);
-    put(b, ", \"peak_fraction\": ");
-    put_json_number(b, t->peak_fraction);
-    put(b, ", \"bytes_per_step\": ");
-    put_json_number(b, t->bytes_per_step);
-    put(b, ", \"mean_loss\": ");
-    put_json_number(b, t->mean_loss);
-    put(b, ", \"recorded\": %s, ", t->recorded ? "true" : "false");
-    put_json_stat(b, "op_by_op_ms_per_step", &t->op_by_op_ms_per_step);
-    put(b, "}%s\n", last ? "" : ",");
+static json_t *json_train(const hd_bench_train_result *t) {
+    return json_pack("{s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o}", "batch", t->batch,
+                     "steps_per_repeat", t->steps, "ms_per_step", json_stat(&t->ms_per_step), "images_per_s",
+                     json_stat(&t->images_per_s), "epoch_s", json_stat(&t->epoch_s), "gflops",
+                     hd_json_number(t->gflops), "peak_fraction", hd_json_number(t->peak_fraction),
+                     "bytes_per_step", hd_json_number(t->bytes_per_step), "mean_loss",
+                     hd_json_number(t->mean_loss), "recorded", t->recorded, "op_by_op_ms_per_step",
+                     json_stat(&t->op_by_op_ms_per_step));
 }
 
 char *hd_bench_json(const hd_bench_config *config, const hd_bench_result *r) {
-    text_buffer b = {0};
-    put(&b, "{\n  \"tool\": \"hd-gpu\",\n  \"version\": \"%s\",\n  \"device\": {\"backend\": ", HD_VERSION);
-    put_json_string(&b, r->backend);
-    put(&b, ", \"description\": ");
-    put_json_string(&b, r->device);
-    put(&b, ", \"is_gpu\": %s, \"threads\": %d},\n  \"blas\": ", r->is_gpu ? "true" : "false", r->threads);
-    put_json_string(&b, r->blas);
-    put(&b, ",\n  \"spec\": ");
-    put_json_string(&b, r->spec);
-    put(&b, ",\n  \"param_count\": %zu,\n  \"data\": ", r->param_count);
-    put_json_string(&b, r->data);
-    put(&b, ",\n");
-    put_json_settings(&b, config);
-    put(&b, "  \"timing\": ");
-    put_json_string(&b, r->timing);
-    put(&b, ",\n  \"startup\": {\"backend_init_s\": ");
-    put_json_number(&b, r->backend_init_s);
-    put(&b, ", \"data_load_s\": ");
-    put_json_number(&b, r->data_load_s);
-    put(&b, "},\n  \"floor\": {\"flops_forward_per_image\": ");
-    put_json_number(&b, r->flops_forward);
-    put(&b, ", \"flops_backward_per_image\": ");
-    put_json_number(&b, r->flops_backward);
-    put(&b, ", \"peak_gflops\": ");
-    put_json_number(&b, r->peak_gflops);
-    put(&b, ", ");
-    put_json_stat(&b, "peak_gflops_samples", &r->peak_gflops_stat);
-    put(&b, ", \"peak_method\": ");
-    put_json_string(&b, r->peak_method);
-    put(&b, "},\n  \"train\": [\n");
-    for (int i = 0; i < r->n_train; i++)
-        put_json_train(&b, &r->train[i], i == r->n_train - 1);
-    put(&b, "  ],\n  \"inference\": {\"batch\": %d, \"steps_per_repeat\": %d, ", r->infer_batch,
-        r->infer_steps);
-    put_json_stat(&b, "images_per_s", &r->infer_images_per_s);
-    put(&b, "},\n  ");
-    put_json_stat(&b, "latency_ms", &r->latency_ms);
-    put(&b, "\n}\n");
-    return finish(&b);
+    json_t *train = json_array();
+    for (int i = 0; train && i < r->n_train; i++)
+        if (json_array_append_new(train, json_train(&r->train[i])) != 0) {
+            json_decref(train);
+            train = NULL;
+        }
+    json_t *device = json_pack("{s:s, s:s, s:b, s:i}", "backend", r->backend, "description", r->device,
+                               "is_gpu", r->is_gpu, "threads", r->threads);
+    json_t *startup = json_pack("{s:o, s:o}", "backend_init_s", hd_json_number(r->backend_init_s),
+                                "data_load_s", hd_json_number(r->data_load_s));
+    json_t *floor =
+        json_pack("{s:o, s:o, s:o, s:o, s:s}", "flops_forward_per_image", hd_json_number(r->flops_forward),
+                  "flops_backward_per_image", hd_json_number(r->flops_backward), "peak_gflops",
+                  hd_json_number(r->peak_gflops), "peak_gflops_samples", json_stat(&r->peak_gflops_stat),
+                  "peak_method", r->peak_method);
+    json_t *inference = json_pack("{s:i, s:i, s:o}", "batch", r->infer_batch, "steps_per_repeat",
+                                  r->infer_steps, "images_per_s", json_stat(&r->infer_images_per_s));
+    /* json_pack's "o" takes over each reference, also when it fails (a NULL part fails it). */
+    json_t *root = json_pack("{s:s, s:s, s:o, s:s, s:s, s:I, s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o}", "tool",
+                             "hd-gpu", "version", HD_VERSION, "device", device, "blas", r->blas, "spec",
+                             r->spec, "param_count", (json_int_t)r->param_count, "data", r->data, "settings",
+                             json_settings(config), "timing", r->timing, "startup", startup, "floor", floor,
+                             "train", train, "inference", inference, "latency_ms", json_stat(&r->latency_ms));
+    /* Six significant digits, as measured figures deserve; one member per line at the top. */
+    char *text = hd_json_text("bench report", root, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    if (!text)
+        return NULL;
+    size_t len = strlen(text);
+    char *with_newline = realloc(text, len + 2);
+    if (!with_newline) {
+        free(text);
+        hd_fail("bench report: out of memory (%zu bytes)", len + 2);
+        return NULL;
+    }
+    memcpy(with_newline + len, "\n", 2);
+    return with_newline;
 }
 
 /* A Markdown cell: the value with `digits` decimals, or n/a. */

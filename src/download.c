@@ -3,7 +3,6 @@
 #include "hd/download.h"
 
 #include "hd/common.h"
-#include "hd/sha256.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -19,9 +18,11 @@
 
 #ifdef HD_HAVE_CURL
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #endif
 
 #define HD_PATH_MAX 4096
+#define SHA256_HEX  65 /* 64 hex digits and the terminating NUL */
 
 void hd_download_options_defaults(hd_download_options *opt) {
     opt->connect_timeout_s = 10;
@@ -45,8 +46,8 @@ int hd_download_url(const char *url, const char *dest_path, const hd_download_op
     (void)dest_path;
     (void)opt;
     return hd_fail(
-        "%s: cannot download: hd-gpu was built without libcurl (install libcurl's -dev package and "
-        "rebuild, or fetch the files with scripts/fetch-mnist)",
+        "%s: cannot download: hd-gpu was built without libcurl or OpenSSL's libcrypto (install "
+        "libcurl4-openssl-dev and libssl-dev and rebuild, or fetch the files with scripts/fetch-mnist)",
         url);
 }
 
@@ -59,8 +60,8 @@ int hd_download_verified(const char *const *mirrors, int n_mirrors, const char *
     (void)dest_dir;
     (void)opt;
     return hd_fail(
-        "%s: cannot download: hd-gpu was built without libcurl (install libcurl's -dev package and "
-        "rebuild, or fetch the files with scripts/fetch-mnist)",
+        "%s: cannot download: hd-gpu was built without libcurl or OpenSSL's libcrypto (install "
+        "libcurl4-openssl-dev and libssl-dev and rebuild, or fetch the files with scripts/fetch-mnist)",
         name);
 }
 
@@ -199,7 +200,7 @@ static const char *gz_message(const char *msg) {
 
 /* Copies fd_in (from its start) to fd_out, gunzipping if it starts with 1f 8b, hashing what is written.
  * *plain_input is 1 when fd_in is not gzip: it is hashed where it is and nothing is written to fd_out. */
-static int unpack_and_hash(const char *label, int fd_in, int fd_out, uint64_t limit, char hex[HD_SHA256_HEX],
+static int unpack_and_hash(const char *label, int fd_in, int fd_out, uint64_t limit, char hex[SHA256_HEX],
                            int *plain_input) {
     uint8_t magic[2] = {0, 0};
     ssize_t head = pread(fd_in, magic, 2, 0);
@@ -215,12 +216,14 @@ static int unpack_and_hash(const char *label, int fd_in, int fd_out, uint64_t li
         return hd_fail("%s: cannot open the download", label);
     }
     gzbuffer(gz, 1u << 18);
-    hd_sha256_ctx ctx;
-    hd_sha256_init(&ctx);
+    /* SHA-256 from OpenSSL's libcrypto (EVP picks SHA-NI or AVX2 code where the CPU has it). */
+    EVP_MD_CTX *sha = EVP_MD_CTX_new();
     static const size_t chunk = 1u << 16;
     uint8_t *buf = hd_malloc(chunk);
     uint64_t total = 0;
     int rc = buf ? 0 : -1;
+    if (rc == 0 && (!sha || EVP_DigestInit_ex(sha, EVP_sha256(), NULL) != 1))
+        rc = hd_fail("%s: cannot start SHA-256 (OpenSSL's EVP_DigestInit failed)", label);
     while (rc == 0) {
         int n = gzread(gz, buf, (unsigned)chunk);
         int err = Z_OK;
@@ -236,15 +239,23 @@ static int unpack_and_hash(const char *label, int fd_in, int fd_out, uint64_t li
             rc = hd_fail("%s: decompresses to more than the %" PRIu64 "-byte limit", label, limit);
             break;
         }
-        hd_sha256_update(&ctx, buf, (size_t)n);
+        if (EVP_DigestUpdate(sha, buf, (size_t)n) != 1) {
+            rc = hd_fail("%s: SHA-256 failed (OpenSSL's EVP_DigestUpdate)", label);
+            break;
+        }
         if (!*plain_input && write_all(fd_out, buf, (size_t)n) != 0)
             rc = hd_fail("%s: cannot write the uncompressed file: %s", label, strerror(errno));
     }
     free(buf);
     gzclose(gz);
-    uint8_t digest[HD_SHA256_BYTES];
-    hd_sha256_final(&ctx, digest);
-    hd_sha256_hex(digest, hex);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    if (rc == 0 && (EVP_DigestFinal_ex(sha, digest, &digest_len) != 1 || digest_len != 32))
+        rc = hd_fail("%s: SHA-256 failed (OpenSSL's EVP_DigestFinal)", label);
+    EVP_MD_CTX_free(sha);
+    hex[0] = '\0';
+    for (unsigned int i = 0; rc == 0 && i < digest_len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
     return rc;
 }
 
@@ -265,7 +276,7 @@ static int try_url(const char *url, const char *name, const char *expected, cons
         return FETCH_FAILED;
     }
     int rc = fetch_to_fd(url, download_fd, opt);
-    char got[HD_SHA256_HEX] = "";
+    char got[SHA256_HEX] = "";
     int plain_input = 0;
     if (rc == FETCH_OK &&
         unpack_and_hash(url, download_fd, plain_fd, opt->max_file_bytes, got, &plain_input) != 0)
@@ -284,7 +295,7 @@ static int try_url(const char *url, const char *name, const char *expected, cons
     return rc;
 }
 
-static int normalize_hex(const char *in, char out[HD_SHA256_HEX]) {
+static int normalize_hex(const char *in, char out[SHA256_HEX]) {
     if (!in || strlen(in) != 64)
         return -1;
     for (int i = 0; i < 64; i++) {
@@ -304,7 +315,7 @@ int hd_download_verified(const char *const *mirrors, int n_mirrors, const char *
         hd_download_options_defaults(&defaults);
         opt = &defaults;
     }
-    char expected[HD_SHA256_HEX];
+    char expected[SHA256_HEX];
     if (normalize_hex(expected_sha256_hex, expected) != 0)
         return hd_fail("%s: expected SHA-256 is not 64 hex digits", name);
     if (n_mirrors <= 0 || !mirrors)

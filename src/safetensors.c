@@ -2,11 +2,10 @@
 #include "hd/safetensors.h"
 
 #include "hd/common.h"
-#include "hd/json_min.h"
+#include "hd/json_io.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,61 +60,6 @@ void hd_st_format_shape(int rank, const int64_t *dims, char *buf, size_t buf_len
 
 /* ---- writing ---- */
 
-typedef struct {
-    char *text;
-    size_t len, cap;
-} text_buffer;
-
-static int text_append(text_buffer *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *grown = realloc(b->text, cap);
-        if (!grown)
-            return hd_fail("out of memory building a safetensors header (%zu bytes)", cap);
-        b->text = grown;
-        b->cap = cap;
-    }
-    memcpy(b->text + b->len, s, n);
-    b->len += n;
-    b->text[b->len] = '\0';
-    return 0;
-}
-
-static int text_printf(text_buffer *b, const char *fmt, ...) HD_PRINTF(2, 3);
-static int text_printf(text_buffer *b, const char *fmt, ...) {
-    char small[128];
-    va_list args;
-    va_start(args, fmt);
-    int n = vsnprintf(small, sizeof small, fmt, args);
-    va_end(args);
-    if (n < 0 || (size_t)n >= sizeof small)
-        return hd_fail("safetensors header: formatted item too long");
-    return text_append(b, small, (size_t)n);
-}
-
-/* A JSON string literal: quotes, backslashes and control characters escaped. */
-static int text_json_string(text_buffer *b, const char *s) {
-    if (text_append(b, "\"", 1) != 0)
-        return -1;
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        int rc;
-        const char *short_escape = *c == '\n' ? "\\n" : *c == '\t' ? "\\t" : *c == '\r' ? "\\r" : NULL;
-        if (*c == '"' || *c == '\\')
-            rc = text_printf(b, "\\%c", *c);
-        else if (short_escape)
-            rc = text_append(b, short_escape, 2);
-        else if (*c < 0x20)
-            rc = text_printf(b, "\\u%04x", *c);
-        else
-            rc = text_append(b, (const char *)c, 1);
-        if (rc != 0)
-            return -1;
-    }
-    return text_append(b, "\"", 1);
-}
-
 static int check_write_arguments(const char *path, const hd_st_tensor *tensors, int n, const hd_st_meta *meta,
                                  int n_meta) {
     if (n < 0 || n_meta < 0 || (n > 0 && !tensors) || (n_meta > 0 && !meta))
@@ -158,38 +102,62 @@ static uint32_t meta_crc(const hd_st_meta *meta, int n_meta) {
     return crc;
 }
 
-/* The JSON header for the tensors laid out back to back, padded to a multiple of 8. */
-static int build_header(text_buffer *h, const hd_st_tensor *tensors, int n, const hd_st_meta *meta,
-                        int n_meta, uint32_t crc) {
-    if (text_printf(h, "{\"__metadata__\":{") != 0)
-        return -1;
-    for (int i = 0; i < n_meta; i++)
-        if (text_json_string(h, meta[i].key) != 0 || text_append(h, ":", 1) != 0 ||
-            text_json_string(h, meta[i].value) != 0 || text_append(h, ",", 1) != 0)
-            return -1;
-    if (text_printf(h, "\"%s\":\"%08" PRIx32 "\",", HD_ST_META_CRC_KEY, meta_crc(meta, n_meta)) != 0 ||
-        text_printf(h, "\"%s\":\"%08" PRIx32 "\"}", HD_ST_CRC_KEY, crc) != 0)
-        return -1;
+static json_t *crc_string(uint32_t crc) {
+    char hex[9];
+    snprintf(hex, sizeof hex, "%08" PRIx32, crc);
+    return json_string(hex);
+}
+
+/* One tensor's entry: {"dtype": "F32", "shape": [...], "data_offsets": [begin, end]}. */
+static json_t *tensor_entry(const hd_st_tensor *t, uint64_t begin, uint64_t end) {
+    json_t *shape = json_array();
+    for (int d = 0; shape && d < t->rank; d++)
+        if (json_array_append_new(shape, json_integer((json_int_t)t->dims[d])) != 0) {
+            json_decref(shape);
+            shape = NULL;
+        }
+    return json_pack("{s:s, s:o, s:[I,I]}", "dtype", "F32", "shape", shape, "data_offsets", (json_int_t)begin,
+                     (json_int_t)end);
+}
+
+/* The JSON header for the tensors laid out back to back, padded with spaces to a multiple of 8
+ * (malloc'd, *len set), or NULL after hd_fail. The metadata comes first, then the tensors in order. */
+static char *build_header(const char *path, const hd_st_tensor *tensors, int n, const hd_st_meta *meta,
+                          int n_meta, uint32_t crc, size_t *len) {
+    json_t *root = json_object(), *metadata = json_object();
+    int failed = !root || !metadata;
+    for (int i = 0; !failed && i < n_meta; i++)
+        failed = json_object_set_new(metadata, meta[i].key, json_string(meta[i].value)) != 0;
+    failed = failed ||
+             json_object_set_new(metadata, HD_ST_META_CRC_KEY, crc_string(meta_crc(meta, n_meta))) != 0 ||
+             json_object_set_new(metadata, HD_ST_CRC_KEY, crc_string(crc)) != 0;
+    failed = failed || json_object_set(root, "__metadata__", metadata) != 0;
     uint64_t offset = 0;
-    for (int i = 0; i < n; i++) {
-        const hd_st_tensor *t = &tensors[i];
-        uint64_t bytes = (uint64_t)shape_elements(t->rank, t->dims) * sizeof(float);
-        if (text_append(h, ",", 1) != 0 || text_json_string(h, t->name) != 0 ||
-            text_printf(h, ":{\"dtype\":\"F32\",\"shape\":[") != 0)
-            return -1;
-        for (int d = 0; d < t->rank; d++)
-            if (text_printf(h, d ? ",%" PRId64 : "%" PRId64, t->dims[d]) != 0)
-                return -1;
-        if (text_printf(h, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", offset, offset + bytes) != 0)
-            return -1;
+    for (int i = 0; !failed && i < n; i++) {
+        uint64_t bytes = (uint64_t)shape_elements(tensors[i].rank, tensors[i].dims) * sizeof(float);
+        failed = json_object_set_new(root, tensors[i].name,
+                                     tensor_entry(&tensors[i], offset, offset + bytes)) != 0;
         offset += bytes;
     }
-    if (text_append(h, "}", 1) != 0)
-        return -1;
-    while (h->len % 8 != 0)
-        if (text_append(h, " ", 1) != 0)
-            return -1;
-    return 0;
+    json_decref(metadata);
+    char label[4200];
+    snprintf(label, sizeof label, "%s: header", path);
+    char *text = hd_json_text(label, failed ? NULL : root, JSON_COMPACT);
+    if (failed)
+        json_decref(root);
+    if (!text)
+        return NULL;
+    size_t used = strlen(text), padded = (used + 7) / 8 * 8;
+    char *grown = realloc(text, padded + 1);
+    if (!grown) {
+        free(text);
+        hd_fail("%s: out of memory building the header (%zu bytes)", path, padded);
+        return NULL;
+    }
+    memset(grown + used, ' ', padded - used);
+    grown[padded] = '\0';
+    *len = padded;
+    return grown;
 }
 
 int hd_safetensors_write(const char *path, const hd_st_tensor *tensors, int n, const hd_st_meta *meta,
@@ -205,29 +173,27 @@ int hd_safetensors_write(const char *path, const hd_st_tensor *tensors, int n, c
         crc = crc32_of(tensors[i].data, bytes, crc);
         data_bytes += bytes;
     }
-    text_buffer header = {0};
-    if (build_header(&header, tensors, n, meta, n_meta, crc) != 0) {
-        free(header.text);
+    size_t header_len = 0;
+    char *header = build_header(path, tensors, n, meta, n_meta, crc, &header_len);
+    if (!header)
         return -1;
-    }
-    size_t total = 8 + header.len + data_bytes;
+    size_t total = 8 + header_len + data_bytes;
     unsigned char *file = hd_malloc(total);
     if (!file) {
-        free(header.text);
+        free(header);
         return -1;
     }
-    uint64_t header_len = header.len;
     for (int i = 0; i < 8; i++)
-        file[i] = (unsigned char)(header_len >> (8 * i));
-    memcpy(file + 8, header.text, header.len);
-    size_t at = 8 + header.len;
+        file[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
+    memcpy(file + 8, header, header_len);
+    size_t at = 8 + header_len;
     for (int i = 0; i < n; i++) {
         size_t bytes = (size_t)shape_elements(tensors[i].rank, tensors[i].dims) * sizeof(float);
         if (bytes)
             memcpy(file + at, tensors[i].data, bytes);
         at += bytes;
     }
-    free(header.text);
+    free(header);
     int rc = hd_write_file_atomic(path, file, total);
     free(file);
     return rc;
@@ -243,7 +209,7 @@ typedef struct {
 } st_entry;
 
 struct hd_safetensors {
-    hd_json *header;   /* owns the names and metadata strings */
+    json_t *header;    /* owns the names and metadata strings */
     st_entry *entries; /* sorted by name */
     int n_entries;
     hd_st_meta *meta; /* in file order */
@@ -251,10 +217,6 @@ struct hd_safetensors {
     float *data;
     size_t data_len;
 };
-
-static int compare_names(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
 
 static int compare_entries_by_name(const void *a, const void *b) {
     return strcmp(((const st_entry *)a)->name, ((const st_entry *)b)->name);
@@ -267,66 +229,53 @@ static int compare_entries_by_offset(const void *a, const void *b) {
     return x->end < y->end ? -1 : (x->end > y->end);
 }
 
-/* A name that appears twice among names (sorted in place), or NULL. */
-static const char *find_duplicate(const char **names, int n) {
-    qsort(names, (size_t)n, sizeof *names, compare_names);
-    for (int i = 1; i < n; i++)
-        if (strcmp(names[i - 1], names[i]) == 0)
-            return names[i];
-    return NULL;
-}
-
-static int read_metadata(const char *path, const hd_json *object, hd_safetensors *f) {
-    if (object->type != HD_JSON_OBJECT)
-        return hd_fail("%s: __metadata__ is a %s, not an object", path, hd_json_type_name(object->type));
-    f->meta = hd_calloc(object->count, sizeof *f->meta);
-    const char **keys = hd_calloc(object->count, sizeof *keys);
-    if (!f->meta || !keys) {
-        free(keys);
+static int read_metadata(const char *path, json_t *object, hd_safetensors *f) {
+    if (!json_is_object(object))
+        return hd_fail("%s: __metadata__ is a JSON %s, not an object", path, hd_json_type_name(object));
+    f->meta = hd_calloc(json_object_size(object), sizeof *f->meta);
+    if (!f->meta)
         return -1;
+    for (void *it = json_object_iter(object); it; it = json_object_iter_next(object, it)) {
+        const char *key = json_object_iter_key(it);
+        const json_t *value = json_object_iter_value(it);
+        if (!json_is_string(value))
+            return hd_fail("%s: metadata '%s' is a JSON %s; values must be strings", path, key,
+                           hd_json_type_name(value));
+        f->meta[f->n_meta++] = (hd_st_meta){key, json_string_value(value)};
     }
-    for (const hd_json *m = object->child; m; m = m->next) {
-        if (m->type != HD_JSON_STRING) {
-            free(keys);
-            return hd_fail("%s: metadata '%s' is a %s; values must be strings", path, m->key,
-                           hd_json_type_name(m->type));
-        }
-        keys[f->n_meta] = m->key;
-        f->meta[f->n_meta++] = (hd_st_meta){m->key, m->text};
-    }
-    const char *dup = find_duplicate(keys, f->n_meta);
-    free(keys);
-    return dup ? hd_fail("%s: metadata key '%s' appears twice", path, dup) : 0;
+    return 0;
 }
 
-static int read_u64_array(const hd_json *array, uint64_t *values, int max_count, int *count) {
-    if (!array || array->type != HD_JSON_ARRAY || array->count > (size_t)max_count)
+/* An array of at most max_count non-negative integers. */
+static int read_u64_array(const json_t *array, uint64_t *values, int max_count, int *count) {
+    if (!json_is_array(array) || json_array_size(array) > (size_t)max_count)
         return -1;
     int n = 0;
-    for (const hd_json *v = array->child; v; v = v->next)
-        if (hd_json_as_u64(v, &values[n++]) != 0)
+    for (size_t i = 0; i < json_array_size(array); i++)
+        if (hd_json_get_u64(json_array_get(array, i), &values[n++]) != 0)
             return -1;
     *count = n;
     return 0;
 }
 
-static int read_entry(const char *path, const hd_json *t, st_entry *e) {
-    e->name = t->key;
-    const hd_json *dtype = hd_json_member(t, "dtype");
-    const hd_json *shape = hd_json_member(t, "shape");
-    const hd_json *offsets = hd_json_member(t, "data_offsets");
-    if (t->type != HD_JSON_OBJECT || t->count != 3 || !dtype || !shape || !offsets)
+static int read_entry(const char *path, const char *name, const json_t *t, st_entry *e) {
+    e->name = name;
+    const json_t *dtype = json_object_get(t, "dtype");
+    const json_t *shape = json_object_get(t, "shape");
+    const json_t *offsets = json_object_get(t, "data_offsets");
+    if (!json_is_object(t) || json_object_size(t) != 3 || !dtype || !shape || !offsets)
         return hd_fail("%s: tensor '%s' must be an object with exactly dtype, shape and data_offsets", path,
                        e->name);
-    if (dtype->type != HD_JSON_STRING)
+    if (!json_is_string(dtype))
         return hd_fail("%s: tensor '%s' has a dtype that is not a string", path, e->name);
-    if (strcmp(dtype->text, "F32") != 0)
-        return hd_fail("%s: tensor '%s' has dtype %s; only F32 is supported", path, e->name, dtype->text);
+    if (strcmp(json_string_value(dtype), "F32") != 0)
+        return hd_fail("%s: tensor '%s' has dtype %s; only F32 is supported", path, e->name,
+                       json_string_value(dtype));
     uint64_t dims[HD_ST_MAX_RANK], range[2];
     int n_range = 0;
-    if (shape->type == HD_JSON_ARRAY && shape->count > HD_ST_MAX_RANK)
-        return hd_fail("%s: tensor '%s' has rank %zu; at most %d is supported", path, e->name, shape->count,
-                       HD_ST_MAX_RANK);
+    if (json_is_array(shape) && json_array_size(shape) > HD_ST_MAX_RANK)
+        return hd_fail("%s: tensor '%s' has rank %zu; at most %d is supported", path, e->name,
+                       json_array_size(shape), HD_ST_MAX_RANK);
     if (read_u64_array(shape, dims, HD_ST_MAX_RANK, &e->rank) != 0)
         return hd_fail("%s: tensor '%s' has a shape that is not a list of non-negative integers", path,
                        e->name);
@@ -334,7 +283,7 @@ static int read_entry(const char *path, const hd_json *t, st_entry *e) {
         return hd_fail("%s: tensor '%s' has data_offsets that are not two non-negative integers", path,
                        e->name);
     for (int d = 0; d < e->rank; d++)
-        e->dims[d] = dims[d] > INT64_MAX ? -1 : (int64_t)dims[d];
+        e->dims[d] = (int64_t)dims[d]; /* jansson's integers are int64_t, so these fit */
     int64_t count = shape_elements(e->rank, e->dims);
     if (count < 0)
         return hd_fail("%s: tensor '%s' has a shape too large to address", path, e->name);
@@ -439,29 +388,27 @@ static int check_checksum(const char *path, const hd_safetensors *f) {
     return 0;
 }
 
-/* Everything in the parsed header, against the data already read. */
+/* Everything in the parsed header, against the data already read. Duplicate keys (a tensor or
+ * __metadata__ twice, a metadata key twice) were refused by the JSON reader. */
 static int check_header(const char *path, hd_safetensors *f) {
-    const hd_json *root = f->header;
-    if (root->type != HD_JSON_OBJECT)
-        return hd_fail("%s: header is a JSON %s, not an object", path, hd_json_type_name(root->type));
-    f->entries = hd_calloc(root->count, sizeof *f->entries);
+    json_t *root = f->header;
+    if (!json_is_object(root))
+        return hd_fail("%s: header is a JSON %s, not an object", path, hd_json_type_name(root));
+    f->entries = hd_calloc(json_object_size(root), sizeof *f->entries);
     if (!f->entries)
         return -1;
-    int seen_metadata = 0;
-    for (const hd_json *m = root->child; m; m = m->next) {
-        if (strcmp(m->key, "__metadata__") == 0) {
-            if (seen_metadata++)
-                return hd_fail("%s: __metadata__ appears twice", path);
-            if (read_metadata(path, m, f) != 0)
+    /* In document order: jansson keeps the members of an object in the order they were read. */
+    for (void *it = json_object_iter(root); it; it = json_object_iter_next(root, it)) {
+        const char *key = json_object_iter_key(it);
+        json_t *value = json_object_iter_value(it);
+        if (strcmp(key, "__metadata__") == 0) {
+            if (read_metadata(path, value, f) != 0)
                 return -1;
-        } else if (read_entry(path, m, &f->entries[f->n_entries++]) != 0) {
+        } else if (read_entry(path, key, value, &f->entries[f->n_entries++]) != 0) {
             return -1;
         }
     }
     qsort(f->entries, (size_t)f->n_entries, sizeof *f->entries, compare_entries_by_name);
-    for (int i = 1; i < f->n_entries; i++)
-        if (strcmp(f->entries[i - 1].name, f->entries[i].name) == 0)
-            return hd_fail("%s: tensor '%s' appears twice", path, f->entries[i].name);
     if (check_ranges(path, f) != 0)
         return -1;
     return check_checksum(path, f);
@@ -512,7 +459,7 @@ static int read_parts(const char *path, FILE *file, hd_safetensors *f) {
     }
     char label[4200];
     snprintf(label, sizeof label, "%s: header", path);
-    int rc = hd_json_parse(label, text, (size_t)header_len, &f->header);
+    int rc = hd_json_load(label, text, (size_t)header_len, MAX_HEADER_BYTES, &f->header);
     free(text);
     if (rc != 0)
         return -1;
@@ -550,7 +497,7 @@ int hd_safetensors_read(const char *path, hd_safetensors **out) {
 void hd_safetensors_free(hd_safetensors *file) {
     if (!file)
         return;
-    hd_json_free(file->header);
+    json_decref(file->header);
     free(file->entries);
     free(file->meta);
     free(file->data);

@@ -6,7 +6,7 @@
 #include "hd/bench.h"
 #include "hd/cli.h"
 #include "hd/common.h"
-#include "hd/json_min.h"
+#include "hd/json_io.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -111,34 +111,34 @@ static void check_result(const hd_bench_config *c, const hd_bench_result *r) {
     check_stat("latency", &r->latency_ms, c->latency_iters);
 }
 
-static double number_at(const hd_json *obj, const char *key) {
-    const hd_json *v = hd_json_member(obj, key);
-    return v && v->type == HD_JSON_NUMBER ? strtod(v->text, NULL) : NAN;
+/* The number at obj.key (integer or real), or NAN. */
+static double number_at(const json_t *obj, const char *key) {
+    const json_t *v = json_object_get(obj, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
 static void check_json(const char *text, const hd_bench_result *r) {
-    hd_json *root = NULL;
-    int rc = hd_json_parse("bench json", text, strlen(text), &root);
+    json_t *root = NULL;
+    int rc = hd_json_load("bench json", text, strlen(text), (size_t)1 << 20, &root);
     CHECK(rc == 0, "JSON does not parse: %s", hd_last_error());
     if (rc != 0)
         return;
-    const hd_json *tool = hd_json_member(root, "tool");
-    CHECK(tool && tool->type == HD_JSON_STRING && strcmp(tool->text, "hd-gpu") == 0, "tool member");
-    const hd_json *train = hd_json_member(root, "train");
-    CHECK(train && train->type == HD_JSON_ARRAY && (int)train->count == r->n_train, "train array");
-    const hd_json *first = train ? train->child : NULL;
+    const json_t *tool = json_object_get(root, "tool");
+    CHECK(json_is_string(tool) && strcmp(json_string_value(tool), "hd-gpu") == 0, "tool member");
+    const json_t *train = json_object_get(root, "train");
+    CHECK(json_is_array(train) && (int)json_array_size(train) == r->n_train, "train array");
+    const json_t *first = json_array_get(train, 0);
     if (first) {
         CHECK(number_at(first, "batch") == r->train[0].batch, "train[0].batch");
-        double ms = number_at(hd_json_member(first, "ms_per_step"), "median");
+        double ms = number_at(json_object_get(first, "ms_per_step"), "median");
         CHECK(close_to(ms, r->train[0].ms_per_step.median, 1e-5), "JSON ms/step %g, result %g", ms,
               r->train[0].ms_per_step.median);
     }
-    const hd_json *startup = hd_json_member(root, "startup");
-    const hd_json *load = startup ? hd_json_member(startup, "data_load_s") : NULL;
-    CHECK(load && load->type == HD_JSON_NULL, "data_load_s is null for synthetic data");
-    double latency = number_at(hd_json_member(root, "latency_ms"), "median");
+    const json_t *load = json_object_get(json_object_get(root, "startup"), "data_load_s");
+    CHECK(json_is_null(load), "data_load_s is null for synthetic data");
+    double latency = number_at(json_object_get(root, "latency_ms"), "median");
     CHECK(close_to(latency, r->latency_ms.median, 1e-5), "JSON latency %g", latency);
-    hd_json_free(root);
+    json_decref(root);
 }
 
 /* Every table line (starting with '|') has as many cells as its table's header. */
@@ -184,13 +184,13 @@ static void test_cli(void) {
     uint8_t *data = NULL;
     size_t size = 0;
     if (rc == HD_EXIT_OK && hd_read_file(json_path, &data, &size) == 0) {
-        hd_json *root = NULL;
-        CHECK(hd_json_parse(json_path, (const char *)data, size, &root) == 0, "CLI JSON: %s",
+        json_t *root = NULL;
+        CHECK(hd_json_load(json_path, data, size, (size_t)1 << 20, &root) == 0, "CLI JSON: %s",
               hd_last_error());
-        const hd_json *train = hd_json_member(root, "train");
-        CHECK(train && train->count == 1 && number_at(train->child, "batch") == 4,
+        const json_t *train = json_object_get(root, "train");
+        CHECK(json_array_size(train) == 1 && number_at(json_array_get(train, 0), "batch") == 4,
               "CLI JSON: one batch of 4");
-        hd_json_free(root);
+        json_decref(root);
         free(data);
     }
     char *bad[] = {"--batches", "0"};

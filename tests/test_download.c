@@ -6,7 +6,6 @@
 #include "check.h"
 #include "hd/common.h"
 #include "hd/download.h"
-#include "hd/sha256.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -240,10 +239,9 @@ int main(void) {
     memcpy(content, header, 16);
     for (size_t i = 16; i < sizeof content; i++)
         content[i] = (uint8_t)((i * 131) >> 3);
-    uint8_t digest[HD_SHA256_BYTES];
-    char expected[HD_SHA256_HEX];
-    hd_sha256(content, sizeof content, digest);
-    hd_sha256_hex(digest, expected);
+    /* SHA-256 of content and of altered, from Python's hashlib (independent of the code under test). */
+    const char *expected = "5b25cccf4e40ce17446119b40ce5e09b48e1fa699a98898cb6e5acc6a1fb9cbe";
+    const char *altered_digest = "94e09eabfe0df85eb34fd4c1b498b488c36042e68d3ecb3bfa6fa7ae1d67c317";
     uint8_t altered[sizeof content];
     memcpy(altered, content, sizeof content);
     altered[100] ^= 1;
@@ -267,6 +265,14 @@ int main(void) {
     add_route(&server, "/trunc/" NAME ".gz", 200, gz, gz_size, gz_size / 2, NULL);
     add_route(&server, "/plain/" NAME, 200, content, sizeof content, sizeof content, NULL);
     add_route(&server, "/moved/" NAME ".gz", 302, NULL, 0, 0, "/good/" NAME ".gz");
+    /* A million 'a's: FIPS 180-2's long SHA-256 example, hashed across many of the downloader's reads. */
+    enum { MILLION = 1000000 };
+    uint8_t *million = malloc(MILLION);
+    CHECK(million != NULL, "allocation");
+    if (!million)
+        return test_finish();
+    memset(million, 'a', MILLION);
+    add_route(&server, "/big/" NAME, 200, million, MILLION, MILLION, NULL);
     CHECK(server_start(&server) == 0, "server start");
     char url[8][128];
     const char *tags[8] = {"good", "bad", "badgz", "trunc", "plain", "moved", "missing", "good/"};
@@ -297,7 +303,7 @@ int main(void) {
     snprintf(kept, sizeof kept, "%s/%s", dest, NAME);
     CHECK(hd_write_file_atomic(kept, "old", 3) == 0, "write old");
     expect_refused("corrupted over old", dest, 1, hd_download_verified(m_bad, 1, NAME, expected, dest, &opt),
-                   "SHA-256 mismatch", NULL);
+                   "SHA-256 mismatch", altered_digest);
     uint8_t *old = NULL;
     size_t old_size = 0;
     CHECK(hd_read_file(kept, &old, &old_size) == 0 && old_size == 3 && memcmp(old, "old", 3) == 0,
@@ -346,6 +352,16 @@ int main(void) {
     CHECK(hd_download_verified(m_moved, 1, NAME, expected, dest, &opt) == 0, "redirect: %s", hd_last_error());
     expect_stored("redirect", dest, content, sizeof content);
 
+    fresh_dest(root, "big", dest, sizeof dest);
+    char big_url[128];
+    snprintf(big_url, sizeof big_url, "http://127.0.0.1:%d/big", server.port);
+    const char *m_big[1] = {big_url};
+    CHECK(hd_download_verified(m_big, 1, NAME,
+                               "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0", dest,
+                               &opt) == 0,
+          "a million 'a's: %s", hd_last_error());
+    expect_stored("a million 'a's", dest, million, MILLION);
+
     /* A destination directory that does not exist yet is created. */
     snprintf(dest, sizeof dest, "%s/new/sub/dir", root);
     CHECK(hd_download_verified(m_good, 1, NAME, expected, dest, &opt) == 0, "new dir: %s", hd_last_error());
@@ -375,6 +391,7 @@ int main(void) {
     free(gz);
     free(bad_gz);
     free(broken_gz);
+    free(million);
     test_remove_tree(root);
     free(root);
     return test_finish();

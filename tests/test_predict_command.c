@@ -14,7 +14,7 @@
 #include "hd/cli.h"
 #include "hd/common.h"
 #include "hd/digit_image.h"
-#include "hd/json_min.h"
+#include "hd/json_io.h"
 #include "hd/model.h"
 
 #include <fcntl.h>
@@ -91,9 +91,9 @@ static char *read_text(const char *path) {
     return text;
 }
 
-static double json_number(const hd_json *obj, const char *key) {
-    const hd_json *v = hd_json_member(obj, key);
-    return v && v->type == HD_JSON_NUMBER ? strtod(v->text, NULL) : NAN;
+static double json_number(const json_t *obj, const char *key) {
+    const json_t *v = json_object_get(obj, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
 static void check_top3(const char *what, const char *file, const top3 *got, const top3 *want) {
@@ -107,31 +107,28 @@ static void check_top3(const char *what, const char *file, const top3 *got, cons
 
 /* One JSON line: {"file": ..., "top3": [...]} or {"file": ..., "error": ...}. */
 static void check_json_line(const char *line, size_t len, const char *file, const top3 *want) {
-    hd_json *root = NULL;
-    if (hd_json_parse("predict --json", line, len, &root) != 0) {
+    json_t *root = NULL;
+    if (hd_json_load("predict --json", line, len, (size_t)1 << 20, &root) != 0) {
         CHECK(0, "%s", hd_last_error());
         return;
     }
-    const hd_json *name = hd_json_member(root, "file");
-    CHECK(name && name->type == HD_JSON_STRING && strcmp(name->text, file) == 0, "JSON line names %s",
-          name && name->text ? name->text : "(nothing)");
-    const hd_json *list = hd_json_member(root, "top3");
-    const hd_json *error = hd_json_member(root, "error");
+    const char *name = json_string_value(json_object_get(root, "file"));
+    CHECK(name && strcmp(name, file) == 0, "JSON line names %s", name ? name : "(nothing)");
+    const json_t *list = json_object_get(root, "top3");
+    const char *error = json_string_value(json_object_get(root, "error"));
     if (!want) {
-        CHECK(!list && error && error->type == HD_JSON_STRING && strstr(error->text, file),
-              "%s: an error object naming the file", file);
-    } else if (list && list->type == HD_JSON_ARRAY && list->count == 3) {
+        CHECK(!list && error && strstr(error, file), "%s: an error object naming the file", file);
+    } else if (json_is_array(list) && json_array_size(list) == 3) {
         top3 got = {{0}, {0}};
-        const hd_json *item = list->child;
-        for (int k = 0; k < 3; k++, item = item->next) {
-            got.classes[k] = (int)json_number(item, "class");
-            got.probs[k] = json_number(item, "probability");
+        for (int k = 0; k < 3; k++) {
+            got.classes[k] = (int)json_number(json_array_get(list, (size_t)k), "class");
+            got.probs[k] = json_number(json_array_get(list, (size_t)k), "probability");
         }
         check_top3("--json", file, &got, want);
     } else {
         CHECK(0, "%s: no top3 list of 3 in the JSON line", file);
     }
-    hd_json_free(root);
+    json_decref(root);
 }
 
 /* "FILE: 7 (99.12%), 1 (0.50%), 9 (0.21%)": percentages have 2 decimals. */

@@ -2,6 +2,7 @@
  * files with specific messages, and kill-safety of the atomic write (SIGKILL mid-write). */
 #include "check.h"
 #include "hd/common.h"
+#include "hd/json_io.h"
 #include "hd/safetensors.h"
 
 #include <dirent.h>
@@ -259,7 +260,8 @@ static void test_damaged_files(const char *dir, uint64_t *rng) {
     free(copy);
     free(bytes);
 
-    /* Hand-written headers: each breaks one rule. */
+    /* Hand-written headers: each breaks one rule (A_OK: a tensor entry that breaks none). */
+#define A_OK "{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}"
     float data[4] = {1, 2, 3, 4};
     unsigned char raw[512];
     struct {
@@ -289,7 +291,32 @@ static void test_damaged_files(const char *dir, uint64_t *rng) {
          "exactly dtype, shape and data_offsets", "unknown field", 16},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
          "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
-         "appears twice", "duplicate tensor", 16},
+         "duplicate object key near '\"a\"'", "duplicate tensor", 16},
+        {"{\"__metadata__\":{\"k\":\"1\",\"k\":\"2\"},\"a\":" A_OK "}", "duplicate object key near '\"k\"'",
+         "duplicate metadata key", 16},
+        {"{\"__metadata__\":{},\"__metadata__\":{},\"a\":" A_OK "}", "duplicate object key",
+         "__metadata__ twice", 16},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,9223372036854775808]}}",
+         "too big integer", "offset of 2^63", 16},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,18446744073709551616]}}",
+         "too big integer", "offset of 2^64", 16},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,9223372036854775807]}}",
+         "needs 16 bytes", "offset of 2^63-1", 16},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4.0],\"data_offsets\":[0,16]}}", "non-negative integers",
+         "dimension written as a real", 16},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,1.6e1]}}", "non-negative integers",
+         "offset with an exponent", 16},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,016]}}", "invalid JSON", "leading zero",
+         16},
+        {"{\"__metadata__\":{\"k\":\"a\\u0000b\"},\"a\":" A_OK "}", "\\u0000 is not allowed",
+         "NUL in a string", 16},
+        {"{\"\\u0000\":" A_OK "}", "NUL byte in object key", "NUL in a name", 16},
+        {"{\"\\udc00\":" A_OK "}", "invalid Unicode", "lone low surrogate", 16},
+        {"{\"\\ud800x\":" A_OK "}", "invalid Unicode", "high surrogate alone", 16},
+        {"{\"a\tb\":" A_OK "}", "control character", "tab inside a name", 16},
+        {"{\"a\\x\":" A_OK "}", "invalid escape", "bad escape", 16},
+        {"{\"\xc0\xaf\":" A_OK "}", "unable to decode byte", "overlong UTF-8", 16},
+        {"{\"\xed\xa0\x80\":" A_OK "}", "unable to decode byte", "UTF-8 surrogate", 16},
         {"{\"__metadata__\":{\"k\":1},\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
          "values must be strings", "non-string metadata", 16},
         {"{\"__metadata__\":{\"hd.data_crc32\":\"xyz\"},\"a\":{\"dtype\":\"F32\",\"shape\":[4],"
@@ -303,20 +330,44 @@ static void test_damaged_files(const char *dir, uint64_t *rng) {
          "trailing text", 16},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}", "invalid JSON",
          "unclosed object", 16},
-        {"{\"a\xff\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", "invalid UTF-8",
-         "bad UTF-8", 16},
+        {"{\"a\xff\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}",
+         "unable to decode byte 0xff", "bad UTF-8", 16},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t len = build_raw(raw, cases[i].header, data, cases[i].data_len, 1);
         expect_reject(bad, raw, len, cases[i].needle, cases[i].what);
     }
-    /* Nesting deeper than the JSON reader allows. */
-    char deep[300] = "{\"a\":";
-    size_t deep_len = strlen(deep);
-    memset(deep + deep_len, '[', 100);
-    deep[deep_len + 100] = '\0';
-    size_t len = build_raw(raw, deep, NULL, 0, 1);
-    expect_reject(bad, raw, len, "nesting too deep", "deep nesting");
+#undef A_OK
+    /* Nesting deeper than the JSON reader allows (jansson's HD_JSON_MAX_DEPTH), closed or not; nesting
+     * within it is refused by the rules above (a tensor entry must be an object of three members). */
+    enum { DEEP = HD_JSON_MAX_DEPTH + 100 };
+    char *deep = malloc(2 * DEEP + 16);
+    unsigned char *deep_raw = malloc(2 * DEEP + 40);
+    CHECK(deep && deep_raw, "allocation");
+    if (deep && deep_raw) {
+        static const char prefix[] = "{\"a\":";
+        size_t deep_len = sizeof prefix - 1;
+        memcpy(deep, prefix, deep_len);
+        memset(deep + deep_len, '[', DEEP);
+        deep[deep_len + DEEP] = '\0';
+        expect_reject(bad, deep_raw, build_raw(deep_raw, deep, NULL, 0, 1), "maximum parsing depth",
+                      "deep nesting");
+        memset(deep + deep_len + DEEP, ']', DEEP);
+        deep[deep_len + 2 * DEEP] = '}';
+        deep[deep_len + 2 * DEEP + 1] = '\0';
+        expect_reject(bad, deep_raw, build_raw(deep_raw, deep, NULL, 0, 1), "maximum parsing depth",
+                      "deep nesting, closed");
+        memset(deep + deep_len, '[', 50);
+        memset(deep + deep_len + 50, ']', 50);
+        deep[deep_len + 100] = '}';
+        deep[deep_len + 101] = '\0';
+        expect_reject(bad, deep_raw, build_raw(deep_raw, deep, NULL, 0, 1),
+                      "must be an object with exactly dtype, shape and data_offsets",
+                      "nesting within the limit");
+    }
+    free(deep);
+    free(deep_raw);
+    size_t len;
 
     /* A foreign file (no checksum, header not padded, no metadata) still loads. */
     len = build_raw(raw, "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", data, 16, 0);
@@ -342,6 +393,21 @@ static void test_damaged_files(const char *dir, uint64_t *rng) {
     hd_st_tensor twice[2] = {s.tensors[0], s.tensors[0]};
     CHECK(hd_safetensors_write(bad, twice, 2, NULL, 0) == -1 && strstr(hd_last_error(), "given twice"),
           "duplicate names written: %s", hd_last_error());
+    hd_st_tensor not_utf8 = s.tensors[0];
+    not_utf8.name = "conv\xc0\xaf";
+    CHECK(hd_safetensors_write(bad, &not_utf8, 1, NULL, 0) == -1 && strstr(hd_last_error(), "non-UTF-8"),
+          "a name that is not UTF-8 written: %s", hd_last_error());
+    hd_st_meta bad_value = {"note", "\xed\xa0\x80"};
+    CHECK(hd_safetensors_write(bad, s.tensors, 1, &bad_value, 1) == -1 &&
+              strstr(hd_last_error(), "not UTF-8"),
+          "a metadata value that is not UTF-8 written: %s", hd_last_error());
+    /* The JSON reader's own size bound, before any parsing. */
+    json_t *small = NULL;
+    CHECK(hd_json_load("two bytes", "{}", 2, 1, &small) == -1 && small == NULL &&
+              strstr(hd_last_error(), "two bytes: 2 bytes of JSON, more than the 1-byte limit"),
+          "size bound: %s", hd_last_error());
+    CHECK(hd_json_load("two bytes", "{}", 2, 2, &small) == 0 && json_is_object(small), "{} within its bound");
+    json_decref(small);
     hd_st_meta reserved = {HD_ST_CRC_KEY, "00000000"};
     CHECK(hd_safetensors_write(bad, s.tensors, 1, &reserved, 1) == -1 && strstr(hd_last_error(), "reserved"),
           "reserved key written: %s", hd_last_error());

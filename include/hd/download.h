@@ -6,7 +6,8 @@
  * corrupted download leaves nothing behind. Redirects are followed (http and https only), the connect
  * times out after 10 s, a transfer slower than 1 KiB/s for 30 s is aborted, and HTTP errors fail.
  *
- * Built without libcurl (HD_HAVE_CURL undefined), every function here fails with a message saying so. */
+ * Built without libcurl or OpenSSL's libcrypto (HD_HAVE_CURL undefined), every function here fails with a
+ * message saying so. */
 #ifndef HD_DOWNLOAD_H
 #define HD_DOWNLOAD_H
 
