@@ -313,8 +313,45 @@ static void test_tf32(hd_backend *cpu, hd_backend *tf32, int conv, uint64_t *rng
     free(ref);
 }
 
+#ifdef HD_WITH_CUDA
+/* kernels/gpu_internal.h (which needs the CUDA headers): host code, so checked with or without a GPU. */
+int gpu_bias_chunks(int n, int channels, int spatial, size_t partials);
+
+/* The image ranges the bias gradient is cut into: from the shape alone, about 4096 elements of a
+ * channel each, at most 64 and at most n, chunks x channels within the partial sums, and each range
+ * under 2^31 elements (32-bit indices). */
+static void check_bias_chunks(void) {
+    static const struct {
+        int n, channels, spatial;
+        size_t partials;
+        int want;
+    } cases[] = {
+        {128, 32, 676, 65536, 22},    /* conv1: 86528 elements a channel */
+        {96, 32, 676, 65536, 16},     /* a smaller last batch */
+        {1, 32, 676, 65536, 1},       /* one image: one range */
+        {64, 64, 121, 65536, 2},      /* conv2 */
+        {128, 128, 1, 65536, 1},      /* dense: 128 elements a feature */
+        {256, 8, 100, 65536, 7},      /* gpu_test_layers' "wide" shape */
+        {4096, 32, 676, 65536, 64},   /* at most 64 ranges */
+        {100000, 4000, 1, 65536, 16}, /* 25 wanted; the partial sums hold 16 per channel */
+        {20000, 70000, 1, 65536, 1},  /* more channels than partial sums: one block each */
+        {3, 1, 1 << 30, 65536, 3},    /* 2^30 elements an image: one image a range */
+        {0, 32, 676, 65536, 1},       /* nothing to sum */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got = gpu_bias_chunks(cases[i].n, cases[i].channels, cases[i].spatial, cases[i].partials);
+        CHECK(got == cases[i].want,
+              "gpu_bias_chunks(n %d, channels %d, spatial %d, partials %zu) = %d, expected %d", cases[i].n,
+              cases[i].channels, cases[i].spatial, cases[i].partials, got, cases[i].want);
+    }
+}
+#endif
+
 int main(void) {
     uint64_t rng = test_fresh_seed();
+#ifdef HD_WITH_CUDA
+    check_bias_chunks();
+#endif
     hd_gpu_options gpu_opts = {.device = 0,
                                .verbose = 1}; /* verbose: the chosen cuDNN algorithms are printed */
     backend_pair p;
