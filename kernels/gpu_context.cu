@@ -91,6 +91,7 @@ static void gpu_release(hd_gpu_backend *gpu) {
     if (gpu->cublas_workspace)
         CUDA_WARN(cudaFree(gpu->cublas_workspace));
     gpu_transfer_release(gpu);
+    gpu_bias_act_release(gpu);
     if (gpu->copy)
         CUDA_WARN(cudaStreamDestroy(gpu->copy));
     if (gpu->compute)
@@ -165,7 +166,7 @@ static int gpu_context_init(hd_gpu_backend *gpu) {
 
     CUDA_TRY(cudaStreamCreateWithFlags(&gpu->compute, cudaStreamNonBlocking));
     CUDA_TRY(cudaStreamCreateWithFlags(&gpu->copy, cudaStreamNonBlocking));
-    if (gpu_transfer_init(gpu) != 0)
+    if (gpu_transfer_init(gpu) != 0 || gpu_bias_act_init(gpu) != 0)
         return -1;
 
     CUDNN_TRY(cudnnCreate(&gpu->cudnn));

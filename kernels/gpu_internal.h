@@ -35,6 +35,9 @@
 #define HD_GPU_THREADS         256 /* threads per block of the element-wise kernels */
 #define HD_GPU_REDUCE_THREADS  512 /* threads per block of the per-channel reductions */
 #define HD_GPU_RECORD_USES     128 /* device ranges a recording notes; past that it waits for every upload */
+#define HD_GPU_BIAS_PARTIALS   65536      /* floats of per-(channel, chunk) sums for the bias gradient */
+#define HD_GPU_BIAS_MAX_CHUNKS 64         /* image ranges a channel's bias gradient is cut into, at most */
+#define HD_GPU_BOUNCE_BYTES    (4u << 20) /* each of the two pinned buffers that pageable uploads go through */
 
 typedef struct {
     uintptr_t begin, end; /* device bytes [begin, end) */
@@ -78,6 +81,11 @@ typedef struct hd_gpu_backend {
     cudaStream_t compute;     /* every op, in call order */
     cudaStream_t copy;        /* host -> device uploads */
     cudaEvent_t compute_tail; /* recorded on compute before an upload; the copy waits for it */
+    /* Pageable sources go through these pinned buffers (HD_GPU_BOUNCE_BYTES each, used in turn):
+     * the host copies into one once the copy stream is done with its last use. */
+    void *bounce[2];
+    cudaEvent_t bounce_done[2]; /* recorded on the copy stream after each copy out of bounce[i] */
+    int bounce_next;
     gpu_pending_upload pending[HD_GPU_PENDING_UPLOADS];
     int pending_count;
     unsigned long long upload_count;
@@ -98,6 +106,9 @@ typedef struct hd_gpu_backend {
     size_t cublas_workspace_bytes;
 
     gpu_record_state record;
+
+    float *bias_partials; /* HD_GPU_BIAS_PARTIALS floats (gpu_bias_act.cu) */
+    size_t bias_partials_count;
 
     char description[512];
 } hd_gpu_backend;
@@ -155,9 +166,17 @@ double gpu_peak_gflops(hd_backend *be);
 void gpu_bias_act_forward(hd_gpu_backend *gpu, float *out, const float *bias, int n, int channels,
                           int spatial, hd_activation act);
 /* With ReLU, zeroes dout where out <= 0 (in place); then dbias[c] = sum over i, s of dout
- * (skipped when dbias is NULL). One block per channel, fixed summation order. */
+ * (skipped when dbias is NULL). A (channel x image-chunk) grid, then the chunks' partial sums in
+ * chunk order: the same result on every run. */
 void gpu_bias_act_backward(hd_gpu_backend *gpu, const float *out, float *dout, float *dbias, int n,
                            int channels, int spatial, hd_activation act);
+/* The image ranges a channel's bias gradient is cut into: from the shape alone (about 4096
+ * elements a range, at most HD_GPU_BIAS_MAX_CHUNKS, at most n, chunks x channels within
+ * `partials`, each range under 2^31 elements); 1 means one block per channel. */
+int gpu_bias_chunks(int n, int channels, int spatial, size_t partials);
+/* Allocates / frees gpu->bias_partials (0 / -1 + hd_fail). */
+int gpu_bias_act_init(hd_gpu_backend *gpu);
+void gpu_bias_act_release(hd_gpu_backend *gpu);
 
 /* ---- the ops, one file each ---- */
 void *gpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape);

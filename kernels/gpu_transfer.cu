@@ -2,6 +2,13 @@
  * host_alloc, host_free, upload, download, zero, fence_record, fence_wait, fence_elapsed_ms).
  *
  * Streams: every op runs on the compute stream, in call order; uploads run on the copy stream.
+ *   - A pinned source (host_alloc) is copied by the DMA engine straight from where it is, so the
+ *     caller keeps it unchanged until a fence (backend.h). A pageable source (malloc, the stack)
+ *     is first copied by the host into one of two pinned bounce buffers, in pieces of
+ *     HD_GPU_BOUNCE_BYTES, and the device copy reads that: CUDA promises that a pageable source
+ *     may be reused when the call returns only for synchronous copies, and backend.h promises
+ *     it to every caller that did not use host_alloc. Before refilling a bounce buffer the host
+ *     waits for the copy out of its previous fill.
  *   - An upload waits (on the copy stream) for all compute work queued before it, so it never
  *     overwrites data that an earlier op still reads or writes.
  *   - It is then pending: the compute stream waits for it only when a later op, download or
@@ -20,6 +27,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 /* ---- pending uploads ---- */
 
@@ -129,6 +137,31 @@ static void gpu_host_free(hd_backend *be, void *ptr) {
 
 /* ---- transfers ---- */
 
+/* Memory from cudaHostAlloc (host_alloc) or registered with CUDA; not malloc's, nor managed. */
+static int host_is_pinned(const void *ptr) {
+    cudaPointerAttributes attr;
+    if (cudaPointerGetAttributes(&attr, ptr) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return attr.type == cudaMemoryTypeHost;
+}
+
+/* A pageable source, through the bounce buffers: when this returns, src may change. */
+static void upload_pageable(hd_gpu_backend *gpu, void *dst, const void *src, size_t bytes) {
+    for (size_t done = 0; done < bytes;) {
+        size_t piece = bytes - done < HD_GPU_BOUNCE_BYTES ? bytes - done : HD_GPU_BOUNCE_BYTES;
+        int slot = gpu->bounce_next;
+        gpu->bounce_next ^= 1;
+        CUDA_CHECK(cudaEventSynchronize(gpu->bounce_done[slot])); /* the copy out of its last fill */
+        memcpy(gpu->bounce[slot], (const char *)src + done, piece);
+        CUDA_CHECK(
+            cudaMemcpyAsync((char *)dst + done, gpu->bounce[slot], piece, cudaMemcpyHostToDevice, gpu->copy));
+        CUDA_CHECK(cudaEventRecord(gpu->bounce_done[slot], gpu->copy));
+        done += piece;
+    }
+}
+
 static void gpu_upload(hd_backend *be, void *dst, const void *src, size_t bytes) {
     hd_gpu_backend *gpu = hd_gpu_from(be);
     gpu_require_not_recording(gpu, "upload");
@@ -137,7 +170,10 @@ static void gpu_upload(hd_backend *be, void *dst, const void *src, size_t bytes)
     gpu_enter(gpu);
     CUDA_CHECK(cudaEventRecord(gpu->compute_tail, gpu->compute));
     CUDA_CHECK(cudaStreamWaitEvent(gpu->copy, gpu->compute_tail, 0));
-    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, gpu->copy));
+    if (host_is_pinned(src))
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, gpu->copy));
+    else
+        upload_pageable(gpu, dst, src, bytes);
     gpu_pending_upload *p = pending_slot(gpu);
     CUDA_CHECK(cudaEventRecord(p->done, gpu->copy));
     p->begin = (uintptr_t)dst;
@@ -222,6 +258,11 @@ int gpu_transfer_init(hd_gpu_backend *gpu) {
     CUDA_TRY(cudaEventCreateWithFlags(&gpu->compute_tail, cudaEventDisableTiming));
     for (int i = 0; i < HD_GPU_PENDING_UPLOADS; i++)
         CUDA_TRY(cudaEventCreateWithFlags(&gpu->pending[i].done, cudaEventDisableTiming));
+    for (int i = 0; i < 2; i++) {
+        CUDA_TRY(
+            cudaEventCreateWithFlags(&gpu->bounce_done[i], cudaEventDisableTiming | cudaEventBlockingSync));
+        CUDA_TRY(cudaHostAlloc(&gpu->bounce[i], HD_GPU_BOUNCE_BYTES, cudaHostAllocPortable));
+    }
     for (int i = 0; i < HD_GPU_FENCE_RING; i++) {
         gpu->fence_token[i] = -1;
         /* Timing stays on for fence_elapsed_ms; blocking sync lets a waiting host sleep. */
@@ -243,6 +284,15 @@ static void destroy_event(cudaEvent_t *event) {
 
 void gpu_transfer_release(hd_gpu_backend *gpu) {
     destroy_event(&gpu->compute_tail);
+    for (int i = 0; i < 2; i++) {
+        destroy_event(&gpu->bounce_done[i]);
+        if (gpu->bounce[i]) { /* the copy stream was synchronised (gpu_release) */
+            cudaError_t err = cudaFreeHost(gpu->bounce[i]);
+            if (err != cudaSuccess)
+                fprintf(stderr, "hd-gpu: warning: cudaFreeHost failed: %s\n", cudaGetErrorString(err));
+            gpu->bounce[i] = NULL;
+        }
+    }
     for (int i = 0; i < HD_GPU_PENDING_UPLOADS; i++)
         destroy_event(&gpu->pending[i].done);
     for (int i = 0; i < HD_GPU_FENCE_RING; i++) {

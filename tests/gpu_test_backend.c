@@ -5,7 +5,8 @@
  * timing ops NULL, and then skips (77). With one it checks: the description names the
  * device, cuDNN and cuBLAS; alloc returns zeroed memory; a pinned upload may be changed after
  * a fence without changing what arrived; an upload waits for the ops queued before it (it
- * must not overwrite data they still read); an op waits for an upload into any part of what
+ * must not overwrite data they still read); a pageable source may change once upload returns;
+ * an op waits for an upload into any part of what
  * it reads, also when the two ranges only partly overlap and when more uploads are pending
  * than the backend tracks at once; zero; many fences (more than the event ring holds);
  * fence_elapsed_ms (positive, no longer than the host saw, NaN for a recycled token);
@@ -237,6 +238,42 @@ done:
     be->ops->free(be, other);
 }
 
+/* A pageable source (malloc) may change as soon as upload returns (backend.h): overwritten at
+ * once, while the copy stream still waits for ops queued before the upload, the data that
+ * arrives must be what the source held at the call. Sizes: under one bounce buffer, and 20 MiB,
+ * which passes through both bounce buffers more than once. */
+static void check_pageable_upload(hd_backend *be, uint64_t *rng) {
+    const size_t busy_count = (size_t)16 << 20;
+    const size_t counts[2] = {1000, (size_t)5 << 20};
+    float *busy_in = be->ops->alloc(be, busy_count), *busy_out = be->ops->alloc(be, busy_count);
+    for (int t = 0; t < 2; t++) {
+        size_t count = counts[t], bytes = count * sizeof(float);
+        float *dev = be->ops->alloc(be, count);
+        float *src = malloc(bytes), *want = malloc(bytes), *back = malloc(bytes);
+        CHECK(busy_in && busy_out && dev && src && want && back, "allocation failed: %s", hd_last_error());
+        if (busy_in && busy_out && dev && src && want && back) {
+            test_fill_uniform(src, count, 1.0f, 2.0f, rng);
+            memcpy(want, src, bytes);
+            for (int pass = 0; pass < 8; pass++) /* keeps the compute stream, and so the upload, waiting */
+                be->ops->dropout_forward(be, busy_count, 0.0f, 1, 0, NULL, busy_in, busy_out);
+            be->ops->upload(be, dev, src, bytes);
+            for (size_t i = 0; i < count; i++)
+                src[i] = -1.0f;
+            be->ops->download(be, back, dev, bytes);
+            CHECK(
+                memcmp(back, want, bytes) == 0,
+                "%zu floats from pageable memory: what arrived changed with the source after upload returned",
+                count);
+        }
+        be->ops->free(be, dev);
+        free(src);
+        free(want);
+        free(back);
+    }
+    be->ops->free(be, busy_in);
+    be->ops->free(be, busy_out);
+}
+
 int main(void) {
     uint64_t rng = test_fresh_seed();
     check_cpu_timing_ops();
@@ -275,6 +312,7 @@ int main(void) {
 
     check_transfers(be, &rng);
     check_large_transfer_ordering(be, &rng);
+    check_pageable_upload(be, &rng);
     check_timing(be);
 
     if (gpu_under_sanitizer()) {

@@ -6,7 +6,9 @@
  * backends (an op that used the max_batch descriptors would write them). Backward passes
  * get identical `out` tensors on both sides (the CPU's), so the ReLU mask is the same and
  * the comparison measures the arithmetic alone. Shapes: the default network's layers at
- * full batch, a smaller last batch and a batch of 1; padding; no activation; din skipped;
+ * full batch, a smaller last batch and a batch of 1; padding; no activation; din skipped; a
+ * batch whose bias gradient is summed over several image ranges, and that sum bit for bit the
+ * same when run again;
  * pooling that leaves rows uncovered; pooling with ties.
  *
  * Tolerances (tests/test_util/tolerances.h): outputs and gradients GPU_TOL_RTOL with
@@ -113,6 +115,17 @@ static void test_conv(const backend_pair *p, hd_conv_shape s, const int *batches
         compare(p, name, dw[1], dw[0], w_n, 0);
         snprintf(name, sizeof name, "conv n=%d dbias", n);
         compare(p, name, db[1], db[0], (size_t)s.out_c, 0);
+
+        /* The bias gradient is summed in a fixed order (per image range, then the ranges in
+         * order): the same inputs again give the same bits. (dout is masked already: masking
+         * again changes nothing.) */
+        float *first = gpu_host_copy(p->gpu, db[1], (size_t)s.out_c);
+        p->gpu->ops->conv2d_backward(p->gpu, plan[1], n, in[1], w[1], out[1], dout[1], NULL, dw[1], db[1]);
+        float *again = gpu_host_copy(p->gpu, db[1], (size_t)s.out_c);
+        CHECK(first && again && memcmp(first, again, (size_t)s.out_c * sizeof(float)) == 0,
+              "conv n=%d dbias: a second run with the same inputs gave other bits", n);
+        free(first);
+        free(again);
     }
 done:
     for (int k = 0; k < 2; k++) {
@@ -300,8 +313,45 @@ static void test_tf32(hd_backend *cpu, hd_backend *tf32, int conv, uint64_t *rng
     free(ref);
 }
 
+#ifdef HD_WITH_CUDA
+/* kernels/gpu_internal.h (which needs the CUDA headers): host code, so checked with or without a GPU. */
+int gpu_bias_chunks(int n, int channels, int spatial, size_t partials);
+
+/* The image ranges the bias gradient is cut into: from the shape alone, about 4096 elements of a
+ * channel each, at most 64 and at most n, chunks x channels within the partial sums, and each range
+ * under 2^31 elements (32-bit indices). */
+static void check_bias_chunks(void) {
+    static const struct {
+        int n, channels, spatial;
+        size_t partials;
+        int want;
+    } cases[] = {
+        {128, 32, 676, 65536, 22},    /* conv1: 86528 elements a channel */
+        {96, 32, 676, 65536, 16},     /* a smaller last batch */
+        {1, 32, 676, 65536, 1},       /* one image: one range */
+        {64, 64, 121, 65536, 2},      /* conv2 */
+        {128, 128, 1, 65536, 1},      /* dense: 128 elements a feature */
+        {256, 8, 100, 65536, 7},      /* gpu_test_layers' "wide" shape */
+        {4096, 32, 676, 65536, 64},   /* at most 64 ranges */
+        {100000, 4000, 1, 65536, 16}, /* 25 wanted; the partial sums hold 16 per channel */
+        {20000, 70000, 1, 65536, 1},  /* more channels than partial sums: one block each */
+        {3, 1, 1 << 30, 65536, 3},    /* 2^30 elements an image: one image a range */
+        {0, 32, 676, 65536, 1},       /* nothing to sum */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got = gpu_bias_chunks(cases[i].n, cases[i].channels, cases[i].spatial, cases[i].partials);
+        CHECK(got == cases[i].want,
+              "gpu_bias_chunks(n %d, channels %d, spatial %d, partials %zu) = %d, expected %d", cases[i].n,
+              cases[i].channels, cases[i].spatial, cases[i].partials, got, cases[i].want);
+    }
+}
+#endif
+
 int main(void) {
     uint64_t rng = test_fresh_seed();
+#ifdef HD_WITH_CUDA
+    check_bias_chunks();
+#endif
     hd_gpu_options gpu_opts = {.device = 0,
                                .verbose = 1}; /* verbose: the chosen cuDNN algorithms are printed */
     backend_pair p;
@@ -319,6 +369,11 @@ int main(void) {
     hd_conv_shape padded = {10, 3, 9, 7, 5, 3, 1, 9, 7, HD_ACT_NONE};
     const int padded_batches[] = {10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 10};
     test_conv(&p, padded, padded_batches, 12, 0, &rng);
+    /* No activation, and batches whose bias gradient is cut into several image ranges, the last
+     * one shorter (256 x 100 positions: 7 ranges of up to 37 images; 255: the last of 33). */
+    hd_conv_shape wide = {256, 1, 12, 12, 8, 3, 0, 10, 10, HD_ACT_NONE};
+    const int wide_batches[] = {256, 255, 41};
+    test_conv(&p, wide, wide_batches, 3, 0, &rng);
 
     hd_pool_shape pool1 = {128, 32, 26, 26, 2, 13, 13};
     const int pool1_batches[] = {128, 96, 1};

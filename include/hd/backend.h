@@ -72,7 +72,8 @@ struct hd_backend_ops {
     void (*host_free)(hd_backend *be, void *ptr);
     /* Host -> backend copy. May return before the copy is done when `src` came from
      * host_alloc: the host must not change `src` until a fence recorded after the upload
-     * has been waited for. Later ops see the copied data. */
+     * has been waited for. Any other `src` may change as soon as upload returns (the GPU
+     * backend stages it through pinned buffers). Later ops see the copied data. */
     void (*upload)(hd_backend *be, void *dst, const void *src, size_t bytes);
     /* Backend -> host copy; returns when the data is on the host (waits for queued work). */
     void (*download)(hd_backend *be, void *dst, const void *src, size_t bytes);
