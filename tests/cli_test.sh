@@ -53,7 +53,7 @@ expect 2 "unknown command 'frobnicate'" -- "$bin" frobnicate
 expect 2 "usage" -- "$bin"
 expect 0 "--epochs N" -- "$bin" train --help
 expect 0 "--model FILE" -- "$bin" eval --help
-expect 2 "unknown option or missing value: '--bogus'" -- "$bin" train --bogus
+expect 2 "unknown option '--bogus'" -- "$bin" train --bogus
 expect 2 "--epochs '0'" -- "$bin" train --epochs 0
 expect 2 "--device 'gpu7'" -- "$bin" train --device gpu7 --data "$tmp" --no-download
 expect 2 "--model FILE is required" -- "$bin" eval
@@ -72,9 +72,9 @@ if [ -n "${HD_TEST_DATA_DIR:-}" ] && [ -f "$HD_TEST_DATA_DIR/train-images-idx3-u
         # predict through the real program (test_predict_command checks what it prints against the
         # model): a hand-drawn digit is classified, a missing file fails naming itself, the others still run.
         digits=$(dirname "$0")/data/handdrawn
-        expect 0 "one\.png: [0-9] \([0-9.]+%\), [0-9] \([0-9.]+%\), [0-9] \([0-9.]+%\)$" -- \
+        expect 0 "one\.png: [0-9] \([0-9.]+%\), [0-9] \([0-9.]+%\), [0-9] \([0-9.]+%\)( \[low confidence\])?$" -- \
             "$bin" predict --model "$tmp/r1/best.safetensors" --device cpu "$digits/one.png"
-        expect 1 "no-such\.png: cannot open" -- "$bin" predict --model "$tmp/r1/best.safetensors" --device cpu \
+        expect 1 "no-such\.png: error: cannot open" -- "$bin" predict --model "$tmp/r1/best.safetensors" --device cpu \
             "$tmp/no-such.png" "$digits/seven.png"
         expect 1 "seven\.png: [0-9] \(" -- "$bin" predict --model "$tmp/r1/best.safetensors" --device cpu \
             "$tmp/no-such.png" "$digits/seven.png"

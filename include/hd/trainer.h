@@ -21,6 +21,7 @@ typedef struct {
     hd_optimizer_kind optimizer;
     float lr;
     float momentum;
+    int nesterov; /* SGD: Nesterov momentum */
     uint64_t seed;
     double val_fraction;
     int es_patience;     /* early stopping: epochs without val-loss improvement */
