@@ -10,3 +10,7 @@ add_test(NAME cli_exit_codes COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_test.s
 set(HD_CLI_TEST_ENV "HD_TEST_DATA_DIR=${CMAKE_SOURCE_DIR}/data/mnist" ${HD_TSAN_TEST_ENV})
 set_tests_properties(cli_exit_codes PROPERTIES ENVIRONMENT "${HD_CLI_TEST_ENV}"
   SKIP_RETURN_CODE 77)
+# cmake --install into a temporary DESTDIR: the program, the man page and the completion land under the
+# prefix, and the installed program runs.
+add_test(NAME install_tree COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/install_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(install_tree PROPERTIES ENVIRONMENT "${HD_TSAN_TEST_ENV}")
