@@ -20,19 +20,19 @@ static int set_device(void *s, const char *v) {
     return 0;
 }
 static int set_no_fallback(void *s, const char *v) {
-    return ((hd_device_options *)s)->no_fallback = 1, 0;
+    return (void)v, ((hd_device_options *)s)->no_fallback = 1, 0;
 }
 static int set_threads(void *s, const char *v) {
     return hd_cli_int(v, 0, 256, &((hd_device_options *)s)->threads);
 }
 static int set_deterministic(void *s, const char *v) {
-    return ((hd_device_options *)s)->deterministic = 1, 0;
+    return (void)v, ((hd_device_options *)s)->deterministic = 1, 0;
 }
 static int set_tf32(void *s, const char *v) {
-    return ((hd_device_options *)s)->allow_tf32 = 1, 0;
+    return (void)v, ((hd_device_options *)s)->allow_tf32 = 1, 0;
 }
 static int set_no_graph(void *s, const char *v) {
-    return ((hd_device_options *)s)->no_graphs = 1, 0;
+    return (void)v, ((hd_device_options *)s)->no_graphs = 1, 0;
 }
 
 const hd_cli_option hd_device_cli_options[5] = {

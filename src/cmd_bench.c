@@ -38,7 +38,7 @@ static int parse_batches(const char *value, hd_bench_config *config) {
 #define B(s) ((bench_settings *)(s))
 #define C(s) (&B(s)->config)
 static int set_quick(void *s, const char *v) {
-    return hd_bench_config_quick(C(s)), 0;
+    return (void)v, hd_bench_config_quick(C(s)), 0;
 }
 static int set_batches(void *s, const char *v) {
     return parse_batches(v, C(s));
@@ -71,7 +71,7 @@ static int set_spec(void *s, const char *v) {
     return C(s)->spec = v, 0;
 }
 static int set_mnist(void *s, const char *v) {
-    return C(s)->real_data = 1, 0;
+    return (void)v, C(s)->real_data = 1, 0;
 }
 static int set_data(void *s, const char *v) {
     return C(s)->data_dir = v, C(s)->real_data = 1, 0;

@@ -28,13 +28,13 @@ static int set_data(void *s, const char *v) {
     return E(s)->data.data_dir = v, 0;
 }
 static int set_no_download(void *s, const char *v) {
-    return E(s)->data.allow_download = 0, 0;
+    return (void)v, E(s)->data.allow_download = 0, 0;
 }
 static int set_batch_size(void *s, const char *v) {
     return hd_cli_int(v, 1, 65536, &E(s)->batch);
 }
 static int set_quiet(void *s, const char *v) {
-    return E(s)->data.quiet = E(s)->dev.quiet = 1, 0;
+    return (void)v, E(s)->data.quiet = E(s)->dev.quiet = 1, 0;
 }
 #undef E
 

@@ -32,7 +32,7 @@ static int set_model(void *s, const char *v) {
     return P(s)->model = v, 0;
 }
 static int set_json(void *s, const char *v) {
-    return P(s)->format.json = 1, 0;
+    return (void)v, P(s)->format.json = 1, 0;
 }
 static int set_low(void *s, const char *v) {
     return hd_cli_real(v, 0, 1, &P(s)->format.low_confidence);
@@ -41,7 +41,7 @@ static int set_save(void *s, const char *v) {
     return P(s)->save_dir = v, 0;
 }
 static int set_quiet(void *s, const char *v) {
-    return P(s)->dev.quiet = 1, 0;
+    return (void)v, P(s)->dev.quiet = 1, 0;
 }
 #undef P
 

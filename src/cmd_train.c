@@ -32,7 +32,7 @@ static int set_mirror(void *s, const char *v) {
     return T(s)->mirrors[T(s)->n_mirrors++] = v, 0;
 }
 static int set_no_download(void *s, const char *v) {
-    return T(s)->data.allow_download = 0, 0;
+    return (void)v, T(s)->data.allow_download = 0, 0;
 }
 static int set_train_limit(void *s, const char *v) {
     return hd_cli_int(v, 1, 1000000000, &T(s)->cfg.train_limit);
@@ -54,7 +54,7 @@ static int set_momentum(void *s, const char *v) {
     return hd_cli_float(v, 0, 0.9999, &T(s)->cfg.momentum);
 }
 static int set_nesterov(void *s, const char *v) {
-    return T(s)->cfg.nesterov = 1, 0;
+    return (void)v, T(s)->cfg.nesterov = 1, 0;
 }
 static int set_batch_size(void *s, const char *v) {
     return hd_cli_int(v, 1, 65536, &T(s)->cfg.batch);
@@ -68,7 +68,7 @@ static int set_seed(void *s, const char *v) {
                                                              : (T(s)->cfg.seed = (uint64_t)seed, 0);
 }
 static int set_no_augment(void *s, const char *v) {
-    return T(s)->cfg.augment = 0, 0;
+    return (void)v, T(s)->cfg.augment = 0, 0;
 }
 static int set_val_split(void *s, const char *v) {
     return hd_cli_real(v, 0, 0.9, &T(s)->cfg.val_fraction);
@@ -92,19 +92,19 @@ static int set_resume(void *s, const char *v) {
     return T(s)->cfg.resume = 1, set_run_dir(s, v);
 }
 static int set_no_report(void *s, const char *v) {
-    return T(s)->cfg.report = 0, 0;
+    return (void)v, T(s)->cfg.report = 0, 0;
 }
 static int set_progress(void *s, const char *v) {
-    return T(s)->progress = 1, 0;
+    return (void)v, T(s)->progress = 1, 0;
 }
 static int set_no_progress(void *s, const char *v) {
-    return T(s)->progress = 0, 0;
+    return (void)v, T(s)->progress = 0, 0;
 }
 static int set_time_to_accuracy(void *s, const char *v) {
     return hd_cli_real(v, 0.01, 1, &T(s)->cfg.time_to_accuracy);
 }
 static int set_quiet(void *s, const char *v) {
-    return T(s)->cfg.quiet = T(s)->data.quiet = T(s)->dev.quiet = 1, 0;
+    return (void)v, T(s)->cfg.quiet = T(s)->data.quiet = T(s)->dev.quiet = 1, 0;
 }
 #undef T
 

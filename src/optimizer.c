@@ -28,7 +28,7 @@ const char *hd_optimizer_name(hd_optimizer_kind kind) {
 }
 
 const char *hd_optimizer_names(void) {
-    return OPTIMIZERS(AS_WORD) + 1; /* past the first space */
+    return &(OPTIMIZERS(AS_WORD))[1]; /* past the first space */
 }
 
 int hd_optimizer_parse(const char *name, hd_optimizer_kind *kind) {

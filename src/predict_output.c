@@ -64,6 +64,10 @@ static void softmax_ranked(const float *logits, int classes, double *prob, int *
 
 void hd_predict_print(FILE *out, const hd_predict_format *fmt, const char *file, const float *logits,
                       int classes) {
+    if (classes < 1) {
+        hd_predict_print_error(out, fmt, file, "the model has no classes");
+        return;
+    }
     double *prob = malloc((size_t)classes * sizeof *prob);
     int *order = malloc((size_t)classes * sizeof *order);
     if (!prob || !order) {
