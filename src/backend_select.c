@@ -7,12 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static hd_backend *fall_back(const char *why, int no_fallback, const hd_cpu_options *cpu) {
+static hd_backend *fall_back(const char *why, int no_fallback, const hd_cpu_options *cpu, int quiet) {
     if (no_fallback) {
         hd_fail("%s (and --no-fallback was given)", why);
         return NULL;
     }
-    fprintf(stderr, "hd-gpu: %s; using the CPU backend\n", why);
+    if (!quiet)
+        fprintf(stderr, "hd-gpu: %s; using the CPU backend\n", why);
     return hd_cpu_backend_create(cpu);
 }
 
@@ -44,7 +45,7 @@ hd_backend *hd_backend_open(const char *device, int no_fallback, const hd_cpu_op
         char reason[512], why[600];
         hd_gpu_list_devices(reason, sizeof reason); /* the CUDA runtime's reason, or no CUDA in this build */
         snprintf(why, sizeof why, "no usable GPU %s", reason);
-        return fall_back(why, no_fallback, cpu);
+        return fall_back(why, no_fallback, cpu, options.quiet_fallback);
     }
     if (options.device >= count) {
         char list[2048];
@@ -57,5 +58,5 @@ hd_backend *hd_backend_open(const char *device, int no_fallback, const hd_cpu_op
         return be;
     char why[1200];
     snprintf(why, sizeof why, "GPU %d unusable: %s", options.device, hd_last_error());
-    return fall_back(why, no_fallback, cpu);
+    return fall_back(why, no_fallback, cpu, options.quiet_fallback);
 }

@@ -10,171 +10,123 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *out) {
-    fprintf(
-        out,
-        "usage: hd-gpu bench [options]\n"
-        "Times steady-state training (batches resident on the device, after warm-up, median [min, max] of\n"
-        "repeats), inference, single-image latency and start-up, against the device's measured FP32 rate.\n"
-        "%s"
-        "  --quick            short run (fewer steps and repeats), for development and CI\n"
-        "  --batches LIST     training batch sizes, comma separated (default 64,128,256,512)\n"
-        "  --repeats N        timed repeats per figure (default 5)\n"
-        "  --warmup N         untimed steps first (default 5)\n"
-        "  --min-steps N      timed steps per repeat, at least (default 10)\n"
-        "  --min-time S       ... and enough to last S seconds (default 0.5)\n"
-        "  --infer-batch N    inference batch (default 1024)\n"
-        "  --latency-iters N  single-image latency samples (default 200)\n"
-        "  --peak-size N      N x N x N SGEMM for the FP32 peak (default 2048)\n"
-        "  --resident N       distinct batches uploaded once and cycled (default 4)\n"
-        "  --spec SPEC        model spec (default the Keras MNIST CNN)\n"
-        "  --mnist            train on MNIST images (default: synthetic images)\n"
-        "  --data DIR         MNIST directory (implies --mnist)\n"
-        "  --seed N           weights and synthetic data seed (default 42)\n"
-        "  --json PATH        write the JSON report (- for stdout)\n"
-        "  --markdown PATH    write the Markdown report (- for stdout; the default when no --json)\n",
-        hd_device_options_usage());
-}
-
-static int parse_int(const char *option, const char *value, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(value, &end, 10);
-    if (errno || end == value || *end || v < lo || v > hi) {
-        fprintf(stderr, "hd-gpu bench: %s '%s': expected an integer in %ld..%ld\n", option, value, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
+typedef struct {
+    hd_bench_config config;
+    const char *json_path, *markdown_path;
+} bench_settings;
 
 static int parse_batches(const char *value, hd_bench_config *config) {
     char copy[256];
-    if (strlen(value) >= sizeof(copy)) {
-        fprintf(stderr, "hd-gpu bench: --batches: list too long\n");
-        return -1;
-    }
+    if (strlen(value) >= sizeof(copy))
+        return hd_fail("list too long");
     snprintf(copy, sizeof(copy), "%s", value);
     config->n_batch_sizes = 0;
     char *save = NULL;
     for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-        long batch;
-        if (config->n_batch_sizes == HD_BENCH_MAX_BATCHES) {
-            fprintf(stderr, "hd-gpu bench: --batches: at most %d sizes\n", HD_BENCH_MAX_BATCHES);
-            return -1;
-        }
-        if (parse_int("--batches", item, 1, 65536, &batch) != 0)
-            return -1;
-        config->batch_sizes[config->n_batch_sizes++] = (int)batch;
+        int batch;
+        if (config->n_batch_sizes == HD_BENCH_MAX_BATCHES)
+            return hd_fail("at most %d sizes", HD_BENCH_MAX_BATCHES);
+        if (hd_cli_int(item, 1, 65536, &batch) != 0)
+            return hd_fail("'%s': expected batch sizes in [1, 65536], comma separated", item);
+        config->batch_sizes[config->n_batch_sizes++] = batch;
     }
-    if (config->n_batch_sizes == 0) {
-        fprintf(stderr, "hd-gpu bench: --batches: empty list\n");
-        return -1;
-    }
+    if (config->n_batch_sizes == 0)
+        return hd_fail("empty list");
     return 0;
 }
 
-typedef struct {
-    const char *json_path, *markdown_path;
-} report_paths;
-
-/* The options that take an integer: where it goes and its range. */
-typedef struct {
-    const char *name;
-    int *field;
-    long lo, hi;
-} int_option;
-
-/* One option that takes a value (argv[*i + 1]); 1 consumed, 0 not ours, -1 bad. */
-static int parse_valued(hd_bench_config *c, report_paths *paths, int argc, char **argv, int *i) {
-    const int_option ints[] = {
-        {"--repeats", &c->repeats, 1, 64},
-        {"--warmup", &c->warmup_steps, 0, 100000},
-        {"--min-steps", &c->min_steps, 1, 100000},
-        {"--infer-batch", &c->infer_batch, 1, 65536},
-        {"--latency-iters", &c->latency_iters, 1, 100000},
-        {"--peak-size", &c->peak_size, 16, 16384},
-        {"--resident", &c->resident_batches, 1, 1024},
-    };
-    static const char *const others[] = {"--batches", "--min-time", "--spec",    "--data",
-                                         "--seed",    "--json",     "--markdown"};
-    const char *opt = argv[*i];
-    const int_option *int_opt = NULL;
-    for (size_t k = 0; k < sizeof(ints) / sizeof(ints[0]); k++)
-        if (strcmp(opt, ints[k].name) == 0)
-            int_opt = &ints[k];
-    int known = int_opt != NULL;
-    for (size_t k = 0; k < sizeof(others) / sizeof(others[0]); k++)
-        known |= strcmp(opt, others[k]) == 0;
-    if (!known)
-        return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "hd-gpu bench: %s needs a value\n", opt);
-        return -1;
-    }
-    const char *value = argv[++*i];
-    long v;
-    if (int_opt) {
-        if (parse_int(opt, value, int_opt->lo, int_opt->hi, &v) != 0)
-            return -1;
-        *int_opt->field = (int)v;
-    } else if (strcmp(opt, "--batches") == 0) {
-        return parse_batches(value, c) == 0 ? 1 : -1;
-    } else if (strcmp(opt, "--min-time") == 0) {
-        char *end;
-        double seconds = strtod(value, &end);
-        if (end == value || *end || !(seconds >= 0.0 && seconds <= 600.0)) {
-            fprintf(stderr, "hd-gpu bench: --min-time '%s': expected seconds in 0..600\n", value);
-            return -1;
-        }
-        c->min_repeat_s = seconds;
-    } else if (strcmp(opt, "--seed") == 0) {
-        if (parse_int(opt, value, 0, 0x7fffffffL, &v) != 0)
-            return -1;
-        c->seed = (uint64_t)v;
-    } else if (strcmp(opt, "--spec") == 0) {
-        c->spec = value;
-    } else if (strcmp(opt, "--data") == 0) {
-        c->data_dir = value;
-        c->real_data = 1;
-    } else if (strcmp(opt, "--json") == 0) {
-        paths->json_path = value;
-    } else {
-        paths->markdown_path = value;
-    }
-    return 1;
+#define B(s) ((bench_settings *)(s))
+#define C(s) (&B(s)->config)
+static int set_quick(void *s, const char *v) {
+    return (void)v, hd_bench_config_quick(C(s)), 0;
 }
-
-static int parse_args(hd_bench_config *config, report_paths *paths, int argc, char **argv) {
-    for (int i = 0; i < argc; i++) /* --quick first, so that explicit options override it */
-        if (strcmp(argv[i], "--quick") == 0)
-            hd_bench_config_quick(config);
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 1;
-        }
-        if (strcmp(argv[i], "--quick") == 0)
-            continue;
-        if (strcmp(argv[i], "--mnist") == 0) {
-            config->real_data = 1;
-            continue;
-        }
-        int rc = hd_device_options_parse(&config->dev, argc, argv, &i);
-        if (rc == 0)
-            rc = parse_valued(config, paths, argc, argv, &i);
-        if (rc < 0)
-            return -1;
-        if (rc == 0) {
-            fprintf(stderr, "hd-gpu bench: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return -1;
-        }
-    }
-    if (!paths->json_path && !paths->markdown_path)
-        paths->markdown_path = "-";
-    return 0;
+static int set_batches(void *s, const char *v) {
+    return parse_batches(v, C(s));
 }
+static int set_repeats(void *s, const char *v) {
+    return hd_cli_int(v, 1, 64, &C(s)->repeats);
+}
+static int set_warmup(void *s, const char *v) {
+    return hd_cli_int(v, 0, 100000, &C(s)->warmup_steps);
+}
+static int set_min_steps(void *s, const char *v) {
+    return hd_cli_int(v, 1, 100000, &C(s)->min_steps);
+}
+static int set_min_time(void *s, const char *v) {
+    return hd_cli_real(v, 0, 600, &C(s)->min_repeat_s);
+}
+static int set_infer_batch(void *s, const char *v) {
+    return hd_cli_int(v, 1, 65536, &C(s)->infer_batch);
+}
+static int set_latency_iters(void *s, const char *v) {
+    return hd_cli_int(v, 1, 100000, &C(s)->latency_iters);
+}
+static int set_peak_size(void *s, const char *v) {
+    return hd_cli_int(v, 16, 16384, &C(s)->peak_size);
+}
+static int set_resident(void *s, const char *v) {
+    return hd_cli_int(v, 1, 1024, &C(s)->resident_batches);
+}
+static int set_spec(void *s, const char *v) {
+    return C(s)->spec = v, 0;
+}
+static int set_mnist(void *s, const char *v) {
+    return (void)v, C(s)->real_data = 1, 0;
+}
+static int set_data(void *s, const char *v) {
+    return C(s)->data_dir = v, C(s)->real_data = 1, 0;
+}
+static int set_seed(void *s, const char *v) {
+    int seed;
+    return hd_cli_int(v, 0, 0x7fffffff, &seed) ? -1 : (C(s)->seed = (uint64_t)seed, 0);
+}
+static int set_json(void *s, const char *v) {
+    return B(s)->json_path = v, 0;
+}
+static int set_markdown(void *s, const char *v) {
+    return B(s)->markdown_path = v, 0;
+}
+#undef C
+#undef B
+
+static const hd_cli_option bench_options[] = {
+    HD_CLI_OPTION_EARLY("quick", NULL, set_quick,
+                        "short run (fewer steps and repeats), for development and CI;\n"
+                        "the other options override it, in any order"),
+    HD_CLI_OPTION("batches", "LIST", set_batches,
+                  "training batch sizes, comma separated (default 64,128,256,512)"),
+    HD_CLI_OPTION("repeats", "N", set_repeats, "timed repeats per figure (default 5)"),
+    HD_CLI_OPTION("warmup", "N", set_warmup, "untimed steps first (default 5)"),
+    HD_CLI_OPTION("min-steps", "N", set_min_steps, "timed steps per repeat, at least (default 10)"),
+    HD_CLI_OPTION("min-time", "S", set_min_time, "... and enough to last S seconds (default 0.5)"),
+    HD_CLI_OPTION("infer-batch", "N", set_infer_batch, "inference batch (default 1024)"),
+    HD_CLI_OPTION("latency-iters", "N", set_latency_iters, "single-image latency samples (default 200)"),
+    HD_CLI_OPTION("peak-size", "N", set_peak_size, "N x N x N SGEMM for the FP32 peak (default 2048)"),
+    HD_CLI_OPTION("resident", "N", set_resident, "distinct batches uploaded once and cycled (default 4)"),
+    HD_CLI_OPTION("spec", "SPEC", set_spec, "model spec (default the Keras MNIST CNN)"),
+    HD_CLI_OPTION("mnist", NULL, set_mnist, "train on MNIST images (default: synthetic images)"),
+    HD_CLI_OPTION("data", "DIR", set_data, "MNIST directory (implies --mnist)"),
+    HD_CLI_OPTION("seed", "N", set_seed, "weights and synthetic data seed (default 42)"),
+    HD_CLI_OPTION("json", "PATH", set_json, "write the JSON report (- for stdout)"),
+    HD_CLI_OPTION("markdown", "PATH", set_markdown,
+                  "write the Markdown report (- for stdout; the default when no --json)"),
+};
+static const hd_cli_group bench_groups[] = {
+    HD_CLI_GROUP_WHOLE(NULL, bench_options),
+    HD_CLI_GROUP("Device:", hd_device_cli_options, bench_settings, config.dev),
+    HD_CLI_GROUP(NULL, hd_graph_cli_options, bench_settings, config.dev),
+};
+const hd_cli_command hd_cli_bench = {
+    .name = "bench",
+    .summary = "measure training and inference speed",
+    .synopsis = "[options]",
+    .description =
+        "Times steady-state training (batches resident on the device, after warm-up, median [min, max] of\n"
+        "repeats), inference, single-image latency and start-up, against the device's measured FP32 rate.",
+    .groups = bench_groups,
+    .n_groups = sizeof bench_groups / sizeof bench_groups[0],
+    .run = hd_cmd_bench,
+};
 
 static int write_report(const char *path, char *text) {
     if (!text)
@@ -191,12 +143,19 @@ static int write_report(const char *path, char *text) {
 }
 
 int hd_cmd_bench(int argc, char **argv) {
-    hd_bench_config config;
-    hd_bench_config_defaults(&config);
-    report_paths paths = {NULL, NULL};
-    int parsed = parse_args(&config, &paths, argc, argv);
+    bench_settings s;
+    memset(&s, 0, sizeof s);
+    hd_bench_config_defaults(&s.config);
+    int first_operand;
+    int parsed = hd_cli_parse(&hd_cli_bench, &s, argc, argv, &first_operand);
     if (parsed != 0)
         return parsed > 0 ? HD_EXIT_OK : HD_EXIT_USAGE;
+    if (!s.json_path && !s.markdown_path)
+        s.markdown_path = "-";
+    hd_bench_config config = s.config;
+    struct {
+        const char *json_path, *markdown_path;
+    } paths = {s.json_path, s.markdown_path};
 
     hd_bench_result result;
     if (hd_bench_run(&config, &result) != 0) {

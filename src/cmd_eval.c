@@ -1,9 +1,11 @@
-/* cmd_eval.c: `hd-gpu eval --model FILE`: test-set accuracy, per-class accuracy and the
- * confusion matrix of a saved model. */
+/* cmd_eval.c: `hd-gpu eval --model FILE|RUN_DIR`: test-set accuracy, per-class accuracy and the
+ * confusion matrix of a saved model. The arguments, the checkpoint and the test set are checked
+ * before the device is opened, so that its notice (no usable GPU) comes after any of their errors. */
 #include "hd/cli.h"
 #include "hd/common.h"
 #include "hd/evaluate.h"
 #include "hd/mnist.h"
+#include "hd/safetensors.h"
 #include "model_load.h"
 #include "train_finish.h"
 
@@ -11,75 +13,122 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void eval_usage(FILE *out) {
-    fprintf(out,
-            "usage: hd-gpu eval --model FILE [--data DIR] [--no-download] [--batch-size N] [device options]\n"
-            "Evaluates a checkpoint (e.g. RUN_DIR/best.safetensors) on the MNIST test set.\n%s",
-            hd_device_options_usage());
+typedef struct {
+    hd_device_options dev;
+    hd_mnist_options data;
+    const char *model;
+    int batch;
+} eval_settings;
+
+#define E(s) ((eval_settings *)(s))
+static int set_model(void *s, const char *v) {
+    return E(s)->model = v, 0;
+}
+static int set_data(void *s, const char *v) {
+    return E(s)->data.data_dir = v, 0;
+}
+static int set_no_download(void *s, const char *v) {
+    return (void)v, E(s)->data.allow_download = 0, 0;
+}
+static int set_batch_size(void *s, const char *v) {
+    return hd_cli_int(v, 1, 65536, &E(s)->batch);
+}
+static int set_quiet(void *s, const char *v) {
+    return (void)v, E(s)->data.quiet = E(s)->dev.quiet = 1, 0;
+}
+#undef E
+
+static const hd_cli_option eval_options[] = {
+    HD_CLI_OPTION("model", "FILE", set_model,
+                  "checkpoint (RUN_DIR/best.safetensors), or a run directory (required)"),
+    HD_CLI_OPTION("data", "DIR", set_data,
+                  "MNIST directory (default: $HD_DATA_DIR, then the cache, downloading)"),
+    HD_CLI_OPTION("no-download", NULL, set_no_download, "fail instead of downloading"),
+    HD_CLI_OPTION("batch-size", "N", set_batch_size, "images per forward pass (default 1000)"),
+    HD_CLI_OPTION("quiet", NULL, set_quiet, "no notices (CPU fallback, download progress); the results only"),
+};
+static const hd_cli_group eval_groups[] = {
+    HD_CLI_GROUP_WHOLE(NULL, eval_options),
+    HD_CLI_GROUP("Device:", hd_device_cli_options, eval_settings, dev),
+};
+const hd_cli_command hd_cli_eval = {
+    .name = "eval",
+    .summary = "evaluate a saved model on the test set (--model FILE or RUN_DIR)",
+    .synopsis = "--model FILE|RUN_DIR [options]",
+    .description = "Evaluates a checkpoint (e.g. RUN_DIR/best.safetensors) on the MNIST test set.",
+    .groups = eval_groups,
+    .n_groups = sizeof eval_groups / sizeof eval_groups[0],
+    .run = hd_cmd_eval,
+};
+
+/* The checkpoint opens and reads as one (its header and metadata), before any device is opened. */
+static int check_checkpoint(const char *path) {
+    hd_safetensors *file = NULL;
+    if (hd_safetensors_read(path, &file) != 0)
+        return -1;
+    hd_safetensors_free(file);
+    return 0;
 }
 
-int hd_cmd_eval(int argc, char **argv) {
-    hd_device_options dev;
-    hd_device_options_defaults(&dev);
-    hd_mnist_options data;
-    hd_mnist_options_defaults(&data);
-    const char *model_path = NULL;
-    int batch = 1000;
-    for (int i = 0; i < argc; i++) {
-        int dev_rc = hd_device_options_parse(&dev, argc, argv, &i);
-        if (dev_rc < 0)
-            return HD_EXIT_USAGE;
-        if (dev_rc > 0)
-            continue;
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            eval_usage(stdout);
-            return HD_EXIT_OK;
-        } else if (strcmp(argv[i], "--no-download") == 0) {
-            data.allow_download = 0;
-        } else if (i + 1 < argc && strcmp(argv[i], "--model") == 0) {
-            model_path = argv[++i];
-        } else if (i + 1 < argc && strcmp(argv[i], "--data") == 0) {
-            data.data_dir = argv[++i];
-        } else if (i + 1 < argc && strcmp(argv[i], "--batch-size") == 0) {
-            batch = atoi(argv[++i]);
-            if (batch < 1 || batch > 65536) {
-                fprintf(stderr, "hd-gpu eval: --batch-size '%s': expected 1 to 65536\n", argv[i]);
-                return HD_EXIT_USAGE;
-            }
-        } else {
-            fprintf(stderr, "hd-gpu eval: unknown option or missing value: '%s' (see --help)\n", argv[i]);
-            return HD_EXIT_USAGE;
-        }
-    }
-    if (!model_path) {
-        fprintf(stderr, "hd-gpu eval: --model FILE is required (see --help)\n");
-        return HD_EXIT_USAGE;
-    }
-    hd_backend *be = hd_device_options_open(&dev);
-    if (!be)
-        return HD_EXIT_RUNTIME;
-    hd_eval_inputs in;
-    if (hd_eval_inputs_load(&in, be, model_path, &data, batch) != 0) {
-        fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
-        hd_backend_destroy(be);
-        return HD_EXIT_RUNTIME;
-    }
-    int status = HD_EXIT_RUNTIME;
-    int classes = in.model.classes;
+static int evaluate(const char *model_path, hd_backend *be, hd_model *model, hd_float_set *test) {
+    int classes = model->classes;
     int *confusion = hd_calloc((size_t)classes * classes, sizeof(int));
     hd_eval_result r;
     double t0 = hd_now_seconds();
-    if (!confusion || hd_evaluate(&in.model, &in.test, &r, confusion, NULL, NULL) != 0) {
-        fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
-    } else {
-        double seconds = hd_now_seconds() - t0;
-        printf("%s on %s\n", model_path, be->ops->describe(be));
-        hd_print_test_results(stdout, r.accuracy, r.loss, confusion, classes, r.count);
-        printf("evaluated %d images in %.2f s (%.0f images/s)\n", r.count, seconds, r.count / seconds);
-        status = HD_EXIT_OK;
+    if (!confusion || hd_evaluate(model, test, &r, confusion, NULL, NULL) != 0) {
+        free(confusion);
+        return -1;
     }
+    double seconds = hd_now_seconds() - t0;
+    printf("%s on %s\n", model_path, be->ops->describe(be));
+    hd_print_test_results(stdout, r.accuracy, r.loss, confusion, classes, r.count);
+    printf("evaluated %d images in %.2f s (%.0f images/s)\n", r.count, seconds, r.count / seconds);
     free(confusion);
-    hd_eval_inputs_free(&in);
+    return 0;
+}
+
+int hd_cmd_eval(int argc, char **argv) {
+    eval_settings s;
+    memset(&s, 0, sizeof s);
+    hd_device_options_defaults(&s.dev);
+    hd_mnist_options_defaults(&s.data);
+    s.batch = 1000;
+    int first_operand;
+    int parsed = hd_cli_parse(&hd_cli_eval, &s, argc, argv, &first_operand);
+    if (parsed != 0)
+        return parsed > 0 ? HD_EXIT_OK : HD_EXIT_USAGE;
+    if (!s.model) {
+        fprintf(stderr, "hd-gpu eval: --model FILE is required (see --help)\n");
+        return HD_EXIT_USAGE;
+    }
+    char model_path[4200];
+    hd_dataset test_bytes = {0};
+    hd_float_set test = {0};
+    hd_model model;
+    memset(&model, 0, sizeof model);
+    hd_backend *be = NULL;
+    int status = HD_EXIT_RUNTIME;
+    if (hd_resolve_model_path(s.model, model_path, sizeof model_path) != 0 ||
+        check_checkpoint(model_path) != 0 || hd_mnist_load(&s.data, NULL, &test_bytes) != 0 ||
+        hd_float_set_from_bytes(&test, test_bytes.images, test_bytes.labels, test_bytes.rows, test_bytes.cols,
+                                NULL, test_bytes.count) != 0) {
+        fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
+        goto out;
+    }
+    be = hd_device_options_open(&s.dev);
+    if (!be)
+        goto out;
+    if (hd_model_load_checkpoint(&model, be, model_path, s.batch) != 0 ||
+        evaluate(model_path, be, &model, &test) != 0) {
+        fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
+        goto out;
+    }
+    status = HD_EXIT_OK;
+out:
+    if (model.be)
+        hd_model_destroy(&model);
     hd_backend_destroy(be);
+    hd_dataset_free(&test_bytes);
+    hd_float_set_free(&test);
     return status;
 }

@@ -1,15 +1,17 @@
-/* cmd_predict.c: `hd-gpu predict --model FILE [--json] IMAGE...`: classifies images of single
- * digits (any format stb_image reads) with a trained checkpoint, printing the three most
- * likely classes per image. Each image is prepared as MNIST was (hd/digit_image.h); images
- * are classified in batches of up to PREDICT_BATCH. A file that cannot be used is reported on
- * stderr (and as an "error" object with --json) and the others are still classified; the exit
- * code is then 1. */
+/* cmd_predict.c: `hd-gpu predict --model FILE|RUN_DIR [options] IMAGE|DIR|- ...`: classifies
+ * images of single digits (any format stb_image reads) with a trained checkpoint. Each image is
+ * prepared as MNIST was (hd/digit_image.h); images are classified in batches of up to
+ * PREDICT_BATCH. The device is opened (and its notice, if any, printed) only once the arguments
+ * and the checkpoint's header are checked and an image has been read. An image that
+ * cannot be used gets its line in order ("FILE: error: ..." or a JSON "error" object) and the
+ * others are still classified; the exit code is then 1. */
 #include "hd/cli.h"
 #include "hd/common.h"
 #include "hd/digit_image.h"
-#include "hd/json_min.h"
 #include "hd/model.h"
+#include "hd/safetensors.h"
 #include "model_load.h"
+#include "predict.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -17,250 +19,222 @@
 #include <string.h>
 
 #define PREDICT_BATCH 256
-#define PREDICT_TOP   3
 
 typedef struct {
-    const char *model_path;
-    int json;
     hd_device_options dev;
-    char **images;
-    int n_images;
-} predict_options;
+    hd_predict_format format;
+    const char *model;
+    const char *save_dir; /* --save-preprocessed */
+} predict_settings;
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: hd-gpu predict --model FILE [options] IMAGE...\n"
-            "Classifies images of one handwritten digit each (PNG, JPEG, BMP or GIF).\n"
-            "Each image is turned into MNIST's form first: grey, inverted when the background is light,\n"
-            "cropped to the digit, scaled to fit 20x20 and centred by centre of mass in 28x28.\n"
-            "Prints the three most likely classes per image: \"digit.png: 7 (99.12%%), 1 (0.50%%), 9 "
-            "(0.21%%)\".\n"
-            "  --model FILE       checkpoint written by hd-gpu train (required)\n"
-            "  --json             one JSON object per image on stdout: {\"file\", \"top3\": [{\"class\",\n"
-            "                     \"probability\"}, ...]} or {\"file\", \"error\"}\n"
-            "%s"
-            "  --help             this text\n"
-            "Exit code: 0 all images classified, 1 an image or the model could not be used, 2 bad usage.\n",
-            hd_device_options_usage());
+#define P(s) ((predict_settings *)(s))
+static int set_model(void *s, const char *v) {
+    return P(s)->model = v, 0;
+}
+static int set_json(void *s, const char *v) {
+    return (void)v, P(s)->format.json = 1, 0;
+}
+static int set_low(void *s, const char *v) {
+    return hd_cli_real(v, 0, 1, &P(s)->format.low_confidence);
+}
+static int set_save(void *s, const char *v) {
+    return P(s)->save_dir = v, 0;
+}
+static int set_quiet(void *s, const char *v) {
+    return (void)v, P(s)->dev.quiet = 1, 0;
+}
+#undef P
+
+static const hd_cli_option predict_options[] = {
+    HD_CLI_OPTION("model", "FILE", set_model,
+                  "checkpoint written by hd-gpu train, or its run directory (required)"),
+    HD_CLI_OPTION(
+        "json", NULL, set_json,
+        "one JSON object per image on stdout: {\"file\", \"class\", \"probability\",\n"
+        "\"low_confidence\", \"top3\": [{\"class\", \"probability\"}, ...], \"probabilities\": [all\n"
+        "classes]} or {\"file\", \"error\"}"),
+    HD_CLI_OPTION("low-confidence", "P", set_low,
+                  "flag an answer whose probability is under P (default 0.5)"),
+    HD_CLI_OPTION("save-preprocessed", "DIR", set_save,
+                  "write the 28x28 images the model saw, as DIR/NAME.png"),
+    HD_CLI_OPTION("quiet", NULL, set_quiet, "no notice when falling back to the CPU"),
+};
+static const hd_cli_group predict_groups[] = {
+    HD_CLI_GROUP_WHOLE(NULL, predict_options),
+    HD_CLI_GROUP("Device:", hd_device_cli_options, predict_settings, dev),
+};
+const hd_cli_command hd_cli_predict = {
+    .name = "predict",
+    .summary = "classify your own images of digits (--model FILE IMAGE...)",
+    .synopsis = "--model FILE|RUN_DIR [options] IMAGE|DIR|- ...",
+    .description =
+        "Classifies images of one handwritten digit each (PNG, JPEG, BMP or GIF): files, the images in a\n"
+        "directory (sorted by name), or - for one image on stdin. Each image is turned into MNIST's form\n"
+        "first: grey, inverted when the background is light, cropped to the digit, scaled to fit 20x20\n"
+        "and centred by centre of mass in 28x28. Prints the three most likely classes per image:\n"
+        "\"digit.png: 7 (99.12%), 1 (0.50%), 9 (0.21%)\", or \"digit.png: error: ...\".",
+    .groups = predict_groups,
+    .n_groups = sizeof predict_groups / sizeof predict_groups[0],
+    .positional = "IMAGE",
+    .epilog = "Exit code: 0 all images classified, 1 an image or the model could not be used, 2 bad usage.\n",
+    .run = hd_cmd_predict,
+};
+
+/* What one run holds. */
+typedef struct {
+    predict_settings s;
+    hd_predict_inputs in;
+    char model_path[4200];
+    hd_backend *be;
+    hd_model model;
+    float *pixels, *logits;
+    int *ok;
+    char (*messages)[1024];
+    int max_batch;
+} predict_run;
+
+static void predict_run_free(predict_run *r) {
+    if (r->model.be)
+        hd_model_destroy(&r->model);
+    hd_backend_destroy(r->be);
+    hd_predict_inputs_free(&r->in);
+    free(r->pixels);
+    free(r->logits);
+    free(r->ok);
+    free(r->messages);
 }
 
-/* 1 = --help shown, 0 = go on, -1 = bad usage (message printed). */
-static int parse_args(predict_options *opt, int argc, char **argv) {
-    memset(opt, 0, sizeof *opt);
-    hd_device_options_defaults(&opt->dev);
-    opt->images = hd_malloc((size_t)(argc > 0 ? argc : 1) * sizeof *opt->images);
-    if (!opt->images) {
-        fprintf(stderr, "hd-gpu predict: %s\n", hd_last_error());
-        return -1;
-    }
-    int only_files = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *arg = argv[i];
-        if (only_files || arg[0] != '-') {
-            opt->images[opt->n_images++] = argv[i];
-        } else if (strcmp(arg, "--") == 0) {
-            only_files = 1;
-        } else if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            usage(stdout);
-            return 1;
-        } else if (strcmp(arg, "--json") == 0) {
-            opt->json = 1;
-        } else if (strcmp(arg, "--model") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "hd-gpu predict: --model needs a file\n");
-                return -1;
-            }
-            opt->model_path = argv[++i];
-        } else {
-            int rc = hd_device_options_parse(&opt->dev, argc, argv, &i);
-            if (rc < 0)
-                return -1;
-            if (rc == 0) {
-                fprintf(stderr, "hd-gpu predict: unknown option '%s'\n", arg);
-                usage(stderr);
-                return -1;
-            }
-        }
-    }
-    if (!opt->model_path) {
-        fprintf(stderr, "hd-gpu predict: --model FILE is required\n");
-        usage(stderr);
-        return -1;
-    }
-    if (opt->n_images == 0) {
-        fprintf(stderr, "hd-gpu predict: no images given\n");
-        usage(stderr);
-        return -1;
-    }
-    return 0;
+/* The 28x28 image the model saw, as SAVE_DIR/NAME.png (NAME: the file's name without its extension). */
+static int save_preprocessed(const char *dir, const char *file, const float *pixels) {
+    const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+    size_t stem = strcmp(base, "-") == 0 ? 0
+                  : strrchr(base, '.')   ? (size_t)(strrchr(base, '.') - base)
+                                         : strlen(base);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%.*s.png", dir, (int)(stem ? stem : 5), stem ? base : "stdin");
+    uint8_t gray[HD_DIGIT_PIXELS];
+    for (int i = 0; i < HD_DIGIT_PIXELS; i++)
+        gray[i] = (uint8_t)lrintf(fminf(fmaxf(pixels[i], 0.0f), 1.0f) * 255.0f);
+    return hd_write_png_gray(path, gray, HD_DIGIT_SIDE, HD_DIGIT_SIDE);
 }
 
-/* A JSON string literal: quotes, backslashes and control characters escaped; a name that is
- * not valid UTF-8 has its bytes >= 0x80 written as \u00XX (read as Latin-1). */
-static void print_json_string(FILE *out, const char *s) {
-    int utf8 = hd_json_valid_utf8(s);
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(out, "\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", out);
-        else if (*p == '\t')
-            fputs("\\t", out);
-        else if (*p < 0x20 || *p == 0x7f || (*p >= 0x80 && !utf8))
-            fprintf(out, "\\u%04x", *p);
-        else
-            fputc(*p, out);
-    }
-    fputc('"', out);
-}
-
-/* The top classes of one row of logits, by softmax probability (computed in double). */
-static int top_classes(const float *logits, int classes, int top_class[PREDICT_TOP],
-                       double top_prob[PREDICT_TOP]) {
-    double max_logit = logits[0];
-    for (int c = 1; c < classes; c++)
-        max_logit = fmax(max_logit, logits[c]);
-    double sum = 0.0;
-    for (int c = 0; c < classes; c++)
-        sum += exp(logits[c] - max_logit);
-    int n_top = classes < PREDICT_TOP ? classes : PREDICT_TOP;
-    for (int k = 0; k < n_top; k++) {
-        top_class[k] = -1;
-        top_prob[k] = -1.0;
-        for (int c = 0; c < classes; c++) {
-            double p = exp(logits[c] - max_logit) / sum;
-            int taken = 0;
-            for (int j = 0; j < k; j++)
-                taken |= top_class[j] == c;
-            if (!taken && p > top_prob[k]) {
-                top_prob[k] = p;
-                top_class[k] = c;
-            }
-        }
-    }
-    return n_top;
-}
-
-static void print_prediction(const predict_options *opt, const char *file, const float *logits, int classes) {
-    int top_class[PREDICT_TOP];
-    double top_prob[PREDICT_TOP];
-    int n_top = top_classes(logits, classes, top_class, top_prob);
-    if (opt->json) {
-        fputs("{\"file\": ", stdout);
-        print_json_string(stdout, file);
-        fputs(", \"top3\": [", stdout);
-        for (int k = 0; k < n_top; k++)
-            printf("%s{\"class\": %d, \"probability\": %.6f}", k ? ", " : "", top_class[k], top_prob[k]);
-        fputs("]}\n", stdout);
-    } else {
-        printf("%s:", file);
-        for (int k = 0; k < n_top; k++)
-            printf("%s %d (%.2f%%)", k ? "," : "", top_class[k], 100.0 * top_prob[k]);
-        putchar('\n');
-    }
-}
-
-/* message already names the file (hd_digit_image_load's messages do). */
-static void print_error(const predict_options *opt, const char *file, const char *message) {
-    fprintf(stderr, "hd-gpu predict: %s\n", message);
-    if (opt->json) {
-        fputs("{\"file\": ", stdout);
-        print_json_string(stdout, file);
-        fputs(", \"error\": ", stdout);
-        print_json_string(stdout, message);
-        fputs("}\n", stdout);
-    }
-}
-
-/* Classifies the images [first, first + count): returns the number that failed. */
-static int predict_chunk(const predict_options *opt, hd_model *model, int first, int count, float *pixels,
-                         int *ok, float *logits) {
-    hd_backend *be = model->be;
-    int failed = 0, n = 0;
-    char(*messages)[1024] = hd_malloc((size_t)count * sizeof *messages);
-    if (!messages) {
-        fprintf(stderr, "hd-gpu predict: %s\n", hd_last_error());
-        return count;
-    }
+/* Loads the images [first, first + count) into r->pixels (ok[i], else messages[i]); returns how many. */
+static int load_chunk(predict_run *r, int first, int count) {
+    int n = 0;
     for (int i = 0; i < count; i++) {
-        ok[i] = hd_digit_image_load(opt->images[first + i], pixels + (size_t)n * HD_DIGIT_PIXELS) == 0;
-        if (ok[i])
+        const char *file = r->in.names[first + i];
+        float *pixels = r->pixels + (size_t)n * HD_DIGIT_PIXELS;
+        r->ok[i] = hd_predict_load_image(file, pixels) == 0 &&
+                   (!r->s.save_dir || save_preprocessed(r->s.save_dir, file, pixels) == 0);
+        if (r->ok[i])
             n++;
         else
-            snprintf(messages[i], sizeof messages[i], "%s", hd_last_error());
+            snprintf(r->messages[i], sizeof r->messages[i], "%s", hd_last_error());
     }
+    return n;
+}
+
+/* predict reads 28x28 grayscale digits, so the checkpoint's model must take them. */
+static int open_model(predict_run *r) {
+    r->be = hd_device_options_open(&r->s.dev);
+    if (!r->be)
+        return -1;
+    if (hd_model_load_checkpoint(&r->model, r->be, r->model_path, r->max_batch) != 0) {
+        memset(&r->model, 0, sizeof r->model);
+        return -1;
+    }
+    if (r->model.in_c == 1 && r->model.in_h == HD_DIGIT_SIDE && r->model.in_w == HD_DIGIT_SIDE)
+        return 0;
+    int c = r->model.in_c, h = r->model.in_h, w = r->model.in_w;
+    hd_model_destroy(&r->model);
+    memset(&r->model, 0, sizeof r->model);
+    return hd_fail("%s: the model takes %dx%dx%d inputs; predict reads 1x%dx%d grayscale images",
+                   r->model_path, c, h, w, HD_DIGIT_SIDE, HD_DIGIT_SIDE);
+}
+
+/* Classifies the n loaded images of [first, first + count) and prints every line; returns the failures. */
+static int answer_chunk(predict_run *r, int first, int count, int n) {
+    hd_model *model = &r->model;
     if (n > 0) {
-        be->ops->upload(be, model->input, pixels, (size_t)n * HD_DIGIT_PIXELS * sizeof *pixels);
+        hd_backend *be = model->be;
+        be->ops->upload(be, model->input, r->pixels, (size_t)n * HD_DIGIT_PIXELS * sizeof *r->pixels);
         const float *device_logits = hd_model_forward(model, n, 0, 0);
-        be->ops->download(be, logits, device_logits, (size_t)n * model->classes * sizeof *logits);
+        be->ops->download(be, r->logits, device_logits, (size_t)n * model->classes * sizeof *r->logits);
     }
+    int failed = 0;
     for (int i = 0, row = 0; i < count; i++) {
-        const char *file = opt->images[first + i];
-        if (ok[i]) {
-            print_prediction(opt, file, logits + (size_t)row * model->classes, model->classes);
-            row++;
+        const char *file = r->in.names[first + i];
+        if (r->ok[i]) {
+            hd_predict_print(stdout, &r->s.format, file, r->logits + (size_t)row++ * model->classes,
+                             model->classes);
         } else {
-            print_error(opt, file, messages[i]);
+            hd_predict_print_error(stdout, &r->s.format, file, r->messages[i]);
             failed++;
         }
     }
     fflush(stdout);
-    free(messages);
     return failed;
 }
 
-/* predict reads 28x28 grayscale digits, so the checkpoint's model must take them. */
-static int load_model(const predict_options *opt, hd_backend *be, int max_batch, hd_model *model) {
-    if (hd_model_load_checkpoint(model, be, opt->model_path, max_batch) != 0)
-        return -1;
-    if (model->in_c == 1 && model->in_h == HD_DIGIT_SIDE && model->in_w == HD_DIGIT_SIDE)
-        return 0;
-    int c = model->in_c, h = model->in_h, w = model->in_w;
-    hd_model_destroy(model);
-    return hd_fail("%s: the model takes %dx%dx%d inputs; predict reads 1x%dx%d grayscale images",
-                   opt->model_path, c, h, w, HD_DIGIT_SIDE, HD_DIGIT_SIDE);
+/* Arguments, operands and the checkpoint's header: 0, or the exit code with the message printed. */
+static int prepare(predict_run *r, int argc, char **argv) {
+    hd_device_options_defaults(&r->s.dev);
+    r->s.format.low_confidence = 0.5;
+    int first_operand;
+    int parsed = hd_cli_parse(&hd_cli_predict, &r->s, argc, argv, &first_operand);
+    if (parsed != 0)
+        return parsed > 0 ? -HD_EXIT_OK - 1 : HD_EXIT_USAGE;
+    if (!r->s.model) {
+        fprintf(stderr, "hd-gpu predict: --model FILE is required (see --help)\n");
+        return HD_EXIT_USAGE;
+    }
+    if (first_operand >= argc) {
+        fprintf(stderr, "hd-gpu predict: no images given (see --help)\n");
+        return HD_EXIT_USAGE;
+    }
+    hd_safetensors *file = NULL;
+    if (hd_resolve_model_path(r->s.model, r->model_path, sizeof r->model_path) != 0 ||
+        hd_safetensors_read(r->model_path, &file) != 0 || (r->s.save_dir && hd_mkdir_p(r->s.save_dir) != 0) ||
+        hd_predict_inputs_list(&r->in, argv + first_operand, argc - first_operand) != 0) {
+        hd_safetensors_free(file);
+        fprintf(stderr, "hd-gpu predict: %s\n", hd_last_error());
+        return HD_EXIT_RUNTIME;
+    }
+    hd_safetensors_free(file);
+    r->max_batch = r->in.count < PREDICT_BATCH ? r->in.count : PREDICT_BATCH;
+    r->pixels = hd_malloc((size_t)r->max_batch * HD_DIGIT_PIXELS * sizeof *r->pixels);
+    r->ok = hd_malloc((size_t)r->max_batch * sizeof *r->ok);
+    r->messages = hd_malloc((size_t)r->max_batch * sizeof *r->messages);
+    if (!r->pixels || !r->ok || !r->messages) {
+        fprintf(stderr, "hd-gpu predict: %s\n", hd_last_error());
+        return HD_EXIT_RUNTIME;
+    }
+    return 0;
 }
 
 int hd_cmd_predict(int argc, char **argv) {
-    predict_options opt;
-    int rc = parse_args(&opt, argc, argv);
+    predict_run r;
+    memset(&r, 0, sizeof r);
+    int rc = prepare(&r, argc, argv);
     if (rc != 0) {
-        free(opt.images);
-        return rc > 0 ? HD_EXIT_OK : HD_EXIT_USAGE;
+        predict_run_free(&r);
+        return rc < 0 ? HD_EXIT_OK : rc;
     }
-    int max_batch = opt.n_images < PREDICT_BATCH ? opt.n_images : PREDICT_BATCH;
-    hd_backend *be = hd_device_options_open(&opt.dev);
-    if (!be) {
-        free(opt.images);
-        return HD_EXIT_RUNTIME;
-    }
-    hd_model model;
-    memset(&model, 0, sizeof model);
-    if (load_model(&opt, be, max_batch, &model) != 0) {
-        fprintf(stderr, "hd-gpu predict: %s\n", hd_last_error());
-        hd_backend_destroy(be);
-        free(opt.images);
-        return HD_EXIT_RUNTIME;
-    }
-    float *pixels = hd_malloc((size_t)max_batch * HD_DIGIT_PIXELS * sizeof *pixels);
-    float *logits = hd_malloc((size_t)max_batch * model.classes * sizeof *logits);
-    int *ok = hd_malloc((size_t)max_batch * sizeof *ok);
     int failed = 0;
-    if (!pixels || !logits || !ok) {
-        fprintf(stderr, "hd-gpu predict: %s\n", hd_last_error());
-        failed = opt.n_images;
-    } else {
-        for (int first = 0; first < opt.n_images; first += max_batch) {
-            int count = opt.n_images - first < max_batch ? opt.n_images - first : max_batch;
-            failed += predict_chunk(&opt, &model, first, count, pixels, ok, logits);
+    for (int first = 0; first < r.in.count; first += r.max_batch) {
+        int count = r.in.count - first < r.max_batch ? r.in.count - first : r.max_batch;
+        int n = load_chunk(&r, first, count);
+        if (!r.be && n > 0) { /* only once an image is read: no device notice before the files' errors */
+            if (open_model(&r) != 0 ||
+                !(r.logits = hd_malloc((size_t)r.max_batch * r.model.classes * sizeof *r.logits))) {
+                if (r.be)
+                    fprintf(stderr, "hd-gpu predict: %s\n", hd_last_error());
+                predict_run_free(&r);
+                return HD_EXIT_RUNTIME;
+            }
         }
+        failed += answer_chunk(&r, first, count, n);
     }
-    free(pixels);
-    free(logits);
-    free(ok);
-    hd_model_destroy(&model);
-    hd_backend_destroy(be);
-    free(opt.images);
+    predict_run_free(&r);
     return failed ? HD_EXIT_RUNTIME : HD_EXIT_OK;
 }

@@ -8,47 +8,48 @@
 #include "hd/metrics.h"
 #include "hd/report.h"
 
-static void print_usage(FILE *out) {
-    fprintf(out,
-            "usage: hd-gpu report RUN_DIR [--device auto|cpu|N]\n"
-            "\n"
-            "Regenerates RUN_DIR/report.html and its figures (history.png, confusion.png,\n"
-            "misclassified.png, filters.png) from RUN_DIR/metrics.csv and an evaluation of\n"
-            "RUN_DIR/best.safetensors on the MNIST test set.\n"
-            "\n"
-            "  --device D   where to evaluate: auto (default: a GPU if one answers), cpu, or a GPU index\n"
-            "  -h, --help   this text\n");
+typedef struct {
+    const char *device;
+} report_settings;
+
+static int set_device(void *s, const char *v) {
+    return ((report_settings *)s)->device = v, 0;
 }
 
+static const hd_cli_option report_options[] = {
+    HD_CLI_OPTION("device", "D", set_device,
+                  "where to evaluate: auto (default: a GPU if one answers), cpu, or a GPU index"),
+};
+static const hd_cli_group report_groups[] = {HD_CLI_GROUP_WHOLE(NULL, report_options)};
+const hd_cli_command hd_cli_report = {
+    .name = "report",
+    .summary = "regenerate a run's plots and report.html (RUN_DIR)",
+    .synopsis = "RUN_DIR [options]",
+    .description = "Regenerates RUN_DIR/report.html and its figures (history.png, confusion.png,\n"
+                   "misclassified.png, filters.png) from RUN_DIR/metrics.csv and an evaluation of\n"
+                   "RUN_DIR/best.safetensors on the MNIST test set.",
+    .groups = report_groups,
+    .n_groups = 1,
+    .positional = "RUN_DIR",
+    .run = hd_cmd_report,
+};
+
 int hd_cmd_report(int argc, char **argv) {
-    const char *run_dir = NULL, *device = "auto";
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            print_usage(stdout);
-            return HD_EXIT_OK;
-        } else if (strcmp(argv[i], "--device") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "hd-gpu report: --device needs a value\n");
-                return HD_EXIT_USAGE;
-            }
-            device = argv[++i];
-        } else if (strncmp(argv[i], "--device=", 9) == 0) {
-            device = argv[i] + 9;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "hd-gpu report: unknown option %s\n", argv[i]);
-            print_usage(stderr);
-            return HD_EXIT_USAGE;
-        } else if (run_dir) {
-            fprintf(stderr, "hd-gpu report: one run directory only (got %s and %s)\n", run_dir, argv[i]);
-            return HD_EXIT_USAGE;
-        } else {
-            run_dir = argv[i];
-        }
-    }
-    if (!run_dir) {
-        print_usage(stderr);
+    report_settings s = {"auto"};
+    int first_operand;
+    int parsed = hd_cli_parse(&hd_cli_report, &s, argc, argv, &first_operand);
+    if (parsed != 0)
+        return parsed > 0 ? HD_EXIT_OK : HD_EXIT_USAGE;
+    if (first_operand >= argc) {
+        fprintf(stderr, "hd-gpu report: RUN_DIR is required (see --help)\n");
         return HD_EXIT_USAGE;
     }
+    if (argc - first_operand > 1) {
+        fprintf(stderr, "hd-gpu report: one run directory only (got %s and %s)\n", argv[first_operand],
+                argv[first_operand + 1]);
+        return HD_EXIT_USAGE;
+    }
+    const char *run_dir = argv[first_operand], *device = s.device;
 
     hd_report_inputs in;
     memset(&in, 0, sizeof in);

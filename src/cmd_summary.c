@@ -2,74 +2,64 @@
  * (model_summary.h), built from a spec on 1x28x28 MNIST images or read from a checkpoint. */
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "hd/backend.h"
 #include "hd/cli.h"
+#include "hd/cli_options.h"
 #include "hd/common.h"
 #include "hd/model.h"
 #include "hd/model_summary.h"
 #include "model_load.h"
 
-static void print_usage(FILE *out) {
-    fprintf(out,
-            "usage: hd-gpu summary [--model-spec SPEC | --model M]\n"
-            "\n"
-            "Prints the model's layers (output shape of one image, parameters) and its total\n"
-            "parameter count.\n"
-            "\n"
-            "  --model-spec SPEC  a spec as for `hd-gpu train`, on 1x28x28 images\n"
-            "                     (default %s)\n"
-            "  --model M          a checkpoint (.safetensors), or a run directory (its best.safetensors)\n"
-            "  -h, --help         this text\n",
-            HD_DEFAULT_SPEC);
+typedef struct {
+    const char *spec, *model;
+} summary_settings;
+
+static int set_model_spec(void *s, const char *v) {
+    return ((summary_settings *)s)->spec = v, 0;
+}
+static int set_model(void *s, const char *v) {
+    return ((summary_settings *)s)->model = v, 0;
 }
 
-/* Takes the value of --name VALUE or --name=VALUE at argv[*i]; 1 taken, 0 not this option,
- * -1 value missing (message printed). */
-static int take_value(int argc, char **argv, int *i, const char *name, const char **value) {
-    size_t len = strlen(name);
-    if (strncmp(argv[*i], name, len) != 0)
-        return 0;
-    if (argv[*i][len] == '=') {
-        *value = argv[*i] + len + 1;
-        return 1;
-    }
-    if (argv[*i][len] != '\0')
-        return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "hd-gpu summary: %s needs a value\n", name);
-        return -1;
-    }
-    *value = argv[++*i];
-    return 1;
-}
+static const hd_cli_option summary_options[] = {
+    HD_CLI_OPTION("model-spec", "SPEC", set_model_spec,
+                  "a spec as for `hd-gpu train`, on 1x28x28 images (default " HD_DEFAULT_SPEC ")"),
+    HD_CLI_OPTION("model", "M", set_model, "a checkpoint (.safetensors), or a run directory (its best.safetensors)"),
+};
+static const hd_cli_group summary_groups[] = {HD_CLI_GROUP_WHOLE(NULL, summary_options)};
+const hd_cli_command hd_cli_summary = {
+    .name = "summary",
+    .summary = "the model's layers, output shapes and parameters",
+    .synopsis = "[--model-spec SPEC | --model M]",
+    .description = "Prints the model's layers (output shape of one image, parameters) and its total\n"
+                   "parameter count.",
+    .groups = summary_groups,
+    .n_groups = 1,
+    .run = hd_cmd_summary,
+};
 
 int hd_cmd_summary(int argc, char **argv) {
-    const char *spec = NULL, *model_path = NULL;
-    for (int i = 0; i < argc; i++) {
-        int took;
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            print_usage(stdout);
-            return HD_EXIT_OK;
-        } else if ((took = take_value(argc, argv, &i, "--model-spec", &spec)) != 0 ||
-                   (took = take_value(argc, argv, &i, "--model", &model_path)) != 0) {
-            if (took < 0)
-                return HD_EXIT_USAGE;
-        } else {
-            fprintf(stderr, "hd-gpu summary: unknown argument %s\n", argv[i]);
-            print_usage(stderr);
-            return HD_EXIT_USAGE;
-        }
+    summary_settings s = {NULL, NULL};
+    int first_operand;
+    int parsed = hd_cli_parse(&hd_cli_summary, &s, argc, argv, &first_operand);
+    if (parsed != 0)
+        return parsed > 0 ? HD_EXIT_OK : HD_EXIT_USAGE;
+    if (first_operand < argc) {
+        fprintf(stderr, "hd-gpu summary: unexpected argument '%s' (see --help)\n", argv[first_operand]);
+        return HD_EXIT_USAGE;
     }
+    const char *spec = s.spec, *model_path = s.model;
     if (spec && model_path) {
         fprintf(stderr, "hd-gpu summary: --model-spec and --model exclude each other\n");
         return HD_EXIT_USAGE;
     }
     char path[4200];
-    struct stat st;
-    if (model_path && stat(model_path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(path, sizeof path, "%s/best.safetensors", model_path);
+    if (model_path) {
+        if (hd_resolve_model_path(model_path, path, sizeof path) != 0) {
+            fprintf(stderr, "hd-gpu summary: %s\n", hd_last_error());
+            return HD_EXIT_RUNTIME;
+        }
         model_path = path;
     }
 

@@ -7,8 +7,8 @@
 #include "hd/trainer.h"
 #include "train_state.h"
 
-#include <errno.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,55 +16,205 @@
 
 #define MAX_MIRRORS 8
 
-static void train_usage(FILE *out) {
-    hd_train_config d;
-    hd_train_config_defaults(&d);
-    fprintf(out,
-            "usage: hd-gpu train [options]\n"
-            "Trains the CNN on MNIST (or any IDX set of its shape) and evaluates it on the test set.\n\n"
-            "Data:\n"
-            "  --data DIR         IDX files (train-images-idx3-ubyte[.gz], ...); default: $HD_DATA_DIR,\n"
-            "                     then the cache ~/.cache/hd-gpu/mnist, downloading if absent\n"
-            "  --mirror URL       MNIST mirror to download from (repeatable)\n"
-            "  --no-download      fail instead of downloading\n"
-            "  --train-limit N    use only the first N training images (quick runs)\n"
-            "  --test-limit N     evaluate on the first N test images\n"
-            "Model and optimizer:\n"
-            "  --model-spec SPEC  layers (default %s)\n"
-            "  --optimizer NAME   adam (default) or sgd\n"
-            "  --lr X             learning rate (default %g; sgd: 0.01 unless given)\n"
-            "  --momentum X       sgd momentum (default %g)\n"
-            "  --batch-size N     (default %d)\n"
-            "  --epochs N         at most this many epochs (default %d)\n"
-            "  --seed N           seed for initialisation, shuffling, dropout, augmentation (default %llu)\n"
-            "  --no-augment       train on the images as they are\n"
-            "Validation (never the test set):\n"
-            "  --val-split F      fraction of the training set held out (default %g)\n"
-            "  --patience N       early stopping after N epochs without val-loss improvement (default %d; 0: "
-            "off)\n"
-            "  --lr-patience N    reduce the learning rate after N flat epochs (default %d)\n"
-            "  --lr-factor F      by this factor (default %g)\n"
-            "  --min-lr X         down to this (default %g)\n"
-            "Run:\n"
-            "  --run-dir DIR      where checkpoints, metrics.csv and the report go (default runs/DATE-TIME)\n"
-            "  --resume DIR       continue the run in DIR from its last checkpoint, with its settings\n"
-            "                     (only --epochs may change them, to extend the run)\n"
-            "  --overwrite        replace the run that --run-dir holds (otherwise refused)\n"
-            "  --no-report        skip the plots and report.html\n"
-            "  --progress / --no-progress   live progress bar (default: when stderr is a terminal)\n"
-            "  --time-to-accuracy F  also evaluate the test set after each epoch (reported, never used for\n"
-            "                     decisions) and stop at the first epoch reaching F (benchmark)\n"
-            "  --quiet            only errors\n"
-            "Device:\n%s",
-            d.spec, (double)d.lr, (double)d.momentum, d.batch, d.epochs, (unsigned long long)d.seed,
-            d.val_fraction, d.es_patience, d.lr_patience, d.lr_factor, d.min_lr, hd_device_options_usage());
-}
+/* What the options set. */
+typedef struct {
+    hd_train_config cfg;
+    hd_mnist_options data;
+    hd_device_options dev;
+    const char *mirrors[MAX_MIRRORS];
+    int n_mirrors, lr_given, progress;
+    char run_dir[4096];
+} train_settings;
 
-static int parse_number(const char *opt, const char *text, double lo, double hi, double *value) {
-    if (hd_parse_real(text, lo, hi, value) != 0) {
-        fprintf(stderr, "hd-gpu train: %s '%s': expected a number in [%g, %g]\n", opt, text, lo, hi);
+#define T(s) ((train_settings *)(s))
+/* Marks a setting that defines the run as given on the command line: --resume refuses it when it
+ * contradicts the run, and takes the others from the run (run_settings.h). */
+#define GIVEN(s, key) (T(s)->cfg.given |= hd_run_settings_bit(key))
+static int set_data(void *s, const char *v) {
+    return T(s)->data.data_dir = v, 0;
+}
+static int set_mirror(void *s, const char *v) {
+    if (T(s)->n_mirrors == MAX_MIRRORS)
+        return hd_fail("at most %d mirrors", MAX_MIRRORS);
+    return T(s)->mirrors[T(s)->n_mirrors++] = v, 0;
+}
+static int set_no_download(void *s, const char *v) {
+    return (void)v, T(s)->data.allow_download = 0, 0;
+}
+static int set_train_limit(void *s, const char *v) {
+    GIVEN(s, "train_limit");
+    return hd_cli_int(v, 1, 1000000000, &T(s)->cfg.train_limit);
+}
+static int set_test_limit(void *s, const char *v) {
+    GIVEN(s, "test_limit");
+    return hd_cli_int(v, 1, 1000000000, &T(s)->cfg.test_limit);
+}
+static int set_model_spec(void *s, const char *v) {
+    GIVEN(s, "spec");
+    return T(s)->cfg.spec = v, 0;
+}
+static int set_optimizer(void *s, const char *v) {
+    GIVEN(s, "optimizer");
+    return hd_optimizer_parse(v, &T(s)->cfg.optimizer) ? hd_fail("expected one of: %s", hd_optimizer_names())
+                                                       : 0;
+}
+static int set_lr(void *s, const char *v) {
+    GIVEN(s, "learning_rate");
+    return T(s)->lr_given = 1, hd_cli_float(v, 1e-9, 10, &T(s)->cfg.lr);
+}
+static int set_momentum(void *s, const char *v) {
+    GIVEN(s, "momentum");
+    return hd_cli_float(v, 0, 0.9999, &T(s)->cfg.momentum);
+}
+static int set_nesterov(void *s, const char *v) {
+    GIVEN(s, "nesterov");
+    return (void)v, T(s)->cfg.nesterov = 1, 0;
+}
+static int set_batch_size(void *s, const char *v) {
+    GIVEN(s, "batch");
+    return hd_cli_int(v, 1, 65536, &T(s)->cfg.batch);
+}
+static int set_epochs(void *s, const char *v) {
+    GIVEN(s, "epochs");
+    return hd_cli_int(v, 1, 100000, &T(s)->cfg.epochs);
+}
+static int set_seed(void *s, const char *v) {
+    GIVEN(s, "seed");
+    long long seed;
+    return hd_parse_integer(v, 0, 1000000000000000LL, &seed) ? hd_fail("expected a whole number in [0, 1e15]")
+                                                             : (T(s)->cfg.seed = (uint64_t)seed, 0);
+}
+static int set_no_augment(void *s, const char *v) {
+    GIVEN(s, "augment");
+    return (void)v, T(s)->cfg.augment = 0, 0;
+}
+static int set_val_split(void *s, const char *v) {
+    GIVEN(s, "val_split");
+    return hd_cli_real(v, 0, 0.9, &T(s)->cfg.val_fraction);
+}
+static int set_patience(void *s, const char *v) {
+    GIVEN(s, "patience");
+    return hd_cli_int(v, 0, 100000, &T(s)->cfg.es_patience);
+}
+static int set_lr_patience(void *s, const char *v) {
+    GIVEN(s, "lr_patience");
+    return hd_cli_int(v, 1, 100000, &T(s)->cfg.lr_patience);
+}
+static int set_lr_factor(void *s, const char *v) {
+    GIVEN(s, "lr_factor");
+    return hd_cli_real(v, 0.01, 1, &T(s)->cfg.lr_factor);
+}
+static int set_min_lr(void *s, const char *v) {
+    GIVEN(s, "min_lr");
+    return hd_cli_real(v, 0, 10, &T(s)->cfg.min_lr);
+}
+static int set_run_dir(void *s, const char *v) {
+    return snprintf(T(s)->run_dir, sizeof T(s)->run_dir, "%s", v), 0;
+}
+static int set_resume(void *s, const char *v) {
+    return T(s)->cfg.resume = 1, set_run_dir(s, v);
+}
+static int set_overwrite(void *s, const char *v) {
+    return (void)v, T(s)->cfg.overwrite = 1, 0;
+}
+static int set_no_report(void *s, const char *v) {
+    return (void)v, T(s)->cfg.report = 0, 0;
+}
+static int set_progress(void *s, const char *v) {
+    return (void)v, T(s)->progress = 1, 0;
+}
+static int set_no_progress(void *s, const char *v) {
+    return (void)v, T(s)->progress = 0, 0;
+}
+static int set_time_to_accuracy(void *s, const char *v) {
+    return hd_cli_real(v, 0.01, 1, &T(s)->cfg.time_to_accuracy);
+}
+static int set_quiet(void *s, const char *v) {
+    return (void)v, T(s)->cfg.quiet = T(s)->data.quiet = T(s)->dev.quiet = 1, 0;
+}
+#undef GIVEN
+#undef T
+
+static const hd_cli_option data_options[] = {
+    HD_CLI_OPTION("data", "DIR", set_data,
+                  "IDX files (train-images-idx3-ubyte[.gz], ...); default: $HD_DATA_DIR,\n"
+                  "then the cache ~/.cache/hd-gpu/mnist, downloading if absent"),
+    HD_CLI_OPTION("mirror", "URL", set_mirror, "MNIST mirror to download from (repeatable)"),
+    HD_CLI_OPTION("no-download", NULL, set_no_download, "fail instead of downloading"),
+    HD_CLI_OPTION("train-limit", "N", set_train_limit, "use only the first N training images (quick runs)"),
+    HD_CLI_OPTION("test-limit", "N", set_test_limit, "evaluate on the first N test images"),
+};
+static const hd_cli_option model_options[] = {
+    HD_CLI_OPTION("model-spec", "SPEC", set_model_spec, "layers (default " HD_DEFAULT_SPEC ")"),
+    HD_CLI_OPTION_CHOICES("optimizer", "NAME", set_optimizer, "the update rule (default adam)",
+                          hd_optimizer_names),
+    HD_CLI_OPTION("lr", "X", set_lr, "learning rate (default: adam 0.001, sgd 0.01)"),
+    HD_CLI_OPTION("momentum", "X", set_momentum, "sgd momentum (default 0.9)"),
+    HD_CLI_OPTION("nesterov", NULL, set_nesterov, "sgd: Nesterov momentum (as PyTorch's SGD(nesterov=True))"),
+    HD_CLI_OPTION("batch-size", "N", set_batch_size, "(default 128)"),
+    HD_CLI_OPTION("epochs", "N", set_epochs, "at most this many epochs (default 40)"),
+    HD_CLI_OPTION("seed", "N", set_seed,
+                  "seed for initialisation, shuffling, dropout, augmentation (default 42)"),
+    HD_CLI_OPTION("no-augment", NULL, set_no_augment, "train on the images as they are"),
+};
+static const hd_cli_option validation_options[] = {
+    HD_CLI_OPTION("val-split", "F", set_val_split, "fraction of the training set held out (default 0.1)"),
+    HD_CLI_OPTION("patience", "N", set_patience,
+                  "early stopping after N epochs without val-loss improvement (default 6; 0: off)"),
+    HD_CLI_OPTION("lr-patience", "N", set_lr_patience,
+                  "reduce the learning rate after N flat epochs (default 2)"),
+    HD_CLI_OPTION("lr-factor", "F", set_lr_factor, "by this factor (default 0.5)"),
+    HD_CLI_OPTION("min-lr", "X", set_min_lr, "down to this (default 1e-05)"),
+};
+static const hd_cli_option run_options[] = {
+    HD_CLI_OPTION("run-dir", "DIR", set_run_dir,
+                  "where checkpoints, metrics.csv and the report go (default runs/DATE-TIME)"),
+    HD_CLI_OPTION("resume", "DIR", set_resume,
+                  "continue the run in DIR where it stopped, with its settings and data\n"
+                  "(a flag that contradicts them is refused; --epochs N extends the run)"),
+    HD_CLI_OPTION("overwrite", NULL, set_overwrite, "replace the run that --run-dir holds (otherwise refused)"),
+    HD_CLI_OPTION("no-report", NULL, set_no_report, "skip the plots and report.html"),
+    HD_CLI_OPTION("progress", NULL, set_progress, "live progress bar (default: when stderr is a terminal)"),
+    HD_CLI_OPTION("no-progress", NULL, set_no_progress, "plain lines, no progress bar"),
+    HD_CLI_OPTION("time-to-accuracy", "F", set_time_to_accuracy,
+                  "also evaluate the test set after each epoch (reported, never used for\n"
+                  "decisions) and stop at the first epoch reaching F (benchmark)"),
+    HD_CLI_OPTION("quiet", NULL, set_quiet, "only errors"),
+};
+static const hd_cli_group train_groups[] = {
+    HD_CLI_GROUP_WHOLE("Data:", data_options),
+    HD_CLI_GROUP_WHOLE("Model and optimizer:", model_options),
+    HD_CLI_GROUP_WHOLE("Validation (never the test set):", validation_options),
+    HD_CLI_GROUP_WHOLE("Run:", run_options),
+    HD_CLI_GROUP("Device:", hd_device_cli_options, train_settings, dev),
+    HD_CLI_GROUP(NULL, hd_graph_cli_options, train_settings, dev),
+};
+const hd_cli_command hd_cli_train = {
+    .name = "train",
+    .summary = "train the CNN on MNIST, evaluate it on the test set, write a report",
+    .synopsis = "[options]",
+    .description = "Trains the CNN on MNIST (or any IDX set of its shape) and evaluates it on the test set.",
+    .groups = train_groups,
+    .n_groups = sizeof train_groups / sizeof train_groups[0],
+    .run = hd_cmd_train,
+};
+
+/* Checks that need more than one option; -1 with the message printed. */
+static int check_settings(train_settings *s) {
+    if (s->cfg.nesterov && s->cfg.optimizer != HD_OPT_SGD) {
+        fprintf(stderr, "hd-gpu train: --nesterov is for --optimizer sgd (see --help)\n");
         return -1;
     }
+    if (s->cfg.nesterov && s->cfg.momentum == 0.0f) {
+        fprintf(stderr, "hd-gpu train: --nesterov needs a momentum above 0 (see --help)\n");
+        return -1;
+    }
+    if (s->cfg.resume && s->cfg.overwrite) {
+        fprintf(stderr, "hd-gpu train: --resume continues a run, --overwrite replaces it: give one\n");
+        return -1;
+    }
+    if (!s->lr_given)
+        s->cfg.lr = hd_optimizer_info_of(s->cfg.optimizer)->lr;
     return 0;
 }
 
@@ -74,132 +224,36 @@ static void default_run_dir(char *buf, size_t len) {
     localtime_r(&now, &tm);
     char stamp[32];
     strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+    /* Two trainings started in the same second get directories of their own. */
+    struct stat st;
     snprintf(buf, len, "runs/%s", stamp);
+    for (int n = 2; stat(buf, &st) == 0 && n < 100; n++)
+        snprintf(buf, len, "runs/%s-%d", stamp, n);
 }
 
 int hd_cmd_train(int argc, char **argv) {
-    hd_train_config cfg;
-    hd_train_config_defaults(&cfg);
-    hd_device_options dev;
-    hd_device_options_defaults(&dev);
-    hd_mnist_options data;
-    hd_mnist_options_defaults(&data);
-    const char *mirrors[MAX_MIRRORS];
-    int n_mirrors = 0, lr_given = 0, progress = -1;
-    char run_dir[4096] = "";
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        int dev_rc = hd_device_options_parse(&dev, argc, argv, &i);
-        if (dev_rc < 0)
-            return HD_EXIT_USAGE;
-        if (dev_rc > 0)
-            continue;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            train_usage(stdout);
-            return HD_EXIT_OK;
-        }
-        /* flags without a value */
-        if (strcmp(a, "--no-augment") == 0) {
-            cfg.augment = 0;
-            continue;
-        }
-        if (strcmp(a, "--no-download") == 0) {
-            data.allow_download = 0;
-            continue;
-        }
-        if (strcmp(a, "--no-report") == 0) {
-            cfg.report = 0;
-            continue;
-        }
-        if (strcmp(a, "--progress") == 0 || strcmp(a, "--no-progress") == 0) {
-            progress = a[2] == 'p';
-            continue;
-        }
-        if (strcmp(a, "--overwrite") == 0) {
-            cfg.overwrite = 1;
-            continue;
-        }
-        if (strcmp(a, "--quiet") == 0) {
-            cfg.quiet = 1;
-            data.quiet = 1;
-            continue;
-        }
-        if (i + 1 >= argc || strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "hd-gpu train: unknown option or missing value: '%s' (see --help)\n", a);
-            return HD_EXIT_USAGE;
-        }
-        const char *v = argv[++i];
-        double x = 0;
-        int bad = 0;
-        if (strcmp(a, "--data") == 0)
-            data.data_dir = v;
-        else if (strcmp(a, "--mirror") == 0 && n_mirrors < MAX_MIRRORS)
-            mirrors[n_mirrors++] = v;
-        else if (strcmp(a, "--model-spec") == 0)
-            cfg.spec = v;
-        else if (strcmp(a, "--run-dir") == 0 || strcmp(a, "--resume") == 0) {
-            snprintf(run_dir, sizeof run_dir, "%s", v);
-            cfg.resume = strcmp(a, "--resume") == 0;
-        } else if (strcmp(a, "--optimizer") == 0) {
-            if (hd_optimizer_parse(v, &cfg.optimizer) != 0) {
-                fprintf(stderr, "hd-gpu train: %s\n", hd_last_error());
-                return HD_EXIT_USAGE;
-            }
-        } else if (strcmp(a, "--lr") == 0) {
-            bad = parse_number(a, v, 1e-9, 10, &x);
-            cfg.lr = (float)x;
-            lr_given = 1;
-        } else if (strcmp(a, "--momentum") == 0) {
-            bad = parse_number(a, v, 0, 0.9999, &x);
-            cfg.momentum = (float)x;
-        } else if (strcmp(a, "--batch-size") == 0) {
-            bad = parse_number(a, v, 1, 65536, &x);
-            cfg.batch = (int)x;
-        } else if (strcmp(a, "--epochs") == 0) {
-            bad = parse_number(a, v, 1, 100000, &x);
-            cfg.epochs = (int)x;
-        } else if (strcmp(a, "--seed") == 0) {
-            bad = parse_number(a, v, 0, 1e15, &x);
-            cfg.seed = (uint64_t)x;
-        } else if (strcmp(a, "--val-split") == 0) {
-            bad = parse_number(a, v, 0, 0.9, &cfg.val_fraction);
-        } else if (strcmp(a, "--patience") == 0) {
-            bad = parse_number(a, v, 0, 100000, &x);
-            cfg.es_patience = (int)x;
-        } else if (strcmp(a, "--lr-patience") == 0) {
-            bad = parse_number(a, v, 1, 100000, &x);
-            cfg.lr_patience = (int)x;
-        } else if (strcmp(a, "--lr-factor") == 0) {
-            bad = parse_number(a, v, 0.01, 1, &cfg.lr_factor);
-        } else if (strcmp(a, "--min-lr") == 0) {
-            bad = parse_number(a, v, 0, 10, &cfg.min_lr);
-        } else if (strcmp(a, "--train-limit") == 0) {
-            bad = parse_number(a, v, 1, 1e9, &x);
-            cfg.train_limit = (int)x;
-        } else if (strcmp(a, "--test-limit") == 0) {
-            bad = parse_number(a, v, 1, 1e9, &x);
-            cfg.test_limit = (int)x;
-        } else if (strcmp(a, "--time-to-accuracy") == 0) {
-            bad = parse_number(a, v, 0.01, 1, &cfg.time_to_accuracy);
-        } else {
-            fprintf(stderr, "hd-gpu train: unknown option '%s' (see --help)\n", a);
-            return HD_EXIT_USAGE;
-        }
-        if (bad)
-            return HD_EXIT_USAGE;
-    }
-    if (cfg.optimizer == HD_OPT_SGD && !lr_given)
-        cfg.lr = 0.01f;
-    if (cfg.resume && cfg.overwrite) {
-        fprintf(stderr, "hd-gpu train: --resume continues a run, --overwrite replaces it: give one\n");
+    train_settings parsed_settings;
+    train_settings *s = &parsed_settings;
+    memset(s, 0, sizeof *s);
+    hd_train_config_defaults(&s->cfg);
+    hd_device_options_defaults(&s->dev);
+    hd_mnist_options_defaults(&s->data);
+    s->progress = -1;
+    int first_operand;
+    int parsed = hd_cli_parse(&hd_cli_train, s, argc, argv, &first_operand);
+    if (parsed != 0)
+        return parsed > 0 ? HD_EXIT_OK : HD_EXIT_USAGE;
+    if (check_settings(s) != 0)
         return HD_EXIT_USAGE;
-    }
-    cfg.given = hd_run_settings_given(argc, argv);
-    cfg.progress = progress >= 0 ? progress : isatty(2) && !cfg.quiet;
-    data.mirrors = n_mirrors ? mirrors : NULL;
-    data.n_mirrors = n_mirrors;
+    hd_train_config cfg = s->cfg;
+    hd_mnist_options data = s->data;
+    hd_device_options dev = s->dev;
+    char *run_dir = s->run_dir;
+    cfg.progress = s->progress >= 0 ? s->progress : isatty(2) && !cfg.quiet;
+    data.mirrors = s->n_mirrors ? s->mirrors : NULL;
+    data.n_mirrors = s->n_mirrors;
     if (!run_dir[0])
-        default_run_dir(run_dir, sizeof run_dir);
+        default_run_dir(run_dir, sizeof s->run_dir);
     cfg.run_dir = run_dir;
 
     /* A resumed run trains on the data it was started with: unless --data names a directory (whose
@@ -233,10 +287,8 @@ int hd_cmd_train(int argc, char **argv) {
     hd_train_result result;
     int trained = hd_train(be, &cfg, &train, &test, &result);
     if (trained == HD_TRAIN_INTERRUPTED) {
-        fprintf(stderr,
-                "hd-gpu: interrupted after %d epochs; the run is saved in %s/last.safetensors; continue "
-                "it with: hd-gpu train --resume %s\n",
-                result.epochs_run, run_dir, run_dir);
+        fprintf(stderr, "hd-gpu: stopped; the run is saved in %s/last.safetensors; continue it with: hd-gpu train "
+                "--resume %s\n", run_dir, run_dir);
         status = 128 + result.interrupted;
         goto out;
     }

@@ -7,10 +7,44 @@
 #include <math.h>
 #include <string.h>
 
+/* name, kind, default learning rate (Keras's) */
+#define OPTIMIZERS(X)                                                                                        \
+    X("adam", HD_OPT_ADAM, 1e-3f)                                                                            \
+    X("sgd", HD_OPT_SGD, 1e-2f)
+#define AS_ENTRY(name, kind, lr) {name, kind, lr},
+#define AS_WORD(name, kind, lr)  " " name
+static const hd_optimizer_info optimizers[] = {OPTIMIZERS(AS_ENTRY)};
+#define N_OPTIMIZERS (sizeof optimizers / sizeof optimizers[0])
+
+const hd_optimizer_info *hd_optimizer_info_of(hd_optimizer_kind kind) {
+    for (size_t i = 0; i < N_OPTIMIZERS; i++)
+        if (optimizers[i].kind == kind)
+            return &optimizers[i];
+    return &optimizers[0];
+}
+
+const char *hd_optimizer_name(hd_optimizer_kind kind) {
+    return hd_optimizer_info_of(kind)->name;
+}
+
+const char *hd_optimizer_names(void) {
+    return &(OPTIMIZERS(AS_WORD))[1]; /* past the first space */
+}
+
+int hd_optimizer_parse(const char *name, hd_optimizer_kind *kind) {
+    for (size_t i = 0; i < N_OPTIMIZERS; i++) {
+        if (strcmp(name, optimizers[i].name) == 0) {
+            *kind = optimizers[i].kind;
+            return 0;
+        }
+    }
+    return hd_fail("unknown optimizer '%s' (expected one of: %s)", name, hd_optimizer_names());
+}
+
 void hd_optimizer_defaults(hd_optimizer *opt, hd_optimizer_kind kind) {
     memset(opt, 0, sizeof *opt);
     opt->kind = kind;
-    opt->lr = kind == HD_OPT_ADAM ? 1e-3f : 1e-2f;
+    opt->lr = hd_optimizer_info_of(kind)->lr;
     opt->beta1 = 0.9f;
     opt->beta2 = 0.999f;
     opt->eps = 1e-7f;
@@ -55,18 +89,4 @@ void hd_optimizer_update(const hd_optimizer *opt, hd_model *model) {
     else
         be->ops->sgd_step(be, opt->count, model->params, model->grads, opt->m, opt->momentum, opt->nesterov,
                           model->step);
-}
-
-const char *hd_optimizer_name(hd_optimizer_kind kind) {
-    return kind == HD_OPT_ADAM ? "adam" : "sgd";
-}
-
-int hd_optimizer_parse(const char *name, hd_optimizer_kind *kind) {
-    if (strcmp(name, "adam") == 0)
-        *kind = HD_OPT_ADAM;
-    else if (strcmp(name, "sgd") == 0)
-        *kind = HD_OPT_SGD;
-    else
-        return hd_fail("unknown optimizer '%s' (expected adam or sgd)", name);
-    return 0;
 }

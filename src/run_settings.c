@@ -28,6 +28,7 @@ static const run_setting settings[] = {
     {"optimizer", "--optimizer", SET_OPTIMIZER, AT(optimizer), 0, 0, 0},
     {"learning_rate", "--lr", SET_FLOAT, AT(lr), 0, 10, 0},
     {"momentum", "--momentum", SET_FLOAT, AT(momentum), 0, 1, 0},
+    {"nesterov", "--nesterov", SET_INT, AT(nesterov), 0, 1, 0},
     {"batch", "--batch-size", SET_INT, AT(batch), 1, 65536, 1},
     {"epochs", "--epochs", SET_INT, AT(epochs), 1, 100000, 0},
     {"seed", "--seed", SET_U64, AT(seed), 0, 0, 1},
@@ -48,20 +49,6 @@ _Static_assert(sizeof settings / sizeof settings[0] <= 8 * sizeof(unsigned), "to
 /* Which of them --epochs is: the one a resumed run may change. */
 static int is_epochs(const run_setting *s) {
     return strcmp(s->key, "epochs") == 0;
-}
-
-unsigned hd_run_settings_given(int argc, char *const *argv) {
-    unsigned given = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            break;
-        for (int s = 0; s < N_SETTINGS; s++) {
-            size_t n = strlen(settings[s].flag);
-            if (strncmp(argv[i], settings[s].flag, n) == 0 && (argv[i][n] == '\0' || argv[i][n] == '='))
-                given |= 1u << s;
-        }
-    }
-    return given;
 }
 
 unsigned hd_run_settings_bit(const char *key) {

@@ -45,9 +45,13 @@ void hd_train_config_format(const hd_train_config *cfg, const char *device, char
         "device: %s\nmodel: %s\noptimizer: %s\nlearning_rate: %g\nbatch_size: %d\nepochs: %d\nseed: %llu\n"
         "validation_split: %g\nearly_stopping_patience: %d\nreduce_lr_patience: %d\nreduce_lr_factor: %g\n"
         "min_lr: %g\naugmentation: %s\ntrain_limit: %d\n",
-        device, cfg->spec, cfg->optimizer == HD_OPT_ADAM ? "adam" : "sgd", (double)cfg->lr, cfg->batch,
-        cfg->epochs, (unsigned long long)cfg->seed, cfg->val_fraction, cfg->es_patience, cfg->lr_patience,
-        cfg->lr_factor, cfg->min_lr, cfg->augment ? "on" : "off", cfg->train_limit);
+        device, cfg->spec, hd_optimizer_name(cfg->optimizer), (double)cfg->lr, cfg->batch, cfg->epochs,
+        (unsigned long long)cfg->seed, cfg->val_fraction, cfg->es_patience, cfg->lr_patience, cfg->lr_factor,
+        cfg->min_lr, cfg->augment ? "on" : "off", cfg->train_limit);
+    size_t used = strlen(buf);
+    if (cfg->optimizer == HD_OPT_SGD && used < len)
+        snprintf(buf + used, len - used, "momentum: %g\nnesterov: %s\n", (double)cfg->momentum,
+                 cfg->nesterov ? "on" : "off");
 }
 
 /* Everything one run holds, so that cleanup is one function. */
@@ -240,6 +244,7 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     hd_optimizer_defaults(&rc.opt, cfg->optimizer);
     rc.opt.lr = cfg->lr;
     rc.opt.momentum = cfg->momentum;
+    rc.opt.nesterov = cfg->nesterov;
     if (hd_optimizer_init(&rc.opt, &rc.model) != 0)
         goto done;
     rc.opt_ok = 1;

@@ -53,10 +53,52 @@ expect 2 "unknown command 'frobnicate'" -- "$bin" frobnicate
 expect 2 "usage" -- "$bin"
 expect 0 "--epochs N" -- "$bin" train --help
 expect 0 "--model FILE" -- "$bin" eval --help
-expect 2 "unknown option or missing value: '--bogus'" -- "$bin" train --bogus
+expect 2 "unknown option '--bogus'" -- "$bin" train --bogus
 expect 2 "--epochs '0'" -- "$bin" train --epochs 0
 expect 2 "--device 'gpu7'" -- "$bin" train --device gpu7 --data "$tmp" --no-download
 expect 2 "--model FILE is required" -- "$bin" eval
+# help COMMAND is COMMAND --help; misspelt commands and options get the nearest name.
+expect 0 "^usage: hd-gpu train \[options\]" -- "$bin" help train
+expect 0 "usage: hd-gpu COMMAND" -- "$bin" help
+expect 0 "" -- cmp <("$bin" help predict) <("$bin" predict --help)
+expect 2 "unknown command 'trian'; did you mean 'train'\?" -- "$bin" trian
+expect 2 "unknown command 'evl'; did you mean 'eval'\?" -- "$bin" help evl
+expect 2 "unknown option '--epocs'; did you mean '--epochs'\?" -- "$bin" train --epocs 3
+expect 2 "unknown option '--mdoel'; did you mean '--model'\?" -- "$bin" predict --mdoel x.safetensors a.png
+expect 2 "^hd-gpu train: --epochs needs a value" -- "$bin" train --epochs
+expect 2 "^hd-gpu train: --quiet takes no value" -- "$bin" train --quiet=yes
+expect 2 "^hd-gpu train: unexpected argument 'extra'" -- "$bin" train extra
+# eval and predict list only their own options; report's help has the others' layout.
+for cmd in eval predict; do
+    expect 1 "" -- grep -q -- "--no-graph" <("$bin" $cmd --help)
+    expect 0 "" -- grep -q -- "--quiet" <("$bin" $cmd --help)
+done
+expect 0 "^  -h, --help         this text$" -- "$bin" report --help
+expect 0 "^Options:$" -- "$bin" report --help
+# Every option of every table is in its command's --help, in the bash completion (in its command's
+# list) and in the man page.
+completion=$("$bin" --completion bash)
+man=$("$bin" --man)
+n_options=0
+while read -r cmd option; do
+    n_options=$((n_options + 1))
+    expect 0 "" -- grep -qE -- "^  $option( |$)" <("$bin" "$cmd" --help)
+    expect 0 "" -- grep -qE -- "^    $cmd\)$" <<<"$completion"
+    expect 0 "" -- grep -qE -- "opts=\"[^\"]* $option( |\")" <(sed -n "/^    $cmd)\$/,/^        opts=/p" <<<"$completion")
+    expect 0 "" -- grep -qF -- "\\fB${option//-/\\-}\\fR" <<<"$man"
+done < <("$bin" --list-options)
+expect 0 "" -- test "$n_options" -gt 60
+expect 0 "complete -F _hd_gpu hd-gpu" -- "$bin" --completion bash
+expect 0 "" -- bash -n <(printf '%s\n' "$completion")
+expect 0 "^\.TH HD-GPU 1" -- "$bin" --man
+# The optimizer table: names and the Nesterov switch.
+expect 0 "--optimizer NAME .*one of: adam sgd" -- "$bin" train --help
+expect 2 "--optimizer 'adamw': expected one of: adam sgd" -- "$bin" train --optimizer adamw
+expect 2 "--nesterov is for --optimizer sgd" -- "$bin" train --nesterov
+expect 2 "--nesterov needs a momentum above 0" -- "$bin" train --optimizer sgd --momentum 0 --nesterov
+# A run directory where a model is asked for must hold best.safetensors.
+mkdir -p "$tmp/no-model"
+expect 1 "no-model: a directory without best.safetensors" -- "$bin" eval --model "$tmp/no-model" --device cpu --no-download
 expect 1 "no-such-dir" -- "$bin" train --data "$tmp/no-such-dir" --no-download --device cpu
 printf 'not a checkpoint' >"$tmp/bad.safetensors"
 expect 1 "bad.safetensors" -- "$bin" eval --model "$tmp/bad.safetensors" --device cpu --no-download
@@ -67,11 +109,11 @@ expect 0 "^Total params: 11,738 " -- "$bin" summary --model-spec conv:8:5,maxpoo
 expect 1 "^hd-gpu summary: model spec: layer 1: dense needs a flat input" -- "$bin" summary --model-spec dense:10
 expect 1 "^hd-gpu summary: .*bad\.safetensors" -- "$bin" summary --model "$tmp/bad.safetensors"
 mkdir -p "$tmp/empty-run" # a run directory stands for its best.safetensors
-expect 1 "^hd-gpu summary: .*empty-run/best\.safetensors: cannot open" -- "$bin" summary --model "$tmp/empty-run"
+expect 1 "^hd-gpu summary: .*empty-run: a directory without best\.safetensors" -- "$bin" summary --model "$tmp/empty-run"
 expect 1 "no-such-run/best\.safetensors" -- "$bin" summary --model "$tmp/no-such-run/best.safetensors"
 expect 2 "exclude each other" -- "$bin" summary --model-spec dense:10 --model "$tmp/bad.safetensors"
 expect 2 "--model needs a value" -- "$bin" summary --model
-expect 2 "unknown argument --bogus" -- "$bin" summary --bogus
+expect 2 "unknown option .--bogus." -- "$bin" summary --bogus
 # No GPU on this machine: --device 0 falls back with a one-line notice, or fails with --no-fallback.
 if [ -n "${HD_TEST_DATA_DIR:-}" ] && [ -f "$HD_TEST_DATA_DIR/train-images-idx3-ubyte" ]; then
     if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi >/dev/null 2>&1; then
@@ -92,13 +134,76 @@ if [ -n "${HD_TEST_DATA_DIR:-}" ] && [ -f "$HD_TEST_DATA_DIR/train-images-idx3-u
         # predict through the real program (test_predict_command checks what it prints against the
         # model): a hand-drawn digit is classified, a missing file fails naming itself, the others still run.
         digits=$(dirname "$0")/data/handdrawn
-        expect 0 "one\.png: [0-9] \([0-9.]+%\), [0-9] \([0-9.]+%\), [0-9] \([0-9.]+%\)$" -- \
+        expect 0 "one\.png: [0-9] \([0-9.]+%\), [0-9] \([0-9.]+%\), [0-9] \([0-9.]+%\)( \[low confidence\])?$" -- \
             "$bin" predict --model "$tmp/r1/best.safetensors" --device cpu "$digits/one.png"
-        expect 1 "no-such\.png: cannot open" -- "$bin" predict --model "$tmp/r1/best.safetensors" --device cpu \
+        expect 1 "no-such\.png: error: cannot open" -- "$bin" predict --model "$tmp/r1/best.safetensors" --device cpu \
             "$tmp/no-such.png" "$digits/seven.png"
         expect 1 "seven\.png: [0-9] \(" -- "$bin" predict --model "$tmp/r1/best.safetensors" --device cpu \
             "$tmp/no-such.png" "$digits/seven.png"
         expect 2 "no images given" -- "$bin" predict --model "$tmp/r1/best.safetensors"
+        # A run directory where a model is asked for: its best.safetensors.
+        expect 0 "^$tmp/r1/best.safetensors on cpu" -- "$bin" eval --model "$tmp/r1" --device cpu \
+            --data "$HD_TEST_DATA_DIR"
+        expect 0 "one\.png: [0-9] \(" -- "$bin" predict --model "$tmp/r1" --device cpu "$digits/one.png"
+        # The device's notice comes once, after the arguments and files are checked, and not with --quiet.
+        out=$("$bin" eval --model "$tmp/missing.safetensors" --device 0 --data "$HD_TEST_DATA_DIR" 2>&1)
+        expect 0 "" -- test "$(head -n 1 <<<"$out")" = "hd-gpu: $tmp/missing.safetensors: cannot open: No such file or directory"
+        expect 1 "" -- grep -q "no usable GPU" <<<"$out"
+        out=$("$bin" predict --model "$tmp/r1" --device 0 "$tmp/no-such.png" 2>&1)
+        expect 0 "" -- test "$out" = "$tmp/no-such.png: error: cannot open: No such file or directory"
+        expect 0 "" -- test "$("$bin" eval --model "$tmp/r1" --device 0 --data "$HD_TEST_DATA_DIR" 2>&1 | grep -c "no usable GPU")" = 1
+        expect 1 "" -- grep -q "no usable GPU" <("$bin" eval --model "$tmp/r1" --device 0 --quiet --data "$HD_TEST_DATA_DIR" 2>&1)
+        expect 1 "" -- grep -q "no usable GPU" <("$bin" predict --model "$tmp/r1" --device 0 --quiet "$digits/one.png" 2>&1)
+        # predict: - is an image on stdin, a directory its images in name order; errors get their line.
+        expect 0 "^-: [0-9] \(" -- sh -c '"$1" predict --model "$2" --device cpu - <"$3"' sh "$bin" "$tmp/r1" "$digits/one.png"
+        mkdir -p "$tmp/imgs"
+        cp "$digits/seven.png" "$tmp/imgs/b.PNG"
+        cp "$digits/one.png" "$tmp/imgs/a.png"
+        printf 'not an image' >"$tmp/imgs/c.jpg"
+        printf 'skipped' >"$tmp/imgs/notes.txt"
+        out=$("$bin" predict --model "$tmp/r1" --device cpu "$tmp/imgs" 2>/dev/null)
+        expect 0 "" -- test "$(cut -d: -f1 <<<"$out" | tr '\n' ' ')" = "$tmp/imgs/a.png $tmp/imgs/b.PNG $tmp/imgs/c.jpg "
+        expect 0 "^$tmp/imgs/c\.jpg: error: " -- printf '%s\n' "$out"
+        expect 1 "" -- "$bin" predict --model "$tmp/r1" --device cpu "$tmp/imgs"
+        # JSON: all the classes' probabilities (summing to 1), each error once (not also on stderr).
+        "$bin" predict --model "$tmp/r1" --device cpu --json "$tmp/imgs" >"$tmp/p.json" 2>"$tmp/p.err"
+        expect 0 "" -- test ! -s "$tmp/p.err"
+        expect 0 "" -- python3 -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert len(lines) == 3 and "error" in lines[2] and "probabilities" not in lines[2], lines
+for l in lines[:2]:
+    p = l["probabilities"]
+    assert len(p) == 10 and abs(sum(p) - 1) < 1e-9 and l["class"] == max(range(10), key=p.__getitem__), l
+    assert l["top3"][0]["class"] == l["class"] and l["probability"] == p[l["class"]], l
+    assert l["low_confidence"] == (l["probability"] < 0.5), l
+' "$tmp/p.json"
+        # Low confidence: flagged under the threshold, in text and in JSON.
+        expect 0 "one\.png: .*\) \[low confidence\]$" -- "$bin" predict --model "$tmp/r1" --device cpu \
+            --low-confidence 1 "$digits/one.png"
+        expect 0 "\"low_confidence\": true" -- "$bin" predict --model "$tmp/r1" --device cpu --json \
+            --low-confidence 1 "$digits/one.png"
+        expect 0 "\"low_confidence\": false" -- "$bin" predict --model "$tmp/r1" --device cpu --json \
+            --low-confidence 0 "$digits/one.png"
+        # --save-preprocessed: the 28x28 images the model saw.
+        expect 0 "" -- "$bin" predict --model "$tmp/r1" --device cpu --save-preprocessed "$tmp/seen" \
+            "$digits/one.png" "$digits/seven.png"
+        expect 0 "" -- python3 -c '
+import struct, sys
+for f in sys.argv[1:]:
+    head = open(f, "rb").read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (28, 28), f
+' "$tmp/seen/one.png" "$tmp/seen/seven.png"
+        # --nesterov takes effect: recorded in settings.txt and the checkpoint, and the weights differ.
+        for nesterov in "" --nesterov; do
+            "$bin" train --device cpu --data "$HD_TEST_DATA_DIR" --epochs 1 --train-limit 300 --test-limit 100 \
+                --no-report --quiet --optimizer sgd $nesterov --run-dir "$tmp/sgd$nesterov" >/dev/null 2>&1
+        done
+        expect 0 "^nesterov: off$" -- cat "$tmp/sgd/settings.txt"
+        expect 0 "^nesterov: on$" -- cat "$tmp/sgd--nesterov/settings.txt"
+        expect 0 '"hd.optimizer.nesterov":"1"' -- grep -ao '"hd.optimizer.nesterov":"[01]"' "$tmp/sgd--nesterov/last.safetensors"
+        expect 0 '"hd.optimizer.nesterov":"0"' -- grep -ao '"hd.optimizer.nesterov":"[01]"' "$tmp/sgd/last.safetensors"
+        expect 1 "differ" -- cmp "$tmp/sgd/last.safetensors" "$tmp/sgd--nesterov/last.safetensors"
         # The run was trained with --no-report: `hd-gpu report` draws it from the run's files,
         # evaluating on the data directory recorded in settings.txt. A build without cairo
         # (the optional plots off) says so and fails.

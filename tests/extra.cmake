@@ -14,3 +14,7 @@ set_tests_properties(cli_exit_codes PROPERTIES ENVIRONMENT "${HD_CLI_TEST_ENV}"
 add_test(NAME gpu_deps_mnist COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/gpu_deps_test.sh ${CMAKE_SOURCE_DIR}/bench/gpu-deps)
 set_tests_properties(gpu_deps_mnist PROPERTIES ENVIRONMENT "HD_TEST_DATA_DIR=${CMAKE_SOURCE_DIR}/data/mnist"
   SKIP_RETURN_CODE 77)
+# cmake --install into a temporary DESTDIR: the program, the man page and the completion land under the
+# prefix, and the installed program runs.
+add_test(NAME install_tree COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/install_test.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(install_tree PROPERTIES ENVIRONMENT "${HD_TSAN_TEST_ENV}")

@@ -275,13 +275,6 @@ static void test_resume_settings(hd_backend *be, const char *root, const hd_data
           "resume on other data: '%s'", hd_last_error());
     free(other.images);
 
-    /* Which settings a command line gives, whatever its parser. */
-    char *argv[] = {"--batch-size",  "64", "--epochs=3", "--run-dir", "x",
-                    "--lr-patience", "2",  "--",         "--seed"};
-    unsigned given = hd_run_settings_given((int)(sizeof argv / sizeof argv[0]), argv);
-    unsigned want =
-        hd_run_settings_bit("batch") | hd_run_settings_bit("epochs") | hd_run_settings_bit("lr_patience");
-    CHECK(given == want, "given bits %#x, want %#x", given, want);
     CHECK(hd_run_settings_bit("no such") == 0, "an unknown key has no bit");
 }
 

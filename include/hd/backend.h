@@ -184,7 +184,8 @@ typedef struct {
     int deterministic; /* only deterministic cuDNN algorithms */
     int allow_tf32;    /* TF32 tensor-core math in cuBLAS/cuDNN (off by default) */
     int verbose;
-    int no_graphs; /* no record/replay ops (CUDA graphs): every training step runs op by op */
+    int no_graphs;      /* no record/replay ops (CUDA graphs): every training step runs op by op */
+    int quiet_fallback; /* hd_backend_open: no notice on stderr when it falls back to the CPU */
 } hd_gpu_options;
 
 hd_backend *hd_cpu_backend_create(const hd_cpu_options *options);

@@ -5,6 +5,9 @@
 #define HD_CLI_H
 
 #include "hd/backend.h"
+#include "hd/cli_options.h"
+
+#include <stddef.h>
 
 #define HD_EXIT_OK      0
 #define HD_EXIT_RUNTIME 1
@@ -25,16 +28,19 @@ typedef struct {
     int deterministic;
     int allow_tf32;
     int no_graphs;
+    int quiet; /* no notice when falling back to the CPU */
 } hd_device_options;
 
 void hd_device_options_defaults(hd_device_options *opt);
-/* If argv[*i] is one of --device, --no-fallback, --threads, --deterministic, --tf32, --no-graph,
- * consumes it (and its value) and returns 1; returns -1 on a bad value (message printed),
- * 0 if the option is not a device option. */
-int hd_device_options_parse(hd_device_options *opt, int argc, char **argv, int *i);
-/* Usage lines for the device options. */
-const char *hd_device_options_usage(void);
-/* Opens the backend (prints the one-line notice on fallback); NULL + message printed. */
+/* Their option tables (cli_options.h), setting an hd_device_options: --device, --no-fallback,
+ * --threads, --deterministic, --tf32; and --no-graph, for the commands that train. */
+extern const hd_cli_option hd_device_cli_options[5];
+extern const hd_cli_option hd_graph_cli_options[1];
+/* Opens the backend (prints the one-line notice on fallback unless quiet); NULL + message printed. */
 hd_backend *hd_device_options_open(const hd_device_options *opt);
+
+/* The checkpoint that a --model argument names: a file as it is, or a run directory's
+ * best.safetensors. -1 with a message naming the argument when neither is there. */
+int hd_resolve_model_path(const char *arg, char *path, size_t len);
 
 #endif

@@ -32,7 +32,21 @@ void hd_optimizer_free(hd_optimizer *opt, hd_model *model);
 float hd_optimizer_next_step_size(hd_optimizer *opt);
 /* Queues the update of all parameters from model->grads, with model->step's step size. */
 void hd_optimizer_update(const hd_optimizer *opt, hd_model *model);
+
+/* The optimizers by name: the one table that --optimizer, --help, checkpoints and settings.txt
+ * read. Nesterov momentum is SGD's `nesterov` switch (as PyTorch's SGD(nesterov=True)), not a
+ * name of its own. */
+typedef struct {
+    const char *name; /* as --optimizer, checkpoints and settings.txt spell it */
+    hd_optimizer_kind kind;
+    float lr; /* default learning rate */
+} hd_optimizer_info;
+
+const hd_optimizer_info *hd_optimizer_info_of(hd_optimizer_kind kind);
 const char *hd_optimizer_name(hd_optimizer_kind kind);
+/* The names, space separated ("adam sgd"). */
+const char *hd_optimizer_names(void);
+/* By name; -1 with "unknown optimizer 'x' (expected adam or sgd)" otherwise. */
 int hd_optimizer_parse(const char *name, hd_optimizer_kind *kind);
 
 #ifdef __cplusplus

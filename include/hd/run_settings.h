@@ -4,8 +4,7 @@
  * --resume continues a run as it was started: every recorded setting the command line does not give is
  * taken from the checkpoint, and one it gives with another value is refused, naming the flag, both values
  * and the file. The one exception is --epochs, which may extend (or shorten) the run; the run then records
- * the new value. Which settings the command line gave is read from its arguments, so this works with
- * any parser. */
+ * the new value. */
 #ifndef HD_RUN_SETTINGS_H
 #define HD_RUN_SETTINGS_H
 
@@ -17,9 +16,8 @@
 #define HD_RUN_SETTINGS_MAX 20
 #define HD_RUN_SETTING_LEN  512 /* longest value (a model spec) */
 
-/* The bits of hd_train_config.given: one per run setting, in table order. */
-unsigned hd_run_settings_given(int argc, char *const *argv);
-/* The bit of the setting recorded as hd.train.KEY (0 for none). */
+/* The bit in hd_train_config.given of the setting recorded as hd.train.KEY (0 for none): the command
+ * line sets it for every such setting it gives. */
 unsigned hd_run_settings_bit(const char *key);
 
 /* The run settings of cfg as checkpoint metadata: fills meta[] (pointing into values[]), returns how many. */

@@ -21,6 +21,7 @@ typedef struct {
     hd_optimizer_kind optimizer;
     float lr;
     float momentum;
+    int nesterov; /* SGD: Nesterov momentum */
     uint64_t seed;
     double val_fraction;
     int es_patience;     /* early stopping: epochs without val-loss improvement */
@@ -33,7 +34,7 @@ typedef struct {
     const char *run_dir;
     int resume;     /* continue the run in run_dir (its recorded settings restored: run_settings.h) */
     int overwrite;  /* a new run may replace the one run_dir holds (otherwise that is refused: run_dir.h) */
-    unsigned given; /* the run settings the command line gave (hd_run_settings_given): --resume
+    unsigned given; /* the run settings the command line gave (bits: hd_run_settings_bit): --resume
                      * refuses those that contradict the run, and takes the rest from it */
     const char *data_dir; /* where the data came from (--data), recorded for --resume and the report */
     int progress;         /* live progress bar (1), plain lines (0) */
