@@ -25,7 +25,8 @@ static int set_model(void *s, const char *v) {
 static const hd_cli_option summary_options[] = {
     HD_CLI_OPTION("model-spec", "SPEC", set_model_spec,
                   "a spec as for `hd-gpu train`, on 1x28x28 images (default " HD_DEFAULT_SPEC ")"),
-    HD_CLI_OPTION("model", "M", set_model, "a checkpoint (.safetensors), or a run directory (its best.safetensors)"),
+    HD_CLI_OPTION("model", "M", set_model,
+                  "a checkpoint (.safetensors), or a run directory (its best.safetensors)"),
 };
 static const hd_cli_group summary_groups[] = {HD_CLI_GROUP_WHOLE(NULL, summary_options)};
 const hd_cli_command hd_cli_summary = {

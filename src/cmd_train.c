@@ -172,7 +172,8 @@ static const hd_cli_option run_options[] = {
     HD_CLI_OPTION("resume", "DIR", set_resume,
                   "continue the run in DIR where it stopped, with its settings and data\n"
                   "(a flag that contradicts them is refused; --epochs N extends the run)"),
-    HD_CLI_OPTION("overwrite", NULL, set_overwrite, "replace the run that --run-dir holds (otherwise refused)"),
+    HD_CLI_OPTION("overwrite", NULL, set_overwrite,
+                  "replace the run that --run-dir holds (otherwise refused)"),
     HD_CLI_OPTION("no-report", NULL, set_no_report, "skip the plots and report.html"),
     HD_CLI_OPTION("progress", NULL, set_progress, "live progress bar (default: when stderr is a terminal)"),
     HD_CLI_OPTION("no-progress", NULL, set_no_progress, "plain lines, no progress bar"),
@@ -287,8 +288,10 @@ int hd_cmd_train(int argc, char **argv) {
     hd_train_result result;
     int trained = hd_train(be, &cfg, &train, &test, &result);
     if (trained == HD_TRAIN_INTERRUPTED) {
-        fprintf(stderr, "hd-gpu: stopped; the run is saved in %s/last.safetensors; continue it with: hd-gpu train "
-                "--resume %s\n", run_dir, run_dir);
+        fprintf(stderr,
+                "hd-gpu: stopped; the run is saved in %s/last.safetensors; continue it with: hd-gpu train "
+                "--resume %s\n",
+                run_dir, run_dir);
         status = 128 + result.interrupted;
         goto out;
     }

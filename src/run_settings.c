@@ -14,33 +14,37 @@
 typedef enum { SET_INT, SET_U64, SET_FLOAT, SET_DOUBLE, SET_SPEC, SET_OPTIMIZER, SET_AUGMENT } setting_type;
 
 typedef struct {
-    const char *key;  /* hd.train.KEY in last.safetensors */
-    const char *flag; /* the option that sets it */
-    setting_type type;
+    const char *key;     /* hd.train.KEY in last.safetensors */
+    const char *flag;    /* the option that sets it */
     size_t offset, size; /* of its field in hd_train_config */
     double lo, hi;       /* accepted range of a number read back */
-    int required;        /* written by every version that resumes: a checkpoint without it is refused */
+    setting_type type;
+    int required; /* written by every version that resumes: a checkpoint without it is refused */
 } run_setting;
 
 #define AT(field) offsetof(hd_train_config, field), sizeof(((hd_train_config *)0)->field)
+/* A row in reading order: key, flag, type, field, range, required. */
+#define ROW(key, flag, type, field, lo, hi, required)                                                        \
+    { key, flag, AT(field), lo, hi, type, required }
 static const run_setting settings[] = {
-    {"spec", "--model-spec", SET_SPEC, AT(spec), 0, 0, 0},
-    {"optimizer", "--optimizer", SET_OPTIMIZER, AT(optimizer), 0, 0, 0},
-    {"learning_rate", "--lr", SET_FLOAT, AT(lr), 0, 10, 0},
-    {"momentum", "--momentum", SET_FLOAT, AT(momentum), 0, 1, 0},
-    {"nesterov", "--nesterov", SET_INT, AT(nesterov), 0, 1, 0},
-    {"batch", "--batch-size", SET_INT, AT(batch), 1, 65536, 1},
-    {"epochs", "--epochs", SET_INT, AT(epochs), 1, 100000, 0},
-    {"seed", "--seed", SET_U64, AT(seed), 0, 0, 1},
-    {"val_split", "--val-split", SET_DOUBLE, AT(val_fraction), 0, 0.9, 1},
-    {"patience", "--patience", SET_INT, AT(es_patience), 0, 100000, 0},
-    {"lr_patience", "--lr-patience", SET_INT, AT(lr_patience), 1, 100000, 0},
-    {"lr_factor", "--lr-factor", SET_DOUBLE, AT(lr_factor), 0.01, 1, 0},
-    {"min_lr", "--min-lr", SET_DOUBLE, AT(min_lr), 0, 10, 0},
-    {"augment", "--no-augment", SET_AUGMENT, AT(augment), 0, 1, 1}, /* "augmentation on/off" in messages */
-    {"train_limit", "--train-limit", SET_INT, AT(train_limit), 0, 1e9, 0},
-    {"test_limit", "--test-limit", SET_INT, AT(test_limit), 0, 1e9, 0},
+    ROW("spec", "--model-spec", SET_SPEC, spec, 0, 0, 0),
+    ROW("optimizer", "--optimizer", SET_OPTIMIZER, optimizer, 0, 0, 0),
+    ROW("learning_rate", "--lr", SET_FLOAT, lr, 0, 10, 0),
+    ROW("momentum", "--momentum", SET_FLOAT, momentum, 0, 1, 0),
+    ROW("nesterov", "--nesterov", SET_INT, nesterov, 0, 1, 0),
+    ROW("batch", "--batch-size", SET_INT, batch, 1, 65536, 1),
+    ROW("epochs", "--epochs", SET_INT, epochs, 1, 100000, 0),
+    ROW("seed", "--seed", SET_U64, seed, 0, 0, 1),
+    ROW("val_split", "--val-split", SET_DOUBLE, val_fraction, 0, 0.9, 1),
+    ROW("patience", "--patience", SET_INT, es_patience, 0, 100000, 0),
+    ROW("lr_patience", "--lr-patience", SET_INT, lr_patience, 1, 100000, 0),
+    ROW("lr_factor", "--lr-factor", SET_DOUBLE, lr_factor, 0.01, 1, 0),
+    ROW("min_lr", "--min-lr", SET_DOUBLE, min_lr, 0, 10, 0),
+    ROW("augment", "--no-augment", SET_AUGMENT, augment, 0, 1, 1), /* "augmentation on/off" in messages */
+    ROW("train_limit", "--train-limit", SET_INT, train_limit, 0, 1e9, 0),
+    ROW("test_limit", "--test-limit", SET_INT, test_limit, 0, 1e9, 0),
 };
+#undef ROW
 #undef AT
 #define N_SETTINGS ((int)(sizeof settings / sizeof settings[0]))
 _Static_assert(sizeof settings / sizeof settings[0] <= HD_RUN_SETTINGS_MAX, "raise HD_RUN_SETTINGS_MAX");
@@ -58,27 +62,36 @@ unsigned hd_run_settings_bit(const char *key) {
     return 0;
 }
 
+/* A field of hd_train_config by its table entry, through memcpy: the table knows its type. */
+#define read_field(type, at) (*(type *)memcpy(&(type){0}, (at), sizeof(type)))
+#define write_field(type, at, value)                                                                         \
+    do {                                                                                                     \
+        type value_ = (value);                                                                               \
+        memcpy((at), &value_, sizeof value_);                                                                \
+    } while (0)
+
 static void format_value(const hd_train_config *cfg, const run_setting *s, char *buf, size_t len) {
     const char *field = (const char *)cfg + s->offset;
     switch (s->type) {
     case SET_INT:
     case SET_AUGMENT:
-        snprintf(buf, len, "%d", *(const int *)field);
+        snprintf(buf, len, "%d", read_field(int, field));
         break;
     case SET_U64:
-        snprintf(buf, len, "%llu", (unsigned long long)*(const uint64_t *)field);
+        snprintf(buf, len, "%llu", (unsigned long long)read_field(uint64_t, field));
         break;
     case SET_FLOAT:
-        hd_format_float(buf, len, *(const float *)field);
+        hd_format_float(buf, len, read_field(float, field));
         break;
     case SET_DOUBLE:
-        snprintf(buf, len, "%.17g", *(const double *)field);
+        snprintf(buf, len, "%.17g", read_field(double, field));
         break;
     case SET_SPEC: {
         /* Canonical form, so that "conv:32:3:relu" and an equivalent spelling compare equal. */
         hd_layer_spec layers[HD_MAX_LAYERS];
         int n = 0;
-        const char *spec = *(const char *const *)field;
+        const char *spec;
+        memcpy((void *)&spec, field, sizeof spec);
         if (hd_spec_parse(spec, layers, HD_MAX_LAYERS, &n) == 0)
             hd_spec_format(layers, n, buf, len);
         else
@@ -86,7 +99,7 @@ static void format_value(const hd_train_config *cfg, const run_setting *s, char 
         break;
     }
     case SET_OPTIMIZER:
-        snprintf(buf, len, "%s", hd_optimizer_name(*(const hd_optimizer_kind *)field));
+        snprintf(buf, len, "%s", hd_optimizer_name(read_field(hd_optimizer_kind, field)));
         break;
     }
 }
@@ -136,7 +149,7 @@ static int parse_value(hd_train_config *cfg, const run_setting *s, const char *t
     case SET_AUGMENT:
         if (hd_parse_integer(text, (long long)s->lo, (long long)s->hi, &whole) != 0)
             return -1;
-        *(int *)field = (int)whole;
+        write_field(int, field, (int)whole);
         return 0;
     case SET_U64: {
         char *end;
@@ -144,7 +157,7 @@ static int parse_value(hd_train_config *cfg, const run_setting *s, const char *t
         unsigned long long v = strtoull(text, &end, 10);
         if (errno || end == text || *end || text[0] < '0' || text[0] > '9')
             return -1;
-        *(uint64_t *)field = (uint64_t)v;
+        write_field(uint64_t, field, (uint64_t)v);
         return 0;
     }
     case SET_FLOAT:
@@ -152,9 +165,9 @@ static int parse_value(hd_train_config *cfg, const run_setting *s, const char *t
         if (hd_parse_real(text, s->lo, s->hi, &real) != 0)
             return -1;
         if (s->type == SET_FLOAT)
-            *(float *)field = (float)real;
+            write_field(float, field, (float)real);
         else
-            *(double *)field = real;
+            write_field(double, field, real);
         return 0;
     case SET_SPEC: {
         hd_layer_spec layers[HD_MAX_LAYERS];
@@ -162,11 +175,16 @@ static int parse_value(hd_train_config *cfg, const run_setting *s, const char *t
         if (strlen(text) >= len || hd_spec_parse(text, layers, HD_MAX_LAYERS, &n) != 0)
             return -1;
         memcpy(store, text, strlen(text) + 1);
-        *(const char **)field = store;
+        write_field(const char *, field, (const char *)store);
         return 0;
     }
-    case SET_OPTIMIZER:
-        return hd_optimizer_parse(text, (hd_optimizer_kind *)field);
+    case SET_OPTIMIZER: {
+        hd_optimizer_kind kind;
+        if (hd_optimizer_parse(text, &kind) != 0)
+            return -1;
+        write_field(hd_optimizer_kind, field, kind);
+        return 0;
+    }
     }
     return -1;
 }

@@ -57,7 +57,8 @@ typedef struct {
 } hd_cli_command;
 
 /* The commands of the program, in the order `hd-gpu --help` lists them (main.c). */
-extern const hd_cli_command hd_cli_train, hd_cli_eval, hd_cli_predict, hd_cli_report, hd_cli_summary, hd_cli_bench;
+extern const hd_cli_command hd_cli_train, hd_cli_eval, hd_cli_predict, hd_cli_report, hd_cli_summary,
+    hd_cli_bench;
 const hd_cli_command *const *hd_cli_commands(size_t *count);
 
 /* Parses argv[0..argc) (the words after the command name) with getopt_long into `settings`.
