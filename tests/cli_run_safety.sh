@@ -11,30 +11,11 @@ if [ -z "$data" ] || [ ! -f "$data/train-images-idx3-ubyte" ]; then
     echo "skipped: no MNIST in HD_TEST_DATA_DIR" >&2
     exit 77
 fi
-passed=0
-failed=0
 tmp=$(mktemp -d)
 pids=()
+. "$(dirname "$0")/test_util/expect.sh"
 trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 
-ok() { passed=$((passed + 1)); }
-bad() {
-    failed=$((failed + 1))
-    echo "FAIL: $*" >&2
-}
-expect() { # expect CODE PATTERN -- command...
-    local code=$1 pattern=$2
-    shift 3
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" = "$code" ] && grep -qE -- "$pattern" <<<"$out"; then
-        ok
-    else
-        bad "'$*' exited $rc (expected $code), output did not match /$pattern/:"
-        head -5 <<<"$out" >&2
-    fi
-}
 # Waits (at most 60 s) until FILE holds PATTERN.
 wait_for() {
     for _ in $(seq 600); do
@@ -146,5 +127,4 @@ else
     bad "training did not start: $(cat "$tmp/twice.err")"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -3,25 +3,10 @@
 # one-line messages, end to end. Usage: cli_test.sh PATH/TO/hd-gpu
 set -u
 bin=$1
-passed=0
-failed=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/test_util/expect.sh"
 
-expect() { # expect CODE PATTERN -- command...
-    local code=$1 pattern=$2
-    shift 3
-    local out rc
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" = "$code" ] && grep -qE -- "$pattern" <<<"$out"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: '$*' exited $rc (expected $code), output did not match /$pattern/:" >&2
-        head -5 <<<"$out" >&2
-    fi
-}
 
 expect 0 "^hd-gpu [0-9]+\.[0-9]+" -- "$bin" --version
 expect 0 "^features: (no )?cuda, " -- "$bin" --version
@@ -218,5 +203,4 @@ for f in sys.argv[1:]:
         expect 1 "no-such-run" -- "$bin" report "$tmp/no-such-run" --device cpu
     fi
 fi
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

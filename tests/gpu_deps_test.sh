@@ -6,25 +6,11 @@
 # after the failure cases). Usage: gpu_deps_test.sh PATH/TO/bench/gpu-deps
 set -u
 deps_cmd=$1
-passed=0
-failed=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/test_util/expect.sh"
 names=(train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
 
-expect() { # expect CODE PATTERN -- command...
-    local code=$1 pattern=$2 out rc
-    shift 3
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" = "$code" ] && grep -qE -- "$pattern" <<<"$out"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: '$*' exited $rc (expected $code), output did not match /$pattern/:" >&2
-        head -5 <<<"$out" >&2
-    fi
-}
 clean_env=(env -u HD_DATA_DIR -u XDG_CACHE_HOME HOME="$tmp/home")
 
 # ---- nothing to find ----
@@ -58,22 +44,13 @@ expect 1 "missing or bad: t10k-labels-idx1-ubyte" -- \
 expect 0 "MNIST from $tmp/home/.cache/hd-gpu/mnist, verified" -- \
     "${clean_env[@]}" "$deps_cmd" --mnist-only --deps "$tmp/out"
 for n in "${names[@]}"; do
-    if cmp -s <(gzip -dc "$tmp/out/mnist/$n.gz") "$data/$n"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $tmp/out/mnist/$n.gz does not hold $data/$n" >&2
-    fi
+    cmp -s <(gzip -dc "$tmp/out/mnist/$n.gz") "$data/$n" && ok || bad "$tmp/out/mnist/$n.gz does not hold $data/$n"
 done
 # $XDG_CACHE_HOME's cache, from .gz files (copied as they are).
 mkdir -p "$tmp/xdg/hd-gpu/mnist"
 for n in "${names[@]}"; do cp "$tmp/out/mnist/$n.gz" "$tmp/xdg/hd-gpu/mnist/"; done
 expect 0 "MNIST from $tmp/xdg/hd-gpu/mnist, verified" -- \
     "${clean_env[@]}" XDG_CACHE_HOME="$tmp/xdg" "$deps_cmd" --mnist-only --deps "$tmp/out2"
-[ "$(ls "$tmp/out2/mnist" | wc -l)" = 4 ] && passed=$((passed + 1)) || {
-    failed=$((failed + 1))
-    echo "FAIL: $tmp/out2/mnist does not hold the four files" >&2
-}
+[ "$(ls "$tmp/out2/mnist" | wc -l)" = 4 ] && ok || bad "$tmp/out2/mnist does not hold the four files"
 
-echo "gpu_deps_test: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish gpu_deps_test
