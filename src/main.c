@@ -17,7 +17,8 @@ static void usage(FILE *out) {
                  "  predict   classify your own images of digits (--model FILE IMAGE...)\n"
                  "  report    regenerate a run's plots and report.html (RUN_DIR)\n"
                  "  summary   the model's layers, output shapes and parameters\n"
-                 "  bench     measure training and inference speed\n\n"
+                 "  bench     measure training and inference speed\n"
+                 "  export    write a model as ONNX (--model M -o FILE)\n\n"
                  "  --version, --help\n");
 }
 
@@ -69,7 +70,8 @@ int main(int argc, char **argv) {
         const char *name;
         int (*run)(int, char **);
     } commands[] = {{"train", hd_cmd_train},   {"eval", hd_cmd_eval},   {"predict", hd_cmd_predict},
-                    {"report", hd_cmd_report}, {"bench", hd_cmd_bench}, {"summary", hd_cmd_summary}};
+                    {"report", hd_cmd_report}, {"bench", hd_cmd_bench}, {"summary", hd_cmd_summary},
+                    {"export", hd_cmd_export}};
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(command, commands[i].name) == 0)
             return commands[i].run(argc - 2, argv + 2);
