@@ -24,6 +24,8 @@ static void print_usage(FILE *out) {
             "  --softmax       end with Softmax: output \"probabilities\" instead of logits\n"
             "  -h, --help      this text\n",
             HD_ONNX_OPSET);
+    if (!hd_onnx_available())
+        fprintf(out, "\nThis hd-gpu was built without ONNX export (protobuf-c, onnx.proto): it refuses.\n");
 }
 
 int hd_cmd_export(int argc, char **argv) {

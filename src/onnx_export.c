@@ -57,9 +57,10 @@ typedef struct {
     int rank;      /* its rank: 4 (NCHW) or 2 (N x features) */
 } builder;
 
+/* protobuf-c's string fields are char *; it only reads them when packing. */
 static char *str(const char *s) {
-    return (char *)(uintptr_t)s;
-} /* protobuf-c's char * fields, never written */
+    return (char *)s;
+}
 
 static Onnx__NodeProto *add_node(builder *b, const char *op, const char *name, const char *doc) {
     int i = b->n_node++;
@@ -108,7 +109,8 @@ static char *add_init(builder *b, const char *name, int rank, const int64_t *dim
     onnx__tensor_proto__init(t);
     snprintf(b->init_name[i], NAME_LEN, "%s", name);
     t->name = b->init_name[i];
-    memcpy(b->init_dims[i], dims, sizeof(int64_t) * (size_t)rank);
+    if (rank > 0)
+        memcpy(b->init_dims[i], dims, sizeof(int64_t) * (size_t)rank);
     t->dims = b->init_dims[i];
     t->n_dims = (size_t)rank;
     t->has_data_type = 1;
@@ -128,7 +130,7 @@ static char *add_init(builder *b, const char *name, int rank, const int64_t *dim
 
 /* Weight and bias of a conv or dense layer, inputs 2 and 3 of node n. */
 static void add_weights(builder *b, Onnx__NodeProto *n, const hd_layer *l, float *params) {
-    int64_t dims[4];
+    int64_t dims[4] = {0, 0, 0, 0};
     char name[NAME_LEN];
     for (int d = 0; d < l->weight_rank; d++)
         dims[d] = l->weight_dims[d];
