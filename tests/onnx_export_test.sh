@@ -129,7 +129,7 @@ run_ort() { # run_ort MODEL TAG [ties]: MODEL a checkpoint or a run directory; t
     for kind in logits probabilities; do
         local model=$tmp/$tag.onnx
         [ $kind = probabilities ] && model=$tmp/$tag-p.onnx
-        if node "$src/tests/onnx_check.js" "$model" "$data/t10k-images-idx3-ubyte" "$tmp/$tag.f32" $kind $atol $rtol $ties; then
+        if node "$src/tests/onnx_check.js" "$model" "$data/t10k-images-idx3-ubyte" "$tmp/$tag.f32" $kind $atol $rtol ${ties:+"$ties"}; then
             ok
         else
             bad "ONNX Runtime and hd-gpu differ on $model"
