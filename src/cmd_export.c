@@ -74,6 +74,14 @@ int hd_cmd_export(int argc, char **argv) {
         model_path = path;
     }
 
+    struct stat out_st;
+    if (stat(out_path, &out_st) == 0 && stat(model_path, &st) == 0 && out_st.st_dev == st.st_dev &&
+        out_st.st_ino == st.st_ino) {
+        fprintf(stderr, "hd-gpu export: %s: that is the checkpoint itself; name another output file\n",
+                out_path);
+        return HD_EXIT_USAGE;
+    }
+
     /* One CPU thread and a batch of one: the model is only read, for its parameters. */
     hd_backend *be = hd_cpu_backend_create(&(hd_cpu_options){1});
     if (!be) {

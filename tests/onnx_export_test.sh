@@ -2,7 +2,8 @@
 # onnx_export_test.sh: `hd-gpu export` end to end. Usage: onnx_export_test.sh HD_GPU ONNX_TEST_HELPER
 # 1. Bad input, through the real program: one line, exit 1, no file (partial or temporary) left behind
 #    and an existing output left as it was: an output path that cannot be written, corrupt and truncated
-#    checkpoints, a run directory without best.safetensors; usage errors exit 2.
+#    checkpoints, a run directory without best.safetensors; usage errors exit 2, as does an output that is
+#    the checkpoint itself.
 # 2. The real consumer: a model trained for one epoch by `hd-gpu train`, and two initialised models whose
 #    specs reach every layer kind and mapping (conv without ReLU, dense straight after 1x1 outputs, a conv
 #    after flatten), exported with and without --softmax, checked by python3-onnx's checker and run in
@@ -59,6 +60,11 @@ fi
 expect 2 "--model and -o are both needed" -- "$bin" export --model "$tmp/small.safetensors"
 expect 2 "unknown argument --bogus" -- "$bin" export --bogus
 expect 2 "-o needs a value" -- "$bin" export --model "$tmp/small.safetensors" -o
+cp "$tmp/small.safetensors" "$tmp/small.copy"
+expect 2 "$tmp/small.safetensors: that is the checkpoint itself" -- \
+    "$bin" export --model "$tmp/small.safetensors" -o "$tmp/small.safetensors"
+if cmp -s "$tmp/small.safetensors" "$tmp/small.copy"; then ok; else bad "export replaced its own checkpoint"; fi
+rm "$tmp/small.copy"
 
 mkdir "$tmp/out"
 expect 1 "$tmp/out/missing/m.onnx.*No such file or directory" -- \
