@@ -132,13 +132,27 @@ static int apply(const hd_cli_command *cmd, const hd_cli_option *option, const h
 }
 
 /* One pass of getopt_long over args: early options only (pass 0) or all the others (pass 1). */
+/* The id getopt_long returns for an option: OPTION_ID0 + its index, also when spelt with its letter. */
+static int option_id(const hd_cli_command *cmd, int id) {
+    size_t n = option_count(cmd);
+    for (size_t k = 0; id > 0 && id < OPTION_ID0 && id != 'h' && k < n; k++) {
+        const hd_cli_group *group;
+        if (option_at(cmd, k, &group)->short_name == id)
+            return OPTION_ID0 + (int)k;
+    }
+    return id;
+}
+
 static int parse_pass(const hd_cli_command *cmd, void *settings, int argc, char **args,
-                      const struct option *longopts, int pass) {
+                      const struct option *longopts, const char *shorts, int pass) {
     optind = 0; /* glibc: start again from scratch */
     opterr = 0;
     int id, index = -1;
-    while ((id = getopt_long(argc, args, ":h", longopts, &index)) != -1) {
+    while ((id = getopt_long(argc, args, shorts, longopts, &index)) != -1) {
         const hd_cli_group *group = NULL;
+        id = option_id(cmd, id);
+        if (id == ':' || id == '?')
+            optopt = option_id(cmd, optopt);
         const hd_cli_option *option =
             id >= OPTION_ID0 ? option_at(cmd, (size_t)(id - OPTION_ID0), &group) : NULL;
         if (pass == 0) {
@@ -191,13 +205,24 @@ int hd_cli_parse(const hd_cli_command *cmd, void *settings, int argc, char **arg
                                       OPTION_ID0 + (int)k};
     }
     longopts[n] = (struct option){"help", no_argument, NULL, HELP_ID};
+    char shorts[64] = ":h"; /* getopt's letters: h, and each option's own (with ':' when it takes a value) */
+    for (size_t k = 0, used = 2; k < n && used + 3 < sizeof shorts; k++) {
+        const hd_cli_group *group;
+        const hd_cli_option *option = option_at(cmd, k, &group);
+        if (!option->short_name)
+            continue;
+        shorts[used++] = option->short_name;
+        if (option->metavar)
+            shorts[used++] = ':';
+        shorts[used] = '\0';
+    }
     char program[64];
     snprintf(program, sizeof program, "hd-gpu %s", cmd->name);
     args[0] = program;
     memcpy(args + 1, argv, (size_t)argc * sizeof *argv);
-    int rc = parse_pass(cmd, settings, argc + 1, args, longopts, 0);
+    int rc = parse_pass(cmd, settings, argc + 1, args, longopts, shorts, 0);
     if (rc == 0)
-        rc = parse_pass(cmd, settings, argc + 1, args, longopts, 1);
+        rc = parse_pass(cmd, settings, argc + 1, args, longopts, shorts, 1);
     int first = optind - 1;
     memcpy(argv, args + 1, (size_t)argc * sizeof *argv); /* getopt_long moved the operands last */
     free(longopts);
@@ -244,7 +269,10 @@ void hd_cli_print_help(const hd_cli_command *cmd, FILE *out) {
         for (size_t k = 0; k < group->count; k++) {
             const hd_cli_option *o = &group->options[k];
             char name[80];
-            snprintf(name, sizeof name, "--%s", o->name);
+            if (o->short_name)
+                snprintf(name, sizeof name, "-%c, --%s", o->short_name, o->name);
+            else
+                snprintf(name, sizeof name, "--%s", o->name);
             print_option(out, name, o->metavar, o->help, o->choices ? o->choices() : NULL);
         }
     }

@@ -67,7 +67,7 @@ man=$("$bin" --man)
 n_options=0
 while read -r cmd option; do
     n_options=$((n_options + 1))
-    expect 0 "" -- grep -qE -- "^  $option( |$)" <("$bin" "$cmd" --help)
+    expect 0 "" -- grep -qE -- "^  (-[a-z], )?$option( |$)" <("$bin" "$cmd" --help)
     expect 0 "" -- grep -qE -- "^    $cmd\)$" <<<"$completion"
     expect 0 "" -- grep -qE -- "opts=\"[^\"]* $option( |\")" <(sed -n "/^    $cmd)\$/,/^        opts=/p" <<<"$completion")
     expect 0 "" -- grep -qF -- "\\fB${option//-/\\-}\\fR" <<<"$man"

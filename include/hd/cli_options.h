@@ -20,16 +20,20 @@ typedef struct {
     const char *help; /* one line or more ('\n'); later lines are indented under the first */
     /* Optional: the values it takes, space separated (completion, man page). */
     const char *(*choices)(void);
-    int early; /* applied before all others, whatever their order (bench's --quick) */
+    int early;       /* applied before all others, whatever their order (bench's --quick) */
+    char short_name; /* a one-letter spelling too ('o' for -o), or 0 */
 } hd_cli_option;
 
 /* A table's entries: an option, one with a list of values, one applied first (cli_options.h). */
 #define HD_CLI_OPTION(name, metavar, set, help)                                                              \
-    { name, metavar, set, help, NULL, 0 }
+    { name, metavar, set, help, NULL, 0, 0 }
 #define HD_CLI_OPTION_CHOICES(name, metavar, set, help, choices)                                             \
-    { name, metavar, set, help, choices, 0 }
+    { name, metavar, set, help, choices, 0, 0 }
 #define HD_CLI_OPTION_EARLY(name, metavar, set, help)                                                        \
-    { name, metavar, set, help, NULL, 1 }
+    { name, metavar, set, help, NULL, 1, 0 }
+/* An option with a one-letter spelling as well (export's -o FILE). */
+#define HD_CLI_OPTION_SHORT(name, letter, metavar, set, help)                                                \
+    { name, metavar, set, help, NULL, 0, letter }
 
 /* Options that set one part of the settings: their setters get (char *)settings + offset. */
 typedef struct {
@@ -58,7 +62,7 @@ typedef struct {
 
 /* The commands of the program, in the order `hd-gpu --help` lists them (main.c). */
 extern const hd_cli_command hd_cli_train, hd_cli_eval, hd_cli_predict, hd_cli_report, hd_cli_summary,
-    hd_cli_bench;
+    hd_cli_export, hd_cli_bench;
 const hd_cli_command *const *hd_cli_commands(size_t *count);
 
 /* Parses argv[0..argc) (the words after the command name) with getopt_long into `settings`.
