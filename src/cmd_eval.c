@@ -4,8 +4,6 @@
 #include "hd/common.h"
 #include "hd/evaluate.h"
 #include "hd/mnist.h"
-#include "model_load.h"
-#include "train_finish.h"
 
 #include <stdio.h>
 #include <stdlib.h>

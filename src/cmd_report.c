@@ -7,6 +7,7 @@
 #include "hd/common.h"
 #include "hd/metrics.h"
 #include "hd/report.h"
+#include "hd/report_eval.h"
 
 static void print_usage(FILE *out) {
     fprintf(out,

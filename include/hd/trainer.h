@@ -65,7 +65,5 @@ void hd_train_config_defaults(hd_train_config *cfg);
  * and claimed and locked for the run: run_dir.h). Returns 0, -1 + hd_fail, or HD_TRAIN_INTERRUPTED. */
 int hd_train(hd_backend *be, const hd_train_config *cfg, const hd_dataset *train, const hd_dataset *test,
              hd_train_result *result);
-/* Writes the settings as "key: value" lines (settings.txt, the report, --help defaults). */
-void hd_train_config_format(const hd_train_config *cfg, const char *device, char *buf, size_t len);
 
 #endif
