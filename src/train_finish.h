@@ -6,7 +6,7 @@
 #include "hd/idx.h"
 #include "hd/pipeline.h"
 #include "hd/report.h"
-#include "hd/trainer.h"
+#include "hd/train_config.h"
 #include "train_state.h"
 
 int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_set *test,

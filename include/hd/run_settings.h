@@ -11,7 +11,7 @@
 #define HD_RUN_SETTINGS_H
 
 #include "hd/safetensors.h"
-#include "hd/trainer.h"
+#include "hd/train_config.h"
 
 #include <stddef.h>
 
