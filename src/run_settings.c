@@ -18,29 +18,29 @@ typedef struct {
     const char *label; /* its line in RUN_DIR/settings.txt ("label: value"), NULL for none */
     const char *flag;  /* the option that sets it */
     setting_type type;
+    int required;        /* written by every version that resumes: a checkpoint without it is refused */
     size_t offset, size; /* of its field in hd_train_config */
     double lo, hi;       /* accepted range of a number read back */
-    int required;        /* written by every version that resumes: a checkpoint without it is refused */
 } run_setting;
 
 #define AT(field) offsetof(hd_train_config, field), sizeof(((hd_train_config *)0)->field)
 static const run_setting settings[] = {
-    {"spec", "model", "--model-spec", SET_SPEC, AT(spec), 0, 0, 0},
-    {"optimizer", "optimizer", "--optimizer", SET_OPTIMIZER, AT(optimizer), 0, 0, 0},
-    {"learning_rate", "learning_rate", "--lr", SET_FLOAT, AT(lr), 0, 10, 0},
-    {"momentum", NULL, "--momentum", SET_FLOAT, AT(momentum), 0, 1, 0},
-    {"batch", "batch_size", "--batch-size", SET_INT, AT(batch), 1, 65536, 1},
-    {"epochs", "epochs", "--epochs", SET_INT, AT(epochs), 1, 100000, 0},
-    {"seed", "seed", "--seed", SET_U64, AT(seed), 0, 0, 1},
-    {"val_split", "validation_split", "--val-split", SET_DOUBLE, AT(val_fraction), 0, 0.9, 1},
-    {"patience", "early_stopping_patience", "--patience", SET_INT, AT(es_patience), 0, 100000, 0},
-    {"lr_patience", "reduce_lr_patience", "--lr-patience", SET_INT, AT(lr_patience), 1, 100000, 0},
-    {"lr_factor", "reduce_lr_factor", "--lr-factor", SET_DOUBLE, AT(lr_factor), 0.01, 1, 0},
-    {"min_lr", "min_lr", "--min-lr", SET_DOUBLE, AT(min_lr), 0, 10, 0},
-    {"augment", "augmentation", "--no-augment", SET_AUGMENT, AT(augment), 0, 1,
-     1}, /* "augmentation on/off" in messages */
-    {"train_limit", "train_limit", "--train-limit", SET_INT, AT(train_limit), 0, 1e9, 0},
-    {"test_limit", NULL, "--test-limit", SET_INT, AT(test_limit), 0, 1e9, 0},
+    {"spec", "model", "--model-spec", SET_SPEC, 0, AT(spec), 0, 0},
+    {"optimizer", "optimizer", "--optimizer", SET_OPTIMIZER, 0, AT(optimizer), 0, 0},
+    {"learning_rate", "learning_rate", "--lr", SET_FLOAT, 0, AT(lr), 0, 10},
+    {"momentum", NULL, "--momentum", SET_FLOAT, 0, AT(momentum), 0, 1},
+    {"batch", "batch_size", "--batch-size", SET_INT, 1, AT(batch), 1, 65536},
+    {"epochs", "epochs", "--epochs", SET_INT, 0, AT(epochs), 1, 100000},
+    {"seed", "seed", "--seed", SET_U64, 1, AT(seed), 0, 0},
+    {"val_split", "validation_split", "--val-split", SET_DOUBLE, 1, AT(val_fraction), 0, 0.9},
+    {"patience", "early_stopping_patience", "--patience", SET_INT, 0, AT(es_patience), 0, 100000},
+    {"lr_patience", "reduce_lr_patience", "--lr-patience", SET_INT, 0, AT(lr_patience), 1, 100000},
+    {"lr_factor", "reduce_lr_factor", "--lr-factor", SET_DOUBLE, 0, AT(lr_factor), 0.01, 1},
+    {"min_lr", "min_lr", "--min-lr", SET_DOUBLE, 0, AT(min_lr), 0, 10},
+    /* "augmentation on/off" in messages */
+    {"augment", "augmentation", "--no-augment", SET_AUGMENT, 1, AT(augment), 0, 1},
+    {"train_limit", "train_limit", "--train-limit", SET_INT, 0, AT(train_limit), 0, 1e9},
+    {"test_limit", NULL, "--test-limit", SET_INT, 0, AT(test_limit), 0, 1e9},
 };
 #undef AT
 #define N_SETTINGS ((int)(sizeof settings / sizeof settings[0]))
@@ -74,7 +74,7 @@ unsigned hd_run_settings_bit(const char *key) {
 }
 
 static void format_value(const hd_train_config *cfg, const run_setting *s, char *buf, size_t len) {
-    const char *field = (const char *)cfg + s->offset;
+    const void *field = (const char *)cfg + s->offset;
     switch (s->type) {
     case SET_INT:
     case SET_AUGMENT:
@@ -143,7 +143,7 @@ static void expectation(const run_setting *s, char *buf, size_t len) {
 /* Parses a recorded value into cfg's field (strings into store). */
 static int parse_value(hd_train_config *cfg, const run_setting *s, const char *text, char *store,
                        size_t len) {
-    char *field = (char *)cfg + s->offset;
+    void *field = (char *)cfg + s->offset;
     long long whole = 0;
     double real = 0;
     switch (s->type) {
@@ -225,7 +225,7 @@ int hd_run_settings_restore(hd_train_config *cfg, const hd_safetensors *file, co
 
 /* A setting as settings.txt shows it: the spec as given, numbers in the fewest digits, "on"/"off". */
 static void format_shown(const hd_train_config *cfg, const run_setting *s, char *buf, size_t len) {
-    const char *field = (const char *)cfg + s->offset;
+    const void *field = (const char *)cfg + s->offset;
     switch (s->type) {
     case SET_SPEC:
         snprintf(buf, len, "%s", *(const char *const *)field);
