@@ -37,16 +37,16 @@ int cpu_fence_record(hd_backend *be);
 void cpu_fence_wait(hd_backend *be, int fence);
 
 /* cpu_conv.c */
-void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape);
 void cpu_conv2d_plan_free(hd_backend *be, void *plan);
+void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape);
 void cpu_conv2d_forward(hd_backend *be, void *plan, int n, const float *in, const float *weight,
                         const float *bias, float *out);
 void cpu_conv2d_backward(hd_backend *be, void *plan, int n, const float *in, const float *weight,
                          const float *out, float *dout, float *din, float *dweight, float *dbias);
 
 /* cpu_pool.c */
-void *cpu_maxpool_plan(hd_backend *be, const hd_pool_shape *shape);
 void cpu_maxpool_plan_free(hd_backend *be, void *plan);
+void *cpu_maxpool_plan(hd_backend *be, const hd_pool_shape *shape);
 void cpu_maxpool_forward(hd_backend *be, void *plan, int n, const float *in, float *out);
 void cpu_maxpool_backward(hd_backend *be, void *plan, int n, const float *in, const float *out,
                           const float *dout, float *din);
