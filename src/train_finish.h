@@ -4,7 +4,7 @@
 #define HD_TRAIN_FINISH_H
 
 #include "hd/idx.h"
-#include "hd/pipeline.h"
+#include "hd/dataset_split.h"
 #include "hd/report.h"
 #include "hd/train_config.h"
 #include "train_state.h"

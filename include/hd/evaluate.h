@@ -8,7 +8,7 @@
 #include "hd/idx.h"
 #include "hd/mnist.h"
 #include "hd/model.h"
-#include "hd/pipeline.h"
+#include "hd/dataset_split.h"
 
 #include <stdio.h>
 

@@ -6,7 +6,7 @@
 
 #include "hd/idx.h"
 #include "hd/model.h"
-#include "hd/pipeline.h"
+#include "hd/dataset_split.h"
 #include "hd/report.h"
 
 /* Evaluates `model` on `test` and fills the test-set parts of a report: accuracy, confusion
