@@ -1,11 +1,11 @@
-/* blas_kernels.c: making sure OpenBLAS runs the kernels this CPU can run (see backend.h).
+/* blas_kernels.c: making sure OpenBLAS runs the kernels this CPU can run (see blas_kernels.h).
  *
  * A DYNAMIC_ARCH OpenBLAS picks its kernel set from the CPU's model number when it loads. One older
  * than the CPU does not know its model and falls back to SSE3 kernels: Debian 12's 0.3.21 on an Emerald
  * Rapids Xeon (family 6, model 207) runs "Prescott", 2.4x slower per training step than "SkylakeX".
  * The kernel set can only be chosen before the library initialises, by OPENBLAS_CORETYPE, so the
  * program sets it and executes itself again. */
-#include "hd/backend.h"
+#include "hd/blas_kernels.h"
 #include "hd/common.h"
 
 #include <cblas.h>

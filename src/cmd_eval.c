@@ -7,7 +7,6 @@
 #include "hd/mnist.h"
 #include "hd/safetensors.h"
 #include "model_load.h"
-#include "train_finish.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +118,8 @@ int hd_cmd_eval(int argc, char **argv) {
     if (!be)
         goto out;
     if (hd_model_load_checkpoint(&model, be, model_path, s.batch) != 0 ||
+        hd_model_check_input(&model, hd_dataset_name(&test_bytes), 1, test_bytes.rows, test_bytes.cols) !=
+            0 ||
         evaluate(model_path, be, &model, &test) != 0) {
         fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
         goto out;

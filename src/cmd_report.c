@@ -7,6 +7,7 @@
 #include "hd/common.h"
 #include "hd/metrics.h"
 #include "hd/report.h"
+#include "hd/report_eval.h"
 
 typedef struct {
     const char *device;

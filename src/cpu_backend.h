@@ -24,40 +24,62 @@ static inline void cpu_split_range(int total, int parts, int index, int *begin, 
     *end = *begin + base + (index < extra ? 1 : 0);
 }
 
-/* Op implementations, one file per layer type. */
-void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape);
+/* The ops, declared by file in the order of the ops table; each src/cpu_X.c has its twin in
+ * kernels/gpu_X.cu, with the same ops in the same order. */
+
+/* cpu_transfer.c: memory and fences. */
+float *cpu_alloc(hd_backend *be, size_t count);
+void cpu_free(hd_backend *be, void *ptr);
+void *cpu_host_alloc(hd_backend *be, size_t bytes);
+void cpu_copy(hd_backend *be, void *dst, const void *src, size_t bytes); /* upload and download */
+void cpu_zero(hd_backend *be, void *ptr, size_t bytes);
+int cpu_fence_record(hd_backend *be);
+void cpu_fence_wait(hd_backend *be, int fence);
+
+/* cpu_conv.c */
 void cpu_conv2d_plan_free(hd_backend *be, void *plan);
+void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape);
 void cpu_conv2d_forward(hd_backend *be, void *plan, int n, const float *in, const float *weight,
                         const float *bias, float *out);
 void cpu_conv2d_backward(hd_backend *be, void *plan, int n, const float *in, const float *weight,
                          const float *out, float *dout, float *din, float *dweight, float *dbias);
 
-void *cpu_maxpool_plan(hd_backend *be, const hd_pool_shape *shape);
+/* cpu_pool.c */
 void cpu_maxpool_plan_free(hd_backend *be, void *plan);
+void *cpu_maxpool_plan(hd_backend *be, const hd_pool_shape *shape);
 void cpu_maxpool_forward(hd_backend *be, void *plan, int n, const float *in, float *out);
 void cpu_maxpool_backward(hd_backend *be, void *plan, int n, const float *in, const float *out,
                           const float *dout, float *din);
 
+/* cpu_dense.c */
 void cpu_dense_forward(hd_backend *be, int n, int in_f, int out_f, const float *in, const float *weight,
                        const float *bias, float *out, hd_activation act);
 void cpu_dense_backward(hd_backend *be, int n, int in_f, int out_f, const float *in, const float *weight,
                         const float *out, float *dout, float *din, float *dweight, float *dbias,
                         hd_activation act);
 
+/* cpu_bias_act.c: ReLU applied in place / its gradient mask applied to dout in place (out is post-ReLU),
+ * for cpu_conv.c and cpu_dense.c. */
+void cpu_relu_inplace(float *x, size_t count);
+void cpu_relu_mask_grad(const float *out, float *dout, size_t count);
+
+/* cpu_record.c */
 void cpu_set_step_scalars(hd_backend *be, hd_step_scalars *dst, const hd_step_scalars *value);
+
+/* cpu_dropout.c */
 void cpu_dropout_forward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
                          const hd_step_scalars *step_scalars, const float *in, float *out);
 void cpu_dropout_backward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
                           const hd_step_scalars *step_scalars, const float *dout, float *din);
+
+/* cpu_loss.c */
 void cpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels,
                       float *dlogits, float grad_divisor, float *metrics);
+
+/* cpu_optim.c */
 void cpu_adam_step(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v,
                    float beta1, float beta2, float eps, const hd_step_scalars *step);
 void cpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grads, float *velocity,
                   float momentum, int nesterov, const hd_step_scalars *step);
-
-/* ReLU applied in place / its gradient mask applied to dout in place (out is post-ReLU). */
-void cpu_relu_inplace(float *x, size_t count);
-void cpu_relu_mask_grad(const float *out, float *dout, size_t count);
 
 #endif

@@ -24,6 +24,17 @@ typedef struct {
     float *dbias_parts;   /* threads * OC */
 } cpu_conv_plan;
 
+void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
+    (void)be;
+    cpu_conv_plan *plan = plan_ptr;
+    if (!plan)
+        return;
+    free(plan->col);
+    free(plan->dweight_parts);
+    free(plan->dbias_parts);
+    free(plan);
+}
+
 void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
     cpu_conv_plan *plan = hd_calloc(1, sizeof *plan);
     if (!plan)
@@ -40,17 +51,6 @@ void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
         return NULL;
     }
     return plan;
-}
-
-void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
-    (void)be;
-    cpu_conv_plan *plan = plan_ptr;
-    if (!plan)
-        return;
-    free(plan->col);
-    free(plan->dweight_parts);
-    free(plan->dbias_parts);
-    free(plan);
 }
 
 /* The output columns ox whose input column ox + kx - pad lies inside the image: [*lo, *hi). */

@@ -15,6 +15,15 @@ typedef struct {
     int32_t *argmax; /* max_batch * C * OH * OW indices into the input plane */
 } cpu_pool_plan;
 
+void cpu_maxpool_plan_free(hd_backend *be, void *plan_ptr) {
+    (void)be;
+    cpu_pool_plan *plan = plan_ptr;
+    if (plan) {
+        free(plan->argmax);
+        free(plan);
+    }
+}
+
 void *cpu_maxpool_plan(hd_backend *be, const hd_pool_shape *shape) {
     cpu_pool_plan *plan = hd_calloc(1, sizeof *plan);
     if (!plan)
@@ -28,15 +37,6 @@ void *cpu_maxpool_plan(hd_backend *be, const hd_pool_shape *shape) {
         return NULL;
     }
     return plan;
-}
-
-void cpu_maxpool_plan_free(hd_backend *be, void *plan_ptr) {
-    (void)be;
-    cpu_pool_plan *plan = plan_ptr;
-    if (plan) {
-        free(plan->argmax);
-        free(plan);
-    }
 }
 
 /* One plane, any window: the first maximum in row-major order. A NaN wins only as a window's first

@@ -1,6 +1,6 @@
 /* dataset_split.c: float conversion, the seeded validation split and per-epoch shuffles. */
+#include "hd/dataset_split.h"
 #include "hd/common.h"
-#include "hd/pipeline.h"
 #include "hd/shared_math.h"
 
 #include <stdlib.h>

@@ -250,7 +250,7 @@ static int prepare_file_bytes(const uint8_t *data, size_t size, const char *path
     if (size == 0)
         return hd_fail("%s: empty file (0 bytes)", path);
     const char *why;
-    if (hd_image_screen(data, size, &why) != 0)
+    if (hd_image_screen(data, size, HD_DIGIT_MAX_SIDE, HD_DIGIT_MAX_PIXELS, &why) != 0)
         return hd_fail("%s: %s", path, why);
     long png_w, png_h;
     if (hd_image_png_size(data, size, &png_w, &png_h) && too_large(png_w, png_h))

@@ -1,7 +1,9 @@
-/* evaluate.c: model evaluation over a labelled set (see evaluate.h). */
+/* evaluate.c: evaluation (see evaluate.h): a model over a labelled set, the printed test results, and
+ * a checkpoint with its test set loaded for evaluation. */
 #include "hd/evaluate.h"
 #include "hd/common.h"
 #include "hd/interrupt.h"
+#include "model_load.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -60,4 +62,48 @@ int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result
     result->loss = set->count ? metrics[0] / set->count : 0.0;
     result->accuracy = set->count ? metrics[1] / set->count : 0.0;
     return 0;
+}
+
+void hd_print_test_results(FILE *out, double accuracy, double loss, const int *confusion, int classes,
+                           int count) {
+    fprintf(out, "test accuracy %.2f%% (%d images), test loss %.4f\n", 100 * accuracy, count, loss);
+    fprintf(out, "per-class accuracy:");
+    for (int c = 0; c < classes; c++) {
+        int total = 0;
+        for (int p = 0; p < classes; p++)
+            total += confusion[c * classes + p];
+        fprintf(out, " %d:%.1f%%", c, total ? 100.0 * confusion[c * classes + c] / total : 0.0);
+    }
+    fprintf(out, "\nconfusion matrix (rows: true class, columns: predicted):\n     ");
+    for (int p = 0; p < classes; p++)
+        fprintf(out, "%6d", p);
+    fputc('\n', out);
+    for (int c = 0; c < classes; c++) {
+        fprintf(out, "%5d", c);
+        for (int p = 0; p < classes; p++)
+            fprintf(out, "%6d", confusion[c * classes + p]);
+        fputc('\n', out);
+    }
+}
+
+int hd_eval_inputs_load(hd_eval_inputs *in, hd_backend *be, const char *model_path,
+                        const hd_mnist_options *data, int max_batch) {
+    memset(in, 0, sizeof *in);
+    if (hd_model_load_checkpoint(&in->model, be, model_path, max_batch) != 0)
+        return -1;
+    const hd_dataset *t = &in->test_bytes;
+    if (hd_mnist_load(data, NULL, &in->test_bytes) != 0 ||
+        hd_model_check_input(&in->model, hd_dataset_name(t), 1, t->rows, t->cols) != 0 ||
+        hd_float_set_from_bytes(&in->test, t->images, t->labels, t->rows, t->cols, NULL, t->count) != 0) {
+        hd_eval_inputs_free(in);
+        return -1;
+    }
+    return 0;
+}
+
+void hd_eval_inputs_free(hd_eval_inputs *in) {
+    if (in->model.be)
+        hd_model_destroy(&in->model);
+    hd_dataset_free(&in->test_bytes);
+    hd_float_set_free(&in->test);
 }

@@ -1,8 +1,6 @@
 /* image_screen.c: format detection and the checks of image_screen.h. */
 #include "image_screen.h"
 
-#include "hd/digit_image.h"
-
 #include <string.h>
 
 hd_image_format hd_image_format_of(const uint8_t *data, size_t size) {
@@ -115,7 +113,7 @@ static uint32_t le32(const uint8_t *p) {
 
 /* An uncompressed BMP's rows, all in the file: stb_image reads past the end as zeros, so a header of a
  * few bytes could make it decode (slowly) a 50-megapixel black image, which would then be classified. */
-static int bmp_pixels_present(const uint8_t *data, size_t size) {
+static int bmp_pixels_present(const uint8_t *data, size_t size, uint64_t max_side, uint64_t max_pixels) {
     if (size < 34 || le32(data + 14) < 40)
         return 1; /* an OS/2 header or one too short: stb_image's own checks decide */
     uint64_t offset = le32(data + 10);
@@ -125,13 +123,14 @@ static int bmp_pixels_present(const uint8_t *data, size_t size) {
         return 1;
     /* stb_image reads any other value (BI_RGB 0, BI_BITFIELDS 3, or garbage) as rows of fixed size. */
     uint64_t w = (uint64_t)(width < 0 ? -width : width), h = (uint64_t)(height < 0 ? -height : height);
-    if (w > HD_DIGIT_MAX_SIDE || h > HD_DIGIT_MAX_SIDE || w * h > HD_DIGIT_MAX_PIXELS)
+    if (w > max_side || h > max_side || w * h > max_pixels)
         return 1; /* refused as too large, with its size, after stb_image has read the header */
     uint64_t stride = (w * bits + 31) / 32 * 4;
     return offset + stride * h <= size;
 }
 
-int hd_image_screen(const uint8_t *data, size_t size, const char **why) {
+int hd_image_screen(const uint8_t *data, size_t size, uint64_t max_side, uint64_t max_pixels,
+                    const char **why) {
     switch (hd_image_format_of(data, size)) {
     case HD_IMAGE_UNKNOWN:
         *why = "not a PNG, JPEG, BMP or GIF image";
@@ -143,7 +142,7 @@ int hd_image_screen(const uint8_t *data, size_t size, const char **why) {
         }
         return 0;
     case HD_IMAGE_BMP:
-        if (!bmp_pixels_present(data, size)) {
+        if (!bmp_pixels_present(data, size, max_side, max_pixels)) {
             *why = "truncated BMP: the header promises more pixel rows than the file holds";
             return -1;
         }

@@ -31,7 +31,9 @@ int hd_image_png_size(const uint8_t *data, size_t size, long *w, long *h);
 
 /* 0 when the file passes the checks above (not a proof that stb_image will decode it safely: see
  * the weakness left); -1 with *why set to a static phrase (e.g. "corrupt JPEG: a Huffman table
- * declares more than 256 codes") when it does not. */
-int hd_image_screen(const uint8_t *data, size_t size, const char **why);
+ * declares more than 256 codes") when it does not. An image over the caller's limits (max_side on a
+ * side, max_pixels in all) is left to the caller, which refuses it with its size once it is known. */
+int hd_image_screen(const uint8_t *data, size_t size, uint64_t max_side, uint64_t max_pixels,
+                    const char **why);
 
 #endif

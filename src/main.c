@@ -1,5 +1,6 @@
 /* main.c: the hd-gpu program: dispatches to the subcommands of cli.h. */
 #include "hd/backend.h"
+#include "hd/blas_kernels.h"
 #include "hd/cli.h"
 #include "hd/cli_options.h"
 #include "hd/common.h"

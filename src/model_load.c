@@ -55,25 +55,3 @@ int hd_model_load_checkpoint(hd_model *model, hd_backend *be, const char *path, 
     }
     return 0;
 }
-
-int hd_eval_inputs_load(hd_eval_inputs *in, hd_backend *be, const char *model_path,
-                        const hd_mnist_options *data, int max_batch) {
-    memset(in, 0, sizeof *in);
-    if (hd_model_load_checkpoint(&in->model, be, model_path, max_batch) != 0)
-        return -1;
-    const hd_dataset *t = &in->test_bytes;
-    if (hd_mnist_load(data, NULL, &in->test_bytes) != 0 ||
-        hd_model_check_input(&in->model, hd_dataset_name(t), 1, t->rows, t->cols) != 0 ||
-        hd_float_set_from_bytes(&in->test, t->images, t->labels, t->rows, t->cols, NULL, t->count) != 0) {
-        hd_eval_inputs_free(in);
-        return -1;
-    }
-    return 0;
-}
-
-void hd_eval_inputs_free(hd_eval_inputs *in) {
-    if (in->model.be)
-        hd_model_destroy(&in->model);
-    hd_dataset_free(&in->test_bytes);
-    hd_float_set_free(&in->test);
-}

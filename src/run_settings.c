@@ -1,5 +1,5 @@
-/* run_settings.c: the table of settings that define a run, and --resume's restoring of them (see
- * run_settings.h). */
+/* run_settings.c: the table of settings that define a run, and what it serves (see run_settings.h): the
+ * checkpoint metadata, --resume's restoring of them, and RUN_DIR/settings.txt (written, read back). */
 #include "hd/run_settings.h"
 #include "hd/common.h"
 #include "hd/model.h"
@@ -11,15 +11,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { SET_INT, SET_U64, SET_FLOAT, SET_DOUBLE, SET_SPEC, SET_OPTIMIZER, SET_AUGMENT } setting_type;
+typedef enum {
+    SET_INT,
+    SET_SWITCH,
+    SET_U64,
+    SET_FLOAT,
+    SET_DOUBLE,
+    SET_SPEC,
+    SET_OPTIMIZER,
+    SET_AUGMENT
+} setting_type;
 
 typedef struct {
-    const char *key;     /* hd.train.KEY in last.safetensors */
-    const char *flag;    /* the option that sets it */
+    const char *key;   /* hd.train.KEY in last.safetensors */
+    const char *label; /* its line in RUN_DIR/settings.txt ("label: value"), NULL for none */
+    const char *flag;  /* the option that sets it */
+    setting_type type;
+    int required;        /* written by every version that resumes: a checkpoint without it is refused */
     size_t offset, size; /* of its field in hd_train_config */
     double lo, hi;       /* accepted range of a number read back */
-    setting_type type;
-    int required; /* written by every version that resumes: a checkpoint without it is refused */
 } run_setting;
 
 #define AT(field) offsetof(hd_train_config, field), sizeof(((hd_train_config *)0)->field)
@@ -27,22 +37,23 @@ typedef struct {
 #define ROW(key, flag, type, field, lo, hi, required)                                                        \
     { key, flag, AT(field), lo, hi, type, required }
 static const run_setting settings[] = {
-    ROW("spec", "--model-spec", SET_SPEC, spec, 0, 0, 0),
-    ROW("optimizer", "--optimizer", SET_OPTIMIZER, optimizer, 0, 0, 0),
-    ROW("learning_rate", "--lr", SET_FLOAT, lr, 0, 10, 0),
-    ROW("momentum", "--momentum", SET_FLOAT, momentum, 0, 1, 0),
-    ROW("nesterov", "--nesterov", SET_INT, nesterov, 0, 1, 0),
-    ROW("batch", "--batch-size", SET_INT, batch, 1, 65536, 1),
-    ROW("epochs", "--epochs", SET_INT, epochs, 1, 100000, 0),
-    ROW("seed", "--seed", SET_U64, seed, 0, 0, 1),
-    ROW("val_split", "--val-split", SET_DOUBLE, val_fraction, 0, 0.9, 1),
-    ROW("patience", "--patience", SET_INT, es_patience, 0, 100000, 0),
-    ROW("lr_patience", "--lr-patience", SET_INT, lr_patience, 1, 100000, 0),
-    ROW("lr_factor", "--lr-factor", SET_DOUBLE, lr_factor, 0.01, 1, 0),
-    ROW("min_lr", "--min-lr", SET_DOUBLE, min_lr, 0, 10, 0),
-    ROW("augment", "--no-augment", SET_AUGMENT, augment, 0, 1, 1), /* "augmentation on/off" in messages */
-    ROW("train_limit", "--train-limit", SET_INT, train_limit, 0, 1e9, 0),
-    ROW("test_limit", "--test-limit", SET_INT, test_limit, 0, 1e9, 0),
+    {"spec", "model", "--model-spec", SET_SPEC, 0, AT(spec), 0, 0},
+    {"optimizer", "optimizer", "--optimizer", SET_OPTIMIZER, 0, AT(optimizer), 0, 0},
+    {"learning_rate", "learning_rate", "--lr", SET_FLOAT, 0, AT(lr), 0, 10},
+    {"momentum", "momentum", "--momentum", SET_FLOAT, 0, AT(momentum), 0, 1},
+    {"nesterov", "nesterov", "--nesterov", SET_SWITCH, 0, AT(nesterov), 0, 1},
+    {"batch", "batch_size", "--batch-size", SET_INT, 1, AT(batch), 1, 65536},
+    {"epochs", "epochs", "--epochs", SET_INT, 0, AT(epochs), 1, 100000},
+    {"seed", "seed", "--seed", SET_U64, 1, AT(seed), 0, 0},
+    {"val_split", "validation_split", "--val-split", SET_DOUBLE, 1, AT(val_fraction), 0, 0.9},
+    {"patience", "early_stopping_patience", "--patience", SET_INT, 0, AT(es_patience), 0, 100000},
+    {"lr_patience", "reduce_lr_patience", "--lr-patience", SET_INT, 0, AT(lr_patience), 1, 100000},
+    {"lr_factor", "reduce_lr_factor", "--lr-factor", SET_DOUBLE, 0, AT(lr_factor), 0.01, 1},
+    {"min_lr", "min_lr", "--min-lr", SET_DOUBLE, 0, AT(min_lr), 0, 10},
+    /* "augmentation on/off" in messages */
+    {"augment", "augmentation", "--no-augment", SET_AUGMENT, 1, AT(augment), 0, 1},
+    {"train_limit", "train_limit", "--train-limit", SET_INT, 0, AT(train_limit), 0, 1e9},
+    {"test_limit", NULL, "--test-limit", SET_INT, 0, AT(test_limit), 0, 1e9},
 };
 #undef ROW
 #undef AT
@@ -71,9 +82,10 @@ unsigned hd_run_settings_bit(const char *key) {
     } while (0)
 
 static void format_value(const hd_train_config *cfg, const run_setting *s, char *buf, size_t len) {
-    const char *field = (const char *)cfg + s->offset;
+    const void *field = (const char *)cfg + s->offset;
     switch (s->type) {
     case SET_INT:
+    case SET_SWITCH:
     case SET_AUGMENT:
         snprintf(buf, len, "%d", read_field(int, field));
         break;
@@ -119,6 +131,7 @@ int hd_run_settings_to_meta(const hd_train_config *cfg, hd_run_settings_text *te
 static void expectation(const run_setting *s, char *buf, size_t len) {
     switch (s->type) {
     case SET_INT:
+    case SET_SWITCH:
     case SET_AUGMENT:
         snprintf(buf, len, "a whole number in %.0f..%.0f", s->lo, s->hi);
         break;
@@ -141,11 +154,12 @@ static void expectation(const run_setting *s, char *buf, size_t len) {
 /* Parses a recorded value into cfg's field (strings into store). */
 static int parse_value(hd_train_config *cfg, const run_setting *s, const char *text, char *store,
                        size_t len) {
-    char *field = (char *)cfg + s->offset;
+    void *field = (char *)cfg + s->offset;
     long long whole = 0;
     double real = 0;
     switch (s->type) {
     case SET_INT:
+    case SET_SWITCH:
     case SET_AUGMENT:
         if (hd_parse_integer(text, (long long)s->lo, (long long)s->hi, &whole) != 0)
             return -1;
@@ -222,6 +236,78 @@ int hd_run_settings_restore(hd_train_config *cfg, const hd_safetensors *file, co
                            s->type == SET_AUGMENT ? "augmentation" : s->key, have, path);
         if (!given)
             memcpy((char *)cfg + s->offset, (const char *)&from_file + s->offset, s->size);
+    }
+    return 0;
+}
+
+/* A setting as settings.txt shows it: the spec as given, numbers in the fewest digits, "on"/"off". */
+static void format_shown(const hd_train_config *cfg, const run_setting *s, char *buf, size_t len) {
+    const void *field = (const char *)cfg + s->offset;
+    switch (s->type) {
+    case SET_SPEC:
+        snprintf(buf, len, "%s", *(const char *const *)field);
+        break;
+    case SET_FLOAT:
+        snprintf(buf, len, "%g", (double)*(const float *)field);
+        break;
+    case SET_DOUBLE:
+        snprintf(buf, len, "%g", *(const double *)field);
+        break;
+    case SET_SWITCH:
+    case SET_AUGMENT:
+        snprintf(buf, len, "%s", *(const int *)field ? "on" : "off");
+        break;
+    default:
+        format_value(cfg, s, buf, len);
+        break;
+    }
+}
+
+int hd_run_settings_file_write(const hd_train_config *cfg, const char *device) {
+    char text[8192], path[4200], value[HD_RUN_SETTING_LEN];
+    size_t used = (size_t)snprintf(text, sizeof text, "device: %s\n", device);
+    for (int i = 0; i < N_SETTINGS && used < sizeof text; i++) {
+        if (!settings[i].label)
+            continue;
+        /* Momentum and Nesterov are SGD's: an Adam run's file does not mention them. */
+        if (cfg->optimizer != HD_OPT_SGD &&
+            (strcmp(settings[i].key, "momentum") == 0 || strcmp(settings[i].key, "nesterov") == 0))
+            continue;
+        format_shown(cfg, &settings[i], value, sizeof value);
+        used += (size_t)snprintf(text + used, sizeof text - used, "%s: %s\n", settings[i].label, value);
+    }
+    if (cfg->data_dir && cfg->data_dir[0] &&
+        used < sizeof text) /* `hd-gpu report` evaluates on the same data */
+        used +=
+            (size_t)snprintf(text + used, sizeof text - used, HD_SETTINGS_FILE_DATA ": %s\n", cfg->data_dir);
+    if (used >= sizeof text)
+        return hd_fail("%s/settings.txt: the settings do not fit in %zu bytes", cfg->run_dir, sizeof text);
+    snprintf(path, sizeof path, "%s/settings.txt", cfg->run_dir);
+    return hd_write_file_atomic(path, text, used);
+}
+
+char *hd_run_settings_file_read(const char *run_dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/settings.txt", run_dir);
+    uint8_t *data = NULL;
+    size_t size = 0;
+    if (hd_read_file(path, &data, &size) != 0)
+        return NULL;
+    return (char *)data;
+}
+
+int hd_run_settings_file_value(const char *text, const char *label, char *value, size_t len) {
+    size_t label_len = strlen(label);
+    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, label, label_len) != 0 || strncmp(line + label_len, ": ", 2) != 0)
+            continue;
+        const char *start = line + label_len + 2;
+        size_t n = strcspn(start, "\n");
+        if (n == 0 || n >= len)
+            return 0;
+        memcpy(value, start, n);
+        value[n] = '\0';
+        return 1;
     }
     return 0;
 }

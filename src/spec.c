@@ -1,6 +1,6 @@
-/* spec.c: parsing and printing the layer spec strings described in model.h. */
+/* spec.c: parsing and printing the layer spec strings described in spec.h. */
+#include "hd/spec.h"
 #include "hd/common.h"
-#include "hd/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,11 +3,12 @@
 #ifndef HD_TRAIN_STATE_H
 #define HD_TRAIN_STATE_H
 
+#include "hd/idx.h"
 #include "hd/metrics.h"
 #include "hd/model.h"
 #include "hd/optimizer.h"
 #include "hd/run_settings.h"
-#include "hd/trainer.h"
+#include "hd/train_config.h"
 
 typedef struct {
     int epochs_done;      /* completed epochs */

@@ -18,42 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void hd_train_config_defaults(hd_train_config *cfg) {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->process_start = hd_now_seconds();
-    cfg->spec = HD_DEFAULT_SPEC;
-    cfg->epochs = 40;
-    cfg->batch = 128;
-    cfg->optimizer = HD_OPT_ADAM;
-    cfg->lr = 1e-3f;
-    cfg->momentum = 0.9f;
-    cfg->seed = 42;
-    cfg->val_fraction = 0.1;
-    cfg->es_patience = 6;
-    cfg->es_min_delta = 0.0;
-    cfg->lr_patience = 2;
-    cfg->lr_factor = 0.5;
-    cfg->min_lr = 1e-5;
-    cfg->augment = 1;
-    cfg->eval_batch = 1000;
-    cfg->report = 1;
-}
-
-void hd_train_config_format(const hd_train_config *cfg, const char *device, char *buf, size_t len) {
-    snprintf(
-        buf, len,
-        "device: %s\nmodel: %s\noptimizer: %s\nlearning_rate: %g\nbatch_size: %d\nepochs: %d\nseed: %llu\n"
-        "validation_split: %g\nearly_stopping_patience: %d\nreduce_lr_patience: %d\nreduce_lr_factor: %g\n"
-        "min_lr: %g\naugmentation: %s\ntrain_limit: %d\n",
-        device, cfg->spec, hd_optimizer_name(cfg->optimizer), (double)cfg->lr, cfg->batch, cfg->epochs,
-        (unsigned long long)cfg->seed, cfg->val_fraction, cfg->es_patience, cfg->lr_patience, cfg->lr_factor,
-        cfg->min_lr, cfg->augment ? "on" : "off", cfg->train_limit);
-    size_t used = strlen(buf);
-    if (cfg->optimizer == HD_OPT_SGD && used < len)
-        snprintf(buf + used, len - used, "momentum: %g\nnesterov: %s\n", (double)cfg->momentum,
-                 cfg->nesterov ? "on" : "off");
-}
-
 /* Everything one run holds, so that cleanup is one function. */
 typedef struct {
     hd_float_set train, val, test;
@@ -199,17 +163,6 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
     return 0;
 }
 
-/* settings.txt: the run's settings as it runs them (a resumed run's as restored, --epochs included). */
-static int write_settings(const hd_train_config *cfg, hd_backend *be) {
-    char settings[2048], path[4200];
-    hd_train_config_format(cfg, be->ops->describe(be), settings, sizeof settings);
-    size_t used = strlen(settings);
-    if (cfg->data_dir && cfg->data_dir[0]) /* `hd-gpu report` evaluates on the same data */
-        snprintf(settings + used, sizeof settings - used, "data: %s\n", cfg->data_dir);
-    snprintf(path, sizeof path, "%s/settings.txt", cfg->run_dir);
-    return hd_write_file_atomic(path, settings, strlen(settings));
-}
-
 int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *train, const hd_dataset *test,
              hd_train_result *result) {
     run_context rc;
@@ -230,7 +183,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     if (user_cfg->resume && hd_train_state_resume_settings(&run_cfg, &rc.resumed) != 0)
         goto done;
     double start = cfg->process_start > 0 ? cfg->process_start : hd_now_seconds();
-    if (write_settings(cfg, be) != 0 || prepare_data(&rc, cfg, train, test) != 0)
+    if (hd_run_settings_file_write(cfg, be->ops->describe(be)) != 0 ||
+        prepare_data(&rc, cfg, train, test) != 0)
         goto done;
     int max_batch = cfg->batch > cfg->eval_batch ? cfg->batch : cfg->eval_batch;
     if (hd_model_create(&rc.model, be, cfg->spec, 1, train->rows, train->cols, max_batch) != 0)

@@ -12,6 +12,8 @@
 #include "hd/backend.h"
 #include "hd/checkpoint.h"
 #include "hd/common.h"
+#include "hd/evaluate.h"
+#include "hd/mnist.h"
 #include "hd/model.h"
 #include "model_load.h"
 

@@ -1,6 +1,6 @@
 /* test_blas_kernels.c: the rule by which hd-gpu overrides OpenBLAS' choice of kernels
  * (hd_blas_better_kernels); tests/cli_test.sh checks the program applies it. */
-#include "hd/backend.h"
+#include "hd/blas_kernels.h"
 #include "test_util/check.h"
 
 #include <stdio.h>

@@ -1,7 +1,8 @@
 /* test_resume_settings.c: --resume reads the run's settings back from last.safetensors as strictly as
  * the command line reads them. Each case writes a last.safetensors whose training metadata is valid but
  * for one value, and hd_train must refuse it with a one-line error naming the file and the key, before
- * it touches any data (the datasets passed are empty). And what the trainer writes does read back. */
+ * it touches any data (the datasets passed are empty). And what the trainer writes does read back. And
+ * RUN_DIR/settings.txt, which the same table writes: its exact lines, and the values read back from it. */
 #include "check.h"
 #include "hd/backend.h"
 #include "hd/common.h"
@@ -89,6 +90,53 @@ static void test_round_trip(hd_backend *be, const char *dir) {
     free(rows);
 }
 
+static void test_settings_file(const char *dir) {
+    char run[4200];
+    snprintf(run, sizeof run, "%s/settings-file", dir);
+    CHECK(hd_mkdir_p(run) == 0, "mkdir %s: %s", run, hd_last_error());
+    hd_train_config cfg;
+    hd_train_config_defaults(&cfg);
+    cfg.run_dir = run;
+    cfg.spec = "flatten,dense:10";
+    cfg.optimizer = HD_OPT_SGD;
+    cfg.lr = 0.05f;
+    cfg.momentum = 0.7f; /* sgd's: a line of settings.txt (not in an adam run's) */
+    cfg.epochs = 3;
+    cfg.seed = 18446744073709551615ull;
+    cfg.augment = 0;
+    cfg.train_limit = 700;
+    cfg.test_limit = 50; /* not a line of settings.txt */
+    cfg.data_dir = "/data/mnist";
+    CHECK(hd_run_settings_file_write(&cfg, "cpu (1 thread)") == 0, "write settings.txt: %s", hd_last_error());
+    char *text = hd_run_settings_file_read(run);
+    const char *want =
+        "device: cpu (1 thread)\nmodel: flatten,dense:10\noptimizer: sgd\nlearning_rate: 0.05\n"
+        "momentum: 0.7\nnesterov: off\nbatch_size: 128\nepochs: 3\nseed: "
+        "18446744073709551615\nvalidation_split: 0.1\n"
+        "early_stopping_patience: 6\nreduce_lr_patience: 2\nreduce_lr_factor: 0.5\nmin_lr: 1e-05\n"
+        "augmentation: off\ntrain_limit: 700\ndata: /data/mnist\n";
+    CHECK(text && strcmp(text, want) == 0, "settings.txt is\n%s\nwant\n%s", text ? text : hd_last_error(),
+          want);
+    char value[64];
+    CHECK(hd_run_settings_file_value(text, HD_SETTINGS_FILE_DATA, value, sizeof value) == 1 &&
+              strcmp(value, "/data/mnist") == 0,
+          "data read back as '%s'", value);
+    CHECK(hd_run_settings_file_value(text, "epochs", value, sizeof value) == 1 && strcmp(value, "3") == 0,
+          "epochs read back as '%s'", value);
+    CHECK(hd_run_settings_file_value(text, "epoch", value, sizeof value) == 0, "'epoch' matched 'epochs: 3'");
+    CHECK(hd_run_settings_file_value(text, "data", value, 5) == 0, "a value longer than the buffer was cut");
+    CHECK(hd_run_settings_file_value(NULL, "data", value, sizeof value) == 0, "a value from no text");
+    free(text);
+    cfg.data_dir = NULL;
+    CHECK(hd_run_settings_file_write(&cfg, "cpu") == 0, "rewrite settings.txt: %s", hd_last_error());
+    text = hd_run_settings_file_read(run);
+    CHECK(text && !strstr(text, "data:") && strstr(text, "train_limit: 700\n"),
+          "settings.txt without --data:\n%s", text ? text : hd_last_error());
+    free(text);
+    snprintf(run, sizeof run, "%s/no-such-run", dir);
+    CHECK(hd_run_settings_file_read(run) == NULL, "read settings.txt of a directory without one");
+}
+
 int main(void) {
     hd_cpu_options cpu = {.threads = 1};
     hd_backend *be = hd_cpu_backend_create(&cpu);
@@ -111,6 +159,8 @@ int main(void) {
         expect_refused(be, dir, &cases[i]);
     if (be && dir)
         test_round_trip(be, dir);
+    if (dir)
+        test_settings_file(dir);
     if (dir)
         test_remove_tree(dir);
     free(dir);

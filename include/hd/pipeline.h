@@ -12,33 +12,12 @@
 
 #include "hd/augment.h"
 #include "hd/backend.h"
+#include "hd/dataset_split.h"
 #include "hd/model.h"
 
 #include <stdint.h>
 
 #define HD_PIPELINE_SLOTS 4
-
-/* Images as floats in [0, 1], row-major, with their labels. */
-typedef struct {
-    int count, rows, cols;
-    float *images;
-    int32_t *labels;
-} hd_float_set;
-
-/* Copies the rows of `indices` (or all when indices is NULL) from a byte dataset,
- * scaling pixels to [0, 1]. */
-int hd_float_set_from_bytes(hd_float_set *out, const uint8_t *images, const uint8_t *labels, int rows,
-                            int cols, const int *indices, int count);
-void hd_float_set_free(hd_float_set *set);
-
-/* Seeded split of [0, count) into training and validation indices (a Philox shuffle).
- * *train_idx and *val_idx are malloc'ed. */
-int hd_split_indices(int count, double val_fraction, uint64_t seed, int **train_idx, int *n_train,
-                     int **val_idx, int *n_val);
-
-/* The permutation of [0, n) for one epoch: a Fisher-Yates shuffle driven by Philox
- * (seed, HD_RNG_STREAM_SHUFFLE, epoch), identical on every machine and thread count. */
-void hd_epoch_permutation(int *order, int n, uint64_t seed, uint64_t epoch);
 
 typedef struct hd_pipeline hd_pipeline;
 

@@ -1,7 +1,7 @@
 /* report.h: a run's report: the four figures of plot.h and RUN_DIR/report.html, made from
  * plain arrays (hd_report_generate), by the trainer at the end of a run and by
  * `hd-gpu report RUN_DIR`, which gets the arrays by evaluating the run's best checkpoint
- * (hd_run_evaluate_for_report). */
+ * (hd_run_evaluate_for_report, report_eval.h). */
 #ifndef HD_REPORT_H
 #define HD_REPORT_H
 
@@ -58,16 +58,6 @@ typedef struct {
 } hd_report_inputs;
 
 void hd_report_inputs_free(hd_report_inputs *in);
-
-/* Implemented by the trainer side (src/run_eval.c), called by `hd-gpu report RUN_DIR`.
- * Loads RUN_DIR/best.safetensors into the model the run describes, evaluates it on the
- * MNIST test set on the device ("auto", "cpu" or a GPU index), and fills *out with:
- * best_epoch, settings_text (RUN_DIR/settings.txt), test_accuracy, confusion and classes,
- * the misclassified test digits (all of them, or at least the first 36, in test-set order,
- * with true label, prediction and its probability) and the first conv layer's weights.
- * It leaves rows / n_rows alone (the caller reads RUN_DIR/metrics.csv). Every array is
- * malloc'ed (free with hd_report_inputs_free). 0, or -1 + hd_fail() on error. */
-int hd_run_evaluate_for_report(const char *run_dir, const char *device, hd_report_inputs *out);
 
 /* Fills in->ended_by and in->finished from RUN_DIR/results.txt (the trainer writes it when a
  * run ends normally). Without results.txt, ended_by says the run did not finish (interrupted,

@@ -1,6 +1,7 @@
 /* check.c: the test assertions declared in check.h. */
 #include "check.h"
 #include "hd/backend.h"
+#include "hd/blas_kernels.h"
 
 #include <dirent.h>
 #include <math.h>

@@ -1,5 +1,7 @@
-/* cpu_backend.c: the reference backend: memory, fences and the ops table. The math of
- * each layer lives in its own file (cpu_conv.c, cpu_pool.c, cpu_dense.c, cpu_elementwise.c).
+/* cpu_context.c: the reference backend's lifetime, the ops table, its memory limit and
+ * hd_cpu_backend_create (kernels/gpu_context.cu is its GPU twin). Memory and fences are in
+ * cpu_transfer.c; the ops in one file each, named as their kernels/gpu_X.cu twins (cpu_conv.c,
+ * cpu_pool.c, cpu_dense.c, cpu_bias_act.c, cpu_dropout.c, cpu_loss.c, cpu_optim.c, cpu_record.c).
  * Threads: OpenMP splits every op over the batch (or over output rows); OpenBLAS runs
  * single-threaded inside each thread, so the two never oversubscribe the cores and the
  * split, hence the floating-point summation order, depends only on the thread count. */
@@ -24,49 +26,6 @@ static void cpu_destroy(hd_backend *be) {
 
 static const char *cpu_describe(hd_backend *be) {
     return ((hd_cpu_backend *)be)->description;
-}
-
-static float *cpu_alloc(hd_backend *be, size_t count) {
-    (void)be;
-    void *p = NULL;
-    size_t bytes = (count ? count : 1) * sizeof(float);
-    bytes = (bytes + 63) & ~(size_t)63;
-    if (posix_memalign(&p, 64, bytes) != 0) {
-        hd_fail("out of memory: cannot allocate %zu bytes of CPU tensor memory", bytes);
-        return NULL;
-    }
-    memset(p, 0, bytes);
-    return p;
-}
-
-static void cpu_free(hd_backend *be, void *ptr) {
-    (void)be;
-    free(ptr);
-}
-
-static void *cpu_host_alloc(hd_backend *be, size_t bytes) {
-    return cpu_alloc(be, (bytes + sizeof(float) - 1) / sizeof(float));
-}
-
-static void cpu_copy(hd_backend *be, void *dst, const void *src, size_t bytes) {
-    (void)be;
-    if (bytes)
-        memcpy(dst, src, bytes);
-}
-
-static void cpu_zero(hd_backend *be, void *ptr, size_t bytes) {
-    (void)be;
-    memset(ptr, 0, bytes);
-}
-
-static int cpu_fence_record(hd_backend *be) {
-    (void)be;
-    return 0; /* every CPU op has finished when it returns */
-}
-
-static void cpu_fence_wait(hd_backend *be, int fence) {
-    (void)be;
-    (void)fence;
 }
 
 /* A byte count from a cgroup file ("max" or unreadable: 0, no limit). */

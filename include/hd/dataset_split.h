@@ -1,0 +1,31 @@
+/* dataset_split.h: a labelled image set as floats (hd_float_set), the seeded split into training and
+ * validation, and each epoch's shuffle (src/dataset_split.c): the data the pipeline (pipeline.h) draws
+ * its batches from. */
+#ifndef HD_DATASET_SPLIT_H
+#define HD_DATASET_SPLIT_H
+
+#include <stdint.h>
+
+/* Images as floats in [0, 1], row-major, with their labels. */
+typedef struct {
+    int count, rows, cols;
+    float *images;
+    int32_t *labels;
+} hd_float_set;
+
+/* Copies the rows of `indices` (or all when indices is NULL) from a byte dataset,
+ * scaling pixels to [0, 1]. */
+int hd_float_set_from_bytes(hd_float_set *out, const uint8_t *images, const uint8_t *labels, int rows,
+                            int cols, const int *indices, int count);
+void hd_float_set_free(hd_float_set *set);
+
+/* Seeded split of [0, count) into training and validation indices (a Philox shuffle).
+ * *train_idx and *val_idx are malloc'ed. */
+int hd_split_indices(int count, double val_fraction, uint64_t seed, int **train_idx, int *n_train,
+                     int **val_idx, int *n_val);
+
+/* The permutation of [0, n) for one epoch: a Fisher-Yates shuffle driven by Philox
+ * (seed, HD_RNG_STREAM_SHUFFLE, epoch), identical on every machine and thread count. */
+void hd_epoch_permutation(int *order, int n, uint64_t seed, uint64_t epoch);
+
+#endif

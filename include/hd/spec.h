@@ -1,0 +1,55 @@
+/* spec.h: a network's architecture as a string, parsed into layer specs and printed back (src/spec.c).
+ *
+ * A spec is a short string, one layer per comma-separated item:
+ *   conv:FILTERS:KERNEL[:relu]   2-D convolution, stride 1, no padding ("valid", as Keras)
+ *   maxpool:SIZE                 max pooling, window and stride SIZE
+ *   flatten                      (n, c, h, w) -> (n, c*h*w); no data movement in NCHW
+ *   dense:UNITS[:relu]           fully connected
+ *   dropout:RATE                 inverted dropout, active in training only
+ * The last layer's units are the classes; softmax cross-entropy is the loss. The default
+ * (HD_DEFAULT_SPEC) is the classic Keras MNIST CNN:
+ *   1@28x28 -> conv 32@26x26 -> pool 32@13x13 -> conv 64@11x11 -> pool 64@5x5
+ *           -> flatten 1600 -> dense 128 -> dropout 0.5 -> dense 10
+ */
+#ifndef HD_SPEC_H
+#define HD_SPEC_H
+
+#include "hd/backend.h" /* hd_activation */
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HD_DEFAULT_SPEC                                                                                      \
+    "conv:32:3:relu,maxpool:2,conv:64:3:relu,maxpool:2,flatten,dense:128:relu,dropout:0.5,dense:10"
+#define HD_MAX_LAYERS 32
+
+typedef enum {
+    HD_LAYER_CONV,
+    HD_LAYER_MAXPOOL,
+    HD_LAYER_FLATTEN,
+    HD_LAYER_DENSE,
+    HD_LAYER_DROPOUT
+} hd_layer_kind;
+
+typedef struct {
+    hd_layer_kind kind;
+    int units;  /* conv filters or dense units */
+    int kernel; /* conv kernel size */
+    int pool;   /* pooling window */
+    float rate; /* dropout rate */
+    hd_activation act;
+} hd_layer_spec;
+
+/* Parse a spec string; -1 + hd_fail() naming the bad item. */
+int hd_spec_parse(const char *text, hd_layer_spec *layers, int max_layers, int *n_layers);
+/* Write the canonical spec string (as parsed back by hd_spec_parse). */
+void hd_spec_format(const hd_layer_spec *layers, int n_layers, char *buf, size_t buf_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,27 @@
+/* train_config.c: hd_train_config's defaults (see train_config.h). */
+#include "hd/train_config.h"
+#include "hd/common.h"
+#include "hd/spec.h"
+
+#include <string.h>
+
+void hd_train_config_defaults(hd_train_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->process_start = hd_now_seconds();
+    cfg->spec = HD_DEFAULT_SPEC;
+    cfg->epochs = 40;
+    cfg->batch = 128;
+    cfg->optimizer = HD_OPT_ADAM;
+    cfg->lr = 1e-3f;
+    cfg->momentum = 0.9f;
+    cfg->seed = 42;
+    cfg->val_fraction = 0.1;
+    cfg->es_patience = 6;
+    cfg->es_min_delta = 0.0;
+    cfg->lr_patience = 2;
+    cfg->lr_factor = 0.5;
+    cfg->min_lr = 1e-5;
+    cfg->augment = 1;
+    cfg->eval_batch = 1000;
+    cfg->report = 1;
+}
