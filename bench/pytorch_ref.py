@@ -4,7 +4,7 @@
 The same model (conv32 3x3 relu, maxpool 2, conv64 3x3 relu, maxpool 2, flatten, dense 128 relu,
 dropout 0.5, dense 10; Glorot-uniform weights, zero biases), the same optimizer (Adam lr 1e-3,
 betas 0.9/0.999, eps 1e-7), the same batch sizes, data resident on the device, and the same
-timing as hd-gpu's (src/bench_*.c): after warm-up, each repeat runs back-to-back steps and ends
+timing as hd-gpu's (src/bench/bench_*.c): after warm-up, each repeat runs back-to-back steps and ends
 with a synchronisation (torch.cuda.synchronize on a GPU) and a read of the accumulated metrics;
 the monotonic clock (time.perf_counter) around that region; median, min and max over repeats.
 A training step accumulates the summed loss and the number of correct predictions on the device,

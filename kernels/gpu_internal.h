@@ -12,7 +12,7 @@
  * it, and is then "pending": the compute stream waits for it only when an op touches memory
  * that overlaps its destination. Every op therefore calls gpu_use() for every device range it
  * reads or writes before queueing work; that is what lets the upload of the next batch run
- * beside the compute of the current one (src/pipeline.c's double buffering).
+ * beside the compute of the current one (src/train/pipeline.c's double buffering).
  *
  * Layout everywhere: NCHW float32, contiguous; dense activations (n, features) row-major;
  * conv weights (out_c, in_c, k, k); dense weights (out_f, in_f). Gradients are written with

@@ -13,7 +13,7 @@
  *     overwrites data that an earlier op still reads or writes.
  *   - It is then pending: the compute stream waits for it only when a later op, download or
  *     zero touches an overlapping range (gpu_use), so later ops see the copied data, while
- *     ops on other memory overlap the copy. src/pipeline.c relies on this: it queues the
+ *     ops on other memory overlap the copy. src/train/pipeline.c relies on this: it queues the
  *     upload of batch s+1 into one device buffer, then step s computes on the other.
  *   - At most HD_GPU_PENDING_UPLOADS are pending; the oldest is joined to make room.
  *   - While ops are recorded (gpu_record.cu), gpu_use only notes the range: the replay of the

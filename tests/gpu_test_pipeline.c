@@ -1,4 +1,4 @@
-/* gpu_test_pipeline.c: the double-buffered data pipeline (src/pipeline.c) on the GPU backend.
+/* gpu_test_pipeline.c: the double-buffered data pipeline (src/train/pipeline.c) on the GPU backend.
  *
  * The pipeline queues the upload of batch s+1 into one device buffer while step s computes
  * on the other, and hands pinned host slots back only after their fences; the GPU backend

@@ -3,7 +3,6 @@
 # from scripts/install-deps into .deps/node) on the whole MNIST test set, and its helper program.
 add_executable(onnx_test_helper ${CMAKE_CURRENT_SOURCE_DIR}/onnx_test_helper.c)
 target_compile_options(onnx_test_helper PRIVATE ${HD_C_WARNINGS})
-target_include_directories(onnx_test_helper PRIVATE ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(onnx_test_helper PRIVATE hdcore)
 add_test(NAME onnx_export COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/onnx_export_test.sh $<TARGET_FILE:hd-gpu>
          $<TARGET_FILE:onnx_test_helper>)

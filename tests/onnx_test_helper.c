@@ -15,7 +15,7 @@
 #include "hd/evaluate.h"
 #include "hd/mnist.h"
 #include "hd/model.h"
-#include "model_load.h"
+#include "hd/model_load.h"
 
 #define BATCH 500
 

@@ -1,4 +1,4 @@
-/* test_augment.c: the random affine augmentation (hd/augment.h, src/augment.c). */
+/* test_augment.c: the random affine augmentation (hd/augment.h, src/data/augment.c). */
 #include "check.h"
 #include "hd/augment.h"
 

@@ -363,7 +363,7 @@ static uint32_t read_le32(const uint8_t *p) {
 }
 
 /* The fuzz corpus's small "1" in each format, against the same drawing as PNG: the JPEG and GIF decoders
- * are built in; PNM is not (one of the formats left out, see src/image_screen.h); and a JPEG whose
+ * are built in; PNM is not (one of the formats left out, see src/data/image_screen.h); and a JPEG whose
  * Huffman table declares 4080 codes, which stb_image 2.27 would write past its tables for, is refused. */
 static void test_formats(const char *dir) {
     const char *source = getenv("HD_SOURCE_DIR");

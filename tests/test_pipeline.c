@@ -1,4 +1,4 @@
-/* test_pipeline.c: the data pipeline (src/pipeline.c) beside the CPU backend, with the
+/* test_pipeline.c: the data pipeline (src/train/pipeline.c) beside the CPU backend, with the
  * batches made in line (as the trainer makes them there) and by the producer thread (as
  * beside a GPU, where gpu_test_pipeline runs it; here it also runs under ASan and UBSan).
  *

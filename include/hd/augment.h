@@ -15,7 +15,7 @@
  * bilinearly, with zero outside the source.
  *
  * The per-image and per-pixel functions are HD_HOST_DEVICE static inline, so a GPU kernel
- * can run the very same code as the host routine hd_augment_batch (src/augment.c). */
+ * can run the very same code as the host routine hd_augment_batch (src/data/augment.c). */
 #ifndef HD_AUGMENT_H
 #define HD_AUGMENT_H
 

@@ -1,7 +1,7 @@
 /* backend.h: the interface between the trainer and the hardware.
  *
  * The model, trainer, data pipeline and CLI call only these functions; the CPU backend
- * (src/cpu_*.c) and the GPU backend (the .cu files in kernels/) implement them. A backend owns its
+ * (src/cpu/cpu_*.c) and the GPU backend (the .cu files in kernels/) implement them. A backend owns its
  * memory: every `float *` below that is not marked "host" is backend memory, obtained from
  * ops->alloc, and may live on a GPU.
  *

@@ -1,4 +1,4 @@
-/* bench.h: the measurements behind `hd-gpu bench` (src/bench_*.c, src/cmd_bench.c).
+/* bench.h: the measurements behind `hd-gpu bench` (src/bench/bench_*.c, src/cli/cmd_bench.c).
  *
  * What is timed and how:
  *   - steady-state training: one step = forward (training, dropout on) + softmax

@@ -1,4 +1,4 @@
-/* blas_kernels.h: making sure OpenBLAS runs the kernels this CPU can run (src/blas_kernels.c). The CPU
+/* blas_kernels.h: making sure OpenBLAS runs the kernels this CPU can run (src/cpu/blas_kernels.c). The CPU
  * backend's business, apart from the backend interface. */
 #ifndef HD_BLAS_KERNELS_H
 #define HD_BLAS_KERNELS_H

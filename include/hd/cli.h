@@ -1,4 +1,4 @@
-/* cli.h: the subcommands of the hd-gpu program, one file each (src/cmd_*.c), and the
+/* cli.h: the subcommands of the hd-gpu program, one file each (src/cli/cmd_*.c), and the
  * option helpers they share. Each command takes argv after the subcommand name and
  * returns the process exit code: 0 success, 1 runtime error, 2 usage error. */
 #ifndef HD_CLI_H

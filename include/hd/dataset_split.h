@@ -1,5 +1,5 @@
 /* dataset_split.h: a labelled image set as floats (hd_float_set), the seeded split into training and
- * validation, and each epoch's shuffle (src/dataset_split.c): the data the pipeline (pipeline.h) draws
+ * validation, and each epoch's shuffle (src/train/dataset_split.c): the data the pipeline (pipeline.h) draws
  * its batches from. */
 #ifndef HD_DATASET_SPLIT_H
 #define HD_DATASET_SPLIT_H

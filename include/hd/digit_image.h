@@ -18,7 +18,7 @@
  *
  * Limits: files over HD_DIGIT_MAX_FILE_BYTES, and images larger than HD_DIGIT_MAX_SIDE on a side
  * or HD_DIGIT_MAX_PIXELS in all, are refused before they are decoded, and so are files with the
- * malformations known to reach bugs of the stb_image that Debian ships (src/image_screen.h).
+ * malformations known to reach bugs of the stb_image that Debian ships (src/data/image_screen.h).
  * Errors (return -1) are recorded with hd_fail() and name the file:
  * "scan.png: not a PNG, JPEG, BMP or GIF image". */
 #ifndef HD_DIGIT_IMAGE_H

@@ -48,4 +48,8 @@ char *hd_run_settings_file_read(const char *run_dir);
  * such line or its value is empty or does not fit in len. */
 int hd_run_settings_file_value(const char *text, const char *label, char *value, size_t len);
 
+/* The data directory the run in run_dir recorded in its last.safetensors (empty when it used the default
+ * search), for --resume: 0, or -1 + hd_fail when there is no readable checkpoint. */
+int hd_run_settings_recorded_data_dir(const char *run_dir, char *buf, size_t len);
+
 #endif

@@ -1,4 +1,4 @@
-/* spec.h: a network's architecture as a string, parsed into layer specs and printed back (src/spec.c).
+/* spec.h: a network's architecture as a string, parsed into layer specs and printed back (src/model/spec.c).
  *
  * A spec is a short string, one layer per comma-separated item:
  *   conv:FILTERS:KERNEL[:relu]   2-D convolution, stride 1, no padding ("valid", as Keras)

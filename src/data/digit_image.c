@@ -11,7 +11,7 @@
 #include <string.h>
 
 #ifdef HD_HAVE_STB
-#include "stb_image.h" /* the implementations are compiled in src/stb_impl.c */
+#include "stb_image.h" /* the implementations are compiled in src/data/stb_impl.c */
 #include "stb_image_write.h"
 #endif
 

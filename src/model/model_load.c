@@ -1,5 +1,5 @@
 /* model_load.c: building a model from a checkpoint (see model_load.h). */
-#include "model_load.h"
+#include "hd/model_load.h"
 #include "hd/checkpoint.h"
 #include "hd/common.h"
 #include "hd/safetensors.h"

@@ -45,9 +45,6 @@ int hd_train_state_save_best(const hd_train_state *st, const char *run_dir, cons
  * command line gave must agree, but for --epochs), so that --resume continues the same run; strings go
  * into *store. */
 int hd_train_state_resume_settings(hd_train_config *cfg, hd_run_settings_text *store);
-/* The data directory the run in run_dir recorded (empty when it used the default search): 0, or -1 +
- * hd_fail when there is no readable checkpoint. */
-int hd_train_state_recorded_data_dir(const char *run_dir, char *buf, size_t len);
 /* Restores model, optimizer and state from RUN_DIR (after --resume). */
 int hd_train_state_resume(hd_train_state *st, const char *run_dir, hd_model *model, hd_optimizer *opt);
 

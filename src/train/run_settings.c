@@ -311,3 +311,19 @@ int hd_run_settings_file_value(const char *text, const char *label, char *value,
     }
     return 0;
 }
+
+int hd_run_settings_recorded_data_dir(const char *run_dir, char *buf, size_t len) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/last.safetensors", run_dir);
+    hd_safetensors *file = NULL;
+    if (hd_safetensors_read(path, &file) != 0)
+        return -1;
+    const char *dir = hd_safetensors_meta(file, "hd.train.data_dir");
+    int rc = 0;
+    if (dir && strlen(dir) >= len)
+        rc = hd_fail("%s: hd.train.data_dir is longer than %zu characters", path, len - 1);
+    else
+        snprintf(buf, len, "%s", dir ? dir : "");
+    hd_safetensors_free(file);
+    return rc;
+}

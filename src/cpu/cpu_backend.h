@@ -1,4 +1,4 @@
-/* cpu_backend.h: internals shared by the CPU backend's files (src/cpu_*.c). Not part of
+/* cpu_backend.h: internals shared by the CPU backend's files (src/cpu/cpu_*.c). Not part of
  * the public interface: the trainer sees only hd_backend_ops. */
 #ifndef HD_CPU_BACKEND_H
 #define HD_CPU_BACKEND_H

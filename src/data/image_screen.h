@@ -7,7 +7,7 @@
  * gigabytes: JPEG Huffman tables of more than 256 codes (stb_image writes past its tables), PNG
  * chunks longer than the file (it allocates what a chunk declares before reading it), uncompressed
  * BMP rows missing from the file (it decodes them as zeros, slowly for a huge header). Its
- * allocations are zeroed (src/stb_impl.c): a JPEG scan may name a Huffman table no DHT defined,
+ * allocations are zeroed (src/data/stb_impl.c): a JPEG scan may name a Huffman table no DHT defined,
  * which 2.27 reads as the allocator left it. One known
  * weakness is left: on some corrupt JPEG entropy-coded data its bit reader shifts by 32 (undefined
  * behaviour, no memory error seen under ASan); only decoding can tell, so it is not screened. */

@@ -10,7 +10,7 @@
 #include "hd/common.h"
 #include "hd/model.h"
 #include "hd/onnx_export.h"
-#include "model_load.h"
+#include "hd/model_load.h"
 
 typedef struct {
     const char *model, *output;

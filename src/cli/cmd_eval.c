@@ -6,7 +6,7 @@
 #include "hd/evaluate.h"
 #include "hd/mnist.h"
 #include "hd/safetensors.h"
-#include "model_load.h"
+#include "hd/model_load.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
 #include "hd/digit_image.h"
 #include "hd/model.h"
 #include "hd/safetensors.h"
-#include "model_load.h"
+#include "hd/model_load.h"
 #include "predict.h"
 
 #include <math.h>

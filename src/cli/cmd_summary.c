@@ -9,7 +9,7 @@
 #include "hd/common.h"
 #include "hd/model.h"
 #include "hd/model_summary.h"
-#include "model_load.h"
+#include "hd/model_load.h"
 
 typedef struct {
     const char *spec, *model;

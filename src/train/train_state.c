@@ -184,22 +184,6 @@ int hd_train_state_resume_settings(hd_train_config *cfg, hd_run_settings_text *s
     return rc;
 }
 
-int hd_train_state_recorded_data_dir(const char *run_dir, char *buf, size_t len) {
-    char path[4200];
-    run_path(path, sizeof path, run_dir, "last.safetensors");
-    hd_safetensors *file = NULL;
-    if (hd_safetensors_read(path, &file) != 0)
-        return -1;
-    const char *dir = hd_safetensors_meta(file, "hd.train.data_dir");
-    int rc = 0;
-    if (dir && strlen(dir) >= len)
-        rc = hd_fail("%s: hd.train.data_dir is longer than %zu characters", path, len - 1);
-    else
-        snprintf(buf, len, "%s", dir ? dir : "");
-    hd_safetensors_free(file);
-    return rc;
-}
-
 /* "LOSS|CORRECT|SEEN": an interrupted epoch's metrics so far (absent in checkpoints from before). */
 static int parse_epoch_metrics(const char *text, float metrics[2], long long *seen) {
     char buf[96];

@@ -5,7 +5,6 @@
 #include "hd/mnist.h"
 #include "hd/run_settings.h"
 #include "hd/trainer.h"
-#include "train_state.h"
 
 #include <stdio.h>
 #include <sys/stat.h>
@@ -261,7 +260,7 @@ int hd_cmd_train(int argc, char **argv) {
      * contents hd_train checks against the run's), the one it recorded. */
     char recorded_data[4096] = "";
     if (cfg.resume && !data.data_dir) {
-        if (hd_train_state_recorded_data_dir(run_dir, recorded_data, sizeof recorded_data) != 0) {
+        if (hd_run_settings_recorded_data_dir(run_dir, recorded_data, sizeof recorded_data) != 0) {
             fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
             return HD_EXIT_RUNTIME;
         }

@@ -3,7 +3,7 @@
 #include "hd/evaluate.h"
 #include "hd/common.h"
 #include "hd/interrupt.h"
-#include "model_load.h"
+#include "hd/model_load.h"
 
 #include <math.h>
 #include <stdlib.h>
