@@ -49,6 +49,10 @@ expect 1 "t10k-images-idx3-ubyte: images are 1x32x32, but the model takes 1x28x2
 expect 1 "t10k-images-idx3-ubyte: images are 1x32x32" -- \
     "$bin" eval --model "$tmp/r/best.safetensors" --data "$tmp/d32" --device cpu
 
+# A data directory whose path is not UTF-8 cannot be recorded in a checkpoint: said before any work.
+mkdir -p "$tmp/$(printf 'bad\xff')"
+expect 2 "the path is not UTF-8" -- "${train[@]}" --data "$tmp/$(printf 'bad\xff')" --run-dir "$tmp/r-utf8"
+
 # 2. eval needs only the test files.
 mkdir -p "$tmp/t10k-only"
 ln -s "$data/t10k-images-idx3-ubyte" "$data/t10k-labels-idx1-ubyte" "$tmp/t10k-only/"

@@ -278,6 +278,67 @@ static void test_resume_settings(hd_backend *be, const char *root, const hd_data
     CHECK(hd_run_settings_bit("no such") == 0, "an unknown key has no bit");
 }
 
+/* 3b. Leftovers that must not block: settings.txt alone (a start that failed before its first checkpoint)
+ * is not a run; metrics.csv a row ahead of last.safetensors (a crash between the two writes) resumes; a run
+ * that early stopping ended stays ended when resumed; resuming a directory that is not there creates
+ * nothing. */
+static void test_leftovers(hd_backend *be, const char *root, const hd_dataset *train,
+                           const hd_dataset *test) {
+    char run[4300], path[4400];
+    snprintf(run, sizeof run, "%s/failed-start", root);
+    CHECK(hd_mkdir_p(run) == 0, "mkdir");
+    snprintf(path, sizeof path, "%s/settings.txt", run);
+    CHECK(hd_write_file_atomic(path, "model: x\n", 9) == 0, "plant settings.txt");
+    hd_train_config cfg = small_config(run, 2);
+    hd_train_result result;
+    CHECK(hd_train(be, &cfg, train, test, &result) == 0, "a directory holding only settings.txt: %s",
+          hd_last_error());
+
+    /* metrics.csv one row ahead of the checkpoint's 2 epochs: the extra row is dropped, the epoch trained
+     * again. */
+    hd_epoch_metrics *rows = NULL;
+    int n = 0;
+    snprintf(path, sizeof path, "%s/metrics.csv", run);
+    CHECK(hd_metrics_csv_read(path, &rows, &n) == 0 && n == 2, "two rows (%d)", n);
+    if (n == 2) {
+        hd_epoch_metrics ahead[3] = {rows[0], rows[1], rows[1]};
+        ahead[2].epoch = 3;
+        ahead[2].train_loss = 123.0;
+        CHECK(hd_metrics_csv_write(path, ahead, 3) == 0, "write a row ahead");
+    }
+    free(rows);
+    cfg.resume = 1;
+    cfg.epochs = 3;
+    cfg.given = hd_run_settings_bit("epochs");
+    CHECK(hd_train(be, &cfg, train, test, &result) == 0 && result.epochs_run == 3,
+          "resume with metrics.csv a row ahead: %s", hd_last_error());
+    CHECK(hd_metrics_csv_read(path, &rows, &n) == 0 && n == 3 && rows[2].train_loss != 123.0,
+          "the row ahead was replaced by the epoch trained again (%d rows)", n);
+    free(rows);
+
+    /* Early stopping ends a run for good: patience 1 on random labels stops it within a few epochs. */
+    snprintf(run, sizeof run, "%s/early", root);
+    hd_train_config early = small_config(run, 12);
+    early.es_patience = 1;
+    hd_train_result first;
+    CHECK(hd_train(be, &early, train, test, &first) == 0, "early-stopping run: %s", hd_last_error());
+    if (first.stopped_early) {
+        early.resume = 1;
+        CHECK(hd_train(be, &early, train, test, &result) == 0 && result.epochs_run == first.epochs_run &&
+                  result.stopped_early && result.test_accuracy == first.test_accuracy,
+              "resuming a run that stopped early at %d epochs trains no more: %d epochs (%s)",
+              first.epochs_run, result.epochs_run, hd_last_error());
+    } else {
+        printf("  (random labels did not stop early in 12 epochs this time: that check is left out)\n");
+    }
+
+    hd_run_lock lock;
+    snprintf(run, sizeof run, "%s/no-such-run", root);
+    CHECK(hd_run_dir_claim(run, HD_RUN_RESUME, &lock) == -1 && has(hd_last_error(), "no run directory") &&
+              access(run, F_OK) != 0,
+          "resuming a directory that is not there: '%s', and nothing made", hd_last_error());
+}
+
 /* 4. A signal mid-epoch: the resumed run equals the straight one, bit for bit. */
 static void test_interrupt(hd_backend *be, const char *root, const hd_dataset *train,
                            const hd_dataset *test) {
@@ -377,6 +438,7 @@ int main(void) {
     test_shapes(be, root, &train, &rng);
     test_run_dir(be, root, &train, &test);
     test_resume_settings(be, root, &train, &test);
+    test_leftovers(be, root, &train, &test);
     test_interrupt(be, root, &train, &test);
     test_bad_checkpoints(be, root);
     hd_dataset_free(&train);

@@ -28,7 +28,7 @@ typedef struct {
     const char *run_dir;
     int resume;     /* continue the run in run_dir (its recorded settings restored: run_settings.h) */
     int overwrite;  /* a new run may replace the one run_dir holds (otherwise that is refused: run_dir.h) */
-    unsigned given; /* the run settings the command line gave (hd_run_settings_given): --resume
+    unsigned given; /* the run settings the command line gave (bits: hd_run_settings_bit): --resume
                      * refuses those that contradict the run, and takes the rest from it */
     const char *data_dir; /* where the data came from (--data), recorded for --resume and the report */
     int progress;         /* live progress bar (1), plain lines (0) */

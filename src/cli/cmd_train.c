@@ -2,6 +2,7 @@
 #include "hd/cli.h"
 #include "hd/common.h"
 #include "hd/interrupt.h"
+#include "hd/json_io.h"
 #include "hd/mnist.h"
 #include "hd/run_settings.h"
 #include "hd/trainer.h"
@@ -201,11 +202,12 @@ const hd_cli_command hd_cli_train = {
 
 /* Checks that need more than one option; -1 with the message printed. */
 static int check_settings(train_settings *s) {
-    if (s->cfg.nesterov && s->cfg.optimizer != HD_OPT_SGD) {
+    /* A resumed run's optimizer comes from the run (the trainer refuses a contradicting one). */
+    if (s->cfg.nesterov && s->cfg.optimizer != HD_OPT_SGD && !s->cfg.resume) {
         fprintf(stderr, "hd-gpu train: --nesterov is for --optimizer sgd (see --help)\n");
         return -1;
     }
-    if (s->cfg.nesterov && s->cfg.momentum == 0.0f) {
+    if (s->cfg.nesterov && s->cfg.momentum == 0.0f && !s->cfg.resume) {
         fprintf(stderr, "hd-gpu train: --nesterov needs a momentum above 0 (see --help)\n");
         return -1;
     }
@@ -267,9 +269,18 @@ int hd_cmd_train(int argc, char **argv) {
         if (recorded_data[0])
             data.data_dir = recorded_data;
     }
-    /* `hd-gpu report` and --resume use the same data: record where it came from. */
+    /* `hd-gpu report` and --resume use the same data: record where it came from (in checkpoint metadata,
+     * which is JSON, hence UTF-8). */
     char *data_dir = data.data_dir ? realpath(data.data_dir, NULL) : NULL;
     cfg.data_dir = data_dir ? data_dir : data.data_dir;
+    if (cfg.data_dir && !hd_json_valid_utf8(cfg.data_dir)) {
+        fprintf(stderr,
+                "hd-gpu train: --data %s: the path is not UTF-8, which a checkpoint cannot record; "
+                "use a link to it with a UTF-8 name\n",
+                data.data_dir);
+        free(data_dir);
+        return HD_EXIT_USAGE;
+    }
 
     hd_dataset train = {0}, test = {0};
     int status = HD_EXIT_RUNTIME;

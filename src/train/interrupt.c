@@ -9,10 +9,15 @@ static volatile sig_atomic_t pending;
 
 static void on_signal(int sig) {
     if (pending) {
-        /* The second one: end now, as the default action does (the status says which signal). */
+        /* The second one: end now, by the default action (the status says which signal). The signal is
+         * blocked while its handler runs, so it is unblocked first. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, sig);
         signal(sig, SIG_DFL);
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
         raise(sig);
-        _exit(128 + sig); /* only reached if the signal is blocked */
+        _exit(128 + sig); /* not reached */
     }
     pending = sig;
     static const char note[] =

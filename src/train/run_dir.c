@@ -46,11 +46,15 @@ static long lock_holder(int fd) {
     return hd_parse_integer(text, 1, 1LL << 40, &pid) == 0 ? (long)pid : 0;
 }
 
-/* The run files present in dir, listed into `found`; returns how many. */
+/* The run files present in dir, listed into `found`; returns how many. settings.txt alone is not a run:
+ * a training that failed before its first checkpoint (a bad spec, a first epoch that diverged) may be
+ * started again in its directory. */
 static int run_files_present(const char *dir, char *found, size_t len) {
     int count = 0;
     found[0] = '\0';
     for (int i = 0; HD_RUN_FILES[i]; i++) {
+        if (strcmp(HD_RUN_FILES[i], "settings.txt") == 0)
+            continue;
         char path[4200];
         struct stat st;
         if (join(path, sizeof path, dir, HD_RUN_FILES[i]) != 0 || lstat(path, &st) != 0)
@@ -77,6 +81,9 @@ int hd_run_dir_claim(const char *run_dir, hd_run_mode mode, hd_run_lock *lock) {
     lock->fd = -1;
     if (!run_dir || !run_dir[0])
         return hd_fail("training needs a run directory");
+    struct stat st;
+    if (mode == HD_RUN_RESUME && (stat(run_dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+        return hd_fail("%s: no run directory there to resume", run_dir);
     if (hd_mkdir_p(run_dir) != 0 || check_writable(run_dir) != 0)
         return -1;
     char path[4200];

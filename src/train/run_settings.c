@@ -33,9 +33,6 @@ typedef struct {
 } run_setting;
 
 #define AT(field) offsetof(hd_train_config, field), sizeof(((hd_train_config *)0)->field)
-/* A row in reading order: key, flag, type, field, range, required. */
-#define ROW(key, flag, type, field, lo, hi, required)                                                        \
-    { key, flag, AT(field), lo, hi, type, required }
 static const run_setting settings[] = {
     {"spec", "model", "--model-spec", SET_SPEC, 0, AT(spec), 0, 0},
     {"optimizer", "optimizer", "--optimizer", SET_OPTIMIZER, 0, AT(optimizer), 0, 0},
@@ -55,7 +52,6 @@ static const run_setting settings[] = {
     {"train_limit", "train_limit", "--train-limit", SET_INT, 0, AT(train_limit), 0, 1e9},
     {"test_limit", NULL, "--test-limit", SET_INT, 0, AT(test_limit), 0, 1e9},
 };
-#undef ROW
 #undef AT
 #define N_SETTINGS ((int)(sizeof settings / sizeof settings[0]))
 _Static_assert(sizeof settings / sizeof settings[0] <= HD_RUN_SETTINGS_MAX, "raise HD_RUN_SETTINGS_MAX");

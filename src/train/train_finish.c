@@ -45,10 +45,13 @@ int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_se
     }
     char path[4200];
     snprintf(path, sizeof path, "%s/results.txt", cfg->run_dir);
-    FILE *f = fopen(path, "w");
+    /* Assembled in memory and written atomically, as every file of a run. */
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *f = open_memstream(&text, &text_len);
     if (!f) {
         hd_report_inputs_free(&in);
-        return hd_fail("%s: cannot write", path);
+        return hd_fail("%s: out of memory", path);
     }
     char finished[64];
     time_t now = time(NULL);
@@ -59,7 +62,13 @@ int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_se
     fprintf(f, HD_RESULTS_ENDED_BY ": %s\n" HD_RESULTS_FINISHED ": %s\n", ended_by(st, cfg, result),
             finished);
     hd_print_test_results(f, in.test_accuracy, test_loss, in.confusion, in.classes, test->count);
-    fclose(f);
+    int written = fclose(f) == 0 && text ? hd_write_file_atomic(path, text, text_len)
+                                         : hd_fail("%s: out of memory", path);
+    free(text);
+    if (written != 0) {
+        hd_report_inputs_free(&in);
+        return -1;
+    }
 
     if (cfg->report) {
         in.rows = malloc(sizeof(hd_epoch_metrics) * (size_t)(st->n_rows ? st->n_rows : 1));

@@ -127,6 +127,9 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
             hd_pipeline_restore(rc->pipeline, model);
             hd_progress_end(&progress);
             be->ops->download(be, st->epoch_metrics, model->metrics, sizeof st->epoch_metrics);
+            if (is_bad(st->epoch_metrics[0])) /* never save a diverged model over the last good one */
+                return hd_fail("training diverged: loss is %g at epoch %d step %d",
+                               (double)st->epoch_metrics[0], epoch + 1, step + 1);
             st->epoch_step = step + 1;
             st->epoch_seen = seen;
             return HD_TRAIN_INTERRUPTED;
@@ -242,7 +245,12 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
 
     double epoch_seconds_sum = 0, ips_sum = 0;
     int epochs_here = 0;
-    for (int epoch = rc.state.epochs_done; epoch < cfg->epochs; epoch++) {
+    /* A run that early stopping ended (and was then resumed, or stopped by a signal before its test
+     * evaluation) trains no further: it ends as the uninterrupted run did. */
+    int stopped_before = cfg->resume && cfg->es_patience > 0 && rc.state.es_wait >= cfg->es_patience &&
+                         rc.state.epoch_step == 0;
+    result->stopped_early = stopped_before;
+    for (int epoch = rc.state.epochs_done; !stopped_before && epoch < cfg->epochs; epoch++) {
         hd_epoch_metrics row = {.epoch = epoch + 1, .lr = rc.opt.lr};
         double t0 = hd_now_seconds();
         int trained = train_epoch(&rc, cfg, epoch, &row);
@@ -293,8 +301,11 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
             goto done;
         if (cfg->time_to_accuracy > 0) {
             hd_eval_result t = {0};
-            if (hd_evaluate(&rc.model, &rc.test, &t, NULL, NULL, NULL) != 0)
+            if (hd_evaluate(&rc.model, &rc.test, &t, NULL, NULL, NULL) != 0) {
+                if (hd_interrupt_pending())
+                    goto stopped; /* the epoch is saved */
                 goto done;
+            }
             printf("  test_acc %.2f%% after %.1fs (reported only; never used for training decisions)\n",
                    100 * t.accuracy, hd_now_seconds() - start);
             if (t.accuracy >= cfg->time_to_accuracy) {
@@ -303,8 +314,6 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
                 break;
             }
         }
-        if (hd_interrupt_pending())
-            goto stopped; /* at an epoch's end: last.safetensors is written */
         if (stop) {
             result->stopped_early = 1;
             if (!cfg->quiet)
@@ -312,6 +321,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
                        cfg->es_patience, rc.state.best_epoch);
             break;
         }
+        if (hd_interrupt_pending())
+            goto stopped; /* at an epoch's end: last.safetensors is written */
     }
     if (!cfg->quiet && rc.step.replays > 0)
         printf("training steps: %llu of %llu replayed from %d recordings (the rest ran op by op)\n",
