@@ -4,6 +4,7 @@
 #ifndef HD_TRAIN_CONFIG_H
 #define HD_TRAIN_CONFIG_H
 
+#include "hd/lr_schedule.h"
 #include "hd/optimizer.h"
 
 #include <stdint.h>
@@ -16,6 +17,9 @@ typedef struct {
     float lr;
     float momentum;
     int nesterov; /* SGD: Nesterov momentum */
+    float adam_beta1, adam_beta2;
+    hd_lr_schedule_kind lr_schedule; /* stepped per batch; plateau reduction only with constant */
+    double pct_start;                /* onecycle: fraction of the steps spent rising */
     uint64_t seed;
     double val_fraction;
     int es_patience;     /* early stopping: epochs without val-loss improvement */
@@ -48,6 +52,7 @@ typedef struct {
     double seconds_per_epoch; /* mean over the epochs of this invocation */
     double images_per_sec;
     int stopped_early;
+    int no_validation; /* no validation split (--val-split 0): the last weights were kept */
     int interrupted; /* a signal stopped it (hd_train returned HD_TRAIN_INTERRUPTED, trainer.h): the signal */
 } hd_train_result;
 

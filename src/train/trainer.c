@@ -28,6 +28,7 @@ typedef struct {
     hd_train_step step;
     hd_run_lock lock;
     hd_run_settings_text resumed; /* strings of the settings a resumed run restored */
+    hd_lr_schedule schedule;      /* the learning rate of each step */
     int model_ok, opt_ok, state_ok;
 } run_context;
 
@@ -86,6 +87,8 @@ static int update_schedules(run_context *rc, const hd_train_config *cfg, double 
     } else {
         st->es_wait++;
     }
+    if (cfg->lr_schedule != HD_LR_CONSTANT) /* the schedule sets every step's rate */
+        return cfg->es_patience > 0 && st->es_wait >= cfg->es_patience;
     if (val_loss < st->lr_best - 1e-4) {
         st->lr_best = val_loss;
         st->lr_wait = 0;
@@ -118,6 +121,8 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
     double t0 = hd_now_seconds();
     int seen = st->epoch_seen, seen_here = 0, n, step = first;
     for (; (n = hd_pipeline_next(rc->pipeline, model)) > 0; step++) {
+        if (cfg->lr_schedule != HD_LR_CONSTANT) /* step opt.t's rate, into the step size of this step */
+            rc->opt.lr = (float)hd_lr_schedule_rate(&rc->schedule, rc->opt.t);
         hd_train_step_run(&rc->step, n, st->global_step++);
         seen += n;
         seen_here += n;
@@ -202,6 +207,16 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     rc.opt.lr = cfg->lr;
     rc.opt.momentum = cfg->momentum;
     rc.opt.nesterov = cfg->nesterov;
+    rc.opt.beta1 = cfg->adam_beta1;
+    rc.opt.beta2 = cfg->adam_beta2;
+    int steps_per_epoch = (rc.train.count + cfg->batch - 1) / cfg->batch;
+    rc.schedule = (hd_lr_schedule){.kind = cfg->lr_schedule,
+                                   .peak = cfg->lr,
+                                   .min_lr = cfg->min_lr,
+                                   .pct_start = cfg->pct_start,
+                                   .div_factor = HD_ONECYCLE_DIV_FACTOR,
+                                   .final_div_factor = HD_ONECYCLE_FINAL_DIV_FACTOR,
+                                   .total = (uint64_t)cfg->epochs * (uint64_t)steps_per_epoch};
     if (hd_optimizer_init(&rc.opt, &rc.model) != 0)
         goto done;
     rc.opt_ok = 1;
@@ -238,9 +253,13 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
         hd_model_summary_make(&rc.model, &summary);
         hd_model_summary_print(stdout, &summary);
     }
-    if (!cfg->quiet)
+    if (!cfg->quiet && rc.val.count)
         printf("training on %d images, validating on %d, testing on %d; %zu parameters\n", rc.train.count,
                rc.val.count, rc.test.count, rc.model.param_count);
+    else if (!cfg->quiet)
+        printf("training on %d images (no validation split: no early stopping, the last weights are kept), "
+               "testing on %d; %zu parameters\n",
+               rc.train.count, rc.test.count, rc.model.param_count);
     fflush(stdout); /* a log file or pipe sees the start now, not after the first epoch */
 
     double epoch_seconds_sum = 0, ips_sum = 0;
@@ -250,6 +269,7 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     int stopped_before = cfg->resume && cfg->es_patience > 0 && rc.state.es_wait >= cfg->es_patience &&
                          rc.state.epoch_step == 0;
     result->stopped_early = stopped_before;
+    result->no_validation = rc.val.count == 0;
     for (int epoch = rc.state.epochs_done; !stopped_before && epoch < cfg->epochs; epoch++) {
         hd_epoch_metrics row = {.epoch = epoch + 1, .lr = rc.opt.lr};
         double t0 = hd_now_seconds();
@@ -258,6 +278,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
             goto interrupted;
         if (trained != 0)
             goto diverged;
+        if (cfg->lr_schedule != HD_LR_CONSTANT)
+            row.lr = rc.opt.lr; /* the rate of the epoch's last step */
         hd_eval_result val = {0};
         if (rc.val.count && hd_evaluate(&rc.model, &rc.val, &val, NULL, NULL, NULL) != 0) {
             if (hd_interrupt_pending())
@@ -274,20 +296,25 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
         epoch_seconds_sum += row.seconds;
         ips_sum += row.images_per_sec;
         epochs_here++;
-        int improved = 0;
-        int stop = update_schedules(&rc, cfg, rc.val.count ? val.loss : row.train_loss, val.accuracy,
-                                    epoch + 1, &improved);
+        int improved = 1, stop = 0;
+        if (rc.val.count) /* without a validation loss there is nothing to judge by: keep the last */
+            stop = update_schedules(&rc, cfg, val.loss, val.accuracy, epoch + 1, &improved);
+        else
+            rc.state.best_epoch = epoch + 1;
         rc.state.epochs_done = epoch + 1;
         rc.state.epoch_step = 0;
         rc.state.epoch_seen = 0;
         rc.state.epoch_metrics[0] = rc.state.epoch_metrics[1] = 0.0f;
         if (hd_train_state_add_row(&rc.state, &row) != 0)
             goto done;
-        if (!cfg->quiet)
+        if (!cfg->quiet && rc.val.count)
             printf("epoch %2d/%d  loss %.4f  acc %.2f%%  val_loss %.4f  val_acc %.2f%%  lr %.2g  %.1fs  %.0f "
                    "img/s%s\n",
                    epoch + 1, cfg->epochs, row.train_loss, 100 * row.train_acc, row.val_loss,
                    100 * row.val_acc, row.lr, row.seconds, row.images_per_sec, improved ? "  *" : "");
+        else if (!cfg->quiet)
+            printf("epoch %2d/%d  loss %.4f  acc %.2f%%  lr %.2g  %.1fs  %.0f img/s\n", epoch + 1,
+                   cfg->epochs, row.train_loss, 100 * row.train_acc, row.lr, row.seconds, row.images_per_sec);
         if (!cfg->quiet && rc.opt.lr < row.lr)
             printf("  validation loss flat for %d epochs: learning rate %g -> %g\n", cfg->lr_patience, row.lr,
                    (double)rc.opt.lr);
