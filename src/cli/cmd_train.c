@@ -4,6 +4,7 @@
 #include "hd/interrupt.h"
 #include "hd/json_io.h"
 #include "hd/mnist.h"
+#include "hd/presets.h"
 #include "hd/run_settings.h"
 #include "hd/trainer.h"
 
@@ -161,7 +162,13 @@ static const hd_cli_option data_options[] = {
     HD_CLI_OPTION("test-limit", "N", set_test_limit, "evaluate on the first N test images"),
 };
 static const hd_cli_option model_options[] = {
-    HD_CLI_OPTION("model-spec", "SPEC", set_model_spec, "layers (default " HD_DEFAULT_SPEC ")"),
+    HD_CLI_OPTION(
+        "model-spec", "SPEC", set_model_spec,
+        "layers (default " HD_DEFAULT_SPEC "),\n"
+        "or a preset, a model with its recipe, whose settings the other flags override:\n"
+        "fast: " HD_PRESET_FAST_SPEC ",\n"
+        "  adam lr 0.01 betas 0.7 0.9, onecycle, batch 256, 1 epoch, no augmentation, val-split 0;\n"
+        "keras: the default model and recipe"),
     HD_CLI_OPTION_CHOICES("optimizer", "NAME", set_optimizer, "the update rule (default adam)",
                           hd_optimizer_names),
     HD_CLI_OPTION("lr", "X", set_lr, "learning rate (default: adam 0.001, sgd 0.01)"),
@@ -250,6 +257,9 @@ static int check_settings(train_settings *s) {
     }
     if (!s->lr_given)
         s->cfg.lr = hd_optimizer_info_of(s->cfg.optimizer)->lr;
+    const hd_preset *preset = hd_preset_find(s->cfg.spec);
+    if (preset) /* its recipe, where no flag gave a value */
+        hd_preset_apply(preset, &s->cfg);
     return 0;
 }
 
