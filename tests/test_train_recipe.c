@@ -1,17 +1,22 @@
 /* test_train_recipe.c: the recipe settings of issue 24 through a whole (tiny, synthetic) run:
  *  - --val-split 0: no validation, the last weights kept (best.safetensors = last.safetensors's weights);
  *  - a one-cycle schedule: metrics.csv's lr is the closed-form rate of each epoch's last step;
- *  - Adam's betas and the schedule are recorded, restored by --resume, and a contradicting flag refused. */
+ *  - Adam's betas and the schedule are recorded, restored by --resume, and a contradicting flag refused;
+ *  - --normalize: the training images' mean and std recorded in the checkpoint, and the run's test loss
+ *    is what the checkpoint gives on the test images in that convention. */
 #include "check.h"
 #include "hd/backend.h"
 #include "hd/checkpoint.h"
 #include "hd/common.h"
+#include "hd/dataset_split.h"
+#include "hd/evaluate.h"
 #include "hd/idx.h"
 #include "hd/metrics.h"
 #include "hd/run_settings.h"
 #include "hd/safetensors.h"
 #include "hd/trainer.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +38,7 @@ static hd_train_config recipe(const char *run) {
     cfg.lr_schedule = HD_LR_ONECYCLE;
     cfg.adam_beta1 = 0.7f;
     cfg.adam_beta2 = 0.9f;
+    cfg.normalize = 1;
     return cfg;
 }
 
@@ -42,20 +48,33 @@ static float onecycle_rate(uint64_t step, uint64_t total) {
     return (float)hd_lr_schedule_rate(&s, step);
 }
 
-/* The weights a checkpoint holds, into params (count floats). */
-static int load_params(hd_backend *be, const char *path, float *params, size_t count) {
+/* The weights a checkpoint holds, into params (count floats); with test_loss, also the loss it gives on the
+ * test images, converted and normalised as the checkpoint says. */
+static int load_params(hd_backend *be, const char *path, float *params, size_t count, double *test_loss) {
     hd_model model;
     if (hd_model_create(&model, be, "flatten,dense:10", 1, side, side, batch) != 0)
         return -1;
     int rc = model.param_count == count ? hd_checkpoint_load(path, &model, NULL, NULL) : -1;
     if (rc == 0)
         rc = hd_model_get_params(&model, params);
+    if (rc == 0 && test_loss) {
+        hd_float_set set = {0};
+        hd_eval_result eval = {0};
+        rc = hd_float_set_from_bytes(&set, pixels + n_train * side * side, labels + n_train, side, side, NULL,
+                                     n_test);
+        if (rc == 0)
+            hd_normalize_pixels(set.images, (size_t)n_test * side * side, model.input_mean, model.input_std);
+        if (rc == 0)
+            rc = hd_evaluate(&model, &set, &eval, NULL, NULL, NULL);
+        *test_loss = eval.loss;
+        hd_float_set_free(&set);
+    }
     hd_model_destroy(&model);
     return rc;
 }
 
 /* A run of `epochs` epochs whose first `first` were trained when it was asked for `first` epochs. */
-static void check_files(hd_backend *be, const char *run, int epochs, int first) {
+static void check_files(hd_backend *be, const char *run, int epochs, int first, double run_test_loss) {
     char path[4300];
     snprintf(path, sizeof path, "%s/metrics.csv", run);
     hd_epoch_metrics *rows = NULL;
@@ -77,8 +96,12 @@ static void check_files(hd_backend *be, const char *run, int epochs, int first) 
     char best_path[4300];
     snprintf(path, sizeof path, "%s/last.safetensors", run);
     snprintf(best_path, sizeof best_path, "%s/best.safetensors", run);
-    CHECK(load_params(be, path, last, count) == 0 && load_params(be, best_path, best, count) == 0,
+    double test_loss = -1.0;
+    CHECK(load_params(be, path, last, count, NULL) == 0 &&
+              load_params(be, best_path, best, count, &test_loss) == 0,
           "both checkpoints load: %s", hd_last_error());
+    CHECK(test_loss == run_test_loss, "best.safetensors's test loss %.9g, the run's %.9g", test_loss,
+          run_test_loss);
     CHECK(memcmp(last, best, sizeof last) == 0, "best.safetensors holds the last weights");
     hd_safetensors *file = NULL;
     CHECK(hd_safetensors_read(path, &file) == 0, "read %s: %s", path, hd_last_error());
@@ -89,6 +112,19 @@ static void check_files(hd_backend *be, const char *run, int epochs, int first) 
           schedule ? schedule : "none");
     CHECK(beta1 && strcmp(beta1, "0.7") == 0, "recorded beta1 %s", beta1 ? beta1 : "none");
     CHECK(opt_beta2 && strcmp(opt_beta2, "0.9") == 0, "optimizer's beta2 %s", opt_beta2 ? opt_beta2 : "none");
+    double sum = 0, sum_sq = 0,
+           pixel_count = (double)n_train * side * side; /* all the training images: no validation */
+    for (size_t i = 0; i < (size_t)pixel_count; i++) {
+        double x = (double)((float)pixels[i] * (1.0f / 255.0f));
+        sum += x;
+        sum_sq += x * x;
+    }
+    double want_mean = sum / pixel_count, want_std = sqrt(sum_sq / pixel_count - want_mean * want_mean);
+    const char *mean = file ? hd_safetensors_meta(file, "hd.input_mean") : NULL;
+    const char *std = file ? hd_safetensors_meta(file, "hd.input_std") : NULL;
+    CHECK(mean && std && fabs(atof(mean) - want_mean) < 1e-6 && fabs(atof(std) - want_std) < 1e-6,
+          "recorded input mean %s std %s, want %.7f %.7f", mean ? mean : "none", std ? std : "none",
+          want_mean, want_std);
     hd_safetensors_free(file);
 }
 
@@ -114,7 +150,7 @@ int main(void) {
     CHECK(result.no_validation == 1 && result.best_epoch == 1 && result.stopped_early == 0,
           "no validation %d, best epoch %d (the last), stopped early %d", result.no_validation,
           result.best_epoch, result.stopped_early);
-    check_files(be, run, 1, 1);
+    check_files(be, run, 1, 1, result.test_loss);
 
     /* --resume RUN --epochs 2: everything else from the run (the defaults here would be constant, 0.9) */
     hd_train_config more;
@@ -128,7 +164,7 @@ int main(void) {
     CHECK(hd_train(be, &more, &train, &test, &result) == 0, "resumed: %s", hd_last_error());
     CHECK(result.epochs_run == 2 && result.best_epoch == 2, "epochs %d, best %d", result.epochs_run,
           result.best_epoch);
-    check_files(be, run, 2, 1);
+    check_files(be, run, 2, 1, result.test_loss);
 
     more.epochs = 3;
     more.lr_schedule = HD_LR_COSINE;

@@ -18,7 +18,7 @@ typedef struct {
     hd_optimizer_kind optimizer;
     float lr, adam_beta1, adam_beta2;
     hd_lr_schedule_kind lr_schedule;
-    int batch, epochs, augment;
+    int batch, epochs, augment, normalize;
     double val_fraction;
 } hd_preset;
 

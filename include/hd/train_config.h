@@ -28,6 +28,7 @@ typedef struct {
     double lr_factor;
     double min_lr;
     int augment;
+    int normalize; /* inputs by the training images' mean and std (recorded in the model: model.h) */
     int eval_batch;
     const char *run_dir;
     int resume;     /* continue the run in run_dir (its recorded settings restored: run_settings.h) */

@@ -105,6 +105,10 @@ static int set_no_augment(void *s, const char *v) {
     GIVEN(s, "augment");
     return (void)v, T(s)->cfg.augment = 0, 0;
 }
+static int set_normalize(void *s, const char *v) {
+    GIVEN(s, "normalize");
+    return (void)v, T(s)->cfg.normalize = 1, 0;
+}
 static int set_val_split(void *s, const char *v) {
     GIVEN(s, "val_split");
     return hd_cli_real(v, 0, 0.9, &T(s)->cfg.val_fraction);
@@ -167,7 +171,8 @@ static const hd_cli_option model_options[] = {
         "layers (default " HD_DEFAULT_SPEC "),\n"
         "or a preset, a model with its recipe, whose settings the other flags override:\n"
         "fast: " HD_PRESET_FAST_SPEC ",\n"
-        "  adam lr 0.01 betas 0.7 0.9, onecycle, batch 256, 1 epoch, no augmentation, val-split 0;\n"
+        "  adam lr 0.01 betas 0.7 0.9, onecycle, batch 256, 1 epoch, no augmentation, val-split 0,\n"
+        "  normalize;\n"
         "keras: the default model and recipe"),
     HD_CLI_OPTION_CHOICES("optimizer", "NAME", set_optimizer, "the update rule (default adam)",
                           hd_optimizer_names),
@@ -188,6 +193,9 @@ static const hd_cli_option model_options[] = {
     HD_CLI_OPTION("seed", "N", set_seed,
                   "seed for initialisation, shuffling, dropout, augmentation (default 42)"),
     HD_CLI_OPTION("no-augment", NULL, set_no_augment, "train on the images as they are"),
+    HD_CLI_OPTION("normalize", NULL, set_normalize,
+                  "inputs minus the training images' mean, over their std (recorded in the model:\n"
+                  "eval, predict and export apply it; exported models still take [0, 1] pixels)"),
 };
 static const hd_cli_option validation_options[] = {
     HD_CLI_OPTION("val-split", "F", set_val_split,

@@ -9,12 +9,12 @@
 /* fast: tuomaso/train_mnist_fast's final network and recipe (issue 24). Its max-pool then ReLU is written
  * here as ReLU (in the conv) then max-pool: ReLU is monotonic, so max(relu(a), relu(b)) = relu(max(a, b)),
  * the same function. Adam 1e-2 with betas (0.7, 0.9), one-cycle peaking at 1e-2, batch 256, one epoch,
- * no augmentation, every training image trained on. */
+ * no augmentation, every training image trained on, inputs normalised by the training set's mean and std. */
 static const hd_preset presets[] = {
     {"fast", HD_PRESET_FAST_SPEC, "one epoch, one-cycle Adam, batch 256, no validation (issue 24)",
-     HD_OPT_ADAM, 1e-2f, 0.7f, 0.9f, HD_LR_ONECYCLE, 256, 1, 0, 0.0},
+     HD_OPT_ADAM, 1e-2f, 0.7f, 0.9f, HD_LR_ONECYCLE, 256, 1, 0, 1, 0.0},
     {"keras", HD_DEFAULT_SPEC, "the default model and recipe (Keras's MNIST CNN)", HD_OPT_ADAM, 1e-3f, 0.9f,
-     0.999f, HD_LR_CONSTANT, 128, 40, 1, 0.1},
+     0.999f, HD_LR_CONSTANT, 128, 40, 1, 0, 0.1},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
@@ -48,6 +48,7 @@ void hd_preset_apply(const hd_preset *p, hd_train_config *cfg) {
     UNLESS_GIVEN("batch", batch, p->batch);
     UNLESS_GIVEN("epochs", epochs, p->epochs);
     UNLESS_GIVEN("augment", augment, p->augment);
+    UNLESS_GIVEN("normalize", normalize, p->normalize);
     UNLESS_GIVEN("val_split", val_fraction, p->val_fraction);
 #undef UNLESS_GIVEN
 }

@@ -54,6 +54,7 @@ static const run_setting settings[] = {
     {"min_lr", "min_lr", "--min-lr", SET_DOUBLE, 0, AT(min_lr), 0, 10},
     /* "augmentation on/off" in messages */
     {"augment", "augmentation", "--no-augment", SET_AUGMENT, 1, AT(augment), 0, 1},
+    {"normalize", "normalize", "--normalize", SET_SWITCH, 0, AT(normalize), 0, 1},
     {"train_limit", "train_limit", "--train-limit", SET_INT, 0, AT(train_limit), 0, 1e9},
     {"test_limit", NULL, "--test-limit", SET_INT, 0, AT(test_limit), 0, 1e9},
 };

@@ -225,6 +225,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
         goto done;
     rc.state_ok = 1;
     hd_train_state_data_id(train, rc.state.data_id, sizeof rc.state.data_id);
+    if (cfg->normalize) /* the training images' statistics; evaluation sets take the same convention */
+        hd_float_set_mean_std(&rc.train, &rc.model.input_mean, &rc.model.input_std);
     if (cfg->resume) {
         if (hd_train_state_resume(&rc.state, cfg->run_dir, &rc.model, &rc.opt) != 0)
             goto done;
@@ -243,8 +245,22 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     } else if (hd_model_init_weights(&rc.model, cfg->seed) != 0) {
         goto done;
     }
-    hd_pipeline_config pcfg = {
-        .data = &rc.train, .batch = cfg->batch, .seed = cfg->seed, .augment = cfg->augment};
+    /* Validation and test images once, now, in the model's convention (a resumed run's, from its checkpoint);
+     * training batches in the pipeline, after augmentation. */
+    float mean = rc.model.input_mean, std = rc.model.input_std;
+    hd_normalize_pixels(rc.val.images, (size_t)rc.val.count * (size_t)train->rows * (size_t)train->cols, mean,
+                        std);
+    hd_normalize_pixels(rc.test.images, (size_t)rc.test.count * (size_t)test->rows * (size_t)test->cols, mean,
+                        std);
+    if (!cfg->quiet && (mean != 0.0f || std != 1.0f))
+        printf("inputs normalised: (x - %.4f) / %.4f (the training images' mean and std)\n", (double)mean,
+               (double)std);
+    hd_pipeline_config pcfg = {.data = &rc.train,
+                               .batch = cfg->batch,
+                               .seed = cfg->seed,
+                               .augment = cfg->augment,
+                               .norm_mean = rc.model.input_mean,
+                               .norm_std = rc.model.input_std};
     hd_augment_default_ranges(&pcfg.ranges);
     if (hd_pipeline_create(&rc.pipeline, be, &pcfg) != 0)
         goto done;
