@@ -29,7 +29,8 @@ int main(void) {
     hd_preset_apply(fast, &cfg);
     CHECK(strcmp(cfg.spec, HD_PRESET_FAST_SPEC) == 0 && cfg.optimizer == HD_OPT_ADAM && cfg.lr == 1e-2f &&
               cfg.adam_beta1 == 0.7f && cfg.adam_beta2 == 0.9f && cfg.lr_schedule == HD_LR_ONECYCLE &&
-              cfg.batch == 256 && cfg.epochs == 1 && cfg.augment == 0 && cfg.normalize == 1 && cfg.val_fraction == 0.0,
+              cfg.batch == 256 && cfg.epochs == 1 && cfg.augment == 0 && cfg.normalize == 1 &&
+              cfg.val_fraction == 0.0,
           "fast's recipe: lr %g betas %g %g schedule %d batch %d epochs %d augment %d val %g", (double)cfg.lr,
           (double)cfg.adam_beta1, (double)cfg.adam_beta2, cfg.lr_schedule, cfg.batch, cfg.epochs, cfg.augment,
           cfg.val_fraction);
@@ -51,7 +52,8 @@ int main(void) {
     CHECK(strcmp(keras.spec, defaults.spec) == 0 && keras.lr == defaults.lr &&
               keras.batch == defaults.batch && keras.epochs == defaults.epochs &&
               keras.augment == defaults.augment && keras.val_fraction == defaults.val_fraction &&
-              keras.adam_beta2 == defaults.adam_beta2 && keras.lr_schedule == defaults.lr_schedule && keras.normalize == defaults.normalize,
+              keras.adam_beta2 == defaults.adam_beta2 && keras.lr_schedule == defaults.lr_schedule &&
+              keras.normalize == defaults.normalize,
           "keras is the defaults");
     return test_finish();
 }
