@@ -31,7 +31,7 @@ int main(void) {
               cfg.adam_beta1 == 0.7f && cfg.adam_beta2 == 0.9f && cfg.lr_schedule == HD_LR_ONECYCLE &&
               cfg.batch == 256 && cfg.epochs == 1 && cfg.augment == 0 && cfg.normalize == 1 &&
               cfg.val_fraction == 0.0,
-          "fast's recipe: lr %g betas %g %g schedule %d batch %d epochs %d augment %d val %g", (double)cfg.lr,
+          "fast's recipe: lr %g betas %g %g schedule %d batch %d epochs %g augment %d val %g", (double)cfg.lr,
           (double)cfg.adam_beta1, (double)cfg.adam_beta2, cfg.lr_schedule, cfg.batch, cfg.epochs, cfg.augment,
           cfg.val_fraction);
 
@@ -42,7 +42,7 @@ int main(void) {
     cfg.given = hd_run_settings_bit("epochs") | hd_run_settings_bit("learning_rate");
     hd_preset_apply(fast, &cfg);
     CHECK(cfg.epochs == 3 && cfg.lr == 0.005f && cfg.batch == 256 && cfg.lr_schedule == HD_LR_ONECYCLE,
-          "given flags win: epochs %d lr %g, the rest the preset's: batch %d", cfg.epochs, (double)cfg.lr,
+          "given flags win: epochs %g lr %g, the rest the preset's: batch %d", cfg.epochs, (double)cfg.lr,
           cfg.batch);
 
     hd_train_config defaults, keras;

@@ -3,7 +3,8 @@
  *  - a one-cycle schedule: metrics.csv's lr is the closed-form rate of each epoch's last step;
  *  - Adam's betas and the schedule are recorded, restored by --resume, and a contradicting flag refused;
  *  - --normalize: the training images' mean and std recorded in the checkpoint, and the run's test loss
- *    is what the checkpoint gives on the test images in that convention. */
+ *    is what the checkpoint gives on the test images in that convention;
+ *  - --epochs 1.5: a whole epoch, then half of one (rows, optimizer steps, the schedule's end). */
 #include "check.h"
 #include "hd/backend.h"
 #include "hd/checkpoint.h"
@@ -21,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { n_train = 240, n_test = 40, side = 28, batch = 32, steps = n_train / batch };
+enum { n_train = 256, n_test = 40, side = 28, batch = 32, steps = (n_train + batch - 1) / batch };
 static uint8_t pixels[(n_train + n_test) * side * side], labels[n_train + n_test];
 
 static hd_train_config recipe(const char *run) {
@@ -128,6 +129,49 @@ static void check_files(hd_backend *be, const char *run, int epochs, int first, 
     hd_safetensors_free(file);
 }
 
+static void test_fractional_epochs(hd_backend *be, const char *dir, const hd_dataset *train,
+                                   const hd_dataset *test) {
+    char run[4200], path[4300];
+    snprintf(run, sizeof run, "%s/fraction", dir);
+    hd_train_config cfg = recipe(run);
+    cfg.epochs = 1.5; /* 8 batches, then 4 */
+    hd_train_result result;
+    CHECK(hd_train(be, &cfg, train, test, &result) == 0, "1.5 epochs: %s", hd_last_error());
+    CHECK(result.epochs_run == 2 && result.best_epoch == 2, "epochs run %d, best %d", result.epochs_run,
+          result.best_epoch);
+    snprintf(path, sizeof path, "%s/metrics.csv", run);
+    hd_epoch_metrics *rows = NULL;
+    int n = 0;
+    CHECK(hd_metrics_csv_read(path, &rows, &n) == 0 && n == 2, "%d rows (want 2): %s", n, hd_last_error());
+    if (n == 2)
+        CHECK(rows[0].lr == onecycle_rate(steps - 1, steps + steps / 2) &&
+                  rows[1].lr == onecycle_rate(steps + steps / 2 - 1, steps + steps / 2),
+              "the schedule spans 12 steps: lr %.9g after 8, %.9g after 12 (want %.9g, %.9g)", rows[0].lr,
+              rows[1].lr, (double)onecycle_rate(steps - 1, steps + steps / 2),
+              (double)onecycle_rate(steps + steps / 2 - 1, steps + steps / 2));
+    free(rows);
+    snprintf(path, sizeof path, "%s/last.safetensors", run);
+    hd_safetensors *file = NULL;
+    CHECK(hd_safetensors_read(path, &file) == 0, "read %s: %s", path, hd_last_error());
+    const char *t = file ? hd_safetensors_meta(file, "hd.optimizer.t") : NULL;
+    const char *epochs = file ? hd_safetensors_meta(file, "hd.train.epochs") : NULL;
+    CHECK(t && strcmp(t, "12") == 0, "optimizer steps %s (want 12: 8 + 4)", t ? t : "none");
+    CHECK(epochs && strcmp(epochs, "1.5") == 0, "recorded epochs %s", epochs ? epochs : "none");
+    hd_safetensors_free(file);
+    /* the half epoch counts as one done: --resume --epochs 2 has nothing to add */
+    hd_train_config more = recipe(run);
+    more.resume = 1;
+    more.epochs = 2;
+    more.given = hd_run_settings_bit("epochs");
+    CHECK(hd_train(be, &more, train, test, &result) != 0 &&
+              strstr(hd_last_error(), "--epochs 2: the run in") &&
+              strstr(hd_last_error(), "has done 2 epochs"),
+          "resume to 2 epochs: %s", hd_last_error());
+    more.epochs = 3;
+    CHECK(hd_train(be, &more, train, test, &result) == 0 && result.epochs_run == 3, "resume to 3 epochs: %s",
+          hd_last_error());
+}
+
 int main(void) {
     hd_cpu_options cpu = {.threads = 1};
     hd_backend *be = hd_cpu_backend_create(&cpu);
@@ -172,6 +216,7 @@ int main(void) {
     CHECK(hd_train(be, &more, &train, &test, &result) != 0 &&
               strstr(hd_last_error(), "--lr-schedule cosine contradicts the run being resumed") != NULL,
           "a contradicting schedule refused: %s", hd_last_error());
+    test_fractional_epochs(be, dir, &train, &test);
     test_remove_tree(dir);
     free(dir);
     hd_backend_destroy(be);

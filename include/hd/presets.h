@@ -18,7 +18,8 @@ typedef struct {
     hd_optimizer_kind optimizer;
     float lr, adam_beta1, adam_beta2;
     hd_lr_schedule_kind lr_schedule;
-    int batch, epochs, augment, normalize;
+    int batch, augment, normalize;
+    double epochs;
     double val_fraction;
 } hd_preset;
 

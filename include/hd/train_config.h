@@ -11,7 +11,7 @@
 
 typedef struct {
     const char *spec;
-    int epochs;
+    double epochs; /* may end in a fraction (1.5): the last epoch then trains that share of its batches */
     int batch;
     hd_optimizer_kind optimizer;
     float lr;

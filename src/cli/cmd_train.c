@@ -93,7 +93,7 @@ static int set_batch_size(void *s, const char *v) {
 }
 static int set_epochs(void *s, const char *v) {
     GIVEN(s, "epochs");
-    return hd_cli_int(v, 1, 100000, &T(s)->cfg.epochs);
+    return hd_cli_real(v, 0.01, 100000, &T(s)->cfg.epochs);
 }
 static int set_seed(void *s, const char *v) {
     GIVEN(s, "seed");
@@ -189,7 +189,9 @@ static const hd_cli_option model_options[] = {
     HD_CLI_OPTION("pct-start", "F", set_pct_start,
                   "onecycle: fraction of the run spent rising (default 0.3)"),
     HD_CLI_OPTION("batch-size", "N", set_batch_size, "(default 128)"),
-    HD_CLI_OPTION("epochs", "N", set_epochs, "at most this many epochs (default 40)"),
+    HD_CLI_OPTION("epochs", "N", set_epochs,
+                  "at most this many epochs (default 40); a fraction (1.5) trains that share\n"
+                  "of the last epoch's batches"),
     HD_CLI_OPTION("seed", "N", set_seed,
                   "seed for initialisation, shuffling, dropout, augmentation (default 42)"),
     HD_CLI_OPTION("no-augment", NULL, set_no_augment, "train on the images as they are"),

@@ -12,9 +12,9 @@
  * no augmentation, every training image trained on, inputs normalised by the training set's mean and std. */
 static const hd_preset presets[] = {
     {"fast", HD_PRESET_FAST_SPEC, "one epoch, one-cycle Adam, batch 256, no validation (issue 24)",
-     HD_OPT_ADAM, 1e-2f, 0.7f, 0.9f, HD_LR_ONECYCLE, 256, 1, 0, 1, 0.0},
+     HD_OPT_ADAM, 1e-2f, 0.7f, 0.9f, HD_LR_ONECYCLE, 256, 0, 1, 1.0, 0.0},
     {"keras", HD_DEFAULT_SPEC, "the default model and recipe (Keras's MNIST CNN)", HD_OPT_ADAM, 1e-3f, 0.9f,
-     0.999f, HD_LR_CONSTANT, 128, 40, 1, 0, 0.1},
+     0.999f, HD_LR_CONSTANT, 128, 1, 0, 40.0, 0.1},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 

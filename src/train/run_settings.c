@@ -45,7 +45,7 @@ static const run_setting settings[] = {
     {"lr_schedule", "lr_schedule", "--lr-schedule", SET_SCHEDULE, 0, AT(lr_schedule), 0, 0},
     {"pct_start", "onecycle_pct_start", "--pct-start", SET_DOUBLE, 0, AT(pct_start), 0.01, 0.99},
     {"batch", "batch_size", "--batch-size", SET_INT, 1, AT(batch), 1, 65536},
-    {"epochs", "epochs", "--epochs", SET_INT, 0, AT(epochs), 1, 100000},
+    {"epochs", "epochs", "--epochs", SET_DOUBLE, 0, AT(epochs), 0.01, 100000},
     {"seed", "seed", "--seed", SET_U64, 1, AT(seed), 0, 0},
     {"val_split", "validation_split", "--val-split", SET_DOUBLE, 1, AT(val_fraction), 0, 0.9},
     {"patience", "early_stopping_patience", "--patience", SET_INT, 0, AT(es_patience), 0, 100000},

@@ -101,7 +101,23 @@ static int update_schedules(run_context *rc, const hd_train_config *cfg, double 
     return cfg->es_patience > 0 && st->es_wait >= cfg->es_patience;
 }
 
-/* One pass over the training set, from batch rc->state.epoch_step on (an epoch a signal stopped carries on
+/* The epochs a run begins: cfg->epochs rounded up. */
+static int epochs_begun(const hd_train_config *cfg) {
+    return (int)ceil(cfg->epochs);
+}
+
+/* The batches epoch `epoch` (0-based) trains of its `steps`: all, but for a fractional last epoch its share
+ * (at least one). */
+static int epoch_batches(const hd_train_config *cfg, int epoch, int steps) {
+    double share = cfg->epochs - (double)epoch;
+    if (share >= 1.0)
+        return steps;
+    int n = (int)lround(share * steps);
+    return n < 1 ? 1 : n > steps ? steps : n;
+}
+
+/* One pass over the training set (or the share of it that a fractional last epoch trains), from batch
+ * rc->state.epoch_step on (an epoch a signal stopped carries on
  * where it stopped, with its metrics so far). Returns -1 on divergence, HD_TRAIN_INTERRUPTED when a signal
  * asked to stop: then the steps done are in rc->state.epoch_step and its metrics, for the checkpoint. */
 static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, hd_epoch_metrics *row) {
@@ -109,7 +125,7 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
     hd_backend *be = model->be;
     hd_train_state *st = &rc->state;
     int first = st->epoch_step;
-    int steps = hd_pipeline_start_epoch_at(rc->pipeline, (uint64_t)epoch, first);
+    int steps = epoch_batches(cfg, epoch, hd_pipeline_start_epoch_at(rc->pipeline, (uint64_t)epoch, first));
     double data_seconds = hd_pipeline_wait_seconds(rc->pipeline);
     float metrics[2] = {st->epoch_metrics[0], st->epoch_metrics[1]};
     if (first > 0)
@@ -117,10 +133,10 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
     else
         be->ops->zero(be, model->metrics, sizeof metrics);
     hd_progress progress;
-    hd_progress_begin(&progress, cfg->progress, epoch + 1, cfg->epochs, steps);
+    hd_progress_begin(&progress, cfg->progress, epoch + 1, epochs_begun(cfg), steps);
     double t0 = hd_now_seconds();
     int seen = st->epoch_seen, seen_here = 0, n, step = first;
-    for (; (n = hd_pipeline_next(rc->pipeline, model)) > 0; step++) {
+    for (; step < steps && (n = hd_pipeline_next(rc->pipeline, model)) > 0; step++) {
         if (cfg->lr_schedule != HD_LR_CONSTANT) /* step opt.t's rate, into the step size of this step */
             rc->opt.lr = (float)hd_lr_schedule_rate(&rc->schedule, rc->opt.t);
         hd_train_step_run(&rc->step, n, st->global_step++);
@@ -150,6 +166,7 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
                              seen_here / (hd_now_seconds() - t0));
         }
     }
+    hd_pipeline_restore(rc->pipeline, model); /* a fractional epoch ends before the pipeline does */
     be->ops->download(be, metrics, model->metrics, sizeof metrics);
     double train_seconds = hd_now_seconds() - t0;
     hd_progress_end(&progress);
@@ -209,14 +226,15 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     rc.opt.nesterov = cfg->nesterov;
     rc.opt.beta1 = cfg->adam_beta1;
     rc.opt.beta2 = cfg->adam_beta2;
-    int steps_per_epoch = (rc.train.count + cfg->batch - 1) / cfg->batch;
+    int steps_per_epoch = (rc.train.count + cfg->batch - 1) / cfg->batch, n_epochs = epochs_begun(cfg);
     rc.schedule = (hd_lr_schedule){.kind = cfg->lr_schedule,
                                    .peak = cfg->lr,
                                    .min_lr = cfg->min_lr,
                                    .pct_start = cfg->pct_start,
                                    .div_factor = HD_ONECYCLE_DIV_FACTOR,
                                    .final_div_factor = HD_ONECYCLE_FINAL_DIV_FACTOR,
-                                   .total = (uint64_t)cfg->epochs * (uint64_t)steps_per_epoch};
+                                   .total = (uint64_t)(n_epochs - 1) * (uint64_t)steps_per_epoch +
+                                            (uint64_t)epoch_batches(cfg, n_epochs - 1, steps_per_epoch)};
     if (hd_optimizer_init(&rc.opt, &rc.model) != 0)
         goto done;
     rc.opt_ok = 1;
@@ -231,7 +249,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
         if (hd_train_state_resume(&rc.state, cfg->run_dir, &rc.model, &rc.opt) != 0)
             goto done;
         if (rc.state.epochs_done >= cfg->epochs && (cfg->given & hd_run_settings_bit("epochs"))) {
-            hd_fail("--epochs %d: the run in %s has done %d epochs already; give more to extend it",
+            hd_fail("--epochs %g: the run in %s has done %d epochs already (a fractional last one counts "
+                    "whole); give more to extend it",
                     cfg->epochs, cfg->run_dir, rc.state.epochs_done);
             goto done;
         }
@@ -286,7 +305,7 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
                          rc.state.epoch_step == 0;
     result->stopped_early = stopped_before;
     result->no_validation = rc.val.count == 0;
-    for (int epoch = rc.state.epochs_done; !stopped_before && epoch < cfg->epochs; epoch++) {
+    for (int epoch = rc.state.epochs_done; !stopped_before && epoch < n_epochs; epoch++) {
         hd_epoch_metrics row = {.epoch = epoch + 1, .lr = rc.opt.lr};
         double t0 = hd_now_seconds();
         int trained = train_epoch(&rc, cfg, epoch, &row);
@@ -324,12 +343,12 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
         if (hd_train_state_add_row(&rc.state, &row) != 0)
             goto done;
         if (!cfg->quiet && rc.val.count)
-            printf("epoch %2d/%d  loss %.4f  acc %.2f%%  val_loss %.4f  val_acc %.2f%%  lr %.2g  %.1fs  %.0f "
+            printf("epoch %2d/%g  loss %.4f  acc %.2f%%  val_loss %.4f  val_acc %.2f%%  lr %.2g  %.1fs  %.0f "
                    "img/s%s\n",
                    epoch + 1, cfg->epochs, row.train_loss, 100 * row.train_acc, row.val_loss,
                    100 * row.val_acc, row.lr, row.seconds, row.images_per_sec, improved ? "  *" : "");
         else if (!cfg->quiet)
-            printf("epoch %2d/%d  loss %.4f  acc %.2f%%  lr %.2g  %.1fs  %.0f img/s\n", epoch + 1,
+            printf("epoch %2d/%g  loss %.4f  acc %.2f%%  lr %.2g  %.1fs  %.0f img/s\n", epoch + 1,
                    cfg->epochs, row.train_loss, 100 * row.train_acc, row.lr, row.seconds, row.images_per_sec);
         if (!cfg->quiet && rc.opt.lr < row.lr)
             printf("  validation loss flat for %d epochs: learning rate %g -> %g\n", cfg->lr_patience, row.lr,
