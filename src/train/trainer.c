@@ -254,7 +254,12 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
                     cfg->epochs, cfg->run_dir, rc.state.epochs_done);
             goto done;
         }
-        if (!cfg->quiet && rc.state.epoch_step > 0)
+        if (!cfg->quiet && !rc.val.count && rc.state.epoch_step > 0) /* no validation loss to quote */
+            printf("resuming %s in epoch %d after batch %d (no validation split)\n", cfg->run_dir,
+                   rc.state.epochs_done + 1, rc.state.epoch_step);
+        else if (!cfg->quiet && !rc.val.count)
+            printf("resuming %s after epoch %d (no validation split)\n", cfg->run_dir, rc.state.epochs_done);
+        else if (!cfg->quiet && rc.state.epoch_step > 0)
             printf("resuming %s in epoch %d after batch %d (best epoch %d, val_loss %.4f)\n", cfg->run_dir,
                    rc.state.epochs_done + 1, rc.state.epoch_step, rc.state.best_epoch,
                    rc.state.best_val_loss);
