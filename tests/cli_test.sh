@@ -114,6 +114,22 @@ if [ -n "${HD_TEST_DATA_DIR:-}" ] && [ -f "$HD_TEST_DATA_DIR/train-images-idx3-u
         expect 0 "time_to_accuracy_s=" -- "$bin" train --device cpu --data "$HD_TEST_DATA_DIR" --epochs 3 \
             --time-to-accuracy 0.01 --train-limit 300 --test-limit 200 --no-report --run-dir "$tmp/r2"
         expect 0 "^ended_by: the target test accuracy" -- cat "$tmp/r2/results.txt"
+        # The fast preset: no validation split (no val_ figures, the last weights kept), inputs normalised by
+        # the training images' statistics, which eval and predict take from the checkpoint: eval gives the
+        # run's own test accuracy and loss.
+        out=$("$bin" train --device cpu --data "$HD_TEST_DATA_DIR" --model-spec fast --train-limit 3000 \
+            --no-report --run-dir "$tmp/r-fast" 2>&1)
+        expect 0 "^no validation split: kept the last weights \(epoch 1\)$" -- printf '%s\n' "$out"
+        expect 0 "^inputs normalised: \(x - 0\.1[0-9]+\) / 0\.3[0-9]+ " -- printf '%s\n' "$out"
+        expect 1 "" -- grep -q "val_" <<<"$out"
+        expect 0 "^lr_schedule: onecycle$" -- cat "$tmp/r-fast/settings.txt"
+        expect 0 "^normalize: on$" -- cat "$tmp/r-fast/settings.txt"
+        expect 0 "^validation_split: 0$" -- cat "$tmp/r-fast/settings.txt"
+        fast_result=$(grep -oE "^test accuracy [0-9.]+% \(10000 images\), test loss [0-9.]+$" <<<"$out")
+        expect 0 "^test accuracy" -- printf '%s\n' "$fast_result"
+        expect 0 "" -- test "$("$bin" eval --model "$tmp/r-fast" --device cpu --data "$HD_TEST_DATA_DIR" |
+            grep "^test accuracy")" = "$fast_result"
+        expect 0 "one\.png: [0-9] \(" -- "$bin" predict --model "$tmp/r-fast" --device cpu "$(dirname "$0")/data/handdrawn/one.png"
         expect 0 "test accuracy" -- "$bin" eval --model "$tmp/r1/best.safetensors" --device cpu \
             --data "$HD_TEST_DATA_DIR"
         # predict through the real program (test_predict_command checks what it prints against the

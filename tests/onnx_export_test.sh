@@ -4,7 +4,8 @@
 #    and an existing output left as it was: an output path that cannot be written, corrupt and truncated
 #    checkpoints, a run directory without best.safetensors; usage errors exit 2, as does an output that is
 #    the checkpoint itself.
-# 2. The real consumer: a model trained for one epoch by `hd-gpu train`, and two initialised models whose
+# 2. The real consumer: a model trained for one epoch by `hd-gpu train` (and one by `--model-spec fast`, whose
+#    inputs are normalised), and two initialised models whose
 #    specs reach every layer kind and mapping (conv without ReLU, dense straight after 1x1 outputs, a conv
 #    after flatten), exported with and without --softmax, checked by python3-onnx's checker and run in
 #    ONNX Runtime (onnxruntime-node, tests/onnx_check.js) on all 10,000 MNIST test images against hd-gpu's
@@ -146,6 +147,10 @@ run_ort() { # run_ort MODEL TAG [ties]: MODEL a checkpoint or a run directory; t
 "$bin" train --device cpu --epochs 1 --train-limit 3000 --seed 1 --no-report --run-dir "$tmp/run" --data "$data" \
     >/dev/null 2>"$tmp/train.err" || { cat "$tmp/train.err" >&2; bad "training a model"; }
 run_ort "$tmp/run" trained # the run directory: its best.safetensors
+# --normalize (the fast preset): the export's Sub and Div take [0, 1] pixels as hd-gpu's own path does
+"$bin" train --device cpu --model-spec fast --train-limit 3000 --seed 1 --no-report --run-dir "$tmp/run-fast" \
+    --data "$data" >/dev/null 2>"$tmp/train-fast.err" || { cat "$tmp/train-fast.err" >&2; bad "training a fast model"; }
+run_ort "$tmp/run-fast" normalized
 "$helper" init "conv:8:5,maxpool:2,conv:16:3:relu,maxpool:10,dense:32:relu,dropout:0.25,dense:10" 2 \
     "$tmp/a.safetensors" >/dev/null || bad "init model a"
 run_ort "$tmp/a.safetensors" a ties

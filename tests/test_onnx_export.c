@@ -178,6 +178,44 @@ static void check_default_model(hd_model *model, const float *params, int softma
 }
 
 /* Refusals: nothing written, the directory as it was; one line naming what is wrong. */
+/* --normalize: Sub and Div before the first layer, with the model's mean and std, so that the exported
+ * model takes [0, 1] pixels. */
+static void check_normalized(hd_model *model) {
+    model->input_mean = 0.1307f;
+    model->input_std = 0.3081f;
+    uint8_t *data;
+    size_t size;
+    int encoded = hd_onnx_encode(model, NULL, &data, &size);
+    model->input_mean = 0.0f;
+    model->input_std = 1.0f;
+    if (encoded != 0) {
+        CHECK(0, "encode: %s", hd_last_error());
+        return;
+    }
+    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, size, data);
+    free(data);
+    CHECK(m && m->graph && m->graph->n_node > 3, "read back");
+    if (!m || !m->graph || m->graph->n_node <= 3)
+        return;
+    Onnx__NodeProto **n = m->graph->node;
+    CHECK(strcmp(n[0]->op_type, "Sub") == 0 && n[0]->n_input == 2 && strcmp(n[0]->input[0], "input") == 0 &&
+              strcmp(n[0]->input[1], "input_mean") == 0,
+          "first node %s(%s, ...), want Sub(input, input_mean)", n[0]->op_type, n[0]->input[0]);
+    CHECK(strcmp(n[1]->op_type, "Div") == 0 && n[1]->n_input == 2 &&
+              strcmp(n[1]->input[0], n[0]->output[0]) == 0 && strcmp(n[1]->input[1], "input_std") == 0,
+          "second node %s, want Div(Sub's output, input_std)", n[1]->op_type);
+    CHECK(strcmp(n[2]->op_type, "Conv") == 0 && strcmp(n[2]->input[0], n[1]->output[0]) == 0,
+          "the first layer %s reads %s, want Conv of Div's output", n[2]->op_type, n[2]->input[0]);
+    const Onnx__TensorProto *mean = init_named(m->graph, "input_mean"),
+                            *std = init_named(m->graph, "input_std");
+    CHECK(mean && std && mean->n_dims == 0 && std->n_dims == 0 && mean->n_float_data == 1 &&
+              std->n_float_data == 1 && mean->float_data[0] == 0.1307f && std->float_data[0] == 0.3081f,
+          "scalar initialisers input_mean %g, input_std %g",
+          mean && mean->n_float_data ? mean->float_data[0] : -1.0,
+          std && std->n_float_data ? std->float_data[0] : -1.0);
+    onnx__model_proto__free_unpacked(m, NULL);
+}
+
 static void check_refused(hd_model *model, const char *dir, const char *path, const char *want) {
     hd_clear_error();
     hd_onnx_options opt = {.softmax = 0, .source = "test.safetensors"};
@@ -202,6 +240,7 @@ int main(void) {
     hd_model_set_params(&model, params);
     check_default_model(&model, params, 0);
     check_default_model(&model, params, 1);
+    check_normalized(&model);
 
     char *dir = test_make_temp_dir("onnx");
     char *path = test_path_join(dir, "model.onnx");

@@ -4,6 +4,7 @@
 #ifndef HD_DATASET_SPLIT_H
 #define HD_DATASET_SPLIT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Images as floats in [0, 1], row-major, with their labels. */
@@ -18,6 +19,10 @@ typedef struct {
 int hd_float_set_from_bytes(hd_float_set *out, const uint8_t *images, const uint8_t *labels, int rows,
                             int cols, const int *indices, int count);
 void hd_float_set_free(hd_float_set *set);
+/* The mean and standard deviation of all the set's pixels (in double; std 1 for an empty or flat set). */
+void hd_float_set_mean_std(const hd_float_set *set, float *mean, float *std);
+/* x = (x - mean) / std for n pixels: the model's input convention (hd_model.input_mean, input_std). */
+void hd_normalize_pixels(float *x, size_t n, float mean, float std);
 
 /* Seeded split of [0, count) into training and validation indices (a Philox shuffle).
  * *train_idx and *val_idx are malloc'ed. */

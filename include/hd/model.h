@@ -40,6 +40,10 @@ typedef struct {
     int n_layers;
     char spec_text[512];
     int in_c, in_h, in_w;
+    /* The input convention: pixels in [0, 1], which every path that feeds the model (training batches,
+     * evaluation, predict, the ONNX export) maps to (x - input_mean) / input_std before the first layer
+     * (--normalize; 0 and 1 otherwise). Recorded in the checkpoint as hd.input_mean, hd.input_std. */
+    float input_mean, input_std;
     int classes;
     int max_batch;
     size_t param_count;

@@ -32,6 +32,9 @@ typedef struct {
     int augment;
     hd_augment_ranges ranges;
     hd_producer producer;
+    /* The model's input convention (hd_model.input_mean, input_std), applied to each batch after
+     * augmentation, which works on pixels in [0, 1]. A config with both 0 (as zeroed) applies none. */
+    float norm_mean, norm_std;
 } hd_pipeline_config;
 
 int hd_pipeline_create(hd_pipeline **out, hd_backend *be, const hd_pipeline_config *config);

@@ -4,18 +4,22 @@
 #ifndef HD_TRAIN_CONFIG_H
 #define HD_TRAIN_CONFIG_H
 
+#include "hd/lr_schedule.h"
 #include "hd/optimizer.h"
 
 #include <stdint.h>
 
 typedef struct {
     const char *spec;
-    int epochs;
+    double epochs; /* may end in a fraction (1.5): the last epoch then trains that share of its batches */
     int batch;
     hd_optimizer_kind optimizer;
     float lr;
     float momentum;
     int nesterov; /* SGD: Nesterov momentum */
+    float adam_beta1, adam_beta2;
+    hd_lr_schedule_kind lr_schedule; /* stepped per batch; plateau reduction only with constant */
+    double pct_start;                /* onecycle: fraction of the steps spent rising */
     uint64_t seed;
     double val_fraction;
     int es_patience;     /* early stopping: epochs without val-loss improvement */
@@ -24,6 +28,7 @@ typedef struct {
     double lr_factor;
     double min_lr;
     int augment;
+    int normalize; /* inputs by the training images' mean and std (recorded in the model: model.h) */
     int eval_batch;
     const char *run_dir;
     int resume;     /* continue the run in run_dir (its recorded settings restored: run_settings.h) */
@@ -48,6 +53,7 @@ typedef struct {
     double seconds_per_epoch; /* mean over the epochs of this invocation */
     double images_per_sec;
     int stopped_early;
+    int no_validation; /* no validation split (--val-split 0): the last weights were kept */
     int interrupted; /* a signal stopped it (hd_train returned HD_TRAIN_INTERRUPTED, trainer.h): the signal */
 } hd_train_result;
 

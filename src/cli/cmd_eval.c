@@ -3,6 +3,7 @@
  * before the device is opened, so that its notice (no usable GPU) comes after any of their errors. */
 #include "hd/cli.h"
 #include "hd/common.h"
+#include "hd/dataset_split.h"
 #include "hd/evaluate.h"
 #include "hd/mnist.h"
 #include "hd/safetensors.h"
@@ -119,8 +120,13 @@ int hd_cmd_eval(int argc, char **argv) {
         goto out;
     if (hd_model_load_checkpoint(&model, be, model_path, s.batch) != 0 ||
         hd_model_check_input(&model, hd_dataset_name(&test_bytes), 1, test_bytes.rows, test_bytes.cols) !=
-            0 ||
-        evaluate(model_path, be, &model, &test) != 0) {
+            0) {
+        fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
+        goto out;
+    }
+    hd_normalize_pixels(test.images, (size_t)test.count * (size_t)test.rows * (size_t)test.cols,
+                        model.input_mean, model.input_std); /* the model's input convention (--normalize) */
+    if (evaluate(model_path, be, &model, &test) != 0) {
         fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
         goto out;
     }

@@ -7,6 +7,7 @@
  * others are still classified; the exit code is then 1. */
 #include "hd/cli.h"
 #include "hd/common.h"
+#include "hd/dataset_split.h"
 #include "hd/digit_image.h"
 #include "hd/model.h"
 #include "hd/safetensors.h"
@@ -157,6 +158,8 @@ static int answer_chunk(predict_run *r, int first, int count, int n) {
     hd_model *model = &r->model;
     if (n > 0) {
         hd_backend *be = model->be;
+        /* the model's input convention (--normalize); the images are saved (--save) before this */
+        hd_normalize_pixels(r->pixels, (size_t)n * HD_DIGIT_PIXELS, model->input_mean, model->input_std);
         be->ops->upload(be, model->input, r->pixels, (size_t)n * HD_DIGIT_PIXELS * sizeof *r->pixels);
         const float *device_logits = hd_model_forward(model, n, 0, 0);
         be->ops->download(be, r->logits, device_logits, (size_t)n * model->classes * sizeof *r->logits);

@@ -10,13 +10,15 @@
 #include "hd/model.h"
 #include "hd/model_summary.h"
 #include "hd/model_load.h"
+#include "hd/presets.h"
 
 typedef struct {
     const char *spec, *model;
 } summary_settings;
 
 static int set_model_spec(void *s, const char *v) {
-    return ((summary_settings *)s)->spec = v, 0;
+    const hd_preset *preset = hd_preset_find(v); /* a preset's layers */
+    return ((summary_settings *)s)->spec = preset ? preset->spec : v, 0;
 }
 static int set_model(void *s, const char *v) {
     return ((summary_settings *)s)->model = v, 0;
@@ -24,7 +26,7 @@ static int set_model(void *s, const char *v) {
 
 static const hd_cli_option summary_options[] = {
     HD_CLI_OPTION("model-spec", "SPEC", set_model_spec,
-                  "a spec as for `hd-gpu train`, on 1x28x28 images (default " HD_DEFAULT_SPEC ")"),
+                  "a spec or preset as for `hd-gpu train`, on 1x28x28 images (default " HD_DEFAULT_SPEC ")"),
     HD_CLI_OPTION("model", "M", set_model,
                   "a checkpoint (.safetensors), or a run directory (its best.safetensors)"),
 };

@@ -4,6 +4,7 @@
 #include "hd/interrupt.h"
 #include "hd/json_io.h"
 #include "hd/mnist.h"
+#include "hd/presets.h"
 #include "hd/run_settings.h"
 #include "hd/trainer.h"
 
@@ -70,13 +71,29 @@ static int set_nesterov(void *s, const char *v) {
     GIVEN(s, "nesterov");
     return (void)v, T(s)->cfg.nesterov = 1, 0;
 }
+static int set_adam_beta1(void *s, const char *v) {
+    GIVEN(s, "adam_beta1");
+    return hd_cli_float(v, 0, 0.9999, &T(s)->cfg.adam_beta1);
+}
+static int set_adam_beta2(void *s, const char *v) {
+    GIVEN(s, "adam_beta2");
+    return hd_cli_float(v, 0, 0.9999, &T(s)->cfg.adam_beta2);
+}
+static int set_lr_schedule(void *s, const char *v) {
+    GIVEN(s, "lr_schedule");
+    return hd_lr_schedule_parse(v, &T(s)->cfg.lr_schedule);
+}
+static int set_pct_start(void *s, const char *v) {
+    GIVEN(s, "pct_start");
+    return hd_cli_real(v, 0.01, 0.99, &T(s)->cfg.pct_start);
+}
 static int set_batch_size(void *s, const char *v) {
     GIVEN(s, "batch");
     return hd_cli_int(v, 1, 65536, &T(s)->cfg.batch);
 }
 static int set_epochs(void *s, const char *v) {
     GIVEN(s, "epochs");
-    return hd_cli_int(v, 1, 100000, &T(s)->cfg.epochs);
+    return hd_cli_real(v, 0.01, 100000, &T(s)->cfg.epochs);
 }
 static int set_seed(void *s, const char *v) {
     GIVEN(s, "seed");
@@ -87,6 +104,10 @@ static int set_seed(void *s, const char *v) {
 static int set_no_augment(void *s, const char *v) {
     GIVEN(s, "augment");
     return (void)v, T(s)->cfg.augment = 0, 0;
+}
+static int set_normalize(void *s, const char *v) {
+    GIVEN(s, "normalize");
+    return (void)v, T(s)->cfg.normalize = 1, 0;
 }
 static int set_val_split(void *s, const char *v) {
     GIVEN(s, "val_split");
@@ -145,24 +166,47 @@ static const hd_cli_option data_options[] = {
     HD_CLI_OPTION("test-limit", "N", set_test_limit, "evaluate on the first N test images"),
 };
 static const hd_cli_option model_options[] = {
-    HD_CLI_OPTION("model-spec", "SPEC", set_model_spec, "layers (default " HD_DEFAULT_SPEC ")"),
+    HD_CLI_OPTION(
+        "model-spec", "SPEC", set_model_spec,
+        "layers (default " HD_DEFAULT_SPEC "),\n"
+        "or a preset, a model with its recipe, whose settings the other flags override:\n"
+        "fast: " HD_PRESET_FAST_SPEC ",\n"
+        "  adam lr 0.01 betas 0.7 0.9, onecycle, batch 256, 1 epoch, no augmentation, val-split 0,\n"
+        "  normalize;\n"
+        "keras: the default model and recipe"),
     HD_CLI_OPTION_CHOICES("optimizer", "NAME", set_optimizer, "the update rule (default adam)",
                           hd_optimizer_names),
     HD_CLI_OPTION("lr", "X", set_lr, "learning rate (default: adam 0.001, sgd 0.01)"),
     HD_CLI_OPTION("momentum", "X", set_momentum, "sgd momentum (default 0.9)"),
     HD_CLI_OPTION("nesterov", NULL, set_nesterov, "sgd: Nesterov momentum (as PyTorch's SGD(nesterov=True))"),
+    HD_CLI_OPTION("adam-beta1", "X", set_adam_beta1, "adam: decay of the mean of gradients (default 0.9)"),
+    HD_CLI_OPTION("adam-beta2", "X", set_adam_beta2, "adam: decay of the mean of squares (default 0.999)"),
+    HD_CLI_OPTION_CHOICES("lr-schedule", "NAME", set_lr_schedule,
+                          "learning rate per batch: constant (with --lr-patience), onecycle\n"
+                          "(PyTorch's OneCycleLR: --lr/25 up to --lr, then down to --lr/25/1e4),\n"
+                          "cosine (down to --min-lr over the run) (default constant)",
+                          hd_lr_schedule_names),
+    HD_CLI_OPTION("pct-start", "F", set_pct_start,
+                  "onecycle: fraction of the run spent rising (default 0.3)"),
     HD_CLI_OPTION("batch-size", "N", set_batch_size, "(default 128)"),
-    HD_CLI_OPTION("epochs", "N", set_epochs, "at most this many epochs (default 40)"),
+    HD_CLI_OPTION("epochs", "N", set_epochs,
+                  "at most this many epochs (default 40); a fraction (1.5) trains that share\n"
+                  "of the last epoch's batches"),
     HD_CLI_OPTION("seed", "N", set_seed,
                   "seed for initialisation, shuffling, dropout, augmentation (default 42)"),
     HD_CLI_OPTION("no-augment", NULL, set_no_augment, "train on the images as they are"),
+    HD_CLI_OPTION("normalize", NULL, set_normalize,
+                  "inputs minus the training images' mean, over their std (recorded in the model:\n"
+                  "eval, predict and export apply it; exported models still take [0, 1] pixels)"),
 };
 static const hd_cli_option validation_options[] = {
-    HD_CLI_OPTION("val-split", "F", set_val_split, "fraction of the training set held out (default 0.1)"),
+    HD_CLI_OPTION("val-split", "F", set_val_split,
+                  "fraction of the training set held out (default 0.1); 0: train on all of it,\n"
+                  "no early stopping or plateau reduction, keep the last weights"),
     HD_CLI_OPTION("patience", "N", set_patience,
                   "early stopping after N epochs without val-loss improvement (default 6; 0: off)"),
     HD_CLI_OPTION("lr-patience", "N", set_lr_patience,
-                  "reduce the learning rate after N flat epochs (default 2)"),
+                  "reduce the learning rate after N flat epochs (default 2; constant schedule)"),
     HD_CLI_OPTION("lr-factor", "F", set_lr_factor, "by this factor (default 0.5)"),
     HD_CLI_OPTION("min-lr", "X", set_min_lr, "down to this (default 1e-05)"),
 };
@@ -211,12 +255,21 @@ static int check_settings(train_settings *s) {
         fprintf(stderr, "hd-gpu train: --nesterov needs a momentum above 0 (see --help)\n");
         return -1;
     }
+    if ((s->cfg.given & (hd_run_settings_bit("adam_beta1") | hd_run_settings_bit("adam_beta2"))) &&
+        s->cfg.optimizer != HD_OPT_ADAM && !s->cfg.resume) {
+        fprintf(stderr,
+                "hd-gpu train: --adam-beta1 and --adam-beta2 are for --optimizer adam (see --help)\n");
+        return -1;
+    }
     if (s->cfg.resume && s->cfg.overwrite) {
         fprintf(stderr, "hd-gpu train: --resume continues a run, --overwrite replaces it: give one\n");
         return -1;
     }
     if (!s->lr_given)
         s->cfg.lr = hd_optimizer_info_of(s->cfg.optimizer)->lr;
+    const hd_preset *preset = hd_preset_find(s->cfg.spec);
+    if (preset) /* its recipe, where no flag gave a value */
+        hd_preset_apply(preset, &s->cfg);
     return 0;
 }
 

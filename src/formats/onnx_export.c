@@ -28,9 +28,9 @@ int hd_onnx_encode(const hd_model *model, const hd_onnx_options *opt, uint8_t **
 
 /* Per layer at most three nodes (a Flatten or Reshape before it, the layer, its Relu) and three
  * initialisers (weight, bias, and a Reshape's shape or a Dropout's ratio); then the Softmax. */
-#define MAX_NODES   (HD_MAX_LAYERS * 3 + 1)
+#define MAX_NODES   (HD_MAX_LAYERS * 3 + 3) /* + Sub and Div of the input normalisation, Softmax */
 #define MAX_ATTRS   (MAX_NODES * 5)
-#define MAX_INITS   (HD_MAX_LAYERS * 3)
+#define MAX_INITS   (HD_MAX_LAYERS * 3 + 2) /* + the normalisation's mean and std */
 #define MAX_NODE_IN 3
 #define NAME_LEN    48
 #define DOC_LEN     128
@@ -126,6 +126,13 @@ static char *add_init(builder *b, const char *name, int rank, const int64_t *dim
     }
     b->init_ptr[i] = t;
     return b->init_name[i];
+}
+
+/* A float scalar (rank 0) initialiser; returns its name. */
+static char *add_scalar(builder *b, const char *name, float value) {
+    float *data = b->init_f32[b->n_init];
+    data[0] = value;
+    return add_init(b, name, 0, NULL, data, 1, NULL);
 }
 
 /* Weight and bias of a conv or dense layer, inputs 2 and 3 of node n. */
@@ -290,6 +297,14 @@ static int encode(builder *b, const hd_model *model, const hd_onnx_options *opt,
     const char *out_name = opt->softmax ? "probabilities" : "logits";
     b->current = str("input");
     b->rank = 4;
+    if (model->input_mean != 0.0f || model->input_std != 1.0f) {
+        /* --normalize: the exported model takes [0, 1] pixels, as the unnormalised one does */
+        Onnx__NodeProto *sub =
+            add_node(b, "Sub", "input_minus_mean", "pixels minus the training images' mean");
+        sub->input[sub->n_input++] = add_scalar(b, "input_mean", model->input_mean);
+        Onnx__NodeProto *div = add_node(b, "Div", "input_normalized", "over the training images' std");
+        div->input[div->n_input++] = add_scalar(b, "input_std", model->input_std);
+    }
     for (int i = 0; i < model->n_layers; i++)
         if (add_layer(b, &model->layers[i], i, params, source) != 0)
             return -1;

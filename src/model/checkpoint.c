@@ -12,7 +12,7 @@
 
 #define NAME_LEN    64
 #define MAX_TENSORS (6 * HD_MAX_LAYERS)
-#define MAX_META    12
+#define MAX_META    16
 
 /* One named parameter tensor of the model: where it lives in the flat parameter array. */
 typedef struct {
@@ -108,11 +108,17 @@ int hd_checkpoint_save(const char *path, const hd_model *model, const hd_optimiz
         }
     }
 
-    char input[48], lr[32], t_text[32], beta1[32], beta2[32], eps[32], momentum[32];
+    char input[48], lr[32], t_text[32], beta1[32], beta2[32], eps[32], momentum[32], mean[32], std[32];
     snprintf(input, sizeof input, "%dx%dx%d", model->in_c, model->in_h, model->in_w);
     meta[n_meta++] = (hd_st_meta){"hd.format_version", HD_CHECKPOINT_FORMAT_VERSION};
     meta[n_meta++] = (hd_st_meta){"hd.spec", model->spec_text};
     meta[n_meta++] = (hd_st_meta){"hd.input", input};
+    if (model->input_mean != 0.0f || model->input_std != 1.0f) { /* --normalize; absent: [0, 1] as it is */
+        hd_format_float(mean, sizeof mean, model->input_mean);
+        hd_format_float(std, sizeof std, model->input_std);
+        meta[n_meta++] = (hd_st_meta){"hd.input_mean", mean};
+        meta[n_meta++] = (hd_st_meta){"hd.input_std", std};
+    }
     if (opt) {
         hd_format_float(lr, sizeof lr, opt->lr);
         snprintf(t_text, sizeof t_text, "%" PRIu64, opt->t);
@@ -206,6 +212,30 @@ static int meta_number(const char *path, const hd_safetensors *file, const char 
     return 0;
 }
 
+/* The input normalisation (hd.input_mean, hd.input_std; both or neither) into the model. */
+static int read_input_meta(const char *path, const hd_safetensors *file, hd_model *model) {
+    int has_mean = hd_safetensors_meta(file, "hd.input_mean") != NULL,
+        has_std = hd_safetensors_meta(file, "hd.input_std") != NULL;
+    if (!has_mean && !has_std) {
+        model->input_mean = 0.0f;
+        model->input_std = 1.0f;
+        return 0;
+    }
+    double mean = 0.0, std = 0.0;
+    if (meta_number(path, file, "hd.input_mean", &mean) != 0 ||
+        meta_number(path, file, "hd.input_std", &std) != 0)
+        return -1;
+    if (!(mean >= -1.0 && mean <= 1.0))
+        return hd_fail("%s: metadata hd.input_mean is %g, outside [-1, 1] (pixels are in [0, 1])", path,
+                       mean);
+    if (!(std >= 1e-6 && std <= 1.0))
+        return hd_fail("%s: metadata hd.input_std is %g, outside [1e-6, 1] (pixels are in [0, 1])", path,
+                       std);
+    model->input_mean = (float)mean;
+    model->input_std = (float)std;
+    return 0;
+}
+
 /* The optimizer's hyperparameters and step count from the metadata, into `state`. */
 static int read_optimizer_meta(const char *path, const hd_safetensors *file, hd_optimizer *state) {
     const char *kind = hd_safetensors_meta(file, "hd.optimizer");
@@ -294,6 +324,8 @@ int hd_checkpoint_load(const char *path, hd_model *model, hd_optimizer *opt, hd_
     hd_optimizer state;
     memset(&state, 0, sizeof state);
     int rc = gather(path, file, model, opt, host, &state);
+    if (rc == 0)
+        rc = read_input_meta(path, file, model);
     if (rc == 0)
         rc = hd_model_set_params(model, host[0]);
     if (rc == 0 && opt) {

@@ -169,6 +169,8 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
     if (hd_spec_parse(spec, model->specs, HD_MAX_LAYERS, &model->n_layers) != 0)
         return -1;
     hd_spec_format(model->specs, model->n_layers, model->spec_text, sizeof model->spec_text);
+    model->input_mean = 0.0f;
+    model->input_std = 1.0f;
 
     size_t cursor = 0;
     int c = in_c, h = in_h, w = in_w;

@@ -3,6 +3,7 @@
 #include "hd/common.h"
 #include "hd/shared_math.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 int hd_float_set_from_bytes(hd_float_set *out, const uint8_t *images, const uint8_t *labels, int rows,
@@ -26,6 +27,25 @@ int hd_float_set_from_bytes(hd_float_set *out, const uint8_t *images, const uint
         out->labels[i] = labels[src];
     }
     return 0;
+}
+
+void hd_float_set_mean_std(const hd_float_set *set, float *mean, float *std) {
+    size_t n = (size_t)set->count * (size_t)set->rows * (size_t)set->cols;
+    double sum = 0.0, sum_sq = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        sum += set->images[i];
+        sum_sq += (double)set->images[i] * set->images[i];
+    }
+    double m = n ? sum / (double)n : 0.0, var = n ? sum_sq / (double)n - m * m : 0.0;
+    *mean = (float)m;
+    *std = var > 1e-12 ? (float)sqrt(var) : 1.0f;
+}
+
+void hd_normalize_pixels(float *x, size_t n, float mean, float std) {
+    if (mean == 0.0f && std == 1.0f)
+        return;
+    for (size_t i = 0; i < n; i++)
+        x[i] = (x[i] - mean) / std;
 }
 
 void hd_float_set_free(hd_float_set *set) {

@@ -98,6 +98,8 @@ int hd_eval_inputs_load(hd_eval_inputs *in, hd_backend *be, const char *model_pa
         hd_eval_inputs_free(in);
         return -1;
     }
+    hd_normalize_pixels(in->test.images, (size_t)t->count * (size_t)t->rows * (size_t)t->cols,
+                        in->model.input_mean, in->model.input_std); /* the model's input convention */
     return 0;
 }
 

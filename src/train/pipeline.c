@@ -70,6 +70,9 @@ static void fill_slot(hd_pipeline *p, pipeline_slot *slot, int step) {
                              slot->images + (size_t)first * p->image_size, data->rows, data->cols);
         }
     }
+    if (p->config.norm_std > 0.0f)
+        hd_normalize_pixels(slot->images, (size_t)count * p->image_size, p->config.norm_mean,
+                            p->config.norm_std);
     slot->count = count;
 }
 

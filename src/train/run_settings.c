@@ -19,6 +19,7 @@ typedef enum {
     SET_DOUBLE,
     SET_SPEC,
     SET_OPTIMIZER,
+    SET_SCHEDULE,
     SET_AUGMENT
 } setting_type;
 
@@ -39,8 +40,12 @@ static const run_setting settings[] = {
     {"learning_rate", "learning_rate", "--lr", SET_FLOAT, 0, AT(lr), 0, 10},
     {"momentum", "momentum", "--momentum", SET_FLOAT, 0, AT(momentum), 0, 1},
     {"nesterov", "nesterov", "--nesterov", SET_SWITCH, 0, AT(nesterov), 0, 1},
+    {"adam_beta1", "adam_beta1", "--adam-beta1", SET_FLOAT, 0, AT(adam_beta1), 0, 0.9999},
+    {"adam_beta2", "adam_beta2", "--adam-beta2", SET_FLOAT, 0, AT(adam_beta2), 0, 0.9999},
+    {"lr_schedule", "lr_schedule", "--lr-schedule", SET_SCHEDULE, 0, AT(lr_schedule), 0, 0},
+    {"pct_start", "onecycle_pct_start", "--pct-start", SET_DOUBLE, 0, AT(pct_start), 0.01, 0.99},
     {"batch", "batch_size", "--batch-size", SET_INT, 1, AT(batch), 1, 65536},
-    {"epochs", "epochs", "--epochs", SET_INT, 0, AT(epochs), 1, 100000},
+    {"epochs", "epochs", "--epochs", SET_DOUBLE, 0, AT(epochs), 0.01, 100000},
     {"seed", "seed", "--seed", SET_U64, 1, AT(seed), 0, 0},
     {"val_split", "validation_split", "--val-split", SET_DOUBLE, 1, AT(val_fraction), 0, 0.9},
     {"patience", "early_stopping_patience", "--patience", SET_INT, 0, AT(es_patience), 0, 100000},
@@ -49,6 +54,7 @@ static const run_setting settings[] = {
     {"min_lr", "min_lr", "--min-lr", SET_DOUBLE, 0, AT(min_lr), 0, 10},
     /* "augmentation on/off" in messages */
     {"augment", "augmentation", "--no-augment", SET_AUGMENT, 1, AT(augment), 0, 1},
+    {"normalize", "normalize", "--normalize", SET_SWITCH, 0, AT(normalize), 0, 1},
     {"train_limit", "train_limit", "--train-limit", SET_INT, 0, AT(train_limit), 0, 1e9},
     {"test_limit", NULL, "--test-limit", SET_INT, 0, AT(test_limit), 0, 1e9},
 };
@@ -109,6 +115,9 @@ static void format_value(const hd_train_config *cfg, const run_setting *s, char 
     case SET_OPTIMIZER:
         snprintf(buf, len, "%s", hd_optimizer_name(read_field(hd_optimizer_kind, field)));
         break;
+    case SET_SCHEDULE:
+        snprintf(buf, len, "%s", hd_lr_schedule_name(read_field(hd_lr_schedule_kind, field)));
+        break;
     }
 }
 
@@ -143,6 +152,9 @@ static void expectation(const run_setting *s, char *buf, size_t len) {
         break;
     case SET_OPTIMIZER:
         snprintf(buf, len, "an optimizer name");
+        break;
+    case SET_SCHEDULE:
+        snprintf(buf, len, "one of: %s", hd_lr_schedule_names());
         break;
     }
 }
@@ -193,6 +205,13 @@ static int parse_value(hd_train_config *cfg, const run_setting *s, const char *t
         if (hd_optimizer_parse(text, &kind) != 0)
             return -1;
         write_field(hd_optimizer_kind, field, kind);
+        return 0;
+    }
+    case SET_SCHEDULE: {
+        hd_lr_schedule_kind kind;
+        if (hd_lr_schedule_parse(text, &kind) != 0)
+            return -1;
+        write_field(hd_lr_schedule_kind, field, kind);
         return 0;
     }
     }
@@ -268,6 +287,11 @@ int hd_run_settings_file_write(const hd_train_config *cfg, const char *device) {
         /* Momentum and Nesterov are SGD's: an Adam run's file does not mention them. */
         if (cfg->optimizer != HD_OPT_SGD &&
             (strcmp(settings[i].key, "momentum") == 0 || strcmp(settings[i].key, "nesterov") == 0))
+            continue;
+        /* Likewise Adam's betas in an SGD run's, and one-cycle's rise in another schedule's. */
+        if (cfg->optimizer != HD_OPT_ADAM && strncmp(settings[i].key, "adam_", 5) == 0)
+            continue;
+        if (cfg->lr_schedule != HD_LR_ONECYCLE && strcmp(settings[i].key, "pct_start") == 0)
             continue;
         format_shown(cfg, &settings[i], value, sizeof value);
         used += (size_t)snprintf(text + used, sizeof text - used, "%s: %s\n", settings[i].label, value);

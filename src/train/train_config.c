@@ -14,6 +14,10 @@ void hd_train_config_defaults(hd_train_config *cfg) {
     cfg->optimizer = HD_OPT_ADAM;
     cfg->lr = 1e-3f;
     cfg->momentum = 0.9f;
+    cfg->adam_beta1 = 0.9f;
+    cfg->adam_beta2 = 0.999f;
+    cfg->lr_schedule = HD_LR_CONSTANT;
+    cfg->pct_start = 0.3;
     cfg->seed = 42;
     cfg->val_fraction = 0.1;
     cfg->es_patience = 6;

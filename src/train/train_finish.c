@@ -39,8 +39,11 @@ int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_se
     result->test_accuracy = in.test_accuracy;
     result->test_loss = test_loss;
     if (!cfg->quiet) {
-        printf("kept the weights of epoch %d (val_loss %.4f, val_acc %.2f%%)\n", st->best_epoch,
-               st->best_val_loss, 100 * st->best_val_acc);
+        if (result->no_validation)
+            printf("no validation split: kept the last weights (epoch %d)\n", st->best_epoch);
+        else
+            printf("kept the weights of epoch %d (val_loss %.4f, val_acc %.2f%%)\n", st->best_epoch,
+                   st->best_val_loss, 100 * st->best_val_acc);
         hd_print_test_results(stdout, in.test_accuracy, test_loss, in.confusion, in.classes, test->count);
     }
     char path[4200];

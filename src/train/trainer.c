@@ -28,6 +28,7 @@ typedef struct {
     hd_train_step step;
     hd_run_lock lock;
     hd_run_settings_text resumed; /* strings of the settings a resumed run restored */
+    hd_lr_schedule schedule;      /* the learning rate of each step */
     int model_ok, opt_ok, state_ok;
 } run_context;
 
@@ -86,6 +87,8 @@ static int update_schedules(run_context *rc, const hd_train_config *cfg, double 
     } else {
         st->es_wait++;
     }
+    if (cfg->lr_schedule != HD_LR_CONSTANT) /* the schedule sets every step's rate */
+        return cfg->es_patience > 0 && st->es_wait >= cfg->es_patience;
     if (val_loss < st->lr_best - 1e-4) {
         st->lr_best = val_loss;
         st->lr_wait = 0;
@@ -98,7 +101,23 @@ static int update_schedules(run_context *rc, const hd_train_config *cfg, double 
     return cfg->es_patience > 0 && st->es_wait >= cfg->es_patience;
 }
 
-/* One pass over the training set, from batch rc->state.epoch_step on (an epoch a signal stopped carries on
+/* The epochs a run begins: cfg->epochs rounded up. */
+static int epochs_begun(const hd_train_config *cfg) {
+    return (int)ceil(cfg->epochs);
+}
+
+/* The batches epoch `epoch` (0-based) trains of its `steps`: all, but for a fractional last epoch its share
+ * (at least one). */
+static int epoch_batches(const hd_train_config *cfg, int epoch, int steps) {
+    double share = cfg->epochs - (double)epoch;
+    if (share >= 1.0)
+        return steps;
+    int n = (int)lround(share * steps);
+    return n < 1 ? 1 : n > steps ? steps : n;
+}
+
+/* One pass over the training set (or the share of it that a fractional last epoch trains), from batch
+ * rc->state.epoch_step on (an epoch a signal stopped carries on
  * where it stopped, with its metrics so far). Returns -1 on divergence, HD_TRAIN_INTERRUPTED when a signal
  * asked to stop: then the steps done are in rc->state.epoch_step and its metrics, for the checkpoint. */
 static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, hd_epoch_metrics *row) {
@@ -106,7 +125,7 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
     hd_backend *be = model->be;
     hd_train_state *st = &rc->state;
     int first = st->epoch_step;
-    int steps = hd_pipeline_start_epoch_at(rc->pipeline, (uint64_t)epoch, first);
+    int steps = epoch_batches(cfg, epoch, hd_pipeline_start_epoch_at(rc->pipeline, (uint64_t)epoch, first));
     double data_seconds = hd_pipeline_wait_seconds(rc->pipeline);
     float metrics[2] = {st->epoch_metrics[0], st->epoch_metrics[1]};
     if (first > 0)
@@ -114,10 +133,12 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
     else
         be->ops->zero(be, model->metrics, sizeof metrics);
     hd_progress progress;
-    hd_progress_begin(&progress, cfg->progress, epoch + 1, cfg->epochs, steps);
+    hd_progress_begin(&progress, cfg->progress, epoch + 1, epochs_begun(cfg), steps);
     double t0 = hd_now_seconds();
     int seen = st->epoch_seen, seen_here = 0, n, step = first;
-    for (; (n = hd_pipeline_next(rc->pipeline, model)) > 0; step++) {
+    for (; step < steps && (n = hd_pipeline_next(rc->pipeline, model)) > 0; step++) {
+        if (cfg->lr_schedule != HD_LR_CONSTANT) /* step opt.t's rate, into the step size of this step */
+            rc->opt.lr = (float)hd_lr_schedule_rate(&rc->schedule, rc->opt.t);
         hd_train_step_run(&rc->step, n, st->global_step++);
         seen += n;
         seen_here += n;
@@ -145,6 +166,7 @@ static int train_epoch(run_context *rc, const hd_train_config *cfg, int epoch, h
                              seen_here / (hd_now_seconds() - t0));
         }
     }
+    hd_pipeline_restore(rc->pipeline, model); /* a fractional epoch ends before the pipeline does */
     be->ops->download(be, metrics, model->metrics, sizeof metrics);
     double train_seconds = hd_now_seconds() - t0;
     hd_progress_end(&progress);
@@ -202,6 +224,17 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     rc.opt.lr = cfg->lr;
     rc.opt.momentum = cfg->momentum;
     rc.opt.nesterov = cfg->nesterov;
+    rc.opt.beta1 = cfg->adam_beta1;
+    rc.opt.beta2 = cfg->adam_beta2;
+    int steps_per_epoch = (rc.train.count + cfg->batch - 1) / cfg->batch, n_epochs = epochs_begun(cfg);
+    rc.schedule = (hd_lr_schedule){.kind = cfg->lr_schedule,
+                                   .peak = cfg->lr,
+                                   .min_lr = cfg->min_lr,
+                                   .pct_start = cfg->pct_start,
+                                   .div_factor = HD_ONECYCLE_DIV_FACTOR,
+                                   .final_div_factor = HD_ONECYCLE_FINAL_DIV_FACTOR,
+                                   .total = (uint64_t)(n_epochs - 1) * (uint64_t)steps_per_epoch +
+                                            (uint64_t)epoch_batches(cfg, n_epochs - 1, steps_per_epoch)};
     if (hd_optimizer_init(&rc.opt, &rc.model) != 0)
         goto done;
     rc.opt_ok = 1;
@@ -210,15 +243,23 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
         goto done;
     rc.state_ok = 1;
     hd_train_state_data_id(train, rc.state.data_id, sizeof rc.state.data_id);
+    if (cfg->normalize) /* the training images' statistics; evaluation sets take the same convention */
+        hd_float_set_mean_std(&rc.train, &rc.model.input_mean, &rc.model.input_std);
     if (cfg->resume) {
         if (hd_train_state_resume(&rc.state, cfg->run_dir, &rc.model, &rc.opt) != 0)
             goto done;
         if (rc.state.epochs_done >= cfg->epochs && (cfg->given & hd_run_settings_bit("epochs"))) {
-            hd_fail("--epochs %d: the run in %s has done %d epochs already; give more to extend it",
+            hd_fail("--epochs %g: the run in %s has done %d epochs already (a fractional last one counts "
+                    "whole); give more to extend it",
                     cfg->epochs, cfg->run_dir, rc.state.epochs_done);
             goto done;
         }
-        if (!cfg->quiet && rc.state.epoch_step > 0)
+        if (!cfg->quiet && !rc.val.count && rc.state.epoch_step > 0) /* no validation loss to quote */
+            printf("resuming %s in epoch %d after batch %d (no validation split)\n", cfg->run_dir,
+                   rc.state.epochs_done + 1, rc.state.epoch_step);
+        else if (!cfg->quiet && !rc.val.count)
+            printf("resuming %s after epoch %d (no validation split)\n", cfg->run_dir, rc.state.epochs_done);
+        else if (!cfg->quiet && rc.state.epoch_step > 0)
             printf("resuming %s in epoch %d after batch %d (best epoch %d, val_loss %.4f)\n", cfg->run_dir,
                    rc.state.epochs_done + 1, rc.state.epoch_step, rc.state.best_epoch,
                    rc.state.best_val_loss);
@@ -228,8 +269,22 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     } else if (hd_model_init_weights(&rc.model, cfg->seed) != 0) {
         goto done;
     }
-    hd_pipeline_config pcfg = {
-        .data = &rc.train, .batch = cfg->batch, .seed = cfg->seed, .augment = cfg->augment};
+    /* Validation and test images once, now, in the model's convention (a resumed run's, from its checkpoint);
+     * training batches in the pipeline, after augmentation. */
+    float mean = rc.model.input_mean, std = rc.model.input_std;
+    hd_normalize_pixels(rc.val.images, (size_t)rc.val.count * (size_t)train->rows * (size_t)train->cols, mean,
+                        std);
+    hd_normalize_pixels(rc.test.images, (size_t)rc.test.count * (size_t)test->rows * (size_t)test->cols, mean,
+                        std);
+    if (!cfg->quiet && (mean != 0.0f || std != 1.0f))
+        printf("inputs normalised: (x - %.4f) / %.4f (the training images' mean and std)\n", (double)mean,
+               (double)std);
+    hd_pipeline_config pcfg = {.data = &rc.train,
+                               .batch = cfg->batch,
+                               .seed = cfg->seed,
+                               .augment = cfg->augment,
+                               .norm_mean = rc.model.input_mean,
+                               .norm_std = rc.model.input_std};
     hd_augment_default_ranges(&pcfg.ranges);
     if (hd_pipeline_create(&rc.pipeline, be, &pcfg) != 0)
         goto done;
@@ -238,9 +293,13 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
         hd_model_summary_make(&rc.model, &summary);
         hd_model_summary_print(stdout, &summary);
     }
-    if (!cfg->quiet)
+    if (!cfg->quiet && rc.val.count)
         printf("training on %d images, validating on %d, testing on %d; %zu parameters\n", rc.train.count,
                rc.val.count, rc.test.count, rc.model.param_count);
+    else if (!cfg->quiet)
+        printf("training on %d images (no validation split: no early stopping, the last weights are kept), "
+               "testing on %d; %zu parameters\n",
+               rc.train.count, rc.test.count, rc.model.param_count);
     fflush(stdout); /* a log file or pipe sees the start now, not after the first epoch */
 
     double epoch_seconds_sum = 0, ips_sum = 0;
@@ -250,7 +309,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     int stopped_before = cfg->resume && cfg->es_patience > 0 && rc.state.es_wait >= cfg->es_patience &&
                          rc.state.epoch_step == 0;
     result->stopped_early = stopped_before;
-    for (int epoch = rc.state.epochs_done; !stopped_before && epoch < cfg->epochs; epoch++) {
+    result->no_validation = rc.val.count == 0;
+    for (int epoch = rc.state.epochs_done; !stopped_before && epoch < n_epochs; epoch++) {
         hd_epoch_metrics row = {.epoch = epoch + 1, .lr = rc.opt.lr};
         double t0 = hd_now_seconds();
         int trained = train_epoch(&rc, cfg, epoch, &row);
@@ -258,6 +318,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
             goto interrupted;
         if (trained != 0)
             goto diverged;
+        if (cfg->lr_schedule != HD_LR_CONSTANT)
+            row.lr = rc.opt.lr; /* the rate of the epoch's last step */
         hd_eval_result val = {0};
         if (rc.val.count && hd_evaluate(&rc.model, &rc.val, &val, NULL, NULL, NULL) != 0) {
             if (hd_interrupt_pending())
@@ -274,20 +336,25 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
         epoch_seconds_sum += row.seconds;
         ips_sum += row.images_per_sec;
         epochs_here++;
-        int improved = 0;
-        int stop = update_schedules(&rc, cfg, rc.val.count ? val.loss : row.train_loss, val.accuracy,
-                                    epoch + 1, &improved);
+        int improved = 1, stop = 0;
+        if (rc.val.count) /* without a validation loss there is nothing to judge by: keep the last */
+            stop = update_schedules(&rc, cfg, val.loss, val.accuracy, epoch + 1, &improved);
+        else
+            rc.state.best_epoch = epoch + 1;
         rc.state.epochs_done = epoch + 1;
         rc.state.epoch_step = 0;
         rc.state.epoch_seen = 0;
         rc.state.epoch_metrics[0] = rc.state.epoch_metrics[1] = 0.0f;
         if (hd_train_state_add_row(&rc.state, &row) != 0)
             goto done;
-        if (!cfg->quiet)
-            printf("epoch %2d/%d  loss %.4f  acc %.2f%%  val_loss %.4f  val_acc %.2f%%  lr %.2g  %.1fs  %.0f "
+        if (!cfg->quiet && rc.val.count)
+            printf("epoch %2d/%g  loss %.4f  acc %.2f%%  val_loss %.4f  val_acc %.2f%%  lr %.2g  %.1fs  %.0f "
                    "img/s%s\n",
                    epoch + 1, cfg->epochs, row.train_loss, 100 * row.train_acc, row.val_loss,
                    100 * row.val_acc, row.lr, row.seconds, row.images_per_sec, improved ? "  *" : "");
+        else if (!cfg->quiet)
+            printf("epoch %2d/%g  loss %.4f  acc %.2f%%  lr %.2g  %.1fs  %.0f img/s\n", epoch + 1,
+                   cfg->epochs, row.train_loss, 100 * row.train_acc, row.lr, row.seconds, row.images_per_sec);
         if (!cfg->quiet && rc.opt.lr < row.lr)
             printf("  validation loss flat for %d epochs: learning rate %g -> %g\n", cfg->lr_patience, row.lr,
                    (double)rc.opt.lr);

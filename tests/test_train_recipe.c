@@ -1,0 +1,224 @@
+/* test_train_recipe.c: the recipe settings of issue 24 through a whole (tiny, synthetic) run:
+ *  - --val-split 0: no validation, the last weights kept (best.safetensors = last.safetensors's weights);
+ *  - a one-cycle schedule: metrics.csv's lr is the closed-form rate of each epoch's last step;
+ *  - Adam's betas and the schedule are recorded, restored by --resume, and a contradicting flag refused;
+ *  - --normalize: the training images' mean and std recorded in the checkpoint, and the run's test loss
+ *    is what the checkpoint gives on the test images in that convention;
+ *  - --epochs 1.5: a whole epoch, then half of one (rows, optimizer steps, the schedule's end). */
+#include "check.h"
+#include "hd/backend.h"
+#include "hd/checkpoint.h"
+#include "hd/common.h"
+#include "hd/dataset_split.h"
+#include "hd/evaluate.h"
+#include "hd/idx.h"
+#include "hd/metrics.h"
+#include "hd/run_settings.h"
+#include "hd/safetensors.h"
+#include "hd/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { n_train = 256, n_test = 40, side = 28, batch = 32, steps = (n_train + batch - 1) / batch };
+static uint8_t pixels[(n_train + n_test) * side * side], labels[n_train + n_test];
+
+static hd_train_config recipe(const char *run) {
+    hd_train_config cfg;
+    hd_train_config_defaults(&cfg);
+    cfg.run_dir = run;
+    cfg.spec = "flatten,dense:10";
+    cfg.epochs = 1;
+    cfg.batch = batch;
+    cfg.quiet = 1;
+    cfg.report = 0;
+    cfg.val_fraction = 0.0;
+    cfg.lr = 0.01f;
+    cfg.lr_schedule = HD_LR_ONECYCLE;
+    cfg.adam_beta1 = 0.7f;
+    cfg.adam_beta2 = 0.9f;
+    cfg.normalize = 1;
+    return cfg;
+}
+
+static float onecycle_rate(uint64_t step, uint64_t total) {
+    hd_lr_schedule s = {
+        HD_LR_ONECYCLE, 0.01f, 0, 0.3, total, HD_ONECYCLE_DIV_FACTOR, HD_ONECYCLE_FINAL_DIV_FACTOR};
+    return (float)hd_lr_schedule_rate(&s, step);
+}
+
+/* The weights a checkpoint holds, into params (count floats); with test_loss, also the loss it gives on the
+ * test images, converted and normalised as the checkpoint says. */
+static int load_params(hd_backend *be, const char *path, float *params, size_t count, double *test_loss) {
+    hd_model model;
+    if (hd_model_create(&model, be, "flatten,dense:10", 1, side, side, batch) != 0)
+        return -1;
+    int rc = model.param_count == count ? hd_checkpoint_load(path, &model, NULL, NULL) : -1;
+    if (rc == 0)
+        rc = hd_model_get_params(&model, params);
+    if (rc == 0 && test_loss) {
+        hd_float_set set = {0};
+        hd_eval_result eval = {0};
+        rc = hd_float_set_from_bytes(&set, pixels + n_train * side * side, labels + n_train, side, side, NULL,
+                                     n_test);
+        if (rc == 0)
+            hd_normalize_pixels(set.images, (size_t)n_test * side * side, model.input_mean, model.input_std);
+        if (rc == 0)
+            rc = hd_evaluate(&model, &set, &eval, NULL, NULL, NULL);
+        *test_loss = eval.loss;
+        hd_float_set_free(&set);
+    }
+    hd_model_destroy(&model);
+    return rc;
+}
+
+/* A run of `epochs` epochs whose first `first` were trained when it was asked for `first` epochs. */
+static void check_files(hd_backend *be, const char *run, int epochs, int first, double run_test_loss) {
+    char path[4300];
+    snprintf(path, sizeof path, "%s/metrics.csv", run);
+    hd_epoch_metrics *rows = NULL;
+    int n = 0;
+    CHECK(hd_metrics_csv_read(path, &rows, &n) == 0 && n == epochs, "%d rows (want %d): %s", n, epochs,
+          hd_last_error());
+    for (int i = 0; i < n; i++) {
+        /* each epoch's last step, of the schedule over the run as long as it was asked to be then (a
+         * resumed run extended by --epochs spreads the schedule over its new length) */
+        int asked = i < first ? first : epochs;
+        float want = onecycle_rate((uint64_t)(i + 1) * steps - 1, (uint64_t)asked * steps);
+        CHECK(rows[i].val_loss == 0 && rows[i].val_acc == 0 && rows[i].lr == want,
+              "epoch %d: val_loss %g val_acc %g (no validation), lr %.9g (want %.9g)", i + 1,
+              rows[i].val_loss, rows[i].val_acc, rows[i].lr, (double)want);
+    }
+    free(rows);
+    enum { count = side * side * 10 + 10 };
+    static float last[count], best[count];
+    char best_path[4300];
+    snprintf(path, sizeof path, "%s/last.safetensors", run);
+    snprintf(best_path, sizeof best_path, "%s/best.safetensors", run);
+    double test_loss = -1.0;
+    CHECK(load_params(be, path, last, count, NULL) == 0 &&
+              load_params(be, best_path, best, count, &test_loss) == 0,
+          "both checkpoints load: %s", hd_last_error());
+    CHECK(test_loss == run_test_loss, "best.safetensors's test loss %.9g, the run's %.9g", test_loss,
+          run_test_loss);
+    CHECK(memcmp(last, best, sizeof last) == 0, "best.safetensors holds the last weights");
+    hd_safetensors *file = NULL;
+    CHECK(hd_safetensors_read(path, &file) == 0, "read %s: %s", path, hd_last_error());
+    const char *schedule = file ? hd_safetensors_meta(file, "hd.train.lr_schedule") : NULL;
+    const char *beta1 = file ? hd_safetensors_meta(file, "hd.train.adam_beta1") : NULL;
+    const char *opt_beta2 = file ? hd_safetensors_meta(file, "hd.optimizer.beta2") : NULL;
+    CHECK(schedule && strcmp(schedule, "onecycle") == 0, "recorded schedule %s",
+          schedule ? schedule : "none");
+    CHECK(beta1 && strcmp(beta1, "0.7") == 0, "recorded beta1 %s", beta1 ? beta1 : "none");
+    CHECK(opt_beta2 && strcmp(opt_beta2, "0.9") == 0, "optimizer's beta2 %s", opt_beta2 ? opt_beta2 : "none");
+    double sum = 0, sum_sq = 0,
+           pixel_count = (double)n_train * side * side; /* all the training images: no validation */
+    for (size_t i = 0; i < (size_t)pixel_count; i++) {
+        double x = (double)((float)pixels[i] * (1.0f / 255.0f));
+        sum += x;
+        sum_sq += x * x;
+    }
+    double want_mean = sum / pixel_count, want_std = sqrt(sum_sq / pixel_count - want_mean * want_mean);
+    const char *mean = file ? hd_safetensors_meta(file, "hd.input_mean") : NULL;
+    const char *std = file ? hd_safetensors_meta(file, "hd.input_std") : NULL;
+    CHECK(mean && std && fabs(atof(mean) - want_mean) < 1e-6 && fabs(atof(std) - want_std) < 1e-6,
+          "recorded input mean %s std %s, want %.7f %.7f", mean ? mean : "none", std ? std : "none",
+          want_mean, want_std);
+    hd_safetensors_free(file);
+}
+
+static void test_fractional_epochs(hd_backend *be, const char *dir, const hd_dataset *train,
+                                   const hd_dataset *test) {
+    char run[4200], path[4300];
+    snprintf(run, sizeof run, "%s/fraction", dir);
+    hd_train_config cfg = recipe(run);
+    cfg.epochs = 1.5; /* 8 batches, then 4 */
+    hd_train_result result;
+    CHECK(hd_train(be, &cfg, train, test, &result) == 0, "1.5 epochs: %s", hd_last_error());
+    CHECK(result.epochs_run == 2 && result.best_epoch == 2, "epochs run %d, best %d", result.epochs_run,
+          result.best_epoch);
+    snprintf(path, sizeof path, "%s/metrics.csv", run);
+    hd_epoch_metrics *rows = NULL;
+    int n = 0;
+    CHECK(hd_metrics_csv_read(path, &rows, &n) == 0 && n == 2, "%d rows (want 2): %s", n, hd_last_error());
+    if (n == 2)
+        CHECK(rows[0].lr == onecycle_rate(steps - 1, steps + steps / 2) &&
+                  rows[1].lr == onecycle_rate(steps + steps / 2 - 1, steps + steps / 2),
+              "the schedule spans 12 steps: lr %.9g after 8, %.9g after 12 (want %.9g, %.9g)", rows[0].lr,
+              rows[1].lr, (double)onecycle_rate(steps - 1, steps + steps / 2),
+              (double)onecycle_rate(steps + steps / 2 - 1, steps + steps / 2));
+    free(rows);
+    snprintf(path, sizeof path, "%s/last.safetensors", run);
+    hd_safetensors *file = NULL;
+    CHECK(hd_safetensors_read(path, &file) == 0, "read %s: %s", path, hd_last_error());
+    const char *t = file ? hd_safetensors_meta(file, "hd.optimizer.t") : NULL;
+    const char *epochs = file ? hd_safetensors_meta(file, "hd.train.epochs") : NULL;
+    CHECK(t && strcmp(t, "12") == 0, "optimizer steps %s (want 12: 8 + 4)", t ? t : "none");
+    CHECK(epochs && strcmp(epochs, "1.5") == 0, "recorded epochs %s", epochs ? epochs : "none");
+    hd_safetensors_free(file);
+    /* the half epoch counts as one done: --resume --epochs 2 has nothing to add */
+    hd_train_config more = recipe(run);
+    more.resume = 1;
+    more.epochs = 2;
+    more.given = hd_run_settings_bit("epochs");
+    CHECK(hd_train(be, &more, train, test, &result) != 0 &&
+              strstr(hd_last_error(), "--epochs 2: the run in") &&
+              strstr(hd_last_error(), "has done 2 epochs"),
+          "resume to 2 epochs: %s", hd_last_error());
+    more.epochs = 3;
+    CHECK(hd_train(be, &more, train, test, &result) == 0 && result.epochs_run == 3, "resume to 3 epochs: %s",
+          hd_last_error());
+}
+
+int main(void) {
+    hd_cpu_options cpu = {.threads = 1};
+    hd_backend *be = hd_cpu_backend_create(&cpu);
+    char *dir = test_make_temp_dir("recipe");
+    CHECK(be && dir, "backend and temporary directory: %s", hd_last_error());
+    if (!be || !dir)
+        return test_finish();
+    uint64_t rng = test_fresh_seed();
+    for (size_t i = 0; i < sizeof pixels; i++)
+        pixels[i] = (uint8_t)test_rand_u64(&rng);
+    for (size_t i = 0; i < sizeof labels; i++)
+        labels[i] = (uint8_t)(test_rand_u64(&rng) % 10);
+    hd_dataset train = {n_train, side, side, pixels, labels, NULL};
+    hd_dataset test = {n_test, side, side, pixels + n_train * side * side, labels + n_train, NULL};
+    char run[4200];
+    snprintf(run, sizeof run, "%s/run", dir);
+    hd_train_config cfg = recipe(run);
+    hd_train_result result;
+    CHECK(hd_train(be, &cfg, &train, &test, &result) == 0, "one epoch: %s", hd_last_error());
+    CHECK(result.no_validation == 1 && result.best_epoch == 1 && result.stopped_early == 0,
+          "no validation %d, best epoch %d (the last), stopped early %d", result.no_validation,
+          result.best_epoch, result.stopped_early);
+    check_files(be, run, 1, 1, result.test_loss);
+
+    /* --resume RUN --epochs 2: everything else from the run (the defaults here would be constant, 0.9) */
+    hd_train_config more;
+    hd_train_config_defaults(&more);
+    more.run_dir = run;
+    more.resume = 1;
+    more.epochs = 2;
+    more.quiet = 1;
+    more.report = 0;
+    more.given = hd_run_settings_bit("epochs");
+    CHECK(hd_train(be, &more, &train, &test, &result) == 0, "resumed: %s", hd_last_error());
+    CHECK(result.epochs_run == 2 && result.best_epoch == 2, "epochs %d, best %d", result.epochs_run,
+          result.best_epoch);
+    check_files(be, run, 2, 1, result.test_loss);
+
+    more.epochs = 3;
+    more.lr_schedule = HD_LR_COSINE;
+    more.given |= hd_run_settings_bit("lr_schedule");
+    CHECK(hd_train(be, &more, &train, &test, &result) != 0 &&
+              strstr(hd_last_error(), "--lr-schedule cosine contradicts the run being resumed") != NULL,
+          "a contradicting schedule refused: %s", hd_last_error());
+    test_fractional_epochs(be, dir, &train, &test);
+    test_remove_tree(dir);
+    free(dir);
+    hd_backend_destroy(be);
+    return test_finish();
+}
