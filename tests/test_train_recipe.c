@@ -52,8 +52,13 @@ static float onecycle_rate(uint64_t step, uint64_t total) {
 /* The weights a checkpoint holds, into params (count floats); with test_loss, also the loss it gives on the
  * test images, converted and normalised as the checkpoint says. */
 static int load_params(hd_backend *be, const char *path, float *params, size_t count, double *test_loss) {
+    /* Batches as large as the trainer's model evaluates in (the larger of the training and the evaluation
+     * batch), so that the loss is summed in the same order, hence to the same bits. */
+    hd_train_config defaults;
+    hd_train_config_defaults(&defaults);
+    int max_batch = batch > defaults.eval_batch ? batch : defaults.eval_batch;
     hd_model model;
-    if (hd_model_create(&model, be, "flatten,dense:10", 1, side, side, batch) != 0)
+    if (hd_model_create(&model, be, "flatten,dense:10", 1, side, side, max_batch) != 0)
         return -1;
     int rc = model.param_count == count ? hd_checkpoint_load(path, &model, NULL, NULL) : -1;
     if (rc == 0)
