@@ -2,7 +2,8 @@
  * sets take 1 byte a pixel, not 4) against the float copy it replaces (hd_float_set_from_bytes), on random
  * bytes and a subset of rows in a shuffled order: the same labels, the same mean and std to the bit, the
  * same floats for every image before and after hd_float_set_normalize, and hd_evaluate giving the same
- * loss, accuracy, predictions and confidences to the bit with a batch that leaves a smaller last chunk. */
+ * loss, accuracy, predictions and confidences to the bit with a batch that leaves a smaller last chunk;
+ * and those per-image results the same again when the whole set is one chunk. */
 #include "check.h"
 #include "hd/backend.h"
 #include "hd/common.h"
@@ -10,6 +11,7 @@
 #include "hd/evaluate.h"
 #include "hd/model.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +56,26 @@ static void check_evaluate(hd_backend *be, const hd_float_set *copy, const hd_fl
               memcmp(confidence[0], confidence[1], sizeof confidence[0]) == 0 &&
               memcmp(confusion[0], confusion[1], sizeof confusion[0]) == 0,
           "per-image results differ between the byte view and the float copy");
+    /* The trainer evaluates in chunks of its training batch (it used 1,000): a model sized for the whole
+     * set in one chunk, with the same weights, gives every image the same result to the bit; only the loss
+     * sum is rounded per chunk. */
+    hd_model whole;
+    CHECK(hd_model_create(&whole, be, "conv:4:3:relu,maxpool:2,flatten,dense:10", 1, SIDE, SIDE, PICKED) ==
+                  0 &&
+              hd_model_init_weights(&whole, 5) == 0,
+          "model: %s", hd_last_error());
+    hd_eval_result one;
+    int one_predicted[PICKED], one_confusion[100];
+    float one_confidence[PICKED];
+    CHECK(hd_evaluate(&whole, view, &one, one_confusion, one_predicted, one_confidence) == 0, "evaluate: %s",
+          hd_last_error());
+    CHECK(memcmp(one_predicted, predicted[1], sizeof one_predicted) == 0 &&
+              memcmp(one_confidence, confidence[1], sizeof one_confidence) == 0 &&
+              one.accuracy == r[1].accuracy,
+          "per-image results differ between one chunk of %d and chunks of %d", PICKED, BATCH);
+    CHECK(fabs(one.loss - r[1].loss) <= 1e-6 * r[1].loss, "loss: one chunk %.9g, chunks of %d %.9g", one.loss,
+          BATCH, r[1].loss);
+    hd_model_destroy(&whole);
     hd_model_destroy(&model);
 }
 
