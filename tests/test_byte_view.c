@@ -3,7 +3,7 @@
  * bytes and a subset of rows in a shuffled order: the same labels, the same mean and std to the bit, the
  * same floats for every image before and after hd_float_set_normalize, and hd_evaluate giving the same
  * loss, accuracy, predictions and confidences to the bit with a batch that leaves a smaller last chunk;
- * and those per-image results the same again when the whole set is one chunk. */
+ * and the same predictions, confidences to 1e-6 and loss to 1e-6 when the whole set is one chunk. */
 #include "check.h"
 #include "hd/backend.h"
 #include "hd/common.h"
@@ -57,8 +57,9 @@ static void check_evaluate(hd_backend *be, const hd_float_set *copy, const hd_fl
               memcmp(confusion[0], confusion[1], sizeof confusion[0]) == 0,
           "per-image results differ between the byte view and the float copy");
     /* The trainer evaluates in chunks of its training batch (it used 1,000): a model sized for the whole
-     * set in one chunk, with the same weights, gives every image the same result to the bit; only the loss
-     * sum is rounded per chunk. */
+     * set in one chunk, with the same weights, gives every image the same prediction, and the same
+     * confidence but for the last float bits (OpenBLAS's SGEMM rounds a short last chunk's rows
+     * differently: seen as 1 ulp on 2 of 61 images); the loss sum is rounded per chunk. */
     hd_model whole;
     CHECK(hd_model_create(&whole, be, "conv:4:3:relu,maxpool:2,flatten,dense:10", 1, SIDE, SIDE, PICKED) ==
                   0 &&
@@ -69,10 +70,15 @@ static void check_evaluate(hd_backend *be, const hd_float_set *copy, const hd_fl
     float one_confidence[PICKED];
     CHECK(hd_evaluate(&whole, view, &one, one_confusion, one_predicted, one_confidence) == 0, "evaluate: %s",
           hd_last_error());
-    CHECK(memcmp(one_predicted, predicted[1], sizeof one_predicted) == 0 &&
-              memcmp(one_confidence, confidence[1], sizeof one_confidence) == 0 &&
-              one.accuracy == r[1].accuracy,
-          "per-image results differ between one chunk of %d and chunks of %d", PICKED, BATCH);
+    int moved = 0;
+    for (int i = 0; i < PICKED; i++)
+        moved += fabsf(one_confidence[i] - confidence[1][i]) > 1e-6f;
+    CHECK(
+        memcmp(one_predicted, predicted[1], sizeof one_predicted) == 0 && moved == 0 &&
+            one.accuracy == r[1].accuracy,
+        "per-image results: %d confidences moved by more than 1e-6 between one chunk of %d and chunks of %d "
+        "(or a prediction changed)",
+        moved, PICKED, BATCH);
     CHECK(fabs(one.loss - r[1].loss) <= 1e-6 * r[1].loss, "loss: one chunk %.9g, chunks of %d %.9g", one.loss,
           BATCH, r[1].loss);
     hd_model_destroy(&whole);
