@@ -136,8 +136,11 @@ int main(void) {
     if (!gpu_pair_open(&pair, NULL))
         return test_finish();
 
-    hd_float_set data = {IMAGES, 28, 28, malloc(sizeof(float) * IMAGES * PIXELS),
-                         malloc(sizeof(int32_t) * IMAGES)};
+    hd_float_set data = {.count = IMAGES,
+                         .rows = 28,
+                         .cols = 28,
+                         .images = malloc(sizeof(float) * IMAGES * PIXELS),
+                         .labels = malloc(sizeof(int32_t) * IMAGES)};
     hd_model models[2];
     step_record rec[2];
     memset(models, 0, sizeof models);

@@ -133,7 +133,8 @@ int main(void) {
         test_fill_uniform(images, (size_t)COUNT * PIXELS, 0.0f, 1.0f, &rng);
         for (int i = 0; i < COUNT; i++)
             labels[i] = (int32_t)(test_rand_u64(&rng) % 10);
-        const hd_float_set data = {COUNT, ROWS, COLS, images, labels};
+        const hd_float_set data = {
+            .count = COUNT, .rows = ROWS, .cols = COLS, .images = images, .labels = labels};
         uint64_t seed = test_rand_u64(&rng);
         for (int augment = 0; augment < 2; augment++) {
             run_pipeline(be, &data, HD_PRODUCER_IN_LINE, augment, seed, s);

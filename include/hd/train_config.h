@@ -28,8 +28,9 @@ typedef struct {
     double lr_factor;
     double min_lr;
     int augment;
-    int normalize; /* inputs by the training images' mean and std (recorded in the model: model.h) */
-    int eval_batch;
+    int normalize;  /* inputs by the training images' mean and std (recorded in the model: model.h) */
+    int eval_batch; /* images per evaluation chunk; 0 (the default): the training batch, so that the model's
+                     * buffers are sized for one batch, not for a larger evaluation one */
     const char *run_dir;
     int resume;     /* continue the run in run_dir (its recorded settings restored: run_settings.h) */
     int overwrite;  /* a new run may replace the one run_dir holds (otherwise that is refused: run_dir.h) */

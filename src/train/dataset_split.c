@@ -5,13 +5,12 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 int hd_float_set_from_bytes(hd_float_set *out, const uint8_t *images, const uint8_t *labels, int rows,
                             int cols, const int *indices, int count) {
     size_t image_size = (size_t)rows * cols;
-    out->count = count;
-    out->rows = rows;
-    out->cols = cols;
+    *out = (hd_float_set){.count = count, .rows = rows, .cols = cols, .std = 1.0f};
     out->images = hd_malloc(sizeof(float) * image_size * (size_t)count);
     out->labels = hd_malloc(sizeof(int32_t) * (size_t)count);
     if (!out->images || !out->labels) {
@@ -29,12 +28,62 @@ int hd_float_set_from_bytes(hd_float_set *out, const uint8_t *images, const uint
     return 0;
 }
 
+int hd_float_set_view_bytes(hd_float_set *out, const uint8_t *images, const uint8_t *labels, int rows,
+                            int cols, const int *indices, int count) {
+    *out = (hd_float_set){.count = count, .rows = rows, .cols = cols, .bytes = images, .std = 1.0f};
+    out->labels = hd_malloc(sizeof(int32_t) * (size_t)(count ? count : 1));
+    out->index = hd_malloc(sizeof(int) * (size_t)(count ? count : 1));
+    if (!out->labels || !out->index) {
+        hd_float_set_free(out);
+        return -1;
+    }
+    for (int i = 0; i < count; i++) {
+        out->index[i] = indices ? indices[i] : i;
+        out->labels[i] = labels[out->index[i]];
+    }
+    return 0;
+}
+
+/* A byte view's pixel as a float: the same two steps as hd_float_set_from_bytes then hd_normalize_pixels,
+ * so the same bits. */
+static float byte_pixel(const hd_float_set *set, uint8_t p) {
+    float x = (float)p * (1.0f / 255.0f);
+    return set->mean == 0.0f && set->std == 1.0f ? x : (x - set->mean) / set->std;
+}
+
+void hd_float_set_image(const hd_float_set *set, int i, float *dst) {
+    size_t image_size = (size_t)set->rows * set->cols;
+    if (set->images) {
+        memcpy(dst, set->images + (size_t)i * image_size, sizeof(float) * image_size);
+        return;
+    }
+    const uint8_t *pixels = set->bytes + (size_t)(set->index ? set->index[i] : i) * image_size;
+    for (size_t j = 0; j < image_size; j++)
+        dst[j] = byte_pixel(set, pixels[j]);
+}
+
+void hd_float_set_normalize(hd_float_set *set, float mean, float std) {
+    if (set->images) {
+        hd_normalize_pixels(set->images, (size_t)set->count * (size_t)set->rows * (size_t)set->cols, mean,
+                            std);
+        return;
+    }
+    set->mean = mean;
+    set->std = std;
+}
+
 void hd_float_set_mean_std(const hd_float_set *set, float *mean, float *std) {
-    size_t n = (size_t)set->count * (size_t)set->rows * (size_t)set->cols;
+    size_t image_size = (size_t)set->rows * (size_t)set->cols, n = (size_t)set->count * image_size;
     double sum = 0.0, sum_sq = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        sum += set->images[i];
-        sum_sq += (double)set->images[i] * set->images[i];
+    for (int i = 0; i < set->count; i++) { /* pixel by pixel in order, for either kind of set */
+        const float *copy = set->images ? set->images + (size_t)i * image_size : NULL;
+        const uint8_t *pixels =
+            copy ? NULL : set->bytes + (size_t)(set->index ? set->index[i] : i) * image_size;
+        for (size_t j = 0; j < image_size; j++) {
+            float x = copy ? copy[j] : byte_pixel(set, pixels[j]);
+            sum += x;
+            sum_sq += (double)x * x;
+        }
     }
     double m = n ? sum / (double)n : 0.0, var = n ? sum_sq / (double)n - m * m : 0.0;
     *mean = (float)m;
@@ -51,8 +100,11 @@ void hd_normalize_pixels(float *x, size_t n, float mean, float std) {
 void hd_float_set_free(hd_float_set *set) {
     free(set->images);
     free(set->labels);
+    free(set->index);
     set->images = NULL;
     set->labels = NULL;
+    set->index = NULL;
+    set->bytes = NULL;
     set->count = 0;
 }
 

@@ -18,8 +18,12 @@ int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result
     if (hd_model_check_input(model, "evaluation set", 1, set->rows, set->cols) != 0)
         return -1;
     float *logits = hd_malloc(sizeof(float) * (size_t)batch * classes);
-    if (!logits)
+    float *images = set->images ? NULL : hd_malloc(sizeof(float) * image_size * (size_t)batch);
+    if (!logits || (!set->images && !images)) {
+        free(logits);
+        free(images);
         return -1;
+    }
     if (confusion)
         memset(confusion, 0, sizeof(int) * (size_t)classes * classes);
     float metrics[2];
@@ -27,11 +31,17 @@ int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result
     for (int begin = 0; begin < set->count; begin += batch) {
         if (hd_interrupt_pending()) { /* a signal asked the trainer to stop: it saves the run */
             free(logits);
+            free(images);
             return hd_fail("evaluation interrupted");
         }
         int n = set->count - begin < batch ? set->count - begin : batch;
-        be->ops->upload(be, model->input, set->images + (size_t)begin * image_size,
-                        sizeof(float) * image_size * n);
+        const float *chunk = images;
+        if (set->images) /* a float copy: as it is */
+            chunk = set->images + (size_t)begin * image_size;
+        else /* a byte view: converted a chunk at a time */
+            for (int i = 0; i < n; i++)
+                hd_float_set_image(set, begin + i, images + (size_t)i * image_size);
+        be->ops->upload(be, model->input, chunk, sizeof(float) * image_size * n);
         be->ops->upload(be, model->labels, set->labels + begin, sizeof(int32_t) * n);
         const float *device_logits = hd_model_forward(model, n, 0, 0);
         hd_model_loss(model, n, 0);
@@ -58,6 +68,7 @@ int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result
     }
     be->ops->download(be, metrics, model->metrics, sizeof metrics);
     free(logits);
+    free(images);
     result->count = set->count;
     result->loss = set->count ? metrics[0] / set->count : 0.0;
     result->accuracy = set->count ? metrics[1] / set->count : 0.0;

@@ -53,8 +53,7 @@ static void fill_slot(hd_pipeline *p, pipeline_slot *slot, int step) {
     float *dst = p->config.augment ? p->gathered : slot->images;
     for (int i = 0; i < count; i++) {
         int index = p->order[begin + i];
-        memcpy(dst + (size_t)i * p->image_size, data->images + (size_t)index * p->image_size,
-               p->image_size * sizeof(float));
+        hd_float_set_image(data, index, dst + (size_t)i * p->image_size);
         slot->labels[i] = data->labels[index];
         p->positions[i] = (uint64_t)index;
     }

@@ -26,6 +26,6 @@ void hd_train_config_defaults(hd_train_config *cfg) {
     cfg->lr_factor = 0.5;
     cfg->min_lr = 1e-5;
     cfg->augment = 1;
-    cfg->eval_batch = 1000;
+    cfg->eval_batch = 0;
     cfg->report = 1;
 }

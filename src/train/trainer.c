@@ -53,15 +53,15 @@ static int prepare_data(run_context *rc, const hd_train_config *cfg, const hd_da
     int *train_idx = NULL, *val_idx = NULL, n_train = 0, n_val = 0;
     if (hd_split_indices(count, cfg->val_fraction, cfg->seed, &train_idx, &n_train, &val_idx, &n_val) != 0)
         return -1;
-    int rc_train = hd_float_set_from_bytes(&rc->train, train->images, train->labels, train->rows, train->cols,
+    int rc_train = hd_float_set_view_bytes(&rc->train, train->images, train->labels, train->rows, train->cols,
                                            train_idx, n_train);
-    int rc_val = hd_float_set_from_bytes(&rc->val, train->images, train->labels, train->rows, train->cols,
+    int rc_val = hd_float_set_view_bytes(&rc->val, train->images, train->labels, train->rows, train->cols,
                                          val_idx, n_val);
     free(train_idx);
     free(val_idx);
     int n_test = cfg->test_limit > 0 && cfg->test_limit < test->count ? cfg->test_limit : test->count;
     int rc_test =
-        hd_float_set_from_bytes(&rc->test, test->images, test->labels, test->rows, test->cols, NULL, n_test);
+        hd_float_set_view_bytes(&rc->test, test->images, test->labels, test->rows, test->cols, NULL, n_test);
     if (rc_train || rc_val || rc_test)
         return -1;
     if (n_train < 1)
@@ -211,6 +211,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     if (hd_run_settings_file_write(cfg, be->ops->describe(be)) != 0 ||
         prepare_data(&rc, cfg, train, test) != 0)
         goto done;
+    /* Evaluation goes in chunks of the model's batch (hd_evaluate): at 1,000 images the activations alone
+     * held ~150 MB more than at the training batch. */
     int max_batch = cfg->batch > cfg->eval_batch ? cfg->batch : cfg->eval_batch;
     if (hd_model_create(&rc.model, be, cfg->spec, 1, train->rows, train->cols, max_batch) != 0)
         goto done;
@@ -272,10 +274,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     /* Validation and test images once, now, in the model's convention (a resumed run's, from its checkpoint);
      * training batches in the pipeline, after augmentation. */
     float mean = rc.model.input_mean, std = rc.model.input_std;
-    hd_normalize_pixels(rc.val.images, (size_t)rc.val.count * (size_t)train->rows * (size_t)train->cols, mean,
-                        std);
-    hd_normalize_pixels(rc.test.images, (size_t)rc.test.count * (size_t)test->rows * (size_t)test->cols, mean,
-                        std);
+    hd_float_set_normalize(&rc.val, mean, std);
+    hd_float_set_normalize(&rc.test, mean, std);
     if (!cfg->quiet && (mean != 0.0f || std != 1.0f))
         printf("inputs normalised: (x - %.4f) / %.4f (the training images' mean and std)\n", (double)mean,
                (double)std);
