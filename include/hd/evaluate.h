@@ -38,6 +38,12 @@ typedef struct {
 
 int hd_eval_inputs_load(hd_eval_inputs *in, hd_backend *be, const char *model_path,
                         const hd_mnist_options *data, int max_batch);
+/* The same in two halves, for a caller that checks the data before it opens a device (`hd-gpu eval`): *in
+ * zeroed first, the halves in either order; whichever comes second checks the test images against the
+ * model's input shape and applies the model's input convention (--normalize) to them. On failure -1, and
+ * the caller releases with hd_eval_inputs_free. */
+int hd_eval_inputs_load_test(hd_eval_inputs *in, const hd_mnist_options *data);
+int hd_eval_inputs_load_model(hd_eval_inputs *in, hd_backend *be, const char *model_path, int max_batch);
 void hd_eval_inputs_free(hd_eval_inputs *in);
 
 #endif

@@ -7,7 +7,6 @@
 #include "hd/evaluate.h"
 #include "hd/mnist.h"
 #include "hd/safetensors.h"
-#include "hd/model_load.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,40 +101,27 @@ int hd_cmd_eval(int argc, char **argv) {
         return HD_EXIT_USAGE;
     }
     char model_path[4200];
-    hd_dataset test_bytes = {0};
-    hd_float_set test = {0};
-    hd_model model;
-    memset(&model, 0, sizeof model);
+    hd_eval_inputs in;
+    memset(&in, 0, sizeof in);
     hd_backend *be = NULL;
     int status = HD_EXIT_RUNTIME;
+    /* The checkpoint's header and the test set first, then the device (and its notice), then the model. */
     if (hd_resolve_model_path(s.model, model_path, sizeof model_path) != 0 ||
-        check_checkpoint(model_path) != 0 || hd_mnist_load(&s.data, NULL, &test_bytes) != 0 ||
-        hd_float_set_from_bytes(&test, test_bytes.images, test_bytes.labels, test_bytes.rows, test_bytes.cols,
-                                NULL, test_bytes.count) != 0) {
+        check_checkpoint(model_path) != 0 || hd_eval_inputs_load_test(&in, &s.data) != 0) {
         fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
         goto out;
     }
     be = hd_device_options_open(&s.dev);
     if (!be)
         goto out;
-    if (hd_model_load_checkpoint(&model, be, model_path, s.batch) != 0 ||
-        hd_model_check_input(&model, hd_dataset_name(&test_bytes), 1, test_bytes.rows, test_bytes.cols) !=
-            0) {
-        fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
-        goto out;
-    }
-    hd_normalize_pixels(test.images, (size_t)test.count * (size_t)test.rows * (size_t)test.cols,
-                        model.input_mean, model.input_std); /* the model's input convention (--normalize) */
-    if (evaluate(model_path, be, &model, &test) != 0) {
+    if (hd_eval_inputs_load_model(&in, be, model_path, s.batch) != 0 ||
+        evaluate(model_path, be, &in.model, &in.test) != 0) {
         fprintf(stderr, "hd-gpu: %s\n", hd_last_error());
         goto out;
     }
     status = HD_EXIT_OK;
 out:
-    if (model.be)
-        hd_model_destroy(&model);
+    hd_eval_inputs_free(&in);
     hd_backend_destroy(be);
-    hd_dataset_free(&test_bytes);
-    hd_float_set_free(&test);
     return status;
 }

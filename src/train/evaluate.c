@@ -97,20 +97,38 @@ void hd_print_test_results(FILE *out, double accuracy, double loss, const int *c
     }
 }
 
+/* Once both halves are in: the test images must be the model's shape, and take its input convention. */
+static int fit_test_to_model(hd_eval_inputs *in) {
+    const hd_dataset *t = &in->test_bytes;
+    if (hd_model_check_input(&in->model, hd_dataset_name(t), 1, t->rows, t->cols) != 0)
+        return -1;
+    hd_normalize_pixels(in->test.images, (size_t)t->count * (size_t)t->rows * (size_t)t->cols,
+                        in->model.input_mean, in->model.input_std);
+    return 0;
+}
+
+int hd_eval_inputs_load_test(hd_eval_inputs *in, const hd_mnist_options *data) {
+    const hd_dataset *t = &in->test_bytes;
+    if (hd_mnist_load(data, NULL, &in->test_bytes) != 0 ||
+        hd_float_set_from_bytes(&in->test, t->images, t->labels, t->rows, t->cols, NULL, t->count) != 0)
+        return -1;
+    return in->model.be ? fit_test_to_model(in) : 0;
+}
+
+int hd_eval_inputs_load_model(hd_eval_inputs *in, hd_backend *be, const char *model_path, int max_batch) {
+    if (hd_model_load_checkpoint(&in->model, be, model_path, max_batch) != 0)
+        return -1;
+    return in->test.images ? fit_test_to_model(in) : 0;
+}
+
 int hd_eval_inputs_load(hd_eval_inputs *in, hd_backend *be, const char *model_path,
                         const hd_mnist_options *data, int max_batch) {
     memset(in, 0, sizeof *in);
-    if (hd_model_load_checkpoint(&in->model, be, model_path, max_batch) != 0)
-        return -1;
-    const hd_dataset *t = &in->test_bytes;
-    if (hd_mnist_load(data, NULL, &in->test_bytes) != 0 ||
-        hd_model_check_input(&in->model, hd_dataset_name(t), 1, t->rows, t->cols) != 0 ||
-        hd_float_set_from_bytes(&in->test, t->images, t->labels, t->rows, t->cols, NULL, t->count) != 0) {
+    if (hd_eval_inputs_load_model(in, be, model_path, max_batch) != 0 ||
+        hd_eval_inputs_load_test(in, data) != 0) {
         hd_eval_inputs_free(in);
         return -1;
     }
-    hd_normalize_pixels(in->test.images, (size_t)t->count * (size_t)t->rows * (size_t)t->cols,
-                        in->model.input_mean, in->model.input_std); /* the model's input convention */
     return 0;
 }
 
