@@ -165,9 +165,20 @@ static void lr_ticks(plot_axis *axis, const double *lr, int n, int max_ticks) {
         return;
     qsort(used, (size_t)count, sizeof used[0], compare_descending);
     int every = (count + max_ticks - 1) / max_ticks;
+    double chosen[64];
+    int n_chosen = 0;
+    for (int k = 0; k < count && n_chosen < max_ticks; k += every)
+        chosen[n_chosen++] = used[k];
+    /* The rates a per-batch schedule (one-cycle, cosine) ended its epochs on are no ladder of reductions:
+     * two close ones on a long log axis would print their labels over each other (less than a seventh of
+     * the axis apart). Then the axis keeps its own ticks. */
+    double span = log(used[0] / used[count - 1]);
+    for (int k = 1; k < n_chosen; k++)
+        if (log(chosen[k - 1] / chosen[k]) < span / 7.0)
+            return;
     axis->n_ticks = 0;
-    for (int k = 0; k < count && axis->n_ticks < max_ticks; k += every)
-        axis->ticks[axis->n_ticks++] = used[k];
+    for (int k = 0; k < n_chosen; k++)
+        axis->ticks[axis->n_ticks++] = chosen[k];
     axis->format_sci = 1;
 }
 
@@ -196,9 +207,14 @@ static void history_headline(char *buf, size_t len, const history_columns *c, in
     int used = snprintf(buf, len, "%d epoch%s", n, n == 1 ? "" : "s");
     if (ended_by && *ended_by && used >= 0 && (size_t)used < len)
         used += snprintf(buf + used, len - (size_t)used, ", ended by %s", ended_by);
-    if (best_row >= 0 && used >= 0 && (size_t)used < len)
-        snprintf(buf + used, len - (size_t)used, "; kept epoch %d: validation loss %.4f, accuracy %.2f%%",
-                 best_epoch, c->val_loss[best_row], c->val_acc[best_row]);
+    if (best_row >= 0 && used >= 0 && (size_t)used < len) {
+        if (isfinite(c->val_loss[best_row]))
+            snprintf(buf + used, len - (size_t)used, "; kept epoch %d: validation loss %.4f, accuracy %.2f%%",
+                     best_epoch, c->val_loss[best_row], c->val_acc[best_row]);
+        else
+            snprintf(buf + used, len - (size_t)used, "; no validation split: kept the last epoch, %d",
+                     best_epoch);
+    }
 }
 
 static void draw_history(cairo_t *cr, const history_columns *c, int n, int best_epoch, int best_row,
@@ -220,9 +236,14 @@ static void draw_history(cairo_t *cr, const history_columns *c, int n, int best_
     draw_lr_panel(cr, &lr, c, n, best_row);
 
     snprintf(best_label, sizeof best_label, "kept: epoch %d", best_epoch);
-    plot_legend_entry entries[3] = {
-        {"train", train_colour, 0}, {"validation", val_colour, 0}, {best_label, best_colour, 1}};
-    int n_entries = best_row >= 0 ? 3 : 2;
+    /* A run without a validation split has no validation series (NaN rows): no legend entry for it. */
+    int has_val = 0;
+    for (int i = 0; i < n; i++)
+        has_val |= isfinite(c->val_loss[i]) || isfinite(c->val_acc[i]);
+    plot_legend_entry entries[3] = {{"train", train_colour, 0}, {"validation", val_colour, 0}};
+    int n_entries = 1 + has_val;
+    if (best_row >= 0)
+        entries[n_entries++] = (plot_legend_entry){best_label, best_colour, 1};
     plot_series loss_series[2] = {{c->epoch, c->train_loss, train_colour, 0, 0},
                                   {c->epoch, c->val_loss, val_colour, 0, 0}};
     plot_series acc_series[2] = {{c->epoch, c->train_acc, train_colour, 0, 0},

@@ -330,8 +330,10 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
             hd_fail("training diverged: validation loss is %g after epoch %d", val.loss, epoch + 1);
             goto diverged;
         }
-        row.val_loss = val.loss;
-        row.val_acc = val.accuracy;
+        /* Without a validation split there is no validation figure: NaN, which metrics.csv writes as
+         * "nan" and the plot and report leave out, rather than a 0 that reads as a measured value. */
+        row.val_loss = rc.val.count ? val.loss : NAN;
+        row.val_acc = rc.val.count ? val.accuracy : NAN;
         row.seconds = hd_now_seconds() - t0;
         epoch_seconds_sum += row.seconds;
         ips_sum += row.images_per_sec;
