@@ -32,11 +32,11 @@ static void make_sample(sample_set *s, uint64_t *rng) {
     s->storage[7] = INFINITY;
     uint32_t nan_bits = 0x7fc01234u; /* NaN with a payload: must survive byte-exact */
     memcpy(&s->storage[8], &nan_bits, sizeof nan_bits);
-    s->tensors[0] = (hd_st_tensor){"conv1.weight", s->storage, 2, {2, 3, 0, 0}};
-    s->tensors[1] = (hd_st_tensor){"bias \"quoted\" \\ é", s->storage + 6, 1, {4, 0, 0, 0}};
-    s->tensors[2] = (hd_st_tensor){"scalar", s->storage + 10, 0, {0, 0, 0, 0}};
-    s->tensors[3] = (hd_st_tensor){"four.d", s->storage + 11, 4, {2, 1, 3, 2}};
-    s->tensors[4] = (hd_st_tensor){"empty", NULL, 2, {0, 5, 0, 0}};
+    s->tensors[0] = (hd_st_tensor){"conv1.weight", s->storage, 2, {2, 3, 0, 0}, HD_ST_F32};
+    s->tensors[1] = (hd_st_tensor){"bias \"quoted\" \\ é", s->storage + 6, 1, {4, 0, 0, 0}, HD_ST_F32};
+    s->tensors[2] = (hd_st_tensor){"scalar", s->storage + 10, 0, {0, 0, 0, 0}, HD_ST_F32};
+    s->tensors[3] = (hd_st_tensor){"four.d", s->storage + 11, 4, {2, 1, 3, 2}, HD_ST_F32};
+    s->tensors[4] = (hd_st_tensor){"empty", NULL, 2, {0, 5, 0, 0}, HD_ST_F32};
 }
 
 static const hd_st_meta sample_meta[] = {
@@ -249,7 +249,7 @@ static void test_damaged_files(const char *dir, uint64_t *rng) {
     memcpy(copy, bytes, size);
     /* NOLINTNEXTLINE(bugprone-not-null-terminated-result): overwrites 3 bytes inside the header */
     memcpy(strstr((char *)copy + 8, "F32"), "F16", 3);
-    expect_reject(bad, copy, size, "dtype F16; only F32 is supported", "wrong dtype in sample");
+    expect_reject(bad, copy, size, "dtype F16; only F32 and I64 are supported", "wrong dtype in sample");
     memcpy(copy, bytes, size);
     uint64_t huge = size;
     for (int i = 0; i < 8; i++)
@@ -431,8 +431,8 @@ static int write_generation(const char *path, float *big, uint64_t g) {
     snprintf(gen_text, sizeof gen_text, "%" PRIu64, g);
     hd_st_meta meta = {"generation", gen_text};
     hd_st_tensor tensors[2] = {
-        {"head", big, 1, {16, 0, 0, 0}},
-        {"big", big, 2, {(int64_t)BIG_COUNT / 1024, 1024, 0, 0}},
+        {"head", big, 1, {16, 0, 0, 0}, HD_ST_F32},
+        {"big", big, 2, {(int64_t)BIG_COUNT / 1024, 1024, 0, 0}, HD_ST_F32},
     };
     return hd_safetensors_write(path, tensors, 2, &meta, 1);
 }
