@@ -59,8 +59,9 @@ void hd_st_format_shape(int rank, const int64_t *dims, char *buf, size_t buf_len
     buf[0] = '\0';
     for (int i = 0; i <= rank && used < buf_len; i++) {
         const char *sep = i == 0 ? "[" : ", ";
-        int n = i < rank ? snprintf(buf + used, buf_len - used, "%s%" PRId64, sep, dims[i])
-                         : snprintf(buf + used, buf_len - used, "]");
+        int n = i < rank
+                    ? snprintf(buf + used, buf_len - used, "%s%" PRId64, sep, dims[i])
+                    : snprintf(buf + used, buf_len - used, "%s]", rank == 0 ? "[" : ""); /* a scalar: [] */
         if (n < 0)
             return;
         used += (size_t)n;
