@@ -197,13 +197,13 @@ static int write_edited(const char *path, const hd_model *model, const float *pa
             continue;
         snprintf(names[n], sizeof names[n], "%s.weight", l->name);
         tensors[n] =
-            (hd_st_tensor){names[n], params + l->weight_offset, l->weight_rank, {0, 0, 0, 0}, HD_ST_F32};
+            (hd_st_tensor){names[n], params + l->weight_offset, l->weight_rank, HD_ST_F32, {0, 0, 0, 0}};
         for (int d = 0; d < l->weight_rank; d++)
             tensors[n].dims[d] = l->weight_dims[d];
         n++;
         snprintf(names[n], sizeof names[n], "%s.bias", l->name);
         tensors[n] = (hd_st_tensor){
-            names[n], params + l->bias_offset, 1, {(int64_t)l->bias_count, 0, 0, 0}, HD_ST_F32};
+            names[n], params + l->bias_offset, 1, HD_ST_F32, {(int64_t)l->bias_count, 0, 0, 0}};
         n++;
     }
     if (reshape_first) { /* same element count, different shape */
@@ -212,7 +212,7 @@ static int write_edited(const char *path, const hd_model *model, const float *pa
         tensors[0].dims[1] = 1;
     }
     if (add_stray)
-        tensors[n++] = (hd_st_tensor){"extra.weight", params, 1, {4, 0, 0, 0}, HD_ST_F32};
+        tensors[n++] = (hd_st_tensor){"extra.weight", params, 1, HD_ST_F32, {4, 0, 0, 0}};
     hd_st_meta meta[] = {{"hd.format_version", HD_CHECKPOINT_FORMAT_VERSION},
                          {"hd.spec", model->spec_text},
                          {"hd.input", "1x28x28"}};
@@ -264,7 +264,7 @@ static void test_refusals(fixture *fx) {
     CHECK(write_edited(bad, &a, params, 0, 0, 0) == 0, "write: %s", hd_last_error());
     CHECK(hd_checkpoint_load(bad, &b, NULL, NULL) == 0, "unedited hand-written checkpoint refused: %s",
           hd_last_error());
-    hd_st_tensor lone = {"x", params, 1, {4, 0, 0, 0}, HD_ST_F32};
+    hd_st_tensor lone = {"x", params, 1, HD_ST_F32, {4, 0, 0, 0}};
     CHECK(hd_safetensors_write(bad, &lone, 1, NULL, 0) == 0, "write: %s", hd_last_error());
     expect_load_fails(bad, &b, NULL, "not an hd-gpu checkpoint", "plain safetensors file");
 
@@ -292,7 +292,7 @@ static int rewrite(const char *from, const char *to, const char *name, const voi
         if (strcmp(t->name, name) == 0) {
             if (!data)
                 continue;
-            *t = (hd_st_tensor){t->name, data, rank, {dim0, 0, 0, 0}, dtype};
+            *t = (hd_st_tensor){t->name, data, rank, dtype, {dim0, 0, 0, 0}};
         }
         n++;
     }

@@ -32,11 +32,11 @@ static void make_sample(sample_set *s, uint64_t *rng) {
     s->storage[7] = INFINITY;
     uint32_t nan_bits = 0x7fc01234u; /* NaN with a payload: must survive byte-exact */
     memcpy(&s->storage[8], &nan_bits, sizeof nan_bits);
-    s->tensors[0] = (hd_st_tensor){"conv1.weight", s->storage, 2, {2, 3, 0, 0}, HD_ST_F32};
-    s->tensors[1] = (hd_st_tensor){"bias \"quoted\" \\ é", s->storage + 6, 1, {4, 0, 0, 0}, HD_ST_F32};
-    s->tensors[2] = (hd_st_tensor){"scalar", s->storage + 10, 0, {0, 0, 0, 0}, HD_ST_F32};
-    s->tensors[3] = (hd_st_tensor){"four.d", s->storage + 11, 4, {2, 1, 3, 2}, HD_ST_F32};
-    s->tensors[4] = (hd_st_tensor){"empty", NULL, 2, {0, 5, 0, 0}, HD_ST_F32};
+    s->tensors[0] = (hd_st_tensor){"conv1.weight", s->storage, 2, HD_ST_F32, {2, 3, 0, 0}};
+    s->tensors[1] = (hd_st_tensor){"bias \"quoted\" \\ é", s->storage + 6, 1, HD_ST_F32, {4, 0, 0, 0}};
+    s->tensors[2] = (hd_st_tensor){"scalar", s->storage + 10, 0, HD_ST_F32, {0, 0, 0, 0}};
+    s->tensors[3] = (hd_st_tensor){"four.d", s->storage + 11, 4, HD_ST_F32, {2, 1, 3, 2}};
+    s->tensors[4] = (hd_st_tensor){"empty", NULL, 2, HD_ST_F32, {0, 5, 0, 0}};
 }
 
 static const hd_st_meta sample_meta[] = {
@@ -440,8 +440,8 @@ static int write_generation(const char *path, float *big, uint64_t g) {
     snprintf(gen_text, sizeof gen_text, "%" PRIu64, g);
     hd_st_meta meta = {"generation", gen_text};
     hd_st_tensor tensors[2] = {
-        {"head", big, 1, {16, 0, 0, 0}, HD_ST_F32},
-        {"big", big, 2, {(int64_t)BIG_COUNT / 1024, 1024, 0, 0}, HD_ST_F32},
+        {"head", big, 1, HD_ST_F32, {16, 0, 0, 0}},
+        {"big", big, 2, HD_ST_F32, {(int64_t)BIG_COUNT / 1024, 1024, 0, 0}},
     };
     return hd_safetensors_write(path, tensors, 2, &meta, 1);
 }
@@ -565,9 +565,9 @@ static void test_i64(const char *dir) {
     const float weights[3] = {1.5f, -2.0f, 0.25f};
     const int64_t count = 9007199254740993LL; /* 2^53 + 1: no float or double holds it */
     const int64_t list[2] = {-7, 123456789012LL};
-    hd_st_tensor tensors[3] = {{"bn1.weight", weights, 1, {3, 0, 0, 0}, HD_ST_F32},
-                               {"bn1.num_batches_tracked", &count, 0, {0, 0, 0, 0}, HD_ST_I64},
-                               {"list", list, 1, {2, 0, 0, 0}, HD_ST_I64}};
+    hd_st_tensor tensors[3] = {{"bn1.weight", weights, 1, HD_ST_F32, {3, 0, 0, 0}},
+                               {"bn1.num_batches_tracked", &count, 0, HD_ST_I64, {0, 0, 0, 0}},
+                               {"list", list, 1, HD_ST_I64, {2, 0, 0, 0}}};
     CHECK(hd_safetensors_write(path, tensors, 3, NULL, 0) == 0, "write with I64: %s", hd_last_error());
     uint8_t *bytes = NULL;
     size_t size = 0;

@@ -38,10 +38,10 @@ typedef enum {
 
 typedef struct {
     const char *name;
-    const void *data; /* host memory, product(dims) values of dtype */
-    int rank;         /* 0 (a scalar) .. HD_ST_MAX_RANK */
+    const void *data;  /* host memory, product(dims) values of dtype */
+    int rank;          /* 0 (a scalar) .. HD_ST_MAX_RANK */
+    hd_st_dtype dtype; /* beside rank: no padding */
     int64_t dims[HD_ST_MAX_RANK];
-    hd_st_dtype dtype; /* last, so that {name, data, rank, dims} initialisers mean F32 */
 } hd_st_tensor;
 
 typedef struct {

@@ -158,7 +158,7 @@ int hd_checkpoint_save(const char *path, const hd_model *model, const hd_optimiz
             continue;
         hd_st_tensor *t = &tensors[n_tensors];
         count_name(names[n_tensors], &model->layers[i]);
-        *t = (hd_st_tensor){names[n_tensors++], &tracked, 0, {0, 0, 0, 0}, HD_ST_I64}; /* shape [] */
+        *t = (hd_st_tensor){names[n_tensors++], &tracked, 0, HD_ST_I64, {0, 0, 0, 0}}; /* shape [] */
     }
 
     char input[48], lr[32], t_text[32], beta1[32], beta2[32], eps[32], momentum[32], mean[32], std[32];

@@ -271,8 +271,8 @@ int hd_model_init_weights(hd_model *model, uint64_t seed) {
     float *host = hd_calloc(model->param_count, sizeof(float));
     if (!host)
         return -1;
-    float *state = model->state_count ? hd_calloc(model->state_count, sizeof(float)) : NULL;
-    if (model->state_count && !state) {
+    float *state = hd_calloc(model->state_count ? model->state_count : 1, sizeof(float));
+    if (!state) {
         free(host);
         return -1;
     }
