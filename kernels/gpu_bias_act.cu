@@ -11,7 +11,8 @@
  *           grid sums each range in a fixed order into a partial in gpu->bias_partials, and a
  *           second kernel adds a channel's partials in chunk order. The result is therefore the
  *           same on every run and every device (the old one-block-per-channel grid gave 32 or 64
- *           blocks to a 132-SM GPU). One chunk: the first kernel writes dbias itself. */
+ *           blocks to a 132-SM GPU). One chunk: the first kernel writes dbias itself.
+ * The standalone relu layer (spec item `relu`) has its two element-wise ops at the end. */
 #include "gpu_internal.h"
 
 #include <limits.h>
@@ -211,4 +212,45 @@ void gpu_bias_act_backward(hd_gpu_backend *gpu, const float *out, float *dout, f
                                                                                     channels, chunks);
         CUDA_OP_LAUNCH(gpu);
     }
+}
+
+/* ---- the standalone relu layer: out = max(in, 0); din = out > 0 ? dout : 0 (grid-stride, size_t) ---- */
+
+__global__ void hdgpu_relu_forward_kernel(size_t count, const float *in, float *out) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += stride)
+        out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+}
+
+__global__ void hdgpu_relu_backward_kernel(size_t count, const float *out, const float *dout, float *din) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += stride)
+        din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+void gpu_relu_forward(hd_backend *be, size_t count, const float *in, float *out) {
+    hd_gpu_backend *gpu = hd_gpu_from(be);
+    if (count == 0)
+        return;
+    gpu_enter(gpu);
+    gpu_use_floats(gpu, in, count);
+    gpu_use_floats(gpu, out, count);
+    hdgpu_relu_forward_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(count, in,
+                                                                                                out);
+    CUDA_OP_LAUNCH(gpu);
+    gpu_op_done(gpu, "relu_forward");
+}
+
+void gpu_relu_backward(hd_backend *be, size_t count, const float *out, const float *dout, float *din) {
+    hd_gpu_backend *gpu = hd_gpu_from(be);
+    if (count == 0)
+        return;
+    gpu_enter(gpu);
+    gpu_use_floats(gpu, out, count);
+    gpu_use_floats(gpu, dout, count);
+    gpu_use_floats(gpu, din, count);
+    hdgpu_relu_backward_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(count, out,
+                                                                                                 dout, din);
+    CUDA_OP_LAUNCH(gpu);
+    gpu_op_done(gpu, "relu_backward");
 }

@@ -134,6 +134,10 @@ static void gpu_fill_ops(hd_backend_ops *ops) {
     ops->dense_backward = gpu_dense_backward;
     ops->dropout_forward = gpu_dropout_forward;
     ops->dropout_backward = gpu_dropout_backward;
+    ops->batchnorm_forward = gpu_batchnorm_forward;
+    ops->batchnorm_backward = gpu_batchnorm_backward;
+    ops->relu_forward = gpu_relu_forward;
+    ops->relu_backward = gpu_relu_backward;
     ops->softmax_xent = gpu_softmax_xent;
     ops->adam_step = gpu_adam_step;
     ops->sgd_step = gpu_sgd_step;

@@ -203,6 +203,17 @@ void gpu_dropout_forward(hd_backend *be, size_t count, float rate, uint64_t seed
 void gpu_dropout_backward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
                           const hd_step_scalars *step, const float *dout, float *din);
 
+void gpu_batchnorm_forward(hd_backend *be, const hd_batchnorm_shape *shape, int n, int batch_stats,
+                           const float *in, const float *gamma, const float *beta, float *running,
+                           float *saved, float *out);
+void gpu_batchnorm_backward(hd_backend *be, const hd_batchnorm_shape *shape, int n, int batch_stats,
+                            const float *in, const float *gamma, const float *saved, const float *dout,
+                            float *din, float *dgamma, float *dbeta);
+
+/* gpu_bias_act.cu: the standalone relu layer's ops. */
+void gpu_relu_forward(hd_backend *be, size_t count, const float *in, float *out);
+void gpu_relu_backward(hd_backend *be, size_t count, const float *out, const float *dout, float *din);
+
 void gpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels,
                       float *dlogits, float grad_divisor, float *metrics);
 

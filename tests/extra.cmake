@@ -1,6 +1,6 @@
 # Tests that train or run thousands of forward passes (`ctest -LE slow` leaves them out
 # for a quick check while developing; scripts/test runs them, under the sanitizers too).
-foreach(name test_trainer test_gradcheck_network test_bench_smoke)
+foreach(name test_trainer test_gradcheck_network test_bench_smoke test_batchnorm_train)
   if(TEST ${name})
     set_tests_properties(${name} PROPERTIES LABELS slow)
   endif()

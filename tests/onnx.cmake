@@ -8,3 +8,9 @@ add_test(NAME onnx_export COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/onnx_export_t
          $<TARGET_FILE:onnx_test_helper>)
 set_tests_properties(onnx_export PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT ${HD_TEST_TIMEOUT} LABELS slow
   ENVIRONMENT "${HD_TEST_ENV}")
+# scripts/torch-eval: a trained checkpoint in PyTorch gives hd-gpu's accuracy and logits (skipped without
+# python3-torch). It shares onnx_test_helper's `logits`.
+add_test(NAME torch_eval COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/torch_eval_test.sh $<TARGET_FILE:hd-gpu>
+         $<TARGET_FILE:onnx_test_helper>)
+set_tests_properties(torch_eval PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT ${HD_TEST_TIMEOUT} LABELS slow
+  ENVIRONMENT "${HD_TEST_ENV}")

@@ -7,7 +7,8 @@
 # 2. The real consumer: a model trained for one epoch by `hd-gpu train` (and one by `--model-spec fast`, whose
 #    inputs are normalised), and two initialised models whose
 #    specs reach every layer kind and mapping (conv without ReLU, dense straight after 1x1 outputs, a conv
-#    after flatten), exported with and without --softmax, checked by python3-onnx's checker and run in
+#    after flatten), and a briefly trained one with batch norm and standalone relu layers, exported with and
+#    without --softmax, checked by python3-onnx's checker and run in
 #    ONNX Runtime (onnxruntime-node, tests/onnx_check.js) on all 10,000 MNIST test images against hd-gpu's
 #    logits: |onnx - hd-gpu| <= 1e-4 + 1e-4 |hd-gpu| on every value, and the same label on every image
 #    (for the untrained models, whose top two outputs can be closer than rounding, an image whose top two are
@@ -157,6 +158,12 @@ run_ort "$tmp/a.safetensors" a ties
 "$helper" init "conv:4:3,maxpool:2,flatten,conv:12:1:relu,dense:10" 3 "$tmp/b.safetensors" >/dev/null ||
     bad "init model b"
 run_ort "$tmp/b.safetensors" b ties
+# Batch norm (BatchNormalization with the running statistics, after a conv and after a dense layer) and the
+# standalone relu: trained briefly, so the running statistics are far from their initial 0 and 1.
+"$bin" train --device cpu --epochs 1 --train-limit 1000 --seed 3 --no-report --run-dir "$tmp/run-bn" --data "$data" \
+    --model-spec "conv:8:3,bn,relu,maxpool:2,flatten,dense:32,bn,relu,dropout:0.25,dense:10" \
+    >/dev/null 2>"$tmp/train-bn.err" || { cat "$tmp/train-bn.err" >&2; bad "training a bn model"; }
+run_ort "$tmp/run-bn" bn
 
 echo "onnx_export: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -1,11 +1,14 @@
 /* test_checkpoint.c: model + optimizer checkpoints on the CPU backend: bit-identical
  * parameters, optimizer state and predictions after a round trip; refusal (with the model
  * left untouched) of a different spec, truncated or corrupted files, misshapen, missing or
- * stray tensors, and optimizer state that is absent or of another kind. */
+ * stray tensors, and optimizer state that is absent or of another kind. Batch norm: the
+ * running statistics and num_batches_tracked round-trip exactly, and a checkpoint whose state
+ * tensors are missing, of the wrong dtype or shape, or out of range is refused. */
 #include "check.h"
 #include "hd/checkpoint.h"
 #include "hd/common.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,12 +196,14 @@ static int write_edited(const char *path, const hd_model *model, const float *pa
         if (l->weight_count == 0)
             continue;
         snprintf(names[n], sizeof names[n], "%s.weight", l->name);
-        tensors[n] = (hd_st_tensor){names[n], params + l->weight_offset, l->weight_rank, {0, 0, 0, 0}};
+        tensors[n] =
+            (hd_st_tensor){names[n], params + l->weight_offset, l->weight_rank, HD_ST_F32, {0, 0, 0, 0}};
         for (int d = 0; d < l->weight_rank; d++)
             tensors[n].dims[d] = l->weight_dims[d];
         n++;
         snprintf(names[n], sizeof names[n], "%s.bias", l->name);
-        tensors[n] = (hd_st_tensor){names[n], params + l->bias_offset, 1, {(int64_t)l->bias_count, 0, 0, 0}};
+        tensors[n] = (hd_st_tensor){
+            names[n], params + l->bias_offset, 1, HD_ST_F32, {(int64_t)l->bias_count, 0, 0, 0}};
         n++;
     }
     if (reshape_first) { /* same element count, different shape */
@@ -207,7 +212,7 @@ static int write_edited(const char *path, const hd_model *model, const float *pa
         tensors[0].dims[1] = 1;
     }
     if (add_stray)
-        tensors[n++] = (hd_st_tensor){"extra.weight", params, 1, {4, 0, 0, 0}};
+        tensors[n++] = (hd_st_tensor){"extra.weight", params, 1, HD_ST_F32, {4, 0, 0, 0}};
     hd_st_meta meta[] = {{"hd.format_version", HD_CHECKPOINT_FORMAT_VERSION},
                          {"hd.spec", model->spec_text},
                          {"hd.input", "1x28x28"}};
@@ -259,7 +264,7 @@ static void test_refusals(fixture *fx) {
     CHECK(write_edited(bad, &a, params, 0, 0, 0) == 0, "write: %s", hd_last_error());
     CHECK(hd_checkpoint_load(bad, &b, NULL, NULL) == 0, "unedited hand-written checkpoint refused: %s",
           hd_last_error());
-    hd_st_tensor lone = {"x", params, 1, {4, 0, 0, 0}};
+    hd_st_tensor lone = {"x", params, 1, HD_ST_F32, {4, 0, 0, 0}};
     CHECK(hd_safetensors_write(bad, &lone, 1, NULL, 0) == 0, "write: %s", hd_last_error());
     expect_load_fails(bad, &b, NULL, "not an hd-gpu checkpoint", "plain safetensors file");
 
@@ -269,6 +274,98 @@ static void test_refusals(fixture *fx) {
     hd_model_destroy(&a);
     hd_model_destroy(&b);
     hd_model_destroy(&other);
+}
+
+/* Rewrites the bn model's checkpoint at `from` into `to` with tensor `name` dropped (data NULL) or
+ * replaced by (data, dtype, rank, dim0). */
+static int rewrite(const char *from, const char *to, const char *name, const void *data, hd_st_dtype dtype,
+                   int rank, int64_t dim0) {
+    hd_safetensors *f = NULL;
+    if (hd_safetensors_read(from, &f) != 0)
+        return -1;
+    hd_st_tensor tensors[64];
+    int n = 0;
+    for (int i = 0; i < hd_safetensors_count(f) && n < 64; i++) {
+        hd_st_tensor *t = &tensors[n];
+        t->name = hd_safetensors_name(f, i);
+        t->data = hd_safetensors_find_any(f, t->name, &t->dtype, &t->rank, t->dims);
+        if (strcmp(t->name, name) == 0) {
+            if (!data)
+                continue;
+            *t = (hd_st_tensor){t->name, data, rank, dtype, {dim0, 0, 0, 0}};
+        }
+        n++;
+    }
+    hd_st_meta meta[] = {{"hd.format_version", HD_CHECKPOINT_FORMAT_VERSION},
+                         {"hd.spec", hd_safetensors_meta(f, "hd.spec")},
+                         {"hd.input", hd_safetensors_meta(f, "hd.input")}};
+    int rc = hd_safetensors_write(to, tensors, n, meta, 3);
+    hd_safetensors_free(f);
+    return rc;
+}
+
+static void test_batchnorm(fixture *fx) {
+    const char *spec = "conv:4:3,bn,relu,maxpool:2,flatten,dense:8,bn,relu,dense:10";
+    hd_model a, b;
+    CHECK(hd_model_create(&a, fx->be, spec, 1, 28, 28, BATCH) == 0, "bn model: %s", hd_last_error());
+    CHECK(hd_model_create(&b, fx->be, spec, 1, 28, 28, BATCH) == 0, "bn model: %s", hd_last_error());
+    hd_model_init_weights(&a, 5);
+    float images[BATCH * 28 * 28];
+    test_fill_uniform(images, BATCH * 28 * 28, 0.0f, 1.0f, &fx->rng);
+    a.be->ops->upload(a.be, a.input, images, sizeof images);
+    hd_model_set_step(&a, 0, 0.0f);
+    for (int i = 0; i < 3; i++) /* three training forwards: running statistics away from 0 and 1 */
+        hd_model_forward(&a, BATCH, 1, 1);
+    a.batches_tracked = 9007199254740993ull; /* 2^53 + 1: only an integer type keeps it */
+    char *path = test_path_join(fx->dir, "bn.safetensors"),
+         *bad = test_path_join(fx->dir, "bn-bad.safetensors");
+    CHECK(hd_checkpoint_save(path, &a, NULL, NULL, 0) == 0, "save bn: %s", hd_last_error());
+    CHECK(hd_checkpoint_load(path, &b, NULL, NULL) == 0, "load bn: %s", hd_last_error());
+    float *sa = malloc(a.state_count * 4), *sb = malloc(a.state_count * 4);
+    hd_model_get_state(&a, sa);
+    hd_model_get_state(&b, sb);
+    CHECK(same_bits(sa, sb, a.state_count), "running statistics round-trip bit for bit");
+    CHECK(sa[0] != 0.0f && sa[a.state_count - 1] != 1.0f, "the saved statistics had moved");
+    CHECK(b.batches_tracked == a.batches_tracked, "num_batches_tracked %llu back as %llu",
+          (unsigned long long)a.batches_tracked, (unsigned long long)b.batches_tracked);
+    float *pa = predict(&a, images), *pb = predict(&b, images);
+    CHECK(same_bits(pa, pb, (size_t)BATCH * 10), "eval predictions (running statistics) identical");
+    free(pa), free(pb);
+
+    const float f_count = 3.0f, neg_var[8] = {1, 1, 1, -0.5f, 1, 1, 1, 1}, nan_mean[4] = {0, NAN, 0, 0};
+    const int64_t negative = -1, other = 4, two[2] = {1, 1};
+    struct {
+        const char *name;
+        const void *data;
+        hd_st_dtype dtype;
+        int rank;
+        int64_t dim0;
+        const char *needle;
+    } cases[] = {
+        {"bn1.running_var", NULL, HD_ST_F32, 1, 4, "tensor 'bn1.running_var' is missing"},
+        {"bn2.num_batches_tracked", NULL, HD_ST_I64, 0, 0, "tensor 'bn2.num_batches_tracked' is missing"},
+        {"bn1.num_batches_tracked", &f_count, HD_ST_F32, 0, 0, "must be an I64 scalar"},
+        {"bn1.num_batches_tracked", two, HD_ST_I64, 1, 2, "must be an I64 scalar"},
+        {"bn1.num_batches_tracked", &negative, HD_ST_I64, 0, 0, "not a step count"},
+        {"bn2.num_batches_tracked", &other, HD_ST_I64, 0, 0, "an earlier layer's is 9007199254740993"},
+        {"bn2.running_var", neg_var, HD_ST_F32, 1, 8, "negative variance at index 3"},
+        {"bn1.running_mean", nan_mean, HD_ST_F32, 1, 4, "holds NaN at index 1"},
+        {"bn1.running_mean", neg_var, HD_ST_F32, 1, 8, "has shape [8], the model expects [4]"},
+        {"bn1.weight", two, HD_ST_I64, 1, 2, "is I64, the model expects F32"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK(rewrite(path, bad, cases[i].name, cases[i].data, cases[i].dtype, cases[i].rank,
+                      cases[i].dim0) == 0,
+              "rewrite: %s", hd_last_error());
+        hd_model_set_state(&b, sa);
+        expect_load_fails(bad, &b, NULL, cases[i].needle, cases[i].needle);
+        hd_model_get_state(&b, sb);
+        CHECK(same_bits(sa, sb, a.state_count), "%s: a refused load left the running statistics",
+              cases[i].needle);
+    }
+    free(sa), free(sb), free(path), free(bad);
+    hd_model_destroy(&a);
+    hd_model_destroy(&b);
 }
 
 int main(void) {
@@ -282,6 +379,7 @@ int main(void) {
     if (fx.be && fx.dir) {
         test_round_trip(&fx);
         test_refusals(&fx);
+        test_batchnorm(&fx);
     }
     test_remove_tree(fx.dir);
     free(fx.dir);

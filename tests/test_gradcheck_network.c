@@ -7,7 +7,8 @@
  * changes a max-pool arg-max makes the finite difference meaningless for that parameter,
  * so each sample records the network's "pattern" (ReLU on/off bits and pool arg-max
  * positions) at +eps and -eps. A sample out of tolerance whose nudge changed the pattern
- * is replaced by another; one out of tolerance with the pattern unchanged is a failure. */
+ * is replaced by another; one out of tolerance with the pattern unchanged is a failure.
+ * (ReLU bits cover both conv/dense's `:relu` and the standalone relu layer.) */
 #include "check.h"
 #include "tolerances.h"
 #include "hd/common.h"
@@ -27,7 +28,7 @@ static uint64_t pattern_hash(const hd_model *model, int n) {
     for (int l = 0; l < model->n_layers; l++) {
         const hd_layer *layer = &model->layers[l];
         size_t count = (size_t)n * layer->out_size;
-        if (layer->spec.act == HD_ACT_RELU) {
+        if (layer->spec.act == HD_ACT_RELU || layer->spec.kind == HD_LAYER_RELU) {
             for (size_t i = 0; i < count; i++)
                 h = (h ^ (uint64_t)(layer->out[i] > 0)) * 1099511628211ull;
         } else if (layer->spec.kind == HD_LAYER_MAXPOOL) {
@@ -138,6 +139,9 @@ int main(void) {
     check_network(be, HD_DEFAULT_SPEC, 1, 28, 1, 30, &rng);
     /* A small network with two input channels, a 5x5 kernel and SGD-free plain layers. */
     check_network(be, "conv:3:5,maxpool:2,flatten,dense:7:relu,dropout:0.3,dense:4", 2, 12, 3, 30, &rng);
+    /* Batch norm after a conv (BatchNorm2d) and after a dense layer (BatchNorm1d), each followed by a
+     * standalone relu: batch statistics over 4 images, so each image's loss depends on the others. */
+    check_network(be, "conv:4:3,bn,relu,maxpool:2,flatten,dense:8,bn,relu,dense:4", 1, 10, 4, 30, &rng);
     hd_backend_destroy(be);
     return test_finish();
 }

@@ -115,12 +115,57 @@ static void test_default_model(hd_backend *be) {
     hd_model_destroy(&model);
 }
 
+/* Batch norm and relu, by hand: conv 8 3x3 on 1 channel = 80; bn1 on 8 channels: gamma and beta = 16 (PyTorch
+ * counts them as parameters; the running mean and variance are buffers, not counted); dense 16 on 8*13*13 =
+ * 1352: 16*1352 + 16 = 21,648; bn2 on 16 = 32; dense 10 on 16 = 170. Total 21,946. */
+static void test_batchnorm_model(hd_backend *be) {
+    static const struct {
+        const char *layer, *params;
+    } want[] = {{"input", "0"},
+                {"conv1 (Conv2D 3x3)", "80"},
+                {"bn1 (BatchNorm)", "16"},
+                {"relu1 (ReLU)", "0"},
+                {"pool1 (MaxPool 2x2)", "0"},
+                {"flatten1 (Flatten)", "0"},
+                {"dense1 (Dense)", "21,648"},
+                {"bn2 (BatchNorm)", "32"},
+                {"relu2 (ReLU)", "0"},
+                {"dense2 (Dense)", "170"}};
+    hd_model model;
+    int rc = hd_model_create(&model, be, "conv:8:3,bn,relu,maxpool:2,flatten,dense:16,bn,relu,dense:10", 1,
+                             28, 28, 1);
+    CHECK(rc == 0, "bn model: %s", hd_last_error());
+    if (rc != 0)
+        return;
+    hd_model_summary s;
+    hd_model_summary_make(&model, &s);
+    CHECK(s.n_rows == 10 && s.total_params == 21946 && model.state_count == 2 * 8 + 2 * 16,
+          "%d rows, %zu parameters (want 21946), %zu running statistics (want 48)", s.n_rows, s.total_params,
+          model.state_count);
+    for (int i = 0; i < s.n_rows && i < 10; i++)
+        CHECK(strcmp(s.rows[i].layer, want[i].layer) == 0 && strcmp(s.rows[i].params, want[i].params) == 0,
+              "row %d: \"%s\" %s, want \"%s\" %s", i, s.rows[i].layer, s.rows[i].params, want[i].layer,
+              want[i].params);
+    CHECK(strcmp(s.rows[2].shape, "8x26x26") == 0 && strcmp(s.rows[7].shape, "16") == 0,
+          "bn keeps its input's shape");
+    /* FLOPs: the convolutions' and dense layers' multiply-adds, plus bn's 7 a value forward, 9 backward. */
+    double gemm = 2.0 * (72.0 * 26 * 26 + 16.0 * 1352 + 10.0 * 16), bn_values = 8.0 * 26 * 26 + 16;
+    CHECK(hd_model_flops_forward(&model) == gemm + 7 * bn_values, "forward FLOPs %.0f, want %.0f",
+          hd_model_flops_forward(&model), gemm + 7 * bn_values);
+    CHECK(hd_model_flops_backward(&model) == gemm + (gemm - 2.0 * 72 * 26 * 26) + 9 * bn_values,
+          "backward FLOPs %.0f (weight gradients, input gradients but the first layer's, bn)",
+          hd_model_flops_backward(&model));
+    hd_model_destroy(&model);
+}
+
 int main(void) {
     hd_backend *be = hd_cpu_backend_create(&(hd_cpu_options){1});
     CHECK(be != NULL, "cpu backend: %s", hd_last_error());
     test_count_format();
-    if (be)
+    if (be) {
         test_default_model(be);
+        test_batchnorm_model(be);
+    }
     hd_backend_destroy(be);
     return test_finish();
 }

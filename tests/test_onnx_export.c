@@ -216,6 +216,66 @@ static void check_normalized(hd_model *model) {
     onnx__model_proto__free_unpacked(m, NULL);
 }
 
+/* Batch norm after a conv (rank 4) and after a dense layer (rank 2), standalone relu: BatchNormalization with
+ * the layer's scale, bias, running mean and running variance (bit for bit the model's state), epsilon 1e-5,
+ * no training mode; Relu. */
+static void check_batchnorm(hd_backend *be, uint64_t *rng) {
+    hd_model model;
+    if (hd_model_create(&model, be, "conv:4:3,bn,relu,maxpool:2,flatten,dense:8,bn,relu,dense:10", 1, 28, 28,
+                        1) != 0) {
+        CHECK(0, "bn model: %s", hd_last_error());
+        return;
+    }
+    float *params = malloc(model.param_count * sizeof(float)),
+          *state = malloc(model.state_count * sizeof(float));
+    test_fill_uniform(params, model.param_count, -1.0f, 1.0f, rng);
+    test_fill_uniform(state, model.state_count, 0.1f, 2.0f, rng); /* variances positive */
+    hd_model_set_params(&model, params);
+    hd_model_set_state(&model, state);
+    uint8_t *data;
+    size_t size;
+    Onnx__ModelProto *m = NULL;
+    if (hd_onnx_encode(&model, NULL, &data, &size) == 0) {
+        m = onnx__model_proto__unpack(NULL, size, data);
+        free(data);
+    }
+    CHECK(m != NULL, "encode and read back: %s", hd_last_error());
+    static const char *const ops[] = {"Conv", "BatchNormalization", "Relu", "MaxPool", "Flatten",
+                                      "Gemm", "BatchNormalization", "Relu", "Gemm"};
+    const Onnx__GraphProto *g = m ? m->graph : NULL;
+    CHECK(g && g->n_node == 9, "%zu nodes, expected 9", g ? g->n_node : 0);
+    for (size_t i = 0; g && i < g->n_node && i < 9; i++)
+        CHECK(strcmp(g->node[i]->op_type, ops[i]) == 0, "node %zu is %s, expected %s", i, g->node[i]->op_type,
+              ops[i]);
+    for (int b = 0; g && g->n_node == 9 && b < 2; b++) {
+        const Onnx__NodeProto *n = g->node[b ? 6 : 1];
+        const hd_layer *l = &model.layers[b ? 6 : 1];
+        static const char *const inputs[4] = {"weight", "bias", "running_mean", "running_var"};
+        CHECK(n->n_input == 5 && strcmp(n->name, l->name) == 0, "%s: %zu inputs", l->name, n->n_input);
+        const Onnx__AttributeProto *eps = attr(n, "epsilon");
+        CHECK(eps && eps->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT && eps->f == 1e-5f &&
+                  !attr(n, "training_mode"),
+              "%s: epsilon 1e-5, inference", l->name);
+        for (int k = 0; k < 4 && n->n_input == 5; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s.%s", l->name, inputs[k]);
+            const Onnx__TensorProto *t = init_named(g, name);
+            const float *want = k == 0   ? params + l->weight_offset
+                                : k == 1 ? params + l->bias_offset
+                                         : state + l->state_offset + (size_t)(k - 2) * (l->state_count / 2);
+            CHECK(t && strcmp(n->input[k + 1], name) == 0 && t->n_dims == 1 && t->dims[0] == l->in_c &&
+                      t->n_float_data == (size_t)l->in_c &&
+                      memcmp(t->float_data, want, (size_t)l->in_c * sizeof(float)) == 0,
+                  "%s: input %d is the initialiser %s, [%d], bit for bit", l->name, k + 1, name, l->in_c);
+        }
+    }
+    if (m)
+        onnx__model_proto__free_unpacked(m, NULL);
+    free(params);
+    free(state);
+    hd_model_destroy(&model);
+}
+
 static void check_refused(hd_model *model, const char *dir, const char *path, const char *want) {
     hd_clear_error();
     hd_onnx_options opt = {.softmax = 0, .source = "test.safetensors"};
@@ -241,6 +301,7 @@ int main(void) {
     check_default_model(&model, params, 0);
     check_default_model(&model, params, 1);
     check_normalized(&model);
+    check_batchnorm(be, &state);
 
     char *dir = test_make_temp_dir("onnx");
     char *path = test_path_join(dir, "model.onnx");

@@ -32,11 +32,11 @@ static void make_sample(sample_set *s, uint64_t *rng) {
     s->storage[7] = INFINITY;
     uint32_t nan_bits = 0x7fc01234u; /* NaN with a payload: must survive byte-exact */
     memcpy(&s->storage[8], &nan_bits, sizeof nan_bits);
-    s->tensors[0] = (hd_st_tensor){"conv1.weight", s->storage, 2, {2, 3, 0, 0}};
-    s->tensors[1] = (hd_st_tensor){"bias \"quoted\" \\ é", s->storage + 6, 1, {4, 0, 0, 0}};
-    s->tensors[2] = (hd_st_tensor){"scalar", s->storage + 10, 0, {0, 0, 0, 0}};
-    s->tensors[3] = (hd_st_tensor){"four.d", s->storage + 11, 4, {2, 1, 3, 2}};
-    s->tensors[4] = (hd_st_tensor){"empty", NULL, 2, {0, 5, 0, 0}};
+    s->tensors[0] = (hd_st_tensor){"conv1.weight", s->storage, 2, HD_ST_F32, {2, 3, 0, 0}};
+    s->tensors[1] = (hd_st_tensor){"bias \"quoted\" \\ é", s->storage + 6, 1, HD_ST_F32, {4, 0, 0, 0}};
+    s->tensors[2] = (hd_st_tensor){"scalar", s->storage + 10, 0, HD_ST_F32, {0, 0, 0, 0}};
+    s->tensors[3] = (hd_st_tensor){"four.d", s->storage + 11, 4, HD_ST_F32, {2, 1, 3, 2}};
+    s->tensors[4] = (hd_st_tensor){"empty", NULL, 2, HD_ST_F32, {0, 5, 0, 0}};
 }
 
 static const hd_st_meta sample_meta[] = {
@@ -249,7 +249,7 @@ static void test_damaged_files(const char *dir, uint64_t *rng) {
     memcpy(copy, bytes, size);
     /* NOLINTNEXTLINE(bugprone-not-null-terminated-result): overwrites 3 bytes inside the header */
     memcpy(strstr((char *)copy + 8, "F32"), "F16", 3);
-    expect_reject(bad, copy, size, "dtype F16; only F32 is supported", "wrong dtype in sample");
+    expect_reject(bad, copy, size, "dtype F16; only F32 and I64 are supported", "wrong dtype in sample");
     memcpy(copy, bytes, size);
     uint64_t huge = size;
     for (int i = 0; i < 8; i++)
@@ -277,6 +277,15 @@ static void test_damaged_files(const char *dir, uint64_t *rng) {
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", "cover only", "trailing bytes",
          16},
         {"{\"a\":{\"dtype\":\"I32\",\"shape\":[4],\"data_offsets\":[0,16]}}", "dtype I32", "wrong dtype", 16},
+        {"{\"a\":{\"dtype\":\"I64\",\"shape\":[4],\"data_offsets\":[0,16]}}", "needs 32 bytes",
+         "I64 sized as F32", 16},
+        {"{\"a\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[0,4]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[4,16]}}",
+         "of shape [] needs 8 bytes", "I64 scalar in 4 bytes", 16}, /* a scalar's shape once printed as "]" */
+        {"{\"a\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[10,14]},"
+         "\"c\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,8]}}",
+         "not a multiple of 4", "F32 at an odd offset", 16},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,16]}}", "needs 12 bytes",
          "shape vs offsets", 16},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[16,0]}}", "needs 16 bytes",
@@ -431,8 +440,8 @@ static int write_generation(const char *path, float *big, uint64_t g) {
     snprintf(gen_text, sizeof gen_text, "%" PRIu64, g);
     hd_st_meta meta = {"generation", gen_text};
     hd_st_tensor tensors[2] = {
-        {"head", big, 1, {16, 0, 0, 0}},
-        {"big", big, 2, {(int64_t)BIG_COUNT / 1024, 1024, 0, 0}},
+        {"head", big, 1, HD_ST_F32, {16, 0, 0, 0}},
+        {"big", big, 2, HD_ST_F32, {(int64_t)BIG_COUNT / 1024, 1024, 0, 0}},
     };
     return hd_safetensors_write(path, tensors, 2, &meta, 1);
 }
@@ -549,6 +558,48 @@ static void test_kill_safety(uint64_t *rng) {
     free(dir);
 }
 
+/* An I64 tensor (PyTorch's num_batches_tracked: a scalar, shape []) beside F32 ones: written with dtype
+ * "I64" and 8 bytes a value, read back exactly; hd_safetensors_find (floats only) does not return it. */
+static void test_i64(const char *dir) {
+    char *path = test_path_join(dir, "i64.safetensors");
+    const float weights[3] = {1.5f, -2.0f, 0.25f};
+    const int64_t count = 9007199254740993LL; /* 2^53 + 1: no float or double holds it */
+    const int64_t list[2] = {-7, 123456789012LL};
+    hd_st_tensor tensors[3] = {{"bn1.weight", weights, 1, HD_ST_F32, {3, 0, 0, 0}},
+                               {"bn1.num_batches_tracked", &count, 0, HD_ST_I64, {0, 0, 0, 0}},
+                               {"list", list, 1, HD_ST_I64, {2, 0, 0, 0}}};
+    CHECK(hd_safetensors_write(path, tensors, 3, NULL, 0) == 0, "write with I64: %s", hd_last_error());
+    uint8_t *bytes = NULL;
+    size_t size = 0;
+    CHECK(hd_read_file(path, &bytes, &size) == 0 && bytes &&
+              strstr((const char *)bytes + 8, "\"dtype\":\"I64\"") &&
+              size == 8 + (size_t)(bytes[0] | bytes[1] << 8) + 12 + 8 + 16,
+          "I64 in the header, 8 bytes a value (%zu bytes)", size);
+    free(bytes);
+    hd_safetensors *f = NULL;
+    CHECK(hd_safetensors_read(path, &f) == 0, "read with I64: %s", hd_last_error());
+    if (f) {
+        hd_st_dtype dtype = HD_ST_F32;
+        int rank = -1;
+        int64_t dims[HD_ST_MAX_RANK], got = 0, got_list[2] = {0, 0};
+        const void *p = hd_safetensors_find_any(f, "bn1.num_batches_tracked", &dtype, &rank, dims);
+        if (p)
+            memcpy(&got, p, sizeof got);
+        CHECK(p && dtype == HD_ST_I64 && rank == 0 && got == count, "I64 scalar back: %lld", (long long)got);
+        p = hd_safetensors_find_any(f, "list", &dtype, &rank, dims);
+        if (p)
+            memcpy(got_list, p, sizeof got_list);
+        CHECK(p && rank == 1 && dims[0] == 2 && got_list[0] == -7 && got_list[1] == 123456789012LL,
+              "I64 list");
+        CHECK(hd_safetensors_find(f, "bn1.num_batches_tracked", NULL, NULL) == NULL,
+              "find (F32 only) does not hand out I64 data as floats");
+        const float *w = hd_safetensors_find(f, "bn1.weight", NULL, NULL);
+        CHECK(w && w[0] == 1.5f && w[2] == 0.25f, "F32 beside I64");
+        hd_safetensors_free(f);
+    }
+    free(path);
+}
+
 int main(void) {
     uint64_t rng = test_fresh_seed();
     char *dir = test_make_temp_dir("st");
@@ -556,6 +607,7 @@ int main(void) {
     if (!dir)
         return test_finish();
     test_round_trip_and_layout(dir, &rng);
+    test_i64(dir);
     test_damaged_files(dir, &rng);
     test_remove_tree(dir);
     free(dir);

@@ -1,5 +1,6 @@
 /* test_spec.c: model spec strings (model.h): the canonical form reads back as the same layers (dropout
- * rates in their shortest exact form), and bad specs are refused with a message naming the item. */
+ * rates in their shortest exact form, bn and relu as bare items), and bad specs are refused with a message
+ * naming the item; the model's buffers (batch norm's state included) are what the memory check counts. */
 #include "check.h"
 #include "hd/backend.h"
 #include "hd/common.h"
@@ -136,6 +137,12 @@ int main(void) {
     check_canonical("dropout:0.25000,dropout:1e-3,dropout:0,dense:10",
                     "dropout:0.25,dropout:0.001,dropout:0,dense:10");
     check_canonical("dropout:0.9999999,dense:10", "dropout:0.9999999,dense:10");
+    /* Batch norm and the standalone relu (issue 18): bare items, printed as given. */
+    check_canonical("conv:8:3,bn,relu,maxpool:2,flatten,dense:16,bn,relu,dense:10",
+                    "conv:8:3,bn,relu,maxpool:2,flatten,dense:16,bn,relu,dense:10");
+    check_refused("bn:0.1,dense:10", "bad layer 'bn:0.1'");
+    check_refused("relu:2,dense:10", "bad layer 'relu:2'");
+    check_refused("conv:8:3,bn", "the last layer must be dense");
 
     check_refused("dropout:0.99999999,dense:10", "bad layer 'dropout:0.99999999'"); /* 1.0f as a float */
     check_refused("dropout:1,dense:10", "bad layer 'dropout:1'");
@@ -152,6 +159,9 @@ int main(void) {
         check_model(be, HD_DEFAULT_SPEC, 1, 28, 28, 128, NULL);
         check_memory_counts_allocations(be, HD_DEFAULT_SPEC, 1, 28, 28, 128);
         check_memory_counts_allocations(be, "conv:8:5,maxpool:3,flatten,dropout:0.5,dense:10", 3, 20, 17, 3);
+        /* bn's running statistics (model->state) and saved batch statistics count too. */
+        check_memory_counts_allocations(be, "conv:8:3,bn,relu,maxpool:2,flatten,dense:16,bn,relu,dense:10", 1,
+                                        28, 28, 32);
         check_model(be, "flatten,dense:10", 4096, 4096, 4096, 1, "model input 4096x4096x4096");
         check_model(be, "flatten,dense:10", 1, 28, 5000, 1, "each side must be 1..4096");
         check_model(be, "flatten,dense:10", 0, 28, 28, 1, "model input 0x28x28");

@@ -43,6 +43,14 @@ typedef struct {
     int out_h, out_w;
 } hd_pool_shape;
 
+/* Batch normalisation over `channels` channels of `spatial` (h * w) values each, per image: NCHW
+ * input (n, channels, spatial); a flat (n, features) input is channels = features, spatial = 1. */
+typedef struct {
+    int channels, spatial;
+    float eps;      /* added to the variance (PyTorch: 1e-5) */
+    float momentum; /* weight of the batch in the running statistics (PyTorch: 0.1); constant */
+} hd_batchnorm_shape;
+
 /* The scalars that change from one training step to the next. They live in backend memory
  * (one block per model, written by set_step_scalars before each step) and the ops read them
  * there, so that a recorded step (record_begin below) reads this step's values when replayed. */
@@ -114,6 +122,29 @@ struct hd_backend_ops {
     void (*dense_backward)(hd_backend *be, int n, int in_f, int out_f, const float *in, const float *weight,
                            const float *out, float *dout, float *din, float *dweight, float *dbias,
                            hd_activation act);
+
+    /* ---- batch normalisation (shared_math.h's hd_bn_*) ---- */
+    /* out = gamma (in - mean) / sqrt(var + eps) + beta per channel. running holds 2 * channels floats:
+     * the running mean, then the running variance. batch_stats = 1 (training): mean and var are the
+     * batch's (biased variance) over n * spatial values, and running is updated with momentum (the
+     * unbiased variance for the variance); batch_stats = 0 (evaluation, a frozen layer): the running
+     * statistics, left unchanged. Either way saved (2 * channels floats, backend memory) receives the
+     * mean and 1 / sqrt(var + eps) used, for the backward. No allocation, no host wait. */
+    void (*batchnorm_forward)(hd_backend *be, const hd_batchnorm_shape *shape, int n, int batch_stats,
+                              const float *in, const float *gamma, const float *beta, float *running,
+                              float *saved, float *out);
+    /* From the forward's in and saved: dgamma = sum dout xhat, dbeta = sum dout per channel, and din
+     * (skipped when NULL) with the full batch-norm gradient when batch_stats (the statistics depend
+     * on in), else dout gamma / sqrt(running_var + eps). All written with `=`; dout is not changed. */
+    void (*batchnorm_backward)(hd_backend *be, const hd_batchnorm_shape *shape, int n, int batch_stats,
+                               const float *in, const float *gamma, const float *saved, const float *dout,
+                               float *din, float *dgamma, float *dbeta);
+
+    /* ---- standalone ReLU over `count` contiguous floats ---- */
+    /* out = max(in, 0). */
+    void (*relu_forward)(hd_backend *be, size_t count, const float *in, float *out);
+    /* din = out > 0 ? dout : 0 (out is the forward's output). */
+    void (*relu_backward)(hd_backend *be, size_t count, const float *out, const float *dout, float *din);
 
     /* ---- the per-step scalars (see hd_step_scalars) ---- */
     /* Queues *dst = *value, in order with the other ops; dst is backend memory. */

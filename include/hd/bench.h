@@ -132,7 +132,9 @@ double hd_bench_cpu_peak_gflops(int n, int threads, int repeats, hd_bench_stat *
  *     input, output and output gradient and writes the input gradient (4 bytes each);
  *   parameters: forward and backward read the weights, backward writes the gradients,
  *     Adam reads parameters, gradients, m, v and writes parameters, m, v (10 passes);
- *   the input batch and labels are read once. Convolution scratch (im2col) is left out. */
+ *   the input batch and labels are read once; batch norm reads its input twice more in the forward
+ *     (mean, variance) and its input and output gradient once more in the backward (the sums).
+ *   Convolution scratch (im2col) is left out. */
 double hd_bench_bytes_per_step(const hd_model *model, int n);
 
 /* A model of the config's spec for batches up to max_batch, Glorot weights from the seed. */

@@ -4,7 +4,11 @@
  *
  * All parameters live in one backend allocation (params), in layer order, weight then
  * bias; grads, and the optimizer's two state buffers, have the same layout. So copying,
- * comparing, saving and updating the parameters is one loop over one array. */
+ * comparing, saving and updating the parameters is one loop over one array.
+ *
+ * State that is not trained (batch norm's running mean and variance) lives in a second backend
+ * allocation, state, in layer order with its own offsets (hd_layer.state_offset, state_count). The
+ * optimizer never sees it; the forward pass in training updates it; checkpoints save it. */
 #ifndef HD_MODEL_H
 #define HD_MODEL_H
 
@@ -26,11 +30,14 @@ typedef struct {
     size_t in_size, out_size;           /* floats per image */
     size_t weight_offset, weight_count; /* into model params */
     size_t bias_offset, bias_count;
-    int weight_dims[4], weight_rank; /* shape of the weight tensor */
-    int fan_in, fan_out;             /* for Glorot initialisation */
-    void *plan;                      /* backend plan (conv, pool) */
-    float *out;                      /* activations, max_batch * out_size (NULL: flatten aliases its input) */
-    float *dout;                     /* gradient of the loss with respect to out */
+    int weight_dims[4], weight_rank;  /* shape of the weight tensor */
+    int fan_in, fan_out;              /* for Glorot initialisation */
+    size_t state_offset, state_count; /* into model state: bn's running mean, then running variance */
+    int frozen;   /* --freeze: no optimizer step; batch norm uses its running statistics */
+    void *plan;   /* backend plan (conv, pool) */
+    float *saved; /* bn: the mean and 1/std of the last forward (2 * channels floats) */
+    float *out;   /* activations, max_batch * out_size (NULL: flatten aliases its input) */
+    float *dout;  /* gradient of the loss with respect to out */
 } hd_layer;
 
 typedef struct {
@@ -48,6 +55,11 @@ typedef struct {
     int max_batch;
     size_t param_count;
     float *params, *grads; /* backend memory, param_count floats each */
+    size_t state_count;
+    float *state; /* backend memory, state_count floats (NULL when 0): running statistics */
+    /* Training steps the model has taken (hd_train_step_run counts them; checkpoints keep them):
+     * every bn layer's num_batches_tracked. */
+    uint64_t batches_tracked;
     float *input;          /* max_batch * in_c*in_h*in_w */
     int32_t *labels;       /* max_batch */
     float *metrics;        /* [loss_sum, correct] accumulated by softmax_xent */
@@ -68,14 +80,17 @@ void hd_model_destroy(hd_model *model);
 int hd_model_check_input(const hd_model *model, const char *source, int channels, int rows, int cols);
 
 /* Glorot-uniform weights (Keras' default), zero biases, from the seed (Philox, so the
- * same on every backend and thread count). */
+ * same on every backend and thread count); batch norm: scale 1, shift 0, running mean 0, running
+ * variance 1, and batches_tracked 0. */
 int hd_model_init_weights(hd_model *model, uint64_t seed);
 
 /* Queues the scalars of the next training step into model->step (backend memory): the
  * dropout masks' counter and the optimizer's step size (hd_optimizer_next_step_size). */
 void hd_model_set_step(hd_model *model, uint64_t step, float step_size);
 /* Forward over n images already in model->input. training=1 applies dropout with the
- * mask of (seed, model->step's step). Returns the logits (backend memory, n x classes). */
+ * mask of (seed, model->step's step) and normalises batch norm with the batch's statistics
+ * (updating the running ones) unless the layer is frozen; training=0 uses the running ones. Returns the
+ * logits (backend memory, n x classes). */
 const float *hd_model_forward(hd_model *model, int n, int training, uint64_t seed);
 /* Loss on the last forward: adds to model->metrics; with want_grad, also the gradient of
  * the mean loss for hd_model_backward. Labels must be in model->labels. */
@@ -86,6 +101,10 @@ void hd_model_backward(hd_model *model, int n, uint64_t seed);
 /* Host copies of parameters (param_count floats). */
 int hd_model_get_params(const hd_model *model, float *host);
 int hd_model_set_params(hd_model *model, const float *host);
+
+/* Host copies of the state that is not trained (state_count floats). */
+int hd_model_get_state(const hd_model *model, float *host);
+int hd_model_set_state(hd_model *model, const float *host);
 
 /* Forward/backward FLOPs per image (multiply-add = 2), computed from the spec. */
 double hd_model_flops_forward(const hd_model *model);

@@ -138,4 +138,40 @@ HD_HOST_DEVICE static inline void hd_sgd_update(float *param, float *velocity, f
     *param += nesterov ? momentum * vel - lr * grad : vel;
 }
 
+/* Batch normalisation (PyTorch's BatchNorm1d/2d), per channel c over the count = n * h * w values
+ * of a batch. The per-channel sums (mean, biased variance; sum dy and sum dy * xhat) are the
+ * backends' own reductions; these are the per-element and per-channel steps around them.
+ * Training: xhat = (x - mean) * invstd with the batch's biased variance, y = gamma xhat + beta, and
+ * running = (1 - momentum) running + momentum batch, with the unbiased variance for running_var.
+ * Evaluation (and a frozen layer): the running mean and variance take the batch's place. */
+#define HD_BN_EPS      1e-5f
+#define HD_BN_MOMENTUM 0.1f
+
+HD_HOST_DEVICE static inline float hd_bn_invstd(float var, float eps) {
+    return 1.0f / sqrtf(var + eps);
+}
+
+HD_HOST_DEVICE static inline float hd_bn_normalize(float x, float mean, float invstd, float gamma,
+                                                   float beta) {
+    return gamma * ((x - mean) * invstd) + beta;
+}
+
+/* PyTorch's unbiased variance for the running estimate: biased * count / (count - 1); a channel
+ * with one value (count 1, where PyTorch refuses to train) keeps its biased variance, 0. */
+HD_HOST_DEVICE static inline float hd_bn_unbiased_var(float biased, double count) {
+    return count > 1.0 ? (float)((double)biased * count / (count - 1.0)) : biased;
+}
+
+HD_HOST_DEVICE static inline float hd_bn_running_update(float running, float batch, float momentum) {
+    return (1.0f - momentum) * running + momentum * batch;
+}
+
+/* dx for one element, from the channel's mean_dy = sum dy / count and mean_dy_xhat = sum (dy xhat) /
+ * count (both 0 when the statistics were the running ones, which do not depend on x):
+ *   dx = gamma invstd (dy - mean_dy - xhat mean_dy_xhat). dgamma = sum dy xhat, dbeta = sum dy. */
+HD_HOST_DEVICE static inline float hd_bn_backward_dx(float dy, float xhat, float gamma_invstd, float mean_dy,
+                                                     float mean_dy_xhat) {
+    return gamma_invstd * (dy - mean_dy - xhat * mean_dy_xhat);
+}
+
 #endif

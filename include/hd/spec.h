@@ -6,6 +6,11 @@
  *   flatten                      (n, c, h, w) -> (n, c*h*w); no data movement in NCHW
  *   dense:UNITS[:relu]           fully connected
  *   dropout:RATE                 inverted dropout, active in training only
+ *   bn                           batch normalisation over channels: BatchNorm2d after a (c, h, w)
+ *                                input, BatchNorm1d after a flat one (c, 1, 1); PyTorch's eps 1e-5 and
+ *                                momentum 0.1, learnable scale (init 1) and shift (init 0); batch
+ *                                statistics in training, running statistics in evaluation
+ *   relu                         a standalone ReLU (for conv -> bn -> relu orders)
  * The last layer's units are the classes; softmax cross-entropy is the loss. The default
  * (HD_DEFAULT_SPEC) is the classic Keras MNIST CNN:
  *   1@28x28 -> conv 32@26x26 -> pool 32@13x13 -> conv 64@11x11 -> pool 64@5x5
@@ -31,7 +36,9 @@ typedef enum {
     HD_LAYER_MAXPOOL,
     HD_LAYER_FLATTEN,
     HD_LAYER_DENSE,
-    HD_LAYER_DROPOUT
+    HD_LAYER_DROPOUT,
+    HD_LAYER_BATCHNORM,
+    HD_LAYER_RELU
 } hd_layer_kind;
 
 typedef struct {

@@ -55,6 +55,10 @@ double hd_bench_bytes_per_step(const hd_model *model, int n) {
         double in = (double)layer->in_size, out = (double)layer->out_size;
         double forward = in + out;
         double backward = in + 2.0 * out + (after_first ? in : 0.0);
+        if (layer->spec.kind == HD_LAYER_BATCHNORM) { /* one block a channel: x re-read for its statistics */
+            forward += 2.0 * in;                      /* the mean, then the variance */
+            backward += in + out;                     /* the sums of dout and dout * xhat, before dx */
+        }
         activation_floats += forward + backward;
         after_first = 1;
     }

@@ -63,6 +63,18 @@ void cpu_dense_backward(hd_backend *be, int n, int in_f, int out_f, const float 
 void cpu_relu_inplace(float *x, size_t count);
 void cpu_relu_mask_grad(const float *out, float *dout, size_t count);
 
+/* cpu_batchnorm.c */
+void cpu_batchnorm_forward(hd_backend *be, const hd_batchnorm_shape *shape, int n, int batch_stats,
+                           const float *in, const float *gamma, const float *beta, float *running,
+                           float *saved, float *out);
+void cpu_batchnorm_backward(hd_backend *be, const hd_batchnorm_shape *shape, int n, int batch_stats,
+                            const float *in, const float *gamma, const float *saved, const float *dout,
+                            float *din, float *dgamma, float *dbeta);
+
+/* cpu_bias_act.c: the standalone ReLU layer's ops. */
+void cpu_relu_forward(hd_backend *be, size_t count, const float *in, float *out);
+void cpu_relu_backward(hd_backend *be, size_t count, const float *out, const float *dout, float *din);
+
 /* cpu_record.c */
 void cpu_set_step_scalars(hd_backend *be, hd_step_scalars *dst, const hd_step_scalars *value);
 

@@ -2,6 +2,7 @@
  * and encoded by protobuf-c (see onnx_export.h for the graph it writes). */
 #include "hd/onnx_export.h"
 #include "hd/common.h"
+#include "hd/shared_math.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,12 +27,13 @@ int hd_onnx_encode(const hd_model *model, const hd_onnx_options *opt, uint8_t **
 
 #include "onnx.pb-c.h"
 
-/* Per layer at most three nodes (a Flatten or Reshape before it, the layer, its Relu) and three
- * initialisers (weight, bias, and a Reshape's shape or a Dropout's ratio); then the Softmax. */
+/* Per layer at most three nodes (a Flatten or Reshape before it, the layer, its Relu) and four
+ * initialisers (weight, bias, and a Reshape's shape or a Dropout's ratio; batch norm's scale, bias,
+ * running mean and running variance); then the Softmax. */
 #define MAX_NODES   (HD_MAX_LAYERS * 3 + 3) /* + Sub and Div of the input normalisation, Softmax */
 #define MAX_ATTRS   (MAX_NODES * 5)
-#define MAX_INITS   (HD_MAX_LAYERS * 3 + 2) /* + the normalisation's mean and std */
-#define MAX_NODE_IN 3
+#define MAX_INITS   (HD_MAX_LAYERS * 4 + 2) /* + the normalisation's mean and std */
+#define MAX_NODE_IN 5
 #define NAME_LEN    48
 #define DOC_LEN     128
 #define SCALARS_LEN 4
@@ -79,6 +81,19 @@ static Onnx__NodeProto *add_node(builder *b, const char *op, const char *name, c
     b->node_ptr[i] = n;
     b->current = b->node_name[i];
     return n;
+}
+
+static void add_float(builder *b, Onnx__NodeProto *n, const char *name, float value) {
+    int i = b->n_attr++;
+    Onnx__AttributeProto *a = &b->attr[i];
+    onnx__attribute_proto__init(a);
+    a->name = str(name);
+    a->has_type = 1;
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    a->has_f = 1;
+    a->f = value;
+    b->attr_ptr[i] = a;
+    n->n_attribute++;
 }
 
 static void add_ints(builder *b, Onnx__NodeProto *n, const char *name, int count, const int64_t *v) {
@@ -170,7 +185,28 @@ static void to_rank4(builder *b, const hd_layer *l) {
     b->rank = 4;
 }
 
-static int add_layer(builder *b, const hd_layer *l, int index, float *params, const char *source) {
+/* Batch norm at inference: BatchNormalization over channel axis 1 of [N, C, H, W] or [N, C], with the
+ * running statistics (training_mode false). */
+static void add_batchnorm(builder *b, const hd_layer *l, float *params, float *state) {
+    const int64_t dims[1] = {(int64_t)l->bias_count};
+    char name[NAME_LEN];
+    Onnx__NodeProto *n = add_node(b, "BatchNormalization", l->name,
+                                  "batch norm with the running mean and variance (inference)");
+    snprintf(name, sizeof name, "%s.weight", l->name);
+    n->input[n->n_input++] = add_init(b, name, 1, dims, params + l->weight_offset, l->weight_count, NULL);
+    snprintf(name, sizeof name, "%s.bias", l->name);
+    n->input[n->n_input++] = add_init(b, name, 1, dims, params + l->bias_offset, l->bias_count, NULL);
+    size_t half = l->state_count / 2;
+    snprintf(name, sizeof name, "%s.running_mean", l->name);
+    n->input[n->n_input++] = add_init(b, name, 1, dims, state + l->state_offset, half, NULL);
+    snprintf(name, sizeof name, "%s.running_var", l->name);
+    n->input[n->n_input++] = add_init(b, name, 1, dims, state + l->state_offset + half, half, NULL);
+    add_float(b, n, "epsilon", HD_BN_EPS);
+    add_float(b, n, "momentum", 1.0f - HD_BN_MOMENTUM); /* ONNX weighs the running value by momentum */
+}
+
+static int add_layer(builder *b, const hd_layer *l, int index, float *params, float *state,
+                     const char *source) {
     const hd_layer_spec *s = &l->spec;
     char doc[DOC_LEN];
     if (s->act != HD_ACT_NONE && s->act != HD_ACT_RELU)
@@ -241,6 +277,12 @@ static int add_layer(builder *b, const hd_layer *l, int index, float *params, co
         n->input[n->n_input++] = ratio;
         return 0;
     }
+    case HD_LAYER_BATCHNORM:
+        add_batchnorm(b, l, params, state);
+        return 0;
+    case HD_LAYER_RELU:
+        add_node(b, "Relu", l->name, "ReLU");
+        return 0;
     }
     return hd_fail("%s: layer %d (%s): layer kind %d has no ONNX mapping", source, index + 1, l->name,
                    (int)s->kind);
@@ -291,7 +333,7 @@ int hd_onnx_available(void) {
 }
 
 /* The message tree for `model`, its parameters in `params`, into b and the structs below; packed. */
-static int encode(builder *b, const hd_model *model, const hd_onnx_options *opt, float *params,
+static int encode(builder *b, const hd_model *model, const hd_onnx_options *opt, float *params, float *state,
                   uint8_t **data, size_t *size) {
     const char *source = opt->source ? opt->source : "model";
     const char *out_name = opt->softmax ? "probabilities" : "logits";
@@ -306,7 +348,7 @@ static int encode(builder *b, const hd_model *model, const hd_onnx_options *opt,
         div->input[div->n_input++] = add_scalar(b, "input_std", model->input_std);
     }
     for (int i = 0; i < model->n_layers; i++)
-        if (add_layer(b, &model->layers[i], i, params, source) != 0)
+        if (add_layer(b, &model->layers[i], i, params, state, source) != 0)
             return -1;
     if (opt->softmax) {
         Onnx__NodeProto *n = add_node(b, "Softmax", "softmax", "probabilities of the classes");
@@ -388,11 +430,14 @@ int hd_onnx_encode(const hd_model *model, const hd_onnx_options *opt, uint8_t **
     if (!opt)
         opt = &defaults;
     float *params = hd_malloc((model->param_count ? model->param_count : 1) * sizeof(float));
+    float *state = hd_malloc((model->state_count ? model->state_count : 1) * sizeof(float));
     builder *b = hd_calloc(1, sizeof *b);
     int rc = -1;
-    if (params && b && hd_model_get_params(model, params) == 0)
-        rc = encode(b, model, opt, params, data, size);
+    if (params && state && b && hd_model_get_params(model, params) == 0 &&
+        hd_model_get_state(model, state) == 0)
+        rc = encode(b, model, opt, params, state, data, size);
     free(b);
+    free(state);
     free(params);
     return rc;
 }

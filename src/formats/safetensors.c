@@ -1,4 +1,4 @@
-/* safetensors.c: the float32 safetensors writer and checking reader declared in safetensors.h. */
+/* safetensors.c: the float32 / int64 safetensors writer and checking reader declared in safetensors.h. */
 #include "hd/safetensors.h"
 
 #include "hd/common.h"
@@ -13,7 +13,7 @@
 #include <zlib.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "safetensors.c stores float32 data as the host's bytes, which must be little-endian"
+#error "safetensors.c stores float32 and int64 data as the host's bytes, which must be little-endian"
 #endif
 
 /* The reference implementation refuses headers above 100 MB; so do we. */
@@ -43,6 +43,15 @@ static int64_t shape_elements(int rank, const int64_t *dims) {
     return count;
 }
 
+const char *hd_st_dtype_name(hd_st_dtype dtype) {
+    return dtype == HD_ST_I64 ? "I64" : "F32";
+}
+
+/* Bytes per value: both dtypes are 4 or 8 bytes; anything else was refused before. */
+static size_t dtype_bytes(hd_st_dtype dtype) {
+    return dtype == HD_ST_I64 ? sizeof(int64_t) : sizeof(float);
+}
+
 void hd_st_format_shape(int rank, const int64_t *dims, char *buf, size_t buf_len) {
     size_t used = 0;
     if (buf_len == 0)
@@ -50,8 +59,9 @@ void hd_st_format_shape(int rank, const int64_t *dims, char *buf, size_t buf_len
     buf[0] = '\0';
     for (int i = 0; i <= rank && used < buf_len; i++) {
         const char *sep = i == 0 ? "[" : ", ";
-        int n = i < rank ? snprintf(buf + used, buf_len - used, "%s%" PRId64, sep, dims[i])
-                         : snprintf(buf + used, buf_len - used, "]");
+        int n = i < rank
+                    ? snprintf(buf + used, buf_len - used, "%s%" PRId64, sep, dims[i])
+                    : snprintf(buf + used, buf_len - used, "%s]", rank == 0 ? "[" : ""); /* a scalar: [] */
         if (n < 0)
             return;
         used += (size_t)n;
@@ -71,6 +81,8 @@ static int check_write_arguments(const char *path, const hd_st_tensor *tensors, 
         int64_t count = shape_elements(t->rank, t->dims);
         if (count < 0)
             return hd_fail("%s: tensor '%s' has a bad shape (rank %d)", path, t->name, t->rank);
+        if (t->dtype != HD_ST_F32 && t->dtype != HD_ST_I64)
+            return hd_fail("%s: tensor '%s' has an unknown dtype %d", path, t->name, (int)t->dtype);
         if (count > 0 && !t->data)
             return hd_fail("%s: tensor '%s' has no data", path, t->name);
         for (int j = 0; j < i; j++)
@@ -116,8 +128,8 @@ static json_t *tensor_entry(const hd_st_tensor *t, uint64_t begin, uint64_t end)
             json_decref(shape);
             shape = NULL;
         }
-    return json_pack("{s:s, s:o, s:[I,I]}", "dtype", "F32", "shape", shape, "data_offsets", (json_int_t)begin,
-                     (json_int_t)end);
+    return json_pack("{s:s, s:o, s:[I,I]}", "dtype", hd_st_dtype_name(t->dtype), "shape", shape,
+                     "data_offsets", (json_int_t)begin, (json_int_t)end);
 }
 
 /* The JSON header for the tensors laid out back to back, padded with spaces to a multiple of 8
@@ -134,7 +146,8 @@ static char *build_header(const char *path, const hd_st_tensor *tensors, int n, 
     failed = failed || json_object_set(root, "__metadata__", metadata) != 0;
     uint64_t offset = 0;
     for (int i = 0; !failed && i < n; i++) {
-        uint64_t bytes = (uint64_t)shape_elements(tensors[i].rank, tensors[i].dims) * sizeof(float);
+        uint64_t bytes =
+            (uint64_t)shape_elements(tensors[i].rank, tensors[i].dims) * dtype_bytes(tensors[i].dtype);
         failed = json_object_set_new(root, tensors[i].name,
                                      tensor_entry(&tensors[i], offset, offset + bytes)) != 0;
         offset += bytes;
@@ -167,7 +180,8 @@ int hd_safetensors_write(const char *path, const hd_st_tensor *tensors, int n, c
     size_t data_bytes = 0;
     uint32_t crc = (uint32_t)crc32(0L, Z_NULL, 0);
     for (int i = 0; i < n; i++) {
-        size_t bytes = (size_t)shape_elements(tensors[i].rank, tensors[i].dims) * sizeof(float);
+        size_t bytes =
+            (size_t)shape_elements(tensors[i].rank, tensors[i].dims) * dtype_bytes(tensors[i].dtype);
         if (bytes > SIZE_MAX / 2 - data_bytes)
             return hd_fail("%s: tensors too large to write", path);
         crc = crc32_of(tensors[i].data, bytes, crc);
@@ -188,7 +202,8 @@ int hd_safetensors_write(const char *path, const hd_st_tensor *tensors, int n, c
     memcpy(file + 8, header, header_len);
     size_t at = 8 + header_len;
     for (int i = 0; i < n; i++) {
-        size_t bytes = (size_t)shape_elements(tensors[i].rank, tensors[i].dims) * sizeof(float);
+        size_t bytes =
+            (size_t)shape_elements(tensors[i].rank, tensors[i].dims) * dtype_bytes(tensors[i].dtype);
         if (bytes)
             memcpy(file + at, tensors[i].data, bytes);
         at += bytes;
@@ -203,6 +218,7 @@ int hd_safetensors_write(const char *path, const hd_st_tensor *tensors, int n, c
 
 typedef struct {
     const char *name;
+    hd_st_dtype dtype;
     int rank;
     int64_t dims[HD_ST_MAX_RANK];
     uint64_t begin, end;
@@ -268,8 +284,12 @@ static int read_entry(const char *path, const char *name, const json_t *t, st_en
                        e->name);
     if (!json_is_string(dtype))
         return hd_fail("%s: tensor '%s' has a dtype that is not a string", path, e->name);
-    if (strcmp(json_string_value(dtype), "F32") != 0)
-        return hd_fail("%s: tensor '%s' has dtype %s; only F32 is supported", path, e->name,
+    if (strcmp(json_string_value(dtype), "F32") == 0)
+        e->dtype = HD_ST_F32;
+    else if (strcmp(json_string_value(dtype), "I64") == 0)
+        e->dtype = HD_ST_I64;
+    else
+        return hd_fail("%s: tensor '%s' has dtype %s; only F32 and I64 are supported", path, e->name,
                        json_string_value(dtype));
     uint64_t dims[HD_ST_MAX_RANK], range[2];
     int n_range = 0;
@@ -291,10 +311,15 @@ static int read_entry(const char *path, const char *name, const json_t *t, st_en
     e->end = range[1];
     char shape_text[96];
     hd_st_format_shape(e->rank, e->dims, shape_text, sizeof shape_text);
-    if (e->end < e->begin || e->end - e->begin != (uint64_t)count * sizeof(float))
+    uint64_t need = (uint64_t)count * dtype_bytes(e->dtype);
+    if (e->end < e->begin || e->end - e->begin != need)
         return hd_fail("%s: tensor '%s' of shape %s needs %" PRIu64 " bytes but data_offsets are [%" PRIu64
                        ", %" PRIu64 "]",
-                       path, e->name, shape_text, (uint64_t)count * sizeof(float), e->begin, e->end);
+                       path, e->name, shape_text, need, e->begin, e->end);
+    /* F32 data is read in place as floats: its offset must be a multiple of 4 (I64 is copied out). */
+    if (e->dtype == HD_ST_F32 && e->begin % sizeof(float) != 0)
+        return hd_fail("%s: tensor '%s' (F32) starts at byte %" PRIu64 " of the data, not a multiple of 4",
+                       path, e->name, e->begin);
     return 0;
 }
 
@@ -504,19 +529,28 @@ void hd_safetensors_free(hd_safetensors *file) {
     free(file);
 }
 
-const float *hd_safetensors_find(const hd_safetensors *file, const char *name, int *rank,
-                                 int64_t dims[HD_ST_MAX_RANK]) {
+const void *hd_safetensors_find_any(const hd_safetensors *file, const char *name, hd_st_dtype *dtype,
+                                    int *rank, int64_t dims[HD_ST_MAX_RANK]) {
     st_entry key = {.name = name};
     const st_entry *e =
         bsearch(&key, file->entries, (size_t)file->n_entries, sizeof key, compare_entries_by_name);
     if (!e)
         return NULL;
+    if (dtype)
+        *dtype = e->dtype;
     if (rank)
         *rank = e->rank;
     if (dims)
         for (int d = 0; d < HD_ST_MAX_RANK; d++)
             dims[d] = d < e->rank ? e->dims[d] : 0;
-    return file->data + e->begin / sizeof(float);
+    return (const unsigned char *)file->data + e->begin;
+}
+
+const float *hd_safetensors_find(const hd_safetensors *file, const char *name, int *rank,
+                                 int64_t dims[HD_ST_MAX_RANK]) {
+    hd_st_dtype dtype = HD_ST_F32;
+    const void *data = hd_safetensors_find_any(file, name, &dtype, rank, dims);
+    return data && dtype == HD_ST_F32 ? (const float *)data : NULL;
 }
 
 int hd_safetensors_count(const hd_safetensors *file) {

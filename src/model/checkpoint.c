@@ -11,10 +11,11 @@
 #include <string.h>
 
 #define NAME_LEN    64
-#define MAX_TENSORS (6 * HD_MAX_LAYERS)
+#define MAX_TENSORS (9 * HD_MAX_LAYERS) /* weight, bias, m and v of both; bn's running mean, var, count */
 #define MAX_META    16
 
-/* One named parameter tensor of the model: where it lives in the flat parameter array. */
+/* One named float tensor of the model: where it lives in the flat parameter array (or, for the
+ * running statistics, in the flat state array). */
 typedef struct {
     char name[NAME_LEN];
     int rank;
@@ -55,6 +56,37 @@ static int list_params(const char *path, const hd_model *model, param_tensor *ou
     return 0;
 }
 
+/* The state tensors in layer order: each bn layer's running_mean and running_var (PyTorch's names);
+ * its num_batches_tracked, an int64 scalar, is named by count_name. */
+static int list_state(const char *path, const hd_model *model, param_tensor *out, int *n_out) {
+    static const char *const names[2] = {"running_mean", "running_var"};
+    int n = 0;
+    for (int i = 0; i < model->n_layers; i++) {
+        const hd_layer *layer = &model->layers[i];
+        for (int half = 0; layer->state_count > 0 && half < 2; half++) {
+            param_tensor *p = &out[n++];
+            snprintf(p->name, sizeof p->name, "%s.%s", layer->name, names[half]);
+            p->rank = 1;
+            p->dims[0] = (int64_t)(layer->state_count / 2);
+            for (int d = 1; d < HD_ST_MAX_RANK; d++)
+                p->dims[d] = 0;
+            p->offset = layer->state_offset + (size_t)half * (layer->state_count / 2);
+            p->count = layer->state_count / 2;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (out[i].offset > model->state_count || out[i].count > model->state_count - out[i].offset)
+            return hd_fail("%s: model tensor '%s' lies outside the %zu state values", path, out[i].name,
+                           model->state_count);
+    *n_out = n;
+    return 0;
+}
+
+/* "<layer>.num_batches_tracked" for a layer with running statistics. */
+static void count_name(char *buf, const hd_layer *layer) {
+    snprintf(buf, NAME_LEN, "%s.num_batches_tracked", layer->name);
+}
+
 /* prefix + name into buf (NAME_LEN bytes); parameter names are short, so this never cuts. */
 static void join_name(char *buf, const char *prefix, const char *name) {
     size_t a = strlen(prefix), b = strnlen(name, NAME_LEN - 1 - a);
@@ -72,9 +104,9 @@ static float *download_copy(const hd_model *model, const float *device, size_t c
 
 int hd_checkpoint_save(const char *path, const hd_model *model, const hd_optimizer *opt,
                        const hd_st_meta *extra, int n_extra) {
-    param_tensor params[2 * HD_MAX_LAYERS];
-    int n_params = 0;
-    if (list_params(path, model, params, &n_params) != 0)
+    param_tensor params[2 * HD_MAX_LAYERS], states[2 * HD_MAX_LAYERS];
+    int n_params = 0, n_states = 0;
+    if (list_params(path, model, params, &n_params) != 0 || list_state(path, model, states, &n_states) != 0)
         return -1;
     if (opt && opt->count != model->param_count)
         return hd_fail("%s: optimizer state has %zu values, the model %zu parameters", path, opt->count,
@@ -85,6 +117,8 @@ int hd_checkpoint_save(const char *path, const hd_model *model, const hd_optimiz
     char names[MAX_TENSORS][NAME_LEN];
     hd_st_tensor tensors[MAX_TENSORS];
     float *sources[3] = {NULL, NULL, NULL}; /* params, m, v (host copies) */
+    float *state = NULL;
+    const int64_t tracked = (int64_t)model->batches_tracked;
     const char *prefixes[3] = {"", "optimizer.m.", "optimizer.v."};
     hd_st_meta *meta = hd_calloc((size_t)n_extra + MAX_META, sizeof *meta);
     int rc = -1, n_tensors = 0, n_meta = 0;
@@ -105,7 +139,26 @@ int hd_checkpoint_save(const char *path, const hd_model *model, const hd_optimiz
             t->data = sources[s] + params[i].offset;
             t->rank = params[i].rank;
             memcpy(t->dims, params[i].dims, sizeof t->dims);
+            t->dtype = HD_ST_F32;
         }
+    }
+    if (model->state_count && !(state = download_copy(model, model->state, model->state_count)))
+        goto done;
+    for (int i = 0; i < n_states; i++) {
+        hd_st_tensor *t = &tensors[n_tensors];
+        join_name(names[n_tensors], "", states[i].name);
+        t->name = names[n_tensors++];
+        t->data = state + states[i].offset;
+        t->rank = states[i].rank;
+        memcpy(t->dims, states[i].dims, sizeof t->dims);
+        t->dtype = HD_ST_F32;
+    }
+    for (int i = 0; i < model->n_layers; i++) {
+        if (!model->layers[i].state_count)
+            continue;
+        hd_st_tensor *t = &tensors[n_tensors];
+        count_name(names[n_tensors], &model->layers[i]);
+        *t = (hd_st_tensor){names[n_tensors++], &tracked, 0, HD_ST_I64, {0, 0, 0, 0}}; /* shape [] */
     }
 
     char input[48], lr[32], t_text[32], beta1[32], beta2[32], eps[32], momentum[32], mean[32], std[32];
@@ -141,6 +194,7 @@ int hd_checkpoint_save(const char *path, const hd_model *model, const hd_optimiz
 done:
     for (int s = 0; s < 3; s++)
         free(sources[s]);
+    free(state);
     free(meta);
     return rc;
 }
@@ -166,9 +220,12 @@ static int copy_tensor(const char *path, const hd_safetensors *file, const char 
                        float *dst) {
     int rank = 0;
     int64_t dims[HD_ST_MAX_RANK];
-    const float *src = hd_safetensors_find(file, name, &rank, dims);
-    if (!src)
+    hd_st_dtype dtype = HD_ST_F32;
+    if (!hd_safetensors_find_any(file, name, &dtype, &rank, dims))
         return hd_fail("%s: tensor '%s' is missing", path, name);
+    if (dtype != HD_ST_F32)
+        return hd_fail("%s: tensor '%s' is %s, the model expects F32", path, name, hd_st_dtype_name(dtype));
+    const float *src = hd_safetensors_find(file, name, NULL, NULL);
     if (rank != p->rank || memcmp(dims, p->dims, sizeof dims) != 0) {
         char have[96], want[96];
         hd_st_format_shape(rank, dims, have, sizeof have);
@@ -185,9 +242,10 @@ static int copy_tensor(const char *path, const hd_safetensors *file, const char 
     return 0;
 }
 
-/* Every tensor in the file is a model parameter or optimizer state for one. */
-static int check_no_stray_tensors(const char *path, const hd_safetensors *file, const param_tensor *params,
-                                  int n_params) {
+/* Every tensor in the file is a model parameter or optimizer state for one, or a layer's state. */
+static int check_no_stray_tensors(const char *path, const hd_safetensors *file, const hd_model *model,
+                                  const param_tensor *params, int n_params, const param_tensor *states,
+                                  int n_states) {
     for (int i = 0; i < hd_safetensors_count(file); i++) {
         const char *name = hd_safetensors_name(file, i);
         const char *base = name;
@@ -196,6 +254,13 @@ static int check_no_stray_tensors(const char *path, const hd_safetensors *file, 
         int known = 0;
         for (int j = 0; j < n_params && !known; j++)
             known = strcmp(base, params[j].name) == 0;
+        for (int j = 0; j < n_states && !known; j++)
+            known = strcmp(name, states[j].name) == 0;
+        for (int j = 0; j < model->n_layers && !known; j++) {
+            char counter[NAME_LEN];
+            count_name(counter, &model->layers[j]);
+            known = model->layers[j].state_count > 0 && strcmp(name, counter) == 0;
+        }
         if (!known)
             return hd_fail("%s: tensor '%s' is not part of the model (spec %s)", path, name,
                            hd_safetensors_meta(file, "hd.spec"));
@@ -265,9 +330,44 @@ static int read_optimizer_meta(const char *path, const hd_safetensors *file, hd_
     return 0;
 }
 
-/* Reads and checks everything into host buffers (params, m, v) and `state`, changing nothing. */
+/* Every bn layer's num_batches_tracked: an I64 scalar, not negative, the same in every layer (each sees
+ * every training step); into *tracked (0 when the model has no such layer). */
+static int read_batches_tracked(const char *path, const hd_safetensors *file, const hd_model *model,
+                                uint64_t *tracked) {
+    int seen = 0;
+    *tracked = 0;
+    for (int i = 0; i < model->n_layers; i++) {
+        if (!model->layers[i].state_count)
+            continue;
+        char name[NAME_LEN];
+        count_name(name, &model->layers[i]);
+        hd_st_dtype dtype = HD_ST_F32;
+        int rank = -1;
+        const void *data = hd_safetensors_find_any(file, name, &dtype, &rank, NULL);
+        if (!data)
+            return hd_fail("%s: tensor '%s' is missing", path, name);
+        if (dtype != HD_ST_I64 || rank != 0)
+            return hd_fail("%s: tensor '%s' must be an I64 scalar (shape []), as PyTorch saves it", path,
+                           name);
+        int64_t value;
+        memcpy(&value, data, sizeof value);
+        if (value < 0)
+            return hd_fail("%s: tensor '%s' is %" PRId64 ", not a step count", path, name, value);
+        if (seen && (uint64_t)value != *tracked)
+            return hd_fail("%s: tensor '%s' is %" PRId64 ", but an earlier layer's is %" PRIu64
+                           " (every layer sees every step)",
+                           path, name, value, *tracked);
+        *tracked = (uint64_t)value;
+        seen = 1;
+    }
+    return 0;
+}
+
+/* Reads and checks everything into host buffers (params, m, v; the model's state) and `state`,
+ * changing nothing. */
 static int gather(const char *path, const hd_safetensors *file, const hd_model *model,
-                  const hd_optimizer *opt, float *host[3], hd_optimizer *state) {
+                  const hd_optimizer *opt, float *host[3], float **host_state, uint64_t *tracked,
+                  hd_optimizer *state) {
     const char *version = hd_safetensors_meta(file, "hd.format_version");
     const char *spec = hd_safetensors_meta(file, "hd.spec");
     const char *input = hd_safetensors_meta(file, "hd.input");
@@ -284,11 +384,26 @@ static int gather(const char *path, const hd_safetensors *file, const hd_model *
     snprintf(model_input, sizeof model_input, "%dx%dx%d", model->in_c, model->in_h, model->in_w);
     if (strcmp(input, model_input) != 0)
         return hd_fail("%s: input shape mismatch: checkpoint has %s, model is %s", path, input, model_input);
-    param_tensor params[2 * HD_MAX_LAYERS];
-    int n_params = 0;
-    if (list_params(path, model, params, &n_params) != 0)
+    param_tensor params[2 * HD_MAX_LAYERS], states[2 * HD_MAX_LAYERS];
+    int n_params = 0, n_states = 0;
+    if (list_params(path, model, params, &n_params) != 0 || list_state(path, model, states, &n_states) != 0)
         return -1;
-    if (check_no_stray_tensors(path, file, params, n_params) != 0)
+    if (check_no_stray_tensors(path, file, model, params, n_params, states, n_states) != 0)
+        return -1;
+    if (model->state_count) {
+        if (!(*host_state = hd_malloc(model->state_count * sizeof(float))))
+            return -1;
+        for (int i = 0; i < n_states; i++)
+            if (copy_tensor(path, file, states[i].name, &states[i], *host_state) != 0)
+                return -1;
+        /* A running variance below zero would make 1 / sqrt(var + eps) NaN. */
+        for (int i = 0; i < n_states; i++)
+            for (size_t j = 0; strstr(states[i].name, ".running_var") && j < states[i].count; j++)
+                if ((*host_state)[states[i].offset + j] < 0.0f)
+                    return hd_fail("%s: tensor '%s' holds a negative variance at index %zu", path,
+                                   states[i].name, j);
+    }
+    if (read_batches_tracked(path, file, model, tracked) != 0)
         return -1;
     if (opt) {
         if (opt->count != model->param_count || !opt->m)
@@ -321,13 +436,19 @@ int hd_checkpoint_load(const char *path, hd_model *model, hd_optimizer *opt, hd_
     if (hd_safetensors_read(path, &file) != 0)
         return -1;
     float *host[3] = {NULL, NULL, NULL}; /* params, m, v */
+    float *host_state = NULL;
+    uint64_t tracked = 0;
     hd_optimizer state;
     memset(&state, 0, sizeof state);
-    int rc = gather(path, file, model, opt, host, &state);
+    int rc = gather(path, file, model, opt, host, &host_state, &tracked, &state);
     if (rc == 0)
         rc = read_input_meta(path, file, model);
     if (rc == 0)
         rc = hd_model_set_params(model, host[0]);
+    if (rc == 0)
+        rc = hd_model_set_state(model, host_state);
+    if (rc == 0)
+        model->batches_tracked = tracked;
     if (rc == 0 && opt) {
         size_t bytes = model->param_count * sizeof(float);
         if (host[1] && bytes)
@@ -338,6 +459,7 @@ int hd_checkpoint_load(const char *path, hd_model *model, hd_optimizer *opt, hd_
     }
     for (int s = 0; s < 3; s++)
         free(host[s]);
+    free(host_state);
     if (rc == 0 && file_out)
         *file_out = file;
     else

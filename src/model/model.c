@@ -19,7 +19,8 @@ static int tensor_fits(size_t elements_per_image, int max_batch) {
 
 /* Works out one layer's output shape and parameter shapes from its input shape (whose size for
  * max_batch images is already known to fit). */
-static int layer_shape(hd_layer *layer, int index, int max_batch, size_t *param_cursor) {
+static int layer_shape(hd_layer *layer, int index, int max_batch, size_t *param_cursor,
+                       size_t *state_cursor) {
     const hd_layer_spec *s = &layer->spec;
     layer->out_c = layer->in_c;
     layer->out_h = layer->in_h;
@@ -62,13 +63,21 @@ static int layer_shape(hd_layer *layer, int index, int max_batch, size_t *param_
         layer->weight_count = (size_t)s->units * layer->in_c;
         layer->bias_count = (size_t)s->units;
         break;
+    case HD_LAYER_BATCHNORM: /* over in_c channels: BatchNorm2d, or BatchNorm1d after a flat input */
+        layer->weight_rank = 1;
+        layer->weight_dims[0] = layer->in_c;
+        layer->weight_count = (size_t)layer->in_c; /* gamma */
+        layer->bias_count = (size_t)layer->in_c;   /* beta */
+        layer->state_count = 2 * (size_t)layer->in_c;
+        break;
     case HD_LAYER_DROPOUT:
+    case HD_LAYER_RELU:
         break;
     }
     if (layer->weight_count > INT_MAX)
         return hd_fail("model spec: layer %d: %zu weights is too many (at most %d)", index + 1,
                        layer->weight_count, INT_MAX);
-    if (layer->weight_count > 0) {
+    if (layer->weight_count > 0 && (s->kind == HD_LAYER_CONV || s->kind == HD_LAYER_DENSE)) {
         /* Glorot's fans: weights per output unit (in_c*k*k, or in_c) and per input channel (units*k*k,
          * or units). */
         layer->fan_in = (int)(layer->weight_count / (size_t)s->units);
@@ -85,12 +94,14 @@ static int layer_shape(hd_layer *layer, int index, int max_batch, size_t *param_
     layer->weight_offset = *param_cursor;
     layer->bias_offset = layer->weight_offset + layer->weight_count;
     *param_cursor = layer->bias_offset + layer->bias_count;
+    layer->state_offset = *state_cursor;
+    *state_cursor += layer->state_count;
     return 0;
 }
 
 static void name_layers(hd_model *model) {
-    int counts[5] = {0};
-    static const char *const prefixes[5] = {"conv", "pool", "flatten", "dense", "dropout"};
+    int counts[7] = {0};
+    static const char *const prefixes[7] = {"conv", "pool", "flatten", "dense", "dropout", "bn", "relu"};
     for (int i = 0; i < model->n_layers; i++) {
         hd_layer *layer = &model->layers[i];
         int kind = (int)layer->spec.kind;
@@ -121,10 +132,13 @@ static double model_buffer_bytes(const hd_model *model) {
                     + mb * model->in_c * model->in_h * model->in_w /* input */
                     + mb                                           /* labels, int32 */
                     + 2                                            /* metrics */
-                    + sizeof(hd_step_scalars) / sizeof(float);     /* step */
-    for (int i = 0; i < model->n_layers; i++)
+                    + sizeof(hd_step_scalars) / sizeof(float)      /* step */
+                    + (double)model->state_count;                  /* state */
+    for (int i = 0; i < model->n_layers; i++) {
         if (model->layers[i].spec.kind != HD_LAYER_FLATTEN)
             floats += 2.0 * mb * (double)model->layers[i].out_size; /* out, dout */
+        floats += (double)model->layers[i].state_count;             /* saved: bn's mean and 1/std */
+    }
     return floats * sizeof(float);
 }
 
@@ -172,7 +186,7 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
     model->input_mean = 0.0f;
     model->input_std = 1.0f;
 
-    size_t cursor = 0;
+    size_t cursor = 0, state_cursor = 0;
     int c = in_c, h = in_h, w = in_w;
     for (int i = 0; i < model->n_layers; i++) {
         hd_layer *layer = &model->layers[i];
@@ -180,7 +194,7 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
         layer->in_c = c;
         layer->in_h = h;
         layer->in_w = w;
-        if (layer_shape(layer, i, max_batch, &cursor) != 0)
+        if (layer_shape(layer, i, max_batch, &cursor, &state_cursor) != 0)
             return -1;
         c = layer->out_c;
         h = layer->out_h;
@@ -189,6 +203,7 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
     name_layers(model);
     model->classes = model->layers[model->n_layers - 1].out_c;
     model->param_count = cursor;
+    model->state_count = state_cursor;
 
     size_t mb = (size_t)max_batch;
     if (check_memory(model) != 0)
@@ -201,6 +216,8 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
     model->step = hd_backend_alloc_step_scalars(be);
     if (!model->params || !model->grads || !model->input || !model->labels || !model->metrics || !model->step)
         goto fail;
+    if (state_cursor && !(model->state = be->ops->alloc(be, state_cursor)))
+        goto fail;
     for (int i = 0; i < model->n_layers; i++) {
         hd_layer *layer = &model->layers[i];
         if (layer->spec.kind == HD_LAYER_FLATTEN) {
@@ -212,6 +229,8 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
         layer->out = be->ops->alloc(be, mb * layer->out_size);
         layer->dout = be->ops->alloc(be, mb * layer->out_size);
         if (!layer->out || !layer->dout || make_plan(model, layer) != 0)
+            goto fail;
+        if (layer->state_count && !(layer->saved = be->ops->alloc(be, layer->state_count)))
             goto fail;
     }
     return 0;
@@ -230,6 +249,8 @@ void hd_model_destroy(hd_model *model) {
             continue;
         be->ops->free(be, layer->out);
         be->ops->free(be, layer->dout);
+        if (layer->saved)
+            be->ops->free(be, layer->saved);
         if (layer->plan && layer->spec.kind == HD_LAYER_CONV)
             be->ops->conv2d_plan_free(be, layer->plan);
         if (layer->plan && layer->spec.kind == HD_LAYER_MAXPOOL)
@@ -241,6 +262,8 @@ void hd_model_destroy(hd_model *model) {
     be->ops->free(be, model->labels);
     be->ops->free(be, model->metrics);
     be->ops->free(be, model->step);
+    if (model->state)
+        be->ops->free(be, model->state);
     memset(model, 0, sizeof *model);
 }
 
@@ -248,8 +271,20 @@ int hd_model_init_weights(hd_model *model, uint64_t seed) {
     float *host = hd_calloc(model->param_count, sizeof(float));
     if (!host)
         return -1;
+    float *state = hd_calloc(model->state_count ? model->state_count : 1, sizeof(float));
+    if (!state) {
+        free(host);
+        return -1;
+    }
     for (int i = 0; i < model->n_layers; i++) {
         const hd_layer *layer = &model->layers[i];
+        if (layer->spec.kind == HD_LAYER_BATCHNORM) { /* scale 1, shift 0; running mean 0, variance 1 */
+            for (size_t j = 0; j < layer->weight_count; j++)
+                host[layer->weight_offset + j] = 1.0f;
+            for (size_t j = 0; j < layer->state_count / 2; j++)
+                state[layer->state_offset + layer->state_count / 2 + j] = 1.0f;
+            continue;
+        }
         if (!layer->weight_count)
             continue;
         /* Glorot uniform: U(-limit, limit), limit = sqrt(6 / (fan_in + fan_out)). */
@@ -260,7 +295,11 @@ int hd_model_init_weights(hd_model *model, uint64_t seed) {
         }
     }
     int rc = hd_model_set_params(model, host);
+    if (rc == 0)
+        rc = hd_model_set_state(model, state);
+    model->batches_tracked = 0;
     free(host);
+    free(state);
     return rc;
 }
 
@@ -278,6 +317,12 @@ static const float *layer_input(const hd_model *model, int i) {
         if (model->layers[i].spec.kind != HD_LAYER_FLATTEN)
             return model->layers[i].out;
     return model->input;
+}
+
+/* A bn layer's channels: the input's (c, h, w) as c channels of h * w; a flat input is (features, 1, 1). */
+static hd_batchnorm_shape batchnorm_shape(const hd_layer *layer) {
+    hd_batchnorm_shape shape = {layer->in_c, layer->in_h * layer->in_w, HD_BN_EPS, HD_BN_MOMENTUM};
+    return shape;
 }
 
 const float *hd_model_forward(hd_model *model, int n, int training, uint64_t seed) {
@@ -303,6 +348,15 @@ const float *hd_model_forward(hd_model *model, int n, int training, uint64_t see
         case HD_LAYER_DROPOUT:
             be->ops->dropout_forward(be, (size_t)n * layer->out_size, training ? layer->spec.rate : 0.0f,
                                      seed, (uint32_t)i, model->step, x, layer->out);
+            break;
+        case HD_LAYER_BATCHNORM: {
+            hd_batchnorm_shape shape = batchnorm_shape(layer);
+            be->ops->batchnorm_forward(be, &shape, n, training && !layer->frozen, x, weight, bias,
+                                       model->state + layer->state_offset, layer->saved, layer->out);
+            break;
+        }
+        case HD_LAYER_RELU:
+            be->ops->relu_forward(be, (size_t)n * layer->out_size, x, layer->out);
             break;
         }
     }
@@ -343,6 +397,17 @@ void hd_model_backward(hd_model *model, int n, uint64_t seed) {
                 be->ops->dropout_backward(be, (size_t)n * layer->out_size, layer->spec.rate, seed,
                                           (uint32_t)i, model->step, layer->dout, dx);
             break;
+        case HD_LAYER_BATCHNORM: {
+            /* Backward follows a training forward: batch statistics unless the layer is frozen. */
+            hd_batchnorm_shape shape = batchnorm_shape(layer);
+            be->ops->batchnorm_backward(be, &shape, n, !layer->frozen, x, weight, layer->saved, layer->dout,
+                                        dx, dweight, dbias);
+            break;
+        }
+        case HD_LAYER_RELU:
+            if (dx)
+                be->ops->relu_backward(be, (size_t)n * layer->out_size, layer->out, layer->dout, dx);
+            break;
         }
     }
 }
@@ -357,12 +422,32 @@ int hd_model_set_params(hd_model *model, const float *host) {
     return 0;
 }
 
+int hd_model_get_state(const hd_model *model, float *host) {
+    if (model->state_count)
+        model->be->ops->download(model->be, host, model->state, model->state_count * sizeof(float));
+    return 0;
+}
+
+int hd_model_set_state(hd_model *model, const float *host) {
+    if (model->state_count)
+        model->be->ops->upload(model->be, model->state, host, model->state_count * sizeof(float));
+    return 0;
+}
+
+/* FLOPs counted: the multiply-adds of conv and dense (2 each), and batch norm's element-wise work
+ * (forward: the two statistics passes and the normalisation, about 2 + 3 + 2 per value; backward:
+ * two sums and dx, about 4 + 5). ReLU, pooling and dropout are comparisons and copies, not counted. */
+#define BN_FLOPS_FORWARD  7.0
+#define BN_FLOPS_BACKWARD 9.0
+
 double hd_model_flops_forward(const hd_model *model) {
     double flops = 0.0;
     for (int i = 0; i < model->n_layers; i++) {
         const hd_layer *l = &model->layers[i];
         if (l->spec.kind == HD_LAYER_CONV || l->spec.kind == HD_LAYER_DENSE)
             flops += 2.0 * (double)l->weight_count * (double)(l->out_h * l->out_w);
+        if (l->spec.kind == HD_LAYER_BATCHNORM)
+            flops += BN_FLOPS_FORWARD * (double)l->out_size;
     }
     return flops;
 }
@@ -371,6 +456,8 @@ double hd_model_flops_backward(const hd_model *model) {
     double flops = 0.0;
     for (int i = 0; i < model->n_layers; i++) {
         const hd_layer *l = &model->layers[i];
+        if (l->spec.kind == HD_LAYER_BATCHNORM)
+            flops += BN_FLOPS_BACKWARD * (double)l->out_size;
         if (l->spec.kind != HD_LAYER_CONV && l->spec.kind != HD_LAYER_DENSE)
             continue;
         double gemm = 2.0 * (double)l->weight_count * (double)(l->out_h * l->out_w);

@@ -43,6 +43,12 @@ static void layer_text(const hd_layer *layer, char *buf, size_t len) {
     case HD_LAYER_DROPOUT:
         snprintf(buf, len, "%s (Dropout %g)", layer->name, (double)s->rate);
         break;
+    case HD_LAYER_BATCHNORM: /* parameters: scale and shift, as PyTorch counts; running statistics not */
+        snprintf(buf, len, "%s (BatchNorm)", layer->name);
+        break;
+    case HD_LAYER_RELU:
+        snprintf(buf, len, "%s (ReLU)", layer->name);
+        break;
     }
 }
 

@@ -65,6 +65,14 @@ static int parse_item(char *item, hd_layer_spec *layer) {
         layer->kind = HD_LAYER_FLATTEN;
         return 0;
     }
+    if (strcmp(kind, "bn") == 0 && count == 1) {
+        layer->kind = HD_LAYER_BATCHNORM;
+        return 0;
+    }
+    if (strcmp(kind, "relu") == 0 && count == 1) {
+        layer->kind = HD_LAYER_RELU;
+        return 0;
+    }
     if (strcmp(kind, "dropout") == 0 && count == 2) {
         layer->kind = HD_LAYER_DROPOUT;
         double rate;
@@ -91,7 +99,7 @@ int hd_spec_parse(const char *text, hd_layer_spec *layers, int max_layers, int *
         if (parse_item(item, &layers[n]) != 0)
             return hd_fail(
                 "model spec: bad layer '%s' (expected conv:FILTERS:KERNEL[:relu], maxpool:SIZE, flatten, "
-                "dense:UNITS[:relu] or dropout:RATE with 0 <= RATE < 1)",
+                "dense:UNITS[:relu], dropout:RATE with 0 <= RATE < 1, bn or relu)",
                 original);
         n++;
     }
@@ -124,6 +132,12 @@ void hd_spec_format(const hd_layer_spec *layers, int n_layers, char *buf, size_t
             break;
         case HD_LAYER_DENSE:
             w = snprintf(buf + used, buf_len - used, "%sdense:%d%s", sep, l->units, act);
+            break;
+        case HD_LAYER_BATCHNORM:
+            w = snprintf(buf + used, buf_len - used, "%sbn", sep);
+            break;
+        case HD_LAYER_RELU:
+            w = snprintf(buf + used, buf_len - used, "%srelu", sep);
             break;
         case HD_LAYER_DROPOUT: {
             char rate[32]; /* the shortest exact form: checkpoints store the spec and parse it again */

@@ -23,8 +23,10 @@ static const char *ended_by(const hd_train_state *st, const hd_train_config *cfg
 
 int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_set *test,
                     const hd_dataset *test_bytes, const hd_train_config *cfg, hd_train_result *result) {
-    if (st->best_epoch > 0)
+    if (st->best_epoch > 0) { /* the best epoch's weights with its running statistics, as best.safetensors */
         hd_model_set_params(model, st->best_params);
+        hd_model_set_state(model, st->best_state);
+    }
     result->best_epoch = st->best_epoch;
     result->best_val_loss = st->best_val_loss;
     result->best_val_acc = st->best_val_acc;

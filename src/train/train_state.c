@@ -19,11 +19,13 @@ int hd_train_state_init(hd_train_state *st, const hd_model *model) {
     st->best_val_loss = INFINITY;
     st->lr_best = INFINITY;
     st->best_params = hd_malloc(sizeof(float) * model->param_count);
-    return st->best_params ? 0 : -1;
+    st->best_state = hd_malloc(sizeof(float) * (model->state_count ? model->state_count : 1));
+    return st->best_params && st->best_state ? 0 : -1;
 }
 
 void hd_train_state_free(hd_train_state *st) {
     free(st->best_params);
+    free(st->best_state);
     free(st->rows);
     memset(st, 0, sizeof *st);
 }
@@ -215,6 +217,7 @@ int hd_train_state_resume(hd_train_state *st, const char *run_dir, hd_model *mod
         if (hd_checkpoint_load(best_path, model, NULL, NULL) != 0)
             return -1;
         hd_model_get_params(model, st->best_params);
+        hd_model_get_state(model, st->best_state);
     }
 
     run_path(path, sizeof path, run_dir, "last.safetensors");

@@ -24,6 +24,7 @@ typedef struct {
     int epoch_seen;         /* and its images so far */
     char data_id[64];       /* the training set's fingerprint (hd_train_state_data_id) */
     float *best_params;     /* host copy of the best weights */
+    float *best_state;      /* and of the model's state then (batch norm's running statistics) */
     hd_epoch_metrics *rows;
     int n_rows, cap_rows;
 } hd_train_state;

@@ -100,6 +100,7 @@ void hd_train_step_run(hd_train_step *ts, int n, uint64_t step) {
     hd_model *model = ts->model;
     hd_model_set_step(model, step, hd_optimizer_next_step_size(ts->opt));
     ts->steps_run++;
+    model->batches_tracked++; /* every bn layer's num_batches_tracked */
     if (ts->recording_on) {
         /* The first step on a (input, labels, n) runs op by op: a warm-up that does the one-time
          * work (loading kernels, library set-up) outside the recording. The next is recorded. */

@@ -363,6 +363,7 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
         fflush(stdout);
         if (improved) {
             hd_model_get_params(&rc.model, rc.state.best_params);
+            hd_model_get_state(&rc.model, rc.state.best_state); /* the running statistics that go with them */
             if (hd_train_state_save_best(&rc.state, cfg->run_dir, &rc.model) != 0)
                 goto done;
         }

@@ -1,0 +1,87 @@
+/* cpu_batchnorm.c: batch normalisation on the CPU, forward and backward side by side (the reference;
+ * kernels/gpu_batchnorm.cu is its GPU twin, with one thread block where this has one channel).
+ *
+ * Layout: in, out, dout, din are (n, channels, spatial) float32, contiguous; channel c of image i is
+ * the `spatial` floats from (i * channels + c) * spatial. gamma, beta, dgamma, dbeta: `channels`
+ * floats. running: the running mean then the running variance (2 * channels); saved: the mean and
+ * 1 / sqrt(var + eps) the forward used (2 * channels), which the backward reads. Sums run in double,
+ * one channel per thread, in a fixed order: the same result for every thread count. Gradients are
+ * written with `=`. The per-element math is shared_math.h's hd_bn_*. */
+#include "cpu_backend.h"
+#include "hd/shared_math.h"
+
+/* Sum over the channel's n * spatial values of f(x) = (x - shift)^power, power 1 or 2. */
+static double channel_sum(const float *x, int n, int channels, int spatial, int c, double shift, int power) {
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float *row = x + ((size_t)i * channels + c) * spatial;
+        for (int s = 0; s < spatial; s++) {
+            double d = (double)row[s] - shift;
+            sum += power == 1 ? d : d * d;
+        }
+    }
+    return sum;
+}
+
+void cpu_batchnorm_forward(hd_backend *be, const hd_batchnorm_shape *shape, int n, int batch_stats,
+                           const float *in, const float *gamma, const float *beta, float *running,
+                           float *saved, float *out) {
+    const int channels = shape->channels, spatial = shape->spatial;
+    const double count = (double)n * spatial;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
+    for (int c = 0; c < channels; c++) {
+        float mean, var;
+        if (batch_stats) {
+            double m = channel_sum(in, n, channels, spatial, c, 0.0, 1) / count;
+            mean = (float)m;
+            var = (float)(channel_sum(in, n, channels, spatial, c, m, 2) / count);
+            running[c] = hd_bn_running_update(running[c], mean, shape->momentum);
+            running[channels + c] =
+                hd_bn_running_update(running[channels + c], hd_bn_unbiased_var(var, count), shape->momentum);
+        } else {
+            mean = running[c];
+            var = running[channels + c];
+        }
+        float invstd = hd_bn_invstd(var, shape->eps);
+        saved[c] = mean;
+        saved[channels + c] = invstd;
+        for (int i = 0; i < n; i++) {
+            size_t at = ((size_t)i * channels + c) * spatial;
+            for (int s = 0; s < spatial; s++)
+                out[at + s] = hd_bn_normalize(in[at + s], mean, invstd, gamma[c], beta[c]);
+        }
+    }
+}
+
+void cpu_batchnorm_backward(hd_backend *be, const hd_batchnorm_shape *shape, int n, int batch_stats,
+                            const float *in, const float *gamma, const float *saved, const float *dout,
+                            float *din, float *dgamma, float *dbeta) {
+    const int channels = shape->channels, spatial = shape->spatial;
+    const double count = (double)n * spatial;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
+    for (int c = 0; c < channels; c++) {
+        const float mean = saved[c], invstd = saved[channels + c];
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (int i = 0; i < n; i++) {
+            size_t at = ((size_t)i * channels + c) * spatial;
+            for (int s = 0; s < spatial; s++) {
+                float xhat = (in[at + s] - mean) * invstd;
+                sum_dy += dout[at + s];
+                sum_dy_xhat += (double)dout[at + s] * xhat;
+            }
+        }
+        dgamma[c] = (float)sum_dy_xhat;
+        dbeta[c] = (float)sum_dy;
+        if (!din)
+            continue;
+        const float mean_dy = batch_stats ? (float)(sum_dy / count) : 0.0f;
+        const float mean_dy_xhat = batch_stats ? (float)(sum_dy_xhat / count) : 0.0f;
+        const float gamma_invstd = gamma[c] * invstd;
+        for (int i = 0; i < n; i++) {
+            size_t at = ((size_t)i * channels + c) * spatial;
+            for (int s = 0; s < spatial; s++)
+                din[at + s] = hd_bn_backward_dx(dout[at + s], (in[at + s] - mean) * invstd, gamma_invstd,
+                                                mean_dy, mean_dy_xhat);
+        }
+    }
+}
