@@ -138,6 +138,9 @@ int main(void) {
     check_network(be, HD_DEFAULT_SPEC, 1, 28, 1, 30, &rng);
     /* A small network with two input channels, a 5x5 kernel and SGD-free plain layers. */
     check_network(be, "conv:3:5,maxpool:2,flatten,dense:7:relu,dropout:0.3,dense:4", 2, 12, 3, 30, &rng);
+    /* Stride and padding, average and global average pooling, dense straight after gap. */
+    check_network(be, "conv:4:5:s2:same:relu,avgpool:2,conv:6:3:p1:relu,conv:6:4:s2,gap,dense:5", 1, 16, 3, 20,
+                  &rng);
     hd_backend_destroy(be);
     return test_finish();
 }

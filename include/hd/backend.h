@@ -26,16 +26,18 @@ extern "C" {
 
 typedef enum { HD_ACT_NONE = 0, HD_ACT_RELU = 1 } hd_activation;
 
-/* A 2-D convolution, stride 1, symmetric zero padding `pad`. out = in + 2 pad - k + 1. */
+/* A 2-D convolution with stride `stride` and symmetric zero padding `pad`:
+ * out = floor((in + 2 pad - k) / stride) + 1 (as PyTorch's Conv2d). */
 typedef struct {
     int max_batch;
     int in_c, in_h, in_w;
     int out_c, kernel, pad;
     int out_h, out_w;
     hd_activation act; /* applied to the output after the bias */
+    int stride;        /* >= 1 */
 } hd_conv_shape;
 
-/* Max pooling with a square window `size`, stride `size`, no padding (floor, as Keras). */
+/* Max or average pooling with a square window `size`, stride `size`, no padding (floor, as Keras). */
 typedef struct {
     int max_batch;
     int channels, in_h, in_w;
@@ -106,6 +108,17 @@ struct hd_backend_ops {
     /* din gets dout routed to the arg-max of each window (first maximum on ties). */
     void (*maxpool_backward)(hd_backend *be, void *plan, int n, const float *in, const float *out,
                              const float *dout, float *din);
+
+    /* ---- average pooling (no plan: nothing to keep between calls) ---- */
+    /* out = the mean of each size x size window; rows and columns no window covers are ignored. */
+    void (*avgpool_forward)(hd_backend *be, const hd_pool_shape *shape, int n, const float *in, float *out);
+    /* din = dout / size^2 spread over its window; 0 where no window covers (written with `=`). */
+    void (*avgpool_backward)(hd_backend *be, const hd_pool_shape *shape, int n, const float *dout,
+                             float *din);
+    /* Global average pooling: out[n, c] = the mean of the plane in[n, c, :, :] of `plane` values. */
+    void (*gap_forward)(hd_backend *be, int n, int channels, int plane, const float *in, float *out);
+    /* din[n, c, :, :] = dout[n, c] / plane. */
+    void (*gap_backward)(hd_backend *be, int n, int channels, int plane, const float *dout, float *din);
 
     /* ---- dense ---- */
     /* out[n, out_f] = act(in[n, in_f] weight[out_f, in_f]^T + bias) */

@@ -12,8 +12,9 @@
 #ifndef HD_SHARED_MATH_H
 #define HD_SHARED_MATH_H
 
-#include <stdint.h>
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __CUDACC__
 #define HD_HOST_DEVICE __host__ __device__
@@ -115,6 +116,36 @@ HD_HOST_DEVICE static inline float hd_softmax_xent_row(const float *logits, int 
     }
     *correct = (arg_max == label);
     return log_sum - (logits[label] - max_logit);
+}
+
+/* Average pooling (window and stride `size`, no padding): the mean of output (oy, ox)'s window of one
+ * plane of width in_w, summed in row-major order. */
+HD_HOST_DEVICE static inline float hd_avgpool_window(const float *plane, int in_w, int size, int oy, int ox) {
+    float sum = 0.0f;
+    for (int dy = 0; dy < size; dy++) {
+        const float *row = plane + (size_t)(oy * size + dy) * (size_t)in_w + (size_t)ox * (size_t)size;
+        for (int dx = 0; dx < size; dx++)
+            sum += row[dx];
+    }
+    return sum / (float)(size * size);
+}
+
+/* Its gradient at input (iy, ix): the window's output gradient over size^2; 0 in the rows and
+ * columns no window covers. */
+HD_HOST_DEVICE static inline float hd_avgpool_grad(const float *dout_plane, int out_h, int out_w, int size,
+                                                   int iy, int ix) {
+    int oy = iy / size, ox = ix / size;
+    if (oy >= out_h || ox >= out_w)
+        return 0.0f;
+    return dout_plane[(size_t)oy * (size_t)out_w + (size_t)ox] / (float)(size * size);
+}
+
+/* Global average pooling: the mean of a plane of `count` values, summed in order. */
+HD_HOST_DEVICE static inline float hd_plane_mean(const float *plane, int count) {
+    float sum = 0.0f;
+    for (int i = 0; i < count; i++)
+        sum += plane[i];
+    return sum / (float)count;
 }
 
 /* Adam, as Keras computes it: the bias corrections are folded into the step size on the
