@@ -44,6 +44,7 @@ static const run_setting settings[] = {
     {"adam_beta2", "adam_beta2", "--adam-beta2", SET_FLOAT, 0, AT(adam_beta2), 0, 0.9999},
     {"lr_schedule", "lr_schedule", "--lr-schedule", SET_SCHEDULE, 0, AT(lr_schedule), 0, 0},
     {"pct_start", "onecycle_pct_start", "--pct-start", SET_DOUBLE, 0, AT(pct_start), 0.01, 0.99},
+    {"lr_decay", "exp_lr_decay", "--lr-decay", SET_DOUBLE, 0, AT(lr_decay), 0.01, 1},
     {"batch", "batch_size", "--batch-size", SET_INT, 1, AT(batch), 1, 65536},
     {"epochs", "epochs", "--epochs", SET_DOUBLE, 0, AT(epochs), 0.01, 100000},
     {"seed", "seed", "--seed", SET_U64, 1, AT(seed), 0, 0},
@@ -292,6 +293,8 @@ int hd_run_settings_file_write(const hd_train_config *cfg, const char *device) {
         if (cfg->optimizer != HD_OPT_ADAM && strncmp(settings[i].key, "adam_", 5) == 0)
             continue;
         if (cfg->lr_schedule != HD_LR_ONECYCLE && strcmp(settings[i].key, "pct_start") == 0)
+            continue;
+        if (cfg->lr_schedule != HD_LR_EXP && strcmp(settings[i].key, "lr_decay") == 0)
             continue;
         format_shown(cfg, &settings[i], value, sizeof value);
         used += (size_t)snprintf(text + used, sizeof text - used, "%s: %s\n", settings[i].label, value);

@@ -235,6 +235,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
                                    .pct_start = cfg->pct_start,
                                    .div_factor = HD_ONECYCLE_DIV_FACTOR,
                                    .final_div_factor = HD_ONECYCLE_FINAL_DIV_FACTOR,
+                                   .decay = cfg->lr_decay,
+                                   .steps_per_epoch = (uint64_t)steps_per_epoch,
                                    .total = (uint64_t)(n_epochs - 1) * (uint64_t)steps_per_epoch +
                                             (uint64_t)epoch_batches(cfg, n_epochs - 1, steps_per_epoch)};
     if (hd_optimizer_init(&rc.opt, &rc.model) != 0)
