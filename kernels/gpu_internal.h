@@ -209,7 +209,7 @@ void gpu_dropout_backward(hd_backend *be, size_t count, float rate, uint64_t see
                           const hd_step_scalars *step, const float *dout, float *din);
 
 void gpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels,
-                      float *dlogits, float grad_divisor, float *metrics);
+                      float smoothing, float *dlogits, float grad_divisor, float *metrics);
 
 void gpu_adam_step(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v,
                    float beta1, float beta2, float eps, const hd_step_scalars *step);

@@ -387,6 +387,7 @@ static void test_dropout(hd_backend *be) {
 typedef struct {
     hd_backend *be;
     int n, classes;
+    float smoothing;
     float *logits;
     int32_t *labels;
     float metrics[2];
@@ -395,19 +396,22 @@ typedef struct {
 static double xent_ctx_loss(void *p) {
     xent_ctx *c = p;
     c->metrics[0] = c->metrics[1] = 0;
-    c->be->ops->softmax_xent(c->be, c->n, c->classes, c->logits, c->labels, NULL, (float)c->n, c->metrics);
+    c->be->ops->softmax_xent(c->be, c->n, c->classes, c->logits, c->labels, c->smoothing, NULL, (float)c->n,
+                             c->metrics);
     return c->metrics[0] / c->n;
 }
 
-static void test_softmax_xent(hd_backend *be) {
+/* The loss against (1 - smoothing) one_hot + smoothing / classes, as PyTorch's CrossEntropyLoss
+ * (label_smoothing) defines it, worked out here in double; its gradient by finite differences. */
+static void test_softmax_xent(hd_backend *be, float smoothing) {
     const int n = 6, classes = 10;
     float *logits = random_tensor((size_t)n * classes, -3, 3), grad[60], num[60];
     int32_t labels[6];
     for (int i = 0; i < n; i++)
         labels[i] = (int32_t)(test_rand_u64(&rng) % classes);
-    xent_ctx ctx = {be, n, classes, logits, labels, {0, 0}};
+    xent_ctx ctx = {be, n, classes, smoothing, logits, labels, {0, 0}};
     float metrics[2] = {0, 0};
-    be->ops->softmax_xent(be, n, classes, logits, labels, grad, (float)n, metrics);
+    be->ops->softmax_xent(be, n, classes, logits, labels, smoothing, grad, (float)n, metrics);
     double loss = 0;
     int correct = 0;
     for (int i = 0; i < n; i++) {
@@ -419,13 +423,18 @@ static void test_softmax_xent(hd_backend *be) {
                 mx = row[c], arg = c;
         for (int c = 0; c < classes; c++)
             z += exp(row[c] - mx);
-        loss += log(z) - (row[labels[i]] - mx);
+        for (int c = 0; c < classes; c++) {
+            double target = (c == labels[i] ? 1.0 - smoothing : 0.0) + (double)smoothing / classes;
+            loss -= target * (row[c] - mx - log(z));
+        }
         correct += arg == labels[i];
     }
     CHECK(fabs(metrics[0] - loss) < 1e-4, "xent loss sum %.6f vs %.6f", metrics[0], loss);
     CHECK(metrics[1] == (float)correct, "xent correct %g vs %d", metrics[1], correct);
     numeric_grad(logits, (size_t)n * classes, num, xent_ctx_loss, &ctx);
-    check_tensor("softmax_xent dlogits", grad, num, (size_t)n * classes, GRAD_ATOL, GRAD_RTOL);
+    char name[64];
+    snprintf(name, sizeof name, "softmax_xent smoothing %g dlogits", (double)smoothing);
+    check_tensor(name, grad, num, (size_t)n * classes, GRAD_ATOL, GRAD_RTOL);
     free(logits);
 }
 
@@ -467,7 +476,9 @@ int main(void) {
     test_dense(be, 3, 12, 8, HD_ACT_RELU);
     test_dense(be, 1, 7, 3, HD_ACT_NONE);
     test_dropout(be);
-    test_softmax_xent(be);
+    test_softmax_xent(be, 0.0f);
+    test_softmax_xent(be, 0.1f);
+    test_softmax_xent(be, 0.6f);
     hd_backend_destroy(be);
     return test_finish();
 }

@@ -180,7 +180,7 @@ static void test_fractional_epochs(hd_backend *be, const char *dir, const hd_dat
 
 /* --lr-schedule exp --lr-decay 0.5: metrics.csv's lr is 0.01 * 0.5^epoch (the rate of every step of that
  * epoch), the decay is recorded (checkpoint, settings.txt), restored by --resume, and a contradicting
- * --lr-decay refused. */
+ * --lr-decay refused; --label-smoothing 0.1 likewise recorded, restored and guarded. */
 static void test_exp_schedule(hd_backend *be, const char *dir, const hd_dataset *train,
                               const hd_dataset *test) {
     char run[4200], path[4300];
@@ -188,6 +188,7 @@ static void test_exp_schedule(hd_backend *be, const char *dir, const hd_dataset 
     hd_train_config cfg = recipe(run);
     cfg.lr_schedule = HD_LR_EXP;
     cfg.lr_decay = 0.5;
+    cfg.label_smoothing = 0.1f;
     cfg.epochs = 2;
     hd_train_result result;
     CHECK(hd_train(be, &cfg, train, test, &result) == 0, "exp, 2 epochs: %s", hd_last_error());
@@ -211,15 +212,20 @@ static void test_exp_schedule(hd_backend *be, const char *dir, const hd_dataset 
     CHECK(hd_safetensors_read(path, &file) == 0, "read %s: %s", path, hd_last_error());
     const char *schedule = file ? hd_safetensors_meta(file, "hd.train.lr_schedule") : NULL;
     const char *decay = file ? hd_safetensors_meta(file, "hd.train.lr_decay") : NULL;
-    CHECK(schedule && strcmp(schedule, "exp") == 0 && decay && atof(decay) == 0.5,
-          "recorded schedule %s, decay %s", schedule ? schedule : "none", decay ? decay : "none");
+    const char *smoothing = file ? hd_safetensors_meta(file, "hd.train.label_smoothing") : NULL;
+    CHECK(schedule && strcmp(schedule, "exp") == 0 && decay && atof(decay) == 0.5 && smoothing &&
+              strcmp(smoothing, "0.1") == 0,
+          "recorded schedule %s, decay %s, label smoothing %s", schedule ? schedule : "none",
+          decay ? decay : "none", smoothing ? smoothing : "none");
     hd_safetensors_free(file);
     char *settings = hd_run_settings_file_read(run);
     char value[64];
     CHECK(settings && hd_run_settings_file_value(settings, "lr_schedule", value, sizeof value) &&
               strcmp(value, "exp") == 0 &&
               hd_run_settings_file_value(settings, "exp_lr_decay", value, sizeof value) &&
-              strcmp(value, "0.5") == 0,
+              strcmp(value, "0.5") == 0 &&
+              hd_run_settings_file_value(settings, "label_smoothing", value, sizeof value) &&
+              strcmp(value, "0.1") == 0,
           "settings.txt: %s", settings ? settings : hd_last_error());
     free(settings);
     more.epochs = 4;
@@ -227,6 +233,12 @@ static void test_exp_schedule(hd_backend *be, const char *dir, const hd_dataset 
     more.given |= hd_run_settings_bit("lr_decay");
     CHECK(hd_train(be, &more, train, test, &result) != 0 && strstr(hd_last_error(), "--lr-decay 0.9") != NULL,
           "a contradicting --lr-decay refused: %s", hd_last_error());
+    more.lr_decay = 0.5;
+    more.label_smoothing = 0.2f;
+    more.given = hd_run_settings_bit("epochs") | hd_run_settings_bit("label_smoothing");
+    CHECK(hd_train(be, &more, train, test, &result) != 0 &&
+              strstr(hd_last_error(), "--label-smoothing 0.2") != NULL,
+          "a contradicting --label-smoothing refused: %s", hd_last_error());
 }
 
 int main(void) {

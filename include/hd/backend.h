@@ -140,12 +140,13 @@ struct hd_backend_ops {
                              const hd_step_scalars *step, const float *dout, float *din);
 
     /* ---- loss ---- */
-    /* Fused softmax + cross-entropy over n rows. Adds the summed loss to metrics[0] and the
+    /* Fused softmax + cross-entropy over n rows, against targets smoothed by `smoothing` in [0, 1)
+     * (hd_softmax_xent_row in shared_math.h; 0: one-hot). Adds the summed loss to metrics[0] and the
      * number of correct arg-max predictions to metrics[1] (backend floats, read back by the
      * trainer only when it logs). When dlogits is not NULL it receives the gradient of the
      * mean loss over `grad_divisor` rows (normally n). */
     void (*softmax_xent)(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels,
-                         float *dlogits, float grad_divisor, float *metrics);
+                         float smoothing, float *dlogits, float grad_divisor, float *metrics);
 
     /* ---- optimizers: one call updates all `count` parameters ---- */
     /* The step size is step->step_size (backend memory): Adam's bias-corrected learning rate (see

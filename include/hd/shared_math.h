@@ -88,9 +88,13 @@ HD_HOST_DEVICE static inline float hd_dropout_multiplier(uint64_t seed, uint32_t
 /* Fused softmax + cross-entropy for one row of logits, in one pass over the row after the
  * max: stable log-sum-exp, the row's loss, the gradient of (grad_scale * loss) with
  * respect to the logits (written to grad_row unless it is NULL), and whether the arg-max
- * (first maximum) equals the label. Returns the loss -log softmax(logits)[label]. */
+ * (first maximum) equals the label. Returns the loss -sum_c t_c log softmax(logits)_c against the
+ * target t = (1 - smoothing) one_hot(label) + smoothing / classes, as PyTorch's
+ * CrossEntropyLoss(label_smoothing=smoothing); its gradient is softmax - t. smoothing 0 (the plain
+ * -log softmax(logits)[label]) takes exactly the arithmetic it took before smoothing existed. */
 HD_HOST_DEVICE static inline float hd_softmax_xent_row(const float *logits, int classes, int label,
-                                                       float *grad_row, float grad_scale, int *correct) {
+                                                       float smoothing, float *grad_row, float grad_scale,
+                                                       int *correct) {
     if (classes < 1) {
         *correct = 0;
         return 0.0f;
@@ -109,12 +113,22 @@ HD_HOST_DEVICE static inline float hd_softmax_xent_row(const float *logits, int 
     float log_sum = logf(fmaxf(sum, 1.0f)); /* sum >= 1 anyway: the maximum contributes exp(0) */
     if (grad_row) {
         float inv_sum = 1.0f / sum;
+        float off = smoothing / (float)classes, on = 1.0f - smoothing + off; /* the target's two values */
         for (int c = 0; c < classes; c++) {
             float p = expf(logits[c] - max_logit) * inv_sum;
-            grad_row[c] = (p - (c == label ? 1.0f : 0.0f)) * grad_scale;
+            float target = smoothing > 0.0f ? (c == label ? on : off) : (c == label ? 1.0f : 0.0f);
+            grad_row[c] = (p - target) * grad_scale;
         }
     }
     *correct = (arg_max == label);
+    if (smoothing > 0.0f) {
+        /* -sum_c t_c (z_c - m - log_sum) = log_sum - (1 - E)(z_label - m) - E mean_c(z_c - m) */
+        float shifted_sum = 0.0f;
+        for (int c = 0; c < classes; c++)
+            shifted_sum += logits[c] - max_logit;
+        return log_sum - (1.0f - smoothing) * (logits[label] - max_logit) -
+               smoothing * (shifted_sum / (float)classes);
+    }
     return log_sum - (logits[label] - max_logit);
 }
 

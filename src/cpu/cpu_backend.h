@@ -80,7 +80,7 @@ void cpu_dropout_backward(hd_backend *be, size_t count, float rate, uint64_t see
 
 /* cpu_loss.c */
 void cpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels,
-                      float *dlogits, float grad_divisor, float *metrics);
+                      float smoothing, float *dlogits, float grad_divisor, float *metrics);
 
 /* cpu_optim.c */
 void cpu_adam_step(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v,

@@ -339,7 +339,8 @@ const float *hd_model_forward(hd_model *model, int n, int training, uint64_t see
 void hd_model_loss(hd_model *model, int n, int want_grad) {
     hd_layer *last = &model->layers[model->n_layers - 1];
     model->be->ops->softmax_xent(model->be, n, model->classes, last->out, model->labels,
-                                 want_grad ? last->dout : NULL, (float)n, model->metrics);
+                                 want_grad ? model->label_smoothing : 0.0f, want_grad ? last->dout : NULL,
+                                 (float)n, model->metrics);
 }
 
 void hd_model_backward(hd_model *model, int n, uint64_t seed) {

@@ -53,6 +53,8 @@ static const run_setting settings[] = {
     {"lr_patience", "reduce_lr_patience", "--lr-patience", SET_INT, 0, AT(lr_patience), 1, 100000},
     {"lr_factor", "reduce_lr_factor", "--lr-factor", SET_DOUBLE, 0, AT(lr_factor), 0.01, 1},
     {"min_lr", "min_lr", "--min-lr", SET_DOUBLE, 0, AT(min_lr), 0, 10},
+    {"label_smoothing", "label_smoothing", "--label-smoothing", SET_FLOAT, 0, AT(label_smoothing), 0,
+     0.9999999},
     /* "augmentation on/off" in messages */
     {"augment", "augmentation", "--no-augment", SET_AUGMENT, 1, AT(augment), 0, 1},
     {"normalize", "normalize", "--normalize", SET_SWITCH, 0, AT(normalize), 0, 1},

@@ -217,6 +217,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     if (hd_model_create(&rc.model, be, cfg->spec, 1, train->rows, train->cols, max_batch) != 0)
         goto done;
     rc.model_ok = 1;
+    /* The training steps' objective; evaluation's loss stays the plain cross-entropy (model.h). */
+    rc.model.label_smoothing = cfg->label_smoothing;
     /* The model takes the training images' shape; a test set of another shape would be copied past the
      * end of its input buffer. */
     if (test->count > 0 &&
