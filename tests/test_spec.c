@@ -182,12 +182,15 @@ int main(void) {
     check_spec_values("conv:16:5:s2:same:relu,dense:10", 0, 16, 5, 2, 2, HD_ACT_RELU);
     check_spec_values("conv:16:5:p4,dense:10", 0, 16, 5, 1, 4, HD_ACT_NONE);
     check_spec_values("conv:16:3,dense:10", 0, 16, 3, 1, 0, HD_ACT_NONE);
-    check_refused("conv:8:4:same,dense:10", "bad layer 'conv:8:4:same'"); /* even kernel */
-    check_refused("conv:8:3:s0,dense:10", "bad layer 'conv:8:3:s0'");
+    check_refused("conv:8:4:same,dense:10",
+                  "bad layer 'conv:8:4:same': same padding needs an odd kernel"); /* even kernel */
+    check_refused("conv:8:3:s0,dense:10", "bad layer 'conv:8:3:s0': the stride sSTRIDE must be 1..64");
     check_refused("conv:8:3:s65,dense:10", "bad layer 'conv:8:3:s65'");
-    check_refused("conv:8:3:p3,dense:10", "bad layer 'conv:8:3:p3'"); /* pad >= kernel */
+    check_refused("conv:8:3:p3,dense:10",
+                  "bad layer 'conv:8:3:p3': the padding pPAD must be 0..KERNEL-1"); /* pad >= kernel */
     check_refused("conv:8:3:p-1,dense:10", "bad layer 'conv:8:3:p-1'");
-    check_refused("conv:8:3:relu:s2,dense:10", "bad layer 'conv:8:3:relu:s2'"); /* out of order */
+    check_refused("conv:8:3:relu:s2,dense:10",
+                  "bad layer 'conv:8:3:relu:s2': conv options are"); /* out of order */
     check_refused("conv:8:3:same:s2,dense:10", "bad layer 'conv:8:3:same:s2'");
     check_refused("conv:8:3:s2:s2,dense:10", "bad layer 'conv:8:3:s2:s2'");
     check_refused("conv:8:3:same:valid,dense:10", "bad layer 'conv:8:3:same:valid'");

@@ -64,7 +64,7 @@ static int layer_shape(hd_layer *layer, int index, int max_batch, size_t *param_
         break;
     case HD_LAYER_DENSE:
         if (layer->in_h != 1 || layer->in_w != 1)
-            return hd_fail("model spec: layer %d: dense needs a flat input (add flatten before it)",
+            return hd_fail("model spec: layer %d: dense needs a flat input (add flatten or gap before it)",
                            index + 1);
         layer->out_c = s->units;
         layer->weight_rank = 2;

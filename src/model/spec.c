@@ -30,18 +30,20 @@ static int parse_activation(const char *text, hd_activation *act) {
     return -1;
 }
 
-/* The conv options after FILTERS:KERNEL, in their order: [sSTRIDE] [same|valid|pPAD] [relu|linear]. */
-static int parse_conv_options(char **fields, int count, hd_layer_spec *layer) {
+/* The conv options after FILTERS:KERNEL, in their order: [sSTRIDE] [same|valid|pPAD] [relu|linear]. On a
+ * bad option, *why says what is wrong with it. */
+_Static_assert(HD_SPEC_MAX_STRIDE == 64, "the stride's message says 1..64");
+static int parse_conv_options(char **fields, int count, hd_layer_spec *layer, const char **why) {
     int i = 0;
     layer->stride = 1;
     if (i < count && fields[i][0] == 's' && fields[i][1] != '\0' && strcmp(fields[i], "same") != 0) {
         if (parse_int(fields[i] + 1, 1, HD_SPEC_MAX_STRIDE, &layer->stride) != 0)
-            return -1;
+            return *why = "the stride sSTRIDE must be 1..64", -1;
         i++;
     }
     if (i < count && strcmp(fields[i], "same") == 0) {
         if (layer->kernel % 2 == 0) /* (k-1)/2 on both sides keeps the size only for odd k */
-            return -1;
+            return *why = "same padding needs an odd kernel (use pPAD)", -1;
         layer->pad = (layer->kernel - 1) / 2;
         i++;
     } else if (i < count && strcmp(fields[i], "valid") == 0) {
@@ -49,16 +51,18 @@ static int parse_conv_options(char **fields, int count, hd_layer_spec *layer) {
     } else if (i < count && fields[i][0] == 'p') {
         /* Under KERNEL: a wider padding only adds outputs that see nothing but zeros. */
         if (parse_int(fields[i] + 1, 0, layer->kernel - 1, &layer->pad) != 0)
-            return -1;
+            return *why = "the padding pPAD must be 0..KERNEL-1", -1;
         i++;
     }
     if (i < count && parse_activation(fields[i++], &layer->act) != 0)
-        return -1;
-    return i == count ? 0 : -1;
+        return *why = "conv options are [:sSTRIDE][:same|valid|pPAD][:relu], in that order", -1;
+    if (i != count)
+        return *why = "conv options are [:sSTRIDE][:same|valid|pPAD][:relu], in that order", -1;
+    return 0;
 }
 
 /* Parses one item such as "conv:32:3:relu" (fields split on ':'). */
-static int parse_item(char *item, hd_layer_spec *layer) {
+static int parse_item(char *item, hd_layer_spec *layer, const char **why) {
     char *fields[6] = {0};
     int count = 0;
     for (char *save = NULL, *tok = strtok_r(item, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
@@ -74,7 +78,7 @@ static int parse_item(char *item, hd_layer_spec *layer) {
         layer->kind = HD_LAYER_CONV;
         return (parse_int(fields[1], 1, 4096, &layer->units) ||
                 parse_int(fields[2], 1, HD_SPEC_MAX_KERNEL, &layer->kernel) ||
-                parse_conv_options(fields + 3, count - 3, layer))
+                parse_conv_options(fields + 3, count - 3, layer, why))
                    ? -1
                    : 0;
     }
@@ -124,13 +128,16 @@ int hd_spec_parse(const char *text, hd_layer_spec *layers, int max_layers, int *
         snprintf(original, sizeof original, "%s", item);
         if (n == max_layers)
             return hd_fail("model spec: more than %d layers", max_layers);
-        if (parse_item(item, &layers[n]) != 0)
-            return hd_fail(
-                "model spec: bad layer '%s' (expected conv:FILTERS:KERNEL[:sSTRIDE][:same|valid|pPAD][:relu] "
-                "(same: odd KERNEL; PAD < KERNEL), maxpool:SIZE, avgpool:SIZE, gap, flatten, "
-                "dense:UNITS[:relu] or "
-                "dropout:RATE with 0 <= RATE < 1)",
-                original);
+        const char *why = NULL;
+        if (parse_item(item, &layers[n], &why) != 0) {
+            if (why)
+                return hd_fail("model spec: bad layer '%s': %s", original, why);
+            return hd_fail("model spec: bad layer '%s' (expected "
+                           "conv:FILTERS:KERNEL[:sSTRIDE][:same|valid|pPAD][:relu], "
+                           "maxpool:SIZE, avgpool:SIZE, gap, flatten, dense:UNITS[:relu] or dropout:RATE "
+                           "with 0 <= RATE < 1)",
+                           original);
+        }
         n++;
     }
     if (n == 0)
