@@ -130,6 +130,10 @@ static void gpu_fill_ops(hd_backend_ops *ops) {
     ops->maxpool_plan_free = gpu_maxpool_plan_free;
     ops->maxpool_forward = gpu_maxpool_forward;
     ops->maxpool_backward = gpu_maxpool_backward;
+    ops->avgpool_forward = gpu_avgpool_forward;
+    ops->avgpool_backward = gpu_avgpool_backward;
+    ops->gap_forward = gpu_gap_forward;
+    ops->gap_backward = gpu_gap_backward;
     ops->dense_forward = gpu_dense_forward;
     ops->dense_backward = gpu_dense_backward;
     ops->dropout_forward = gpu_dropout_forward;

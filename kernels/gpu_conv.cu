@@ -1,4 +1,4 @@
-/* gpu_conv.cu: 2-D convolution (stride 1, zero padding) through cuDNN, with bias and ReLU.
+/* gpu_conv.cu: 2-D convolution (any stride, symmetric zero padding) through cuDNN, with bias and ReLU.
  *
  * Layout: in (n, in_c, in_h, in_w), weight (out_c, in_c, k, k), out (n, out_c, out_h, out_w),
  * all NCHW float32; cross-correlation, as PyTorch and Keras compute it.
@@ -99,7 +99,7 @@ static int create_set(conv_batch_set *set, const hd_conv_shape *s) {
     CUDNN_TRY(cudnnCreateTensorDescriptor(&set->out_desc));
     for (int d = 0; d < CONV_DIRECTIONS; d++) {
         CUDNN_TRY(cudnnCreateConvolutionDescriptor(&set->conv[d]));
-        CUDNN_TRY(cudnnSetConvolution2dDescriptor(set->conv[d], s->pad, s->pad, 1, 1, 1, 1,
+        CUDNN_TRY(cudnnSetConvolution2dDescriptor(set->conv[d], s->pad, s->pad, s->stride, s->stride, 1, 1,
                                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     }
     return 0;
@@ -480,11 +480,13 @@ void gpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
 
 static int plan_init(hd_gpu_backend *gpu, gpu_conv_plan *plan) {
     const hd_conv_shape *s = &plan->shape;
-    if (s->max_batch < 1 || s->in_c < 1 || s->out_c < 1 || s->kernel < 1 || s->pad < 0 ||
-        s->out_h != s->in_h + 2 * s->pad - s->kernel + 1 ||
-        s->out_w != s->in_w + 2 * s->pad - s->kernel + 1 || s->out_h < 1 || s->out_w < 1)
-        return hd_fail("conv plan: inconsistent shape %dx%dx%d -> %dx%dx%d, kernel %d, pad %d, max_batch %d",
-                       s->in_c, s->in_h, s->in_w, s->out_c, s->out_h, s->out_w, s->kernel, s->pad,
+    if (s->max_batch < 1 || s->in_c < 1 || s->out_c < 1 || s->kernel < 1 || s->pad < 0 || s->stride < 1 ||
+        s->in_h + 2 * s->pad < s->kernel || s->in_w + 2 * s->pad < s->kernel ||
+        s->out_h != (s->in_h + 2 * s->pad - s->kernel) / s->stride + 1 ||
+        s->out_w != (s->in_w + 2 * s->pad - s->kernel) / s->stride + 1)
+        return hd_fail("conv plan: inconsistent shape %dx%dx%d -> %dx%dx%d, kernel %d, stride %d, pad %d, "
+                       "max_batch %d",
+                       s->in_c, s->in_h, s->in_w, s->out_c, s->out_h, s->out_w, s->kernel, s->stride, s->pad,
                        s->max_batch);
     CUDNN_TRY(cudnnCreateFilterDescriptor(&plan->filter_desc));
     CUDNN_TRY(cudnnSetFilter4dDescriptor(plan->filter_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s->out_c,

@@ -192,6 +192,11 @@ void gpu_maxpool_forward(hd_backend *be, void *plan, int n, const float *in, flo
 void gpu_maxpool_backward(hd_backend *be, void *plan, int n, const float *in, const float *out,
                           const float *dout, float *din);
 
+void gpu_avgpool_forward(hd_backend *be, const hd_pool_shape *shape, int n, const float *in, float *out);
+void gpu_avgpool_backward(hd_backend *be, const hd_pool_shape *shape, int n, const float *dout, float *din);
+void gpu_gap_forward(hd_backend *be, int n, int channels, int plane, const float *in, float *out);
+void gpu_gap_backward(hd_backend *be, int n, int channels, int plane, const float *dout, float *din);
+
 void gpu_dense_forward(hd_backend *be, int n, int in_f, int out_f, const float *in, const float *weight,
                        const float *bias, float *out, hd_activation act);
 void gpu_dense_backward(hd_backend *be, int n, int in_f, int out_f, const float *in, const float *weight,
@@ -215,7 +220,7 @@ void gpu_relu_forward(hd_backend *be, size_t count, const float *in, float *out)
 void gpu_relu_backward(hd_backend *be, size_t count, const float *out, const float *dout, float *din);
 
 void gpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels,
-                      float *dlogits, float grad_divisor, float *metrics);
+                      float smoothing, float *dlogits, float grad_divisor, float *metrics);
 
 void gpu_adam_step(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v,
                    float beta1, float beta2, float eps, const hd_step_scalars *step);

@@ -88,7 +88,7 @@ static void test_dropout(const backend_pair *p, size_t count, float rate, uint64
 /* Logits uniform in [-scale, scale]; with tie_every > 0, every tie_every-th row has all its
  * logits equal (the prediction is then the first class on both sides). */
 static void test_softmax(const backend_pair *p, int n, int classes, float scale, float divisor, int want_grad,
-                         int tie_every, uint64_t *rng) {
+                         int tie_every, float smoothing, uint64_t *rng) {
     size_t cnt = (size_t)n * classes;
     float *h_logits = malloc(cnt * 4);
     int32_t *h_labels = malloc((size_t)n * 4);
@@ -113,14 +113,15 @@ static void test_softmax(const backend_pair *p, int n, int classes, float scale,
         labels[k] = (int32_t *)(void *)gpu_device_copy(be[k], h_labels, (size_t)n);
         dlogits[k] = gpu_device_copy(be[k], NULL, cnt);
         metrics[k] = gpu_device_copy(be[k], start, 2);
-        be[k]->ops->softmax_xent(be[k], n, classes, logits[k], labels[k], want_grad ? dlogits[k] : NULL,
-                                 divisor, metrics[k]);
+        be[k]->ops->softmax_xent(be[k], n, classes, logits[k], labels[k], smoothing,
+                                 want_grad ? dlogits[k] : NULL, divisor, metrics[k]);
     }
     float m_gpu[2], m_cpu[2];
     p->gpu->ops->download(p->gpu, m_gpu, metrics[1], sizeof m_gpu);
     p->cpu->ops->download(p->cpu, m_cpu, metrics[0], sizeof m_cpu);
-    printf("softmax n=%d scale %g: loss sum gpu %.9g cpu %.9g; correct gpu %.0f cpu %.0f\n", n, (double)scale,
-           (double)m_gpu[0], (double)m_cpu[0], (double)m_gpu[1], (double)m_cpu[1]);
+    printf("softmax n=%d scale %g smoothing %g: loss sum gpu %.9g cpu %.9g; correct gpu %.0f cpu %.0f\n", n,
+           (double)scale, (double)smoothing, (double)m_gpu[0], (double)m_cpu[0], (double)m_gpu[1],
+           (double)m_cpu[1]);
     CHECK(isfinite(m_gpu[0]) && isfinite(m_gpu[1]), "softmax n=%d scale %g: metrics not finite", n,
           (double)scale);
     CHECK(fabs((double)m_gpu[0] - m_cpu[0]) <= GPU_TOL_LOSS_RTOL * fabs((double)m_cpu[0]) + 1e-6,
@@ -220,15 +221,18 @@ int main(void) {
     test_dropout(&p, act_count, 0.99f, &rng);
     test_dropout(&p, 1, 0.5f, &rng);
 
-    test_softmax(&p, 128, 10, 5.0f, 128.0f, 1, 0, &rng);
-    test_softmax(&p, 1, 10, 5.0f, 1.0f, 1, 0, &rng);
-    test_softmax(&p, 37, 10, 5.0f, 128.0f, 1, 0, &rng);    /* last batch, mean over the full batch */
-    test_softmax(&p, 3000, 10, 5.0f, 3000.0f, 0, 0, &rng); /* evaluation: metrics only */
-    test_softmax(&p, 128, 10, 1e4f, 128.0f, 1, 5, &rng);   /* huge logits, some rows all equal */
-    test_softmax(&p, 64, 3, 1e4f, 64.0f, 1, 0, &rng);
+    test_softmax(&p, 128, 10, 5.0f, 128.0f, 1, 0, 0.0f, &rng);
+    /* Label smoothing (the loss against the smoothed target and its gradient softmax - target). */
+    test_softmax(&p, 128, 10, 5.0f, 128.0f, 1, 0, 0.1f, &rng);
+    test_softmax(&p, 37, 10, 1e4f, 128.0f, 1, 5, 0.3f, &rng);
+    test_softmax(&p, 1, 10, 5.0f, 1.0f, 1, 0, 0.0f, &rng);
+    test_softmax(&p, 37, 10, 5.0f, 128.0f, 1, 0, 0.0f, &rng);    /* last batch, mean over the full batch */
+    test_softmax(&p, 3000, 10, 5.0f, 3000.0f, 0, 0, 0.0f, &rng); /* evaluation: metrics only */
+    test_softmax(&p, 128, 10, 1e4f, 128.0f, 1, 5, 0.0f, &rng);   /* huge logits, some rows all equal */
+    test_softmax(&p, 64, 3, 1e4f, 64.0f, 1, 0, 0.0f, &rng);
     /* Logits near float's limit (differences of 2e30; a row's loss up to 2e30, the sum of
      * 128 still finite): no inf or NaN in loss, count or gradient. */
-    test_softmax(&p, 128, 10, 1e30f, 128.0f, 1, 7, &rng);
+    test_softmax(&p, 128, 10, 1e30f, 128.0f, 1, 7, 0.0f, &rng);
 
     const size_t param_count = 225034; /* the default network's */
     test_optimizer(&p, 1, 0, param_count, &rng);

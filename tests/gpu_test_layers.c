@@ -1,4 +1,5 @@
-/* gpu_test_layers.c: convolution, max pooling and dense layers, GPU against the CPU path.
+/* gpu_test_layers.c: convolution (strides and padding too), max pooling, average and global average
+ * pooling and dense layers, GPU against the CPU path.
  *
  * Each op gets the same fresh random inputs on both backends (outputs poisoned with NaN
  * first, so an element the GPU never writes fails), and its outputs and every gradient are
@@ -13,7 +14,8 @@
  *
  * Tolerances (tests/test_util/tolerances.h): outputs and gradients GPU_TOL_RTOL with
  * GPU_TOL_ATOL_SCALE of each tensor's largest magnitude; pooling and the masked dout exact
- * (no arithmetic); TF32 (allow_tf32) by the norm-wise GPU_TOL_TF32_NORM_RTOL.
+ * (no arithmetic), average pooling exact too (the same shared function on both sides); TF32 (allow_tf32) by
+ * the norm-wise GPU_TOL_TF32_NORM_RTOL.
  */
 #include "check.h"
 #include "gpu_compare.h"
@@ -84,8 +86,8 @@ static void test_conv(const backend_pair *p, hd_conv_shape s, const int *batches
             gpu_poison(be[k], out[k], out_n); /* the whole buffer: past the batch must stay NaN */
             be[k]->ops->conv2d_forward(be[k], plan[k], n, in[k], w[k], b[k], out[k]);
         }
-        snprintf(name, sizeof name, "conv %d->%d %dx%d%s n=%d out", s.in_c, s.out_c, s.in_h, s.in_w,
-                 s.act == HD_ACT_RELU ? " relu" : "", n);
+        snprintf(name, sizeof name, "conv %d->%d %dx%d k%d s%d p%d%s n=%d out", s.in_c, s.out_c, s.in_h,
+                 s.in_w, s.kernel, s.stride, s.pad, s.act == HD_ACT_RELU ? " relu" : "", n);
         compare(p, name, out[1], out[0], out_cnt, 0);
         for (int k = 0; k < 2; k++)
             gpu_expect_untouched(name, be[k], out[k], out_cnt, out_n);
@@ -203,6 +205,66 @@ done:
     free(h_dout);
 }
 
+/* ---- average pooling and global average pooling ---- */
+
+/* Both backends call the same shared_math.h function per element, adding in the same order with IEEE
+ * float adds and one division (nothing nvcc could contract into an FMA): the results must be equal, bit
+ * for bit. gap: s.size is ignored and the window is the whole plane (out_h = out_w = 1). */
+static void test_avgpool(const backend_pair *p, hd_pool_shape s, int gap, const int *batches, int n_batches,
+                         uint64_t *rng) {
+    size_t in_n = (size_t)s.max_batch * s.channels * s.in_h * s.in_w;
+    size_t out_n = (size_t)s.max_batch * s.channels * s.out_h * s.out_w;
+    float *h_in = malloc(in_n * 4), *h_dout = malloc(out_n * 4);
+    hd_backend *be[2] = {p->cpu, p->gpu};
+    float *in[2], *out[2], *dout[2], *din[2];
+    for (int k = 0; k < 2; k++) {
+        in[k] = gpu_device_copy(be[k], NULL, in_n);
+        out[k] = gpu_device_copy(be[k], NULL, out_n);
+        dout[k] = gpu_device_copy(be[k], NULL, out_n);
+        din[k] = gpu_device_copy(be[k], NULL, in_n);
+        CHECK(in[k] && out[k] && dout[k] && din[k], "avgpool setup on %s: %s", be[k]->name, hd_last_error());
+    }
+    for (int t = 0; t < n_batches && h_in && h_dout; t++) {
+        int n = batches[t];
+        size_t in_cnt = (size_t)n * s.channels * s.in_h * s.in_w;
+        size_t out_cnt = (size_t)n * s.channels * s.out_h * s.out_w;
+        char name[128];
+        fill(h_in, in_cnt, -1.0f, 1.0f, rng);
+        fill(h_dout, out_cnt, -1.0f, 1.0f, rng);
+        for (int k = 0; k < 2; k++) {
+            be[k]->ops->upload(be[k], in[k], h_in, in_cnt * 4);
+            be[k]->ops->upload(be[k], dout[k], h_dout, out_cnt * 4);
+            gpu_poison(be[k], out[k], out_n); /* the whole buffers: past the batch must stay NaN */
+            gpu_poison(be[k], din[k], in_n);
+            if (gap) {
+                be[k]->ops->gap_forward(be[k], n, s.channels, s.in_h * s.in_w, in[k], out[k]);
+                be[k]->ops->gap_backward(be[k], n, s.channels, s.in_h * s.in_w, dout[k], din[k]);
+            } else {
+                be[k]->ops->avgpool_forward(be[k], &s, n, in[k], out[k]);
+                be[k]->ops->avgpool_backward(be[k], &s, n, dout[k], din[k]);
+            }
+        }
+        snprintf(name, sizeof name, "%s %dx%dx%d /%d n=%d out", gap ? "gap" : "avgpool", s.channels, s.in_h,
+                 s.in_w, gap ? 0 : s.size, n);
+        compare(p, name, out[1], out[0], out_cnt, 1);
+        for (int k = 0; k < 2; k++)
+            gpu_expect_untouched(name, be[k], out[k], out_cnt, out_n);
+        snprintf(name, sizeof name, "%s %dx%dx%d n=%d din", gap ? "gap" : "avgpool", s.channels, s.in_h,
+                 s.in_w, n);
+        compare(p, name, din[1], din[0], in_cnt, 1);
+        for (int k = 0; k < 2; k++)
+            gpu_expect_untouched(name, be[k], din[k], in_cnt, in_n);
+    }
+    for (int k = 0; k < 2; k++) {
+        be[k]->ops->free(be[k], in[k]);
+        be[k]->ops->free(be[k], out[k]);
+        be[k]->ops->free(be[k], dout[k]);
+        be[k]->ops->free(be[k], din[k]);
+    }
+    free(h_in);
+    free(h_dout);
+}
+
 /* ---- dense ---- */
 
 static void test_dense(const backend_pair *p, int n, int in_f, int out_f, hd_activation act, int skip_din,
@@ -270,8 +332,8 @@ done_host:
 
 static void test_tf32(hd_backend *cpu, hd_backend *tf32, int conv, uint64_t *rng) {
     const int n = 64;
-    hd_conv_shape s = {n, 32, 13, 13, 64, 3, 0, 11, 11, HD_ACT_NONE}; /* conv2 */
-    const int in_f = 1600, out_f = 128;                               /* dense1 */
+    hd_conv_shape s = {n, 32, 13, 13, 64, 3, 0, 11, 11, HD_ACT_NONE, 1}; /* conv2 */
+    const int in_f = 1600, out_f = 128;                                  /* dense1 */
     size_t in_n = conv ? (size_t)n * 32 * 13 * 13 : (size_t)n * in_f;
     size_t w_n = conv ? (size_t)64 * 32 * 9 : (size_t)out_f * in_f;
     size_t b_n = conv ? 64 : (size_t)out_f, out_n = conv ? (size_t)n * 64 * 11 * 11 : (size_t)n * out_f;
@@ -359,21 +421,48 @@ int main(void) {
         return test_finish();
 
     /* The default network's layers: full batch, a smaller last batch, a batch of one. */
-    hd_conv_shape conv1 = {128, 1, 28, 28, 32, 3, 0, 26, 26, HD_ACT_RELU};
+    hd_conv_shape conv1 = {128, 1, 28, 28, 32, 3, 0, 26, 26, HD_ACT_RELU, 1};
     const int conv1_batches[] = {128, 96, 1};
     test_conv(&p, conv1, conv1_batches, 3, 1, &rng); /* first layer: no din */
-    hd_conv_shape conv2 = {64, 32, 13, 13, 64, 3, 0, 11, 11, HD_ACT_RELU};
+    hd_conv_shape conv2 = {64, 32, 13, 13, 64, 3, 0, 11, 11, HD_ACT_RELU, 1};
     const int conv2_batches[] = {64, 17, 1, 64};
     test_conv(&p, conv2, conv2_batches, 4, 0, &rng);
     /* Nine smaller batch sizes, more than the plan keeps sets for (7): sets are replaced. */
-    hd_conv_shape padded = {10, 3, 9, 7, 5, 3, 1, 9, 7, HD_ACT_NONE};
+    hd_conv_shape padded = {10, 3, 9, 7, 5, 3, 1, 9, 7, HD_ACT_NONE, 1};
     const int padded_batches[] = {10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1, 10};
     test_conv(&p, padded, padded_batches, 12, 0, &rng);
     /* No activation, and batches whose bias gradient is cut into several image ranges, the last
      * one shorter (256 x 100 positions: 7 ranges of up to 37 images; 255: the last of 33). */
-    hd_conv_shape wide = {256, 1, 12, 12, 8, 3, 0, 10, 10, HD_ACT_NONE};
+    hd_conv_shape wide = {256, 1, 12, 12, 8, 3, 0, 10, 10, HD_ACT_NONE, 1};
     const int wide_batches[] = {256, 255, 41};
     test_conv(&p, wide, wide_batches, 3, 0, &rng);
+
+    /* Stride and padding: 5x5 stride 2 "same" on an even side (28 -> 14), stride 2 without padding on an
+     * even side whose last row and column no window reaches (14 -> 6), a 4x4 kernel with padding 1 (14 ->
+     * 13), and stride 3 with padding 2 of a 3x3 kernel (12 -> 5). */
+    hd_conv_shape strided = {32, 1, 28, 28, 16, 5, 2, 14, 14, HD_ACT_RELU, 2};
+    const int strided_batches[] = {32, 5, 1};
+    test_conv(&p, strided, strided_batches, 3, 0, &rng);
+    hd_conv_shape strided_valid = {16, 8, 14, 14, 12, 3, 0, 6, 6, HD_ACT_NONE, 2};
+    const int small_batches[] = {16, 3};
+    test_conv(&p, strided_valid, small_batches, 2, 0, &rng);
+    hd_conv_shape even_kernel = {16, 4, 14, 14, 8, 4, 1, 13, 13, HD_ACT_NONE, 1};
+    test_conv(&p, even_kernel, small_batches, 2, 0, &rng);
+    hd_conv_shape stride3 = {16, 3, 12, 12, 6, 3, 2, 5, 5, HD_ACT_RELU, 3};
+    test_conv(&p, stride3, small_batches, 2, 0, &rng);
+
+    /* Average pooling: the even 2x2 case, a 3x3 window leaving a row and a column uncovered; global
+     * average pooling over 7x7 and a non-square plane. */
+    hd_pool_shape avg2 = {64, 32, 14, 14, 2, 7, 7};
+    const int avg_batches[] = {64, 9, 1};
+    test_avgpool(&p, avg2, 0, avg_batches, 3, &rng);
+    hd_pool_shape avg3 = {8, 5, 10, 11, 3, 3, 3};
+    const int avg3_batches[] = {8, 2};
+    test_avgpool(&p, avg3, 0, avg3_batches, 2, &rng);
+    hd_pool_shape gap7 = {64, 128, 7, 7, 0, 1, 1};
+    test_avgpool(&p, gap7, 1, avg_batches, 3, &rng);
+    hd_pool_shape gap_wide = {8, 3, 5, 9, 0, 1, 1};
+    test_avgpool(&p, gap_wide, 1, avg3_batches, 2, &rng);
 
     hd_pool_shape pool1 = {128, 32, 26, 26, 2, 13, 13};
     const int pool1_batches[] = {128, 96, 1};

@@ -7,6 +7,8 @@
  *    (a learnable task: each class is a bright square at its own place, on noise), with
  *    dropout on and a smaller batch every 50th step: the loss curves must agree. The steps run
  *    as the trainer runs them (hd_train_step): on the GPU, replays of recorded CUDA graphs.
+ * 3. Part 1's gradient comparison for a network of strided, padded convs, average and global average
+ *    pooling, trained with label smoothing 0.1.
  *
  * Kinks: a gradient is discontinuous where a ReLU input or two values in a pooling window
  * are equal. Where the two backends' activations sit within rounding of such a point they
@@ -330,6 +332,23 @@ int main(void) {
     const char *steps_env = getenv("HD_TEST_TRAIN_STEPS");
     int steps = steps_env && atoi(steps_env) >= 10 ? atoi(steps_env) : TRAIN_STEPS;
     compare_training(&cm, &gm, steps, &rng);
+
+    /* Strided and padded convs, average and global average pooling, dense after gap, label smoothing:
+     * the same gradients on both backends. */
+    const char *const strided = "conv:16:5:s2:same:relu,avgpool:2,conv:32:3:s2:same:relu,gap,dense:10";
+    hd_model cs, gs;
+    int built = hd_model_create(&cs, cpu, strided, 1, 28, 28, GRAD_BATCH) == 0;
+    built = built && hd_model_create(&gs, gpu, strided, 1, 28, 28, GRAD_BATCH) == 0;
+    CHECK(built, "model %s: %s", strided, hd_last_error());
+    if (built) {
+        hd_model_init_weights(&cs, init_seed);
+        hd_model_init_weights(&gs, init_seed);
+        cs.label_smoothing = gs.label_smoothing = 0.1f;
+        compare_gradients(&cs, &gs, GRAD_BATCH, &rng);
+        compare_gradients(&cs, &gs, 3, &rng);
+        hd_model_destroy(&gs);
+        hd_model_destroy(&cs);
+    }
 
     free(pc);
     free(pg);

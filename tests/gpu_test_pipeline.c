@@ -61,7 +61,7 @@ static int run_epochs(hd_model *model, const hd_float_set *data, uint64_t seed, 
         int n;
         while ((n = hd_pipeline_next(pipeline, model)) > 0) {
             const float *logits = hd_model_forward(model, n, 0, 0);
-            be->ops->softmax_xent(be, n, CLASSES, logits, model->labels, NULL, (float)n,
+            be->ops->softmax_xent(be, n, CLASSES, logits, model->labels, 0.0f, NULL, (float)n,
                                   rec->metrics + 2 * (size_t)step);
             /* Dropout at rate 0 is a plain copy on both backends: the record of this step. */
             be->ops->dropout_forward(be, (size_t)n * PIXELS, 0.0f, 0, 0, NULL, model->input,

@@ -7,8 +7,8 @@
 # 2. The real consumer: a model trained for one epoch by `hd-gpu train` (and one by `--model-spec fast`, whose
 #    inputs are normalised), and two initialised models whose
 #    specs reach every layer kind and mapping (conv without ReLU, dense straight after 1x1 outputs, a conv
-#    after flatten), and a briefly trained one with batch norm and standalone relu layers, exported with and
-#    without --softmax, checked by python3-onnx's checker and run in
+#    after flatten, conv stride and padding, avgpool, gap), a briefly trained one with batch norm and
+#    standalone relu layers, exported with and without --softmax, checked by python3-onnx's checker and run in
 #    ONNX Runtime (onnxruntime-node, tests/onnx_check.js) on all 10,000 MNIST test images against hd-gpu's
 #    logits: |onnx - hd-gpu| <= 1e-4 + 1e-4 |hd-gpu| on every value, and the same label on every image
 #    (for the untrained models, whose top two outputs can be closer than rounding, an image whose top two are
@@ -164,6 +164,11 @@ run_ort "$tmp/b.safetensors" b ties
     --model-spec "conv:8:3,bn,relu,maxpool:2,flatten,dense:32,bn,relu,dropout:0.25,dense:10" \
     >/dev/null 2>"$tmp/train-bn.err" || { cat "$tmp/train-bn.err" >&2; bad "training a bn model"; }
 run_ort "$tmp/run-bn" bn
+# conv stride and padding (same, pN, a stride-2 5x5 and an even 4x4 kernel), average and global average
+# pooling: 28 -> 14 -> 7 -> 7 -> 2 -> 1
+"$helper" init "conv:8:5:s2:same:relu,avgpool:2,conv:16:3:p1,conv:16:4:s2:relu,gap,dense:10" 4 \
+    "$tmp/c.safetensors" >/dev/null || bad "init model c"
+run_ort "$tmp/c.safetensors" c ties
 
 echo "onnx_export: $passed passed, $failed failed"
 [ "$failed" = 0 ]

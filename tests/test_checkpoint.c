@@ -7,6 +7,7 @@
 #include "check.h"
 #include "hd/checkpoint.h"
 #include "hd/common.h"
+#include "hd/model_load.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -368,6 +369,52 @@ static void test_batchnorm(fixture *fx) {
     hd_model_destroy(&b);
 }
 
+/* Strides, padding, average and global average pooling: the spec is stored in its canonical form, the
+ * model rebuilt from it (hd_model_load_checkpoint) predicts the same bits, and only layers with tensors
+ * have them (conv1, conv2, dense1: no avgpool or gap tensors). */
+static void test_strided_round_trip(fixture *fx) {
+    const char *spec = "conv:6:5:s2:p2:relu,avgpool:2,conv:8:4:p1:relu,gap,dense:10";
+    hd_model a, b;
+    CHECK(hd_model_create(&a, fx->be, spec, 1, 28, 28, BATCH) == 0, "create %s: %s", spec, hd_last_error());
+    CHECK(hd_model_init_weights(&a, 7) == 0, "init: %s", hd_last_error());
+    CHECK(strcmp(a.spec_text, "conv:6:5:s2:same:relu,avgpool:2,conv:8:4:p1:relu,gap,dense:10") == 0,
+          "canonical spec %s", a.spec_text);
+    char *path = test_path_join(fx->dir, "strided.safetensors");
+    CHECK(hd_checkpoint_save(path, &a, NULL, NULL, 0) == 0, "save: %s", hd_last_error());
+    int loaded = hd_model_load_checkpoint(&b, fx->be, path, BATCH) == 0;
+    CHECK(loaded && strcmp(b.spec_text, a.spec_text) == 0, "load: %s",
+          loaded ? b.spec_text : hd_last_error());
+    if (loaded) {
+        float images[BATCH * 28 * 28];
+        test_fill_uniform(images, BATCH * 28 * 28, 0.0f, 1.0f, &fx->rng);
+        float *la = predict(&a, images), *lb = predict(&b, images);
+        CHECK(same_bits(la, lb, (size_t)BATCH * 10), "predictions differ after the round trip");
+        free(la);
+        free(lb);
+        hd_model_destroy(&b);
+    }
+    hd_safetensors *file = NULL;
+    CHECK(hd_safetensors_read(path, &file) == 0, "read: %s", hd_last_error());
+    if (file) {
+        static const char *const names[] = {"conv1.weight",  "conv1.bias",  "conv2.weight",    "conv2.bias",
+                                            "dense1.weight", "dense1.bias", "avgpool1.weight", "gap1.weight"};
+        for (int i = 0; i < 8; i++) {
+            int rank = 0;
+            int64_t dims[4];
+            int found = hd_safetensors_find(file, names[i], &rank, dims) != NULL;
+            CHECK(found == (i < 6), "%s %s", names[i], found ? "present" : "missing");
+        }
+        int rank = 0;
+        int64_t dims[4];
+        CHECK(hd_safetensors_find(file, "conv2.weight", &rank, dims) && rank == 4 && dims[0] == 8 &&
+                  dims[1] == 6 && dims[2] == 4 && dims[3] == 4,
+              "conv2.weight: rank %d, expected (8, 6, 4, 4)", rank);
+        hd_safetensors_free(file);
+    }
+    free(path);
+    hd_model_destroy(&a);
+}
+
 int main(void) {
     fixture fx = {0};
     fx.rng = test_fresh_seed();
@@ -380,6 +427,7 @@ int main(void) {
         test_round_trip(&fx);
         test_refusals(&fx);
         test_batchnorm(&fx);
+        test_strided_round_trip(&fx);
     }
     test_remove_tree(fx.dir);
     free(fx.dir);

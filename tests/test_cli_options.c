@@ -133,6 +133,8 @@ static void test_train_help_defaults(void) {
         {"--lr-patience", "(default ", d.lr_patience},
         {"--lr-factor", "(default ", d.lr_factor},
         {"--min-lr", "(default ", d.min_lr},
+        {"--lr-decay", "(default ", d.lr_decay},
+        {"--label-smoothing", "(default ", d.label_smoothing},
         {"--lr", "adam ", hd_optimizer_info_of(HD_OPT_ADAM)->lr},
         {"--lr", "sgd ", hd_optimizer_info_of(HD_OPT_SGD)->lr},
     };

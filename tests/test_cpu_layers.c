@@ -44,7 +44,7 @@ static void conv_reference(const hd_conv_shape *s, int n, const float *in, const
                     for (int c = 0; c < s->in_c; c++)
                         for (int ky = 0; ky < s->kernel; ky++)
                             for (int kx = 0; kx < s->kernel; kx++) {
-                                int iy = oy + ky - s->pad, ix = ox + kx - s->pad;
+                                int iy = oy * s->stride + ky - s->pad, ix = ox * s->stride + kx - s->pad;
                                 if (iy < 0 || iy >= s->in_h || ix < 0 || ix >= s->in_w)
                                     continue;
                                 acc += (double)in[((img * s->in_c + c) * s->in_h + iy) * s->in_w + ix] *
@@ -87,8 +87,10 @@ static double conv_ctx_loss(void *p) {
     return conv_loss(c->be, c->plan, c->n, c->in, c->w, c->b, c->out, c->r, c->out_n);
 }
 
-static void test_conv(hd_backend *be, int n, int in_c, int hw, int out_c, int k, int pad, hd_activation act) {
-    hd_conv_shape s = {n + 1, in_c, hw, hw, out_c, k, pad, hw + 2 * pad - k + 1, hw + 2 * pad - k + 1, act};
+static void test_conv(hd_backend *be, int n, int in_c, int hw, int out_c, int k, int stride, int pad,
+                      hd_activation act) {
+    int out_hw = (hw + 2 * pad - k) / stride + 1;
+    hd_conv_shape s = {n + 1, in_c, hw, hw, out_c, k, pad, out_hw, out_hw, act, stride};
     size_t in_n = (size_t)n * in_c * hw * hw, w_n = (size_t)out_c * in_c * k * k;
     size_t out_n = (size_t)n * out_c * s.out_h * s.out_w;
     float *in = random_tensor(in_n, -1, 1), *w = random_tensor(w_n, -0.5f, 0.5f),
@@ -99,7 +101,7 @@ static void test_conv(hd_backend *be, int n, int in_c, int hw, int out_c, int k,
     be->ops->conv2d_forward(be, plan, n, in, w, b, out);
     conv_reference(&s, n, in, w, b, ref);
     char name[96];
-    snprintf(name, sizeof name, "conv fwd %dx%d c%d->%d k%d p%d %s", hw, hw, in_c, out_c, k, pad,
+    snprintf(name, sizeof name, "conv fwd %dx%d c%d->%d k%d s%d p%d %s", hw, hw, in_c, out_c, k, stride, pad,
              act == HD_ACT_RELU ? "relu" : "");
     check_tensor(name, out, ref, out_n, 1e-5, 1e-5);
 
@@ -136,18 +138,83 @@ static void test_conv(hd_backend *be, int n, int in_c, int hw, int out_c, int k,
     conv_ctx ctx = {be, plan, n, in, w, b, out, r, out_n};
     float *num = malloc((in_n > w_n ? in_n : w_n) * 4);
     numeric_grad(in, in_n, num, conv_ctx_loss, &ctx);
-    snprintf(name, sizeof name, "conv din k%d p%d", k, pad);
+    snprintf(name, sizeof name, "conv din k%d s%d p%d", k, stride, pad);
     check_tensor(name, din, num, in_n, GRAD_ATOL, GRAD_RTOL);
     numeric_grad(w, w_n, num, conv_ctx_loss, &ctx);
-    snprintf(name, sizeof name, "conv dweight k%d p%d", k, pad);
+    snprintf(name, sizeof name, "conv dweight k%d s%d p%d", k, stride, pad);
     check_tensor(name, dw, num, w_n, GRAD_ATOL, GRAD_RTOL);
     numeric_grad(b, out_c, num, conv_ctx_loss, &ctx);
-    snprintf(name, sizeof name, "conv dbias k%d p%d", k, pad);
+    snprintf(name, sizeof name, "conv dbias k%d s%d p%d", k, stride, pad);
     check_tensor(name, db, num, out_c, GRAD_ATOL, GRAD_RTOL);
 
     be->ops->conv2d_plan_free(be, plan);
     free(in), free(w), free(b), free(out), free(ref), free(r), free(dout), free(din), free(dw), free(db),
         free(num);
+}
+
+/* ---------- average pooling and global average pooling ---------- */
+
+typedef struct {
+    hd_backend *be;
+    hd_pool_shape shape;
+    int gap, n;
+    float *in, *out, *r;
+    size_t out_n;
+} avgpool_ctx;
+
+static double avgpool_ctx_loss(void *p) {
+    avgpool_ctx *c = p;
+    if (c->gap)
+        c->be->ops->gap_forward(c->be, c->n, c->shape.channels, c->shape.in_h * c->shape.in_w, c->in, c->out);
+    else
+        c->be->ops->avgpool_forward(c->be, &c->shape, c->n, c->in, c->out);
+    return dot(c->out, c->r, c->out_n);
+}
+
+/* Forward against the means worked out here; backward against finite differences (linear: exact up to
+ * rounding), and din written in full (poisoned first). */
+static void check_avgpool(hd_backend *be, hd_pool_shape s, int gap, int n) {
+    int window_h = gap ? s.in_h : s.size, window_w = gap ? s.in_w : s.size;
+    size_t in_n = (size_t)n * s.channels * s.in_h * s.in_w,
+           out_n = (size_t)n * s.channels * s.out_h * s.out_w;
+    float *in = random_tensor(in_n, -1, 1), *out = calloc(out_n, 4), *ref = calloc(out_n, 4),
+          *r = random_tensor(out_n, -1, 1), *din = malloc(in_n * 4), *num = malloc(in_n * 4);
+    avgpool_ctx ctx = {be, s, gap, n, in, out, r, out_n};
+    avgpool_ctx_loss(&ctx);
+    for (int p = 0; p < n * s.channels; p++)
+        for (int oy = 0; oy < s.out_h; oy++)
+            for (int ox = 0; ox < s.out_w; ox++) {
+                double sum = 0.0;
+                for (int dy = 0; dy < window_h; dy++)
+                    for (int dx = 0; dx < window_w; dx++)
+                        sum += in[((size_t)p * s.in_h + oy * window_h + dy) * s.in_w + ox * window_w + dx];
+                ref[((size_t)p * s.out_h + oy) * s.out_w + ox] = (float)(sum / (window_h * window_w));
+            }
+    char name[96];
+    snprintf(name, sizeof name, "%s fwd %dx%dx%d /%d", gap ? "gap" : "avgpool", s.channels, s.in_h, s.in_w,
+             s.size);
+    check_tensor(name, out, ref, out_n, 1e-6, 1e-5);
+    for (size_t i = 0; i < in_n; i++)
+        din[i] = NAN;
+    if (gap)
+        be->ops->gap_backward(be, n, s.channels, s.in_h * s.in_w, r, din);
+    else
+        be->ops->avgpool_backward(be, &s, n, r, din);
+    numeric_grad(in, in_n, num, avgpool_ctx_loss, &ctx);
+    snprintf(name, sizeof name, "%s din %dx%dx%d /%d", gap ? "gap" : "avgpool", s.channels, s.in_h, s.in_w,
+             s.size);
+    check_tensor(name, din, num, in_n, GRAD_ATOL, GRAD_RTOL);
+    free(in), free(out), free(ref), free(r), free(din), free(num);
+}
+
+static void test_avgpool(hd_backend *be, int n, int ch, int hw, int size) {
+    hd_pool_shape s = {n, ch, hw, hw, size, hw / size, hw / size};
+    check_avgpool(be, s, 0, n);
+}
+
+static void test_gap(hd_backend *be, int n, int ch, int hw) {
+    hd_pool_shape s = {n, ch, hw, hw + 2, 0, 1, 1}; /* a plane that is not square */
+    check_avgpool(be, s, 1, n);
 }
 
 /* ---------- max pooling ---------- */
@@ -320,6 +387,7 @@ static void test_dropout(hd_backend *be) {
 typedef struct {
     hd_backend *be;
     int n, classes;
+    float smoothing;
     float *logits;
     int32_t *labels;
     float metrics[2];
@@ -328,19 +396,22 @@ typedef struct {
 static double xent_ctx_loss(void *p) {
     xent_ctx *c = p;
     c->metrics[0] = c->metrics[1] = 0;
-    c->be->ops->softmax_xent(c->be, c->n, c->classes, c->logits, c->labels, NULL, (float)c->n, c->metrics);
+    c->be->ops->softmax_xent(c->be, c->n, c->classes, c->logits, c->labels, c->smoothing, NULL, (float)c->n,
+                             c->metrics);
     return c->metrics[0] / c->n;
 }
 
-static void test_softmax_xent(hd_backend *be) {
+/* The loss against (1 - smoothing) one_hot + smoothing / classes, as PyTorch's CrossEntropyLoss
+ * (label_smoothing) defines it, worked out here in double; its gradient by finite differences. */
+static void test_softmax_xent(hd_backend *be, float smoothing) {
     const int n = 6, classes = 10;
     float *logits = random_tensor((size_t)n * classes, -3, 3), grad[60], num[60];
     int32_t labels[6];
     for (int i = 0; i < n; i++)
         labels[i] = (int32_t)(test_rand_u64(&rng) % classes);
-    xent_ctx ctx = {be, n, classes, logits, labels, {0, 0}};
+    xent_ctx ctx = {be, n, classes, smoothing, logits, labels, {0, 0}};
     float metrics[2] = {0, 0};
-    be->ops->softmax_xent(be, n, classes, logits, labels, grad, (float)n, metrics);
+    be->ops->softmax_xent(be, n, classes, logits, labels, smoothing, grad, (float)n, metrics);
     double loss = 0;
     int correct = 0;
     for (int i = 0; i < n; i++) {
@@ -352,13 +423,18 @@ static void test_softmax_xent(hd_backend *be) {
                 mx = row[c], arg = c;
         for (int c = 0; c < classes; c++)
             z += exp(row[c] - mx);
-        loss += log(z) - (row[labels[i]] - mx);
+        for (int c = 0; c < classes; c++) {
+            double target = (c == labels[i] ? 1.0 - smoothing : 0.0) + (double)smoothing / classes;
+            loss -= target * (row[c] - mx - log(z));
+        }
         correct += arg == labels[i];
     }
     CHECK(fabs(metrics[0] - loss) < 1e-4, "xent loss sum %.6f vs %.6f", metrics[0], loss);
     CHECK(metrics[1] == (float)correct, "xent correct %g vs %d", metrics[1], correct);
     numeric_grad(logits, (size_t)n * classes, num, xent_ctx_loss, &ctx);
-    check_tensor("softmax_xent dlogits", grad, num, (size_t)n * classes, GRAD_ATOL, GRAD_RTOL);
+    char name[64];
+    snprintf(name, sizeof name, "softmax_xent smoothing %g dlogits", (double)smoothing);
+    check_tensor(name, grad, num, (size_t)n * classes, GRAD_ATOL, GRAD_RTOL);
     free(logits);
 }
 
@@ -369,10 +445,20 @@ int main(void) {
     CHECK(be != NULL, "cpu backend");
     if (!be)
         return test_finish();
-    test_conv(be, 3, 1, 8, 4, 3, 0, HD_ACT_NONE);
-    test_conv(be, 2, 3, 7, 5, 3, 1, HD_ACT_NONE);
-    test_conv(be, 3, 2, 6, 4, 3, 0, HD_ACT_RELU);
-    test_conv(be, 1, 2, 5, 3, 5, 0, HD_ACT_NONE); /* batch of 1, kernel as large as the input */
+    test_conv(be, 3, 1, 8, 4, 3, 1, 0, HD_ACT_NONE);
+    test_conv(be, 2, 3, 7, 5, 3, 1, 1, HD_ACT_NONE);
+    test_conv(be, 3, 2, 6, 4, 3, 1, 0, HD_ACT_RELU);
+    test_conv(be, 1, 2, 5, 3, 5, 1, 0, HD_ACT_NONE); /* batch of 1, kernel as large as the input */
+    test_conv(be, 2, 2, 8, 3, 5, 2, 2, HD_ACT_NONE); /* 5x5 stride 2 "same" on an even side: 8 -> 4 */
+    test_conv(be, 2, 3, 9, 4, 5, 2, 2, HD_ACT_NONE); /* the same on an odd side: 9 -> 5 */
+    test_conv(be, 2, 2, 8, 3, 3, 2, 0, HD_ACT_NONE); /* stride 2, no padding: the last row unread */
+    test_conv(be, 2, 2, 6, 3, 4, 1, 1, HD_ACT_NONE); /* even kernel, padding 1: 6 -> 5 */
+    test_conv(be, 2, 2, 7, 3, 3, 3, 2, HD_ACT_NONE); /* stride 3 over padding 2: 7 -> 3 */
+    test_conv(be, 2, 2, 8, 4, 5, 2, 2, HD_ACT_RELU);
+    test_avgpool(be, 3, 2, 8, 2);
+    test_avgpool(be, 2, 3, 7, 3); /* 7 / 3: the last row and column in no window */
+    test_gap(be, 3, 4, 5);
+    test_gap(be, 2, 3, 1);
     test_pool(be, 3, 2, 8, 2);
     test_pool(be, 2, 3, 7, 2);  /* odd size: the last row and column are dropped */
     test_pool(be, 2, 2, 10, 3); /* the general window (2x2 has its own unrolled loop) */
@@ -390,7 +476,9 @@ int main(void) {
     test_dense(be, 3, 12, 8, HD_ACT_RELU);
     test_dense(be, 1, 7, 3, HD_ACT_NONE);
     test_dropout(be);
-    test_softmax_xent(be);
+    test_softmax_xent(be, 0.0f);
+    test_softmax_xent(be, 0.1f);
+    test_softmax_xent(be, 0.6f);
     hd_backend_destroy(be);
     return test_finish();
 }

@@ -52,18 +52,21 @@ static uint64_t pattern_hash(const hd_model *model, int n) {
     return h;
 }
 
+/* The training objective (want_grad: with label smoothing when the model has it; the gradient it also
+ * writes into the last layer's dout is not used). */
 static double loss_of(hd_model *model, int n, uint64_t seed, uint64_t *pattern) {
     model->metrics[0] = model->metrics[1] = 0;
     hd_model_forward(model, n, 1, seed);
-    hd_model_loss(model, n, 0);
+    hd_model_loss(model, n, 1);
     *pattern = pattern_hash(model, n);
     return (double)model->metrics[0] / n;
 }
 
 static void check_network(hd_backend *be, const char *spec, int in_c, int hw, int n, int samples_per_layer,
-                          uint64_t *rng) {
+                          float smoothing, uint64_t *rng) {
     hd_model model;
     CHECK(hd_model_create(&model, be, spec, in_c, hw, hw, n) == 0, "create %s: %s", spec, hd_last_error());
+    model.label_smoothing = smoothing;
     uint64_t seed = test_rand_u64(rng);
     hd_model_init_weights(&model, seed);
     /* Larger biases than zero so units are not all on a kink at the start. */
@@ -78,6 +81,24 @@ static void check_network(hd_backend *be, const char *spec, int in_c, int hw, in
     model.metrics[0] = model.metrics[1] = 0;
     hd_model_set_step(&model, 3, 0.0f); /* the dropout masks of step 3 throughout */
     hd_model_forward(&model, n, 1, seed);
+    if (smoothing > 0.0f) {
+        /* Evaluation (no gradient) reports the plain cross-entropy, the same bits as without smoothing;
+         * the training objective is another. */
+        hd_model_loss(&model, n, 0);
+        float plain = model.metrics[0];
+        model.label_smoothing = 0.0f;
+        hd_model_loss(&model, n, 1);
+        float unsmoothed = model.metrics[0] - plain;
+        model.label_smoothing = smoothing;
+        hd_model_loss(&model, n, 1);
+        float smoothed = model.metrics[0] - plain - unsmoothed;
+        CHECK(plain == unsmoothed && smoothed != plain,
+              "%s: evaluation loss %.9g, unsmoothed training loss %.9g, smoothed %.9g", spec, plain,
+              unsmoothed, smoothed);
+        printf("%s, smoothing %g: loss sum %.6g plain, %.6g smoothed\n", spec, (double)smoothing, plain,
+               smoothed);
+        model.metrics[0] = model.metrics[1] = 0;
+    }
     hd_model_loss(&model, n, 1);
     hd_model_backward(&model, n, seed);
 
@@ -136,12 +157,20 @@ int main(void) {
     hd_cpu_options options = {2};
     hd_backend *be = hd_cpu_backend_create(&options);
     /* The default MNIST network on 28x28 inputs, dropout active. */
-    check_network(be, HD_DEFAULT_SPEC, 1, 28, 1, 30, &rng);
+    check_network(be, HD_DEFAULT_SPEC, 1, 28, 1, 30, 0.0f, &rng);
     /* A small network with two input channels, a 5x5 kernel and SGD-free plain layers. */
-    check_network(be, "conv:3:5,maxpool:2,flatten,dense:7:relu,dropout:0.3,dense:4", 2, 12, 3, 30, &rng);
+    check_network(be, "conv:3:5,maxpool:2,flatten,dense:7:relu,dropout:0.3,dense:4", 2, 12, 3, 30, 0.0f,
+                  &rng);
+    /* Label smoothing: the gradient of the smoothed objective. */
+    check_network(be, "conv:3:5,maxpool:2,flatten,dense:7:relu,dropout:0.3,dense:4", 2, 12, 3, 20, 0.2f,
+                  &rng);
+    /* Stride and padding, average and global average pooling, dense straight after gap. */
+    check_network(be, "conv:4:5:s2:same:relu,avgpool:2,conv:6:3:p1:relu,conv:6:4:s2,gap,dense:5", 1, 16, 3,
+                  20, 0.0f, &rng);
     /* Batch norm after a conv (BatchNorm2d) and after a dense layer (BatchNorm1d), each followed by a
      * standalone relu: batch statistics over 4 images, so each image's loss depends on the others. */
-    check_network(be, "conv:4:3,bn,relu,maxpool:2,flatten,dense:8,bn,relu,dense:4", 1, 10, 4, 30, &rng);
+    check_network(be, "conv:4:3,bn,relu,maxpool:2,flatten,dense:8,bn,relu,dense:4", 1, 10, 4, 30, 0.0f,
+                  &rng);
     hd_backend_destroy(be);
     return test_finish();
 }

@@ -158,6 +158,37 @@ static void test_batchnorm_model(hd_backend *be) {
     hd_model_destroy(&model);
 }
 
+/* Strides, padding and the new pooling kinds, by hand on 1x28x28: conv 8 5x5 stride 2 same (pad 2) ->
+ * 8x14x14, 8*25 + 8 = 208; avgpool 2 -> 8x7x7; conv 16 4x4 pad 1 -> 16x6x6, 16*8*16 + 16 = 2,064;
+ * gap -> 16; dense 10: 170. */
+static void test_strided_model(hd_backend *be) {
+    static const struct {
+        const char *layer, *shape;
+        size_t count;
+    } want[] = {{"conv1 (Conv2D 5x5 s2 p2, ReLU)", "8x14x14", 208},
+                {"avgpool1 (AvgPool 2x2)", "8x7x7", 0},
+                {"conv2 (Conv2D 4x4 p1)", "16x6x6", 2064},
+                {"gap1 (GlobalAvgPool)", "16", 0},
+                {"dense1 (Dense)", "10", 170}};
+    hd_model model;
+    int rc = hd_model_create(&model, be, "conv:8:5:s2:same:relu,avgpool:2,conv:16:4:p1,gap,dense:10", 1, 28,
+                             28, 1);
+    CHECK(rc == 0, "strided model: %s", hd_last_error());
+    if (rc != 0)
+        return;
+    hd_model_summary s;
+    hd_model_summary_make(&model, &s);
+    CHECK(s.n_rows == 6 && s.total_params == 2442, "%d rows, %zu parameters (want 6, 2442)", s.n_rows,
+          s.total_params);
+    for (int i = 1; i < s.n_rows && i <= 5; i++)
+        CHECK(strcmp(s.rows[i].layer, want[i - 1].layer) == 0 &&
+                  strcmp(s.rows[i].shape, want[i - 1].shape) == 0 &&
+                  s.rows[i].param_count == want[i - 1].count,
+              "row %d: \"%s\" \"%s\" (%zu), want \"%s\" \"%s\" (%zu)", i, s.rows[i].layer, s.rows[i].shape,
+              s.rows[i].param_count, want[i - 1].layer, want[i - 1].shape, want[i - 1].count);
+    hd_model_destroy(&model);
+}
+
 int main(void) {
     hd_backend *be = hd_cpu_backend_create(&(hd_cpu_options){1});
     CHECK(be != NULL, "cpu backend: %s", hd_last_error());
@@ -165,6 +196,7 @@ int main(void) {
     if (be) {
         test_default_model(be);
         test_batchnorm_model(be);
+        test_strided_model(be);
     }
     hd_backend_destroy(be);
     return test_finish();

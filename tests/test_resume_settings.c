@@ -113,7 +113,8 @@ static void test_settings_file(const char *dir) {
         "device: cpu (1 thread)\nmodel: flatten,dense:10\noptimizer: sgd\nlearning_rate: 0.05\n"
         "momentum: 0.7\nnesterov: off\nlr_schedule: constant\nbatch_size: 128\nepochs: 3\nseed: "
         "18446744073709551615\nvalidation_split: 0.1\n"
-        "early_stopping_patience: 6\nreduce_lr_patience: 2\nreduce_lr_factor: 0.5\nmin_lr: 1e-05\n"
+        "early_stopping_patience: 6\nreduce_lr_patience: 2\nreduce_lr_factor: 0.5\nmin_lr: "
+        "1e-05\nlabel_smoothing: 0\n"
         "augmentation: off\nnormalize: off\ntrain_limit: 700\ndata: /data/mnist\n";
     CHECK(text && strcmp(text, want) == 0, "settings.txt is\n%s\nwant\n%s", text ? text : hd_last_error(),
           want);

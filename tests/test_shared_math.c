@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Known-answer vectors for Philox4x32-10 from the Random123 distribution (kat_vectors). */
 static void test_philox_known_answers(void) {
@@ -55,7 +56,7 @@ static void test_softmax_xent_row(void) {
     const float logits[4] = {1.0f, 2.0f, 0.5f, -1.0f};
     float grad[4];
     int correct = -1;
-    float loss = hd_softmax_xent_row(logits, 4, 1, grad, 0.5f, &correct);
+    float loss = hd_softmax_xent_row(logits, 4, 1, 0.0f, grad, 0.5f, &correct);
     double z = exp(1.0) + exp(2.0) + exp(0.5) + exp(-1.0);
     CHECK(fabs(loss - (log(z) - 2.0)) < 1e-6, "loss %.8f vs %.8f", loss, log(z) - 2.0);
     CHECK(correct == 1, "arg-max 1 is the label");
@@ -66,7 +67,7 @@ static void test_softmax_xent_row(void) {
     /* Very large logits: no NaN or inf anywhere. */
     const float huge[3] = {1e30f, -1e30f, 3e29f};
     float ghuge[3];
-    float lhuge = hd_softmax_xent_row(huge, 3, 1, ghuge, 1.0f, &correct);
+    float lhuge = hd_softmax_xent_row(huge, 3, 1, 0.0f, ghuge, 1.0f, &correct);
     CHECK(isfinite(lhuge) && lhuge > 1e29f, "huge-logit loss finite and large: %g", lhuge);
     CHECK(isfinite(ghuge[0]) && isfinite(ghuge[1]) && isfinite(ghuge[2]), "huge-logit gradient finite");
     CHECK(fabsf(ghuge[0] - 1.0f) < 1e-6 && fabsf(ghuge[1] + 1.0f) < 1e-6,
@@ -74,8 +75,75 @@ static void test_softmax_xent_row(void) {
     CHECK(correct == 0, "huge-logit arg-max");
     /* Ties: the first maximum wins, as on the GPU. */
     const float tie[3] = {2.0f, 2.0f, 1.0f};
-    hd_softmax_xent_row(tie, 3, 1, NULL, 1.0f, &correct);
+    hd_softmax_xent_row(tie, 3, 1, 0.0f, NULL, 1.0f, &correct);
     CHECK(correct == 0, "first maximum wins on ties");
+}
+
+/* hd_softmax_xent_row as it was before label smoothing, word for word: smoothing 0 must give its bits. */
+static float xent_row_before_smoothing(const float *logits, int classes, int label, float *grad_row,
+                                       float grad_scale, int *correct) {
+    float max_logit = logits[0];
+    int arg_max = 0;
+    for (int c = 1; c < classes; c++) {
+        if (logits[c] > max_logit) {
+            max_logit = logits[c];
+            arg_max = c;
+        }
+    }
+    float sum = 0.0f;
+    for (int c = 0; c < classes; c++)
+        sum += expf(logits[c] - max_logit);
+    float log_sum = logf(fmaxf(sum, 1.0f));
+    if (grad_row) {
+        float inv_sum = 1.0f / sum;
+        for (int c = 0; c < classes; c++) {
+            float p = expf(logits[c] - max_logit) * inv_sum;
+            grad_row[c] = (p - (c == label ? 1.0f : 0.0f)) * grad_scale;
+        }
+    }
+    *correct = (arg_max == label);
+    return log_sum - (logits[label] - max_logit);
+}
+
+/* Label smoothing E: the target (1 - E) one_hot + E / classes (PyTorch's CrossEntropyLoss(label_smoothing)).
+ * Hand-worked rows, then E = 0 bit for bit as before. */
+static void test_label_smoothing(void) {
+    int correct = -1;
+    float grad[2];
+    /* Two equal logits: p = (0.5, 0.5), E 0.2: target (0.9, 0.1); loss = -log 0.5 = ln 2 whatever the
+     * target; gradient p - target = (-0.4, 0.4). */
+    const float even[2] = {0.0f, 0.0f};
+    float loss = hd_softmax_xent_row(even, 2, 0, 0.2f, grad, 1.0f, &correct);
+    CHECK(fabs(loss - 0.69314718) < 1e-6 && fabs(grad[0] + 0.4) < 1e-6 && fabs(grad[1] - 0.4) < 1e-6,
+          "even row: loss %.8f (want ln 2), grad %.8f %.8f (want -0.4 0.4)", loss, grad[0], grad[1]);
+    /* Logits (ln 3, 0): p = (0.75, 0.25); E 0.2, label 0: loss = -(0.9 ln 0.75 + 0.1 ln 0.25) = 0.39754330,
+     * gradient (-0.15, 0.15), scaled by 0.5. */
+    const float skew[2] = {1.09861229f, 0.0f};
+    loss = hd_softmax_xent_row(skew, 2, 0, 0.2f, grad, 0.5f, &correct);
+    CHECK(fabs(loss - 0.39754330) < 1e-6 && fabs(grad[0] + 0.075) < 1e-6 && fabs(grad[1] - 0.075) < 1e-6,
+          "skewed row: loss %.8f (want 0.39754330), grad %.8f %.8f (want -0.075 0.075)", loss, grad[0],
+          grad[1]);
+    CHECK(correct == 1, "smoothing leaves the arg-max test alone");
+    /* Label 1 of the same row, E 0.5: target (0.25, 0.75): loss = -(0.25 ln 0.75 + 0.75 ln 0.25)
+     * = 1.11164129. */
+    loss = hd_softmax_xent_row(skew, 2, 1, 0.5f, grad, 1.0f, &correct);
+    CHECK(fabs(loss - 1.11164129) < 1e-6 && fabs(grad[0] - 0.5) < 1e-6 && fabs(grad[1] + 0.5) < 1e-6,
+          "label 1, E 0.5: loss %.8f (want 1.11164129), grad %.8f %.8f (want 0.5 -0.5)", loss, grad[0],
+          grad[1]);
+    /* E = 0: the same bits as the function before smoothing, loss and gradient, over random rows. */
+    uint64_t rng = 12345;
+    size_t differ = 0;
+    for (int row = 0; row < 2000; row++) {
+        float logits[10], g_new[10], g_old[10];
+        int c_new, c_old;
+        test_fill_uniform(logits, 10, -8.0f, 8.0f, &rng);
+        int label = (int)(test_rand_u64(&rng) % 10);
+        float l_new = hd_softmax_xent_row(logits, 10, label, 0.0f, g_new, 1.0f / 128.0f, &c_new);
+        float l_old = xent_row_before_smoothing(logits, 10, label, g_old, 1.0f / 128.0f, &c_old);
+        differ += memcmp(&l_new, &l_old, sizeof l_new) != 0 || memcmp(g_new, g_old, sizeof g_new) != 0 ||
+                  c_new != c_old;
+    }
+    CHECK(differ == 0, "smoothing 0: %zu of 2000 rows differ from the function before smoothing", differ);
 }
 
 static void test_adam_matches_formula(void) {
@@ -102,6 +170,7 @@ int main(void) {
     test_philox_known_answers();
     test_uniform_and_dropout_statistics();
     test_softmax_xent_row();
+    test_label_smoothing();
     test_adam_matches_formula();
     return test_finish();
 }

@@ -24,7 +24,8 @@ static void check_canonical(const char *text, const char *expected) {
     CHECK(rc == 0 && n_again == n, "\"%s\" does not parse back: %s", canonical, hd_last_error());
     for (int i = 0; rc == 0 && i < n && i < n_again; i++)
         CHECK(again[i].kind == layers[i].kind && again[i].units == layers[i].units &&
-                  again[i].kernel == layers[i].kernel && again[i].pool == layers[i].pool &&
+                  again[i].kernel == layers[i].kernel && again[i].stride == layers[i].stride &&
+                  again[i].pad == layers[i].pad && again[i].pool == layers[i].pool &&
                   again[i].rate == layers[i].rate && again[i].act == layers[i].act,
               "\"%s\": layer %d differs after the round trip (rate %.9g vs %.9g)", text, i,
               (double)layers[i].rate, (double)again[i].rate);
@@ -37,6 +38,39 @@ static void check_refused(const char *text, const char *want_phrase) {
     const char *msg = hd_last_error();
     CHECK(rc == -1 && strstr(msg, want_phrase) && !strchr(msg, '\n'),
           "\"%s\": want a one-line error with '%s', got rc %d '%s'", text, want_phrase, rc, rc ? msg : "");
+}
+
+/* Layer `index` of `text` holds these conv values. */
+static void check_spec_values(const char *text, int index, int units, int kernel, int stride, int pad,
+                              hd_activation act) {
+    hd_layer_spec layers[HD_MAX_LAYERS];
+    int n = 0;
+    int rc = hd_spec_parse(text, layers, HD_MAX_LAYERS, &n);
+    CHECK(rc == 0 && n > index, "\"%s\" does not parse: %s", text, hd_last_error());
+    if (rc != 0 || n <= index)
+        return;
+    const hd_layer_spec *l = &layers[index];
+    CHECK(l->kind == HD_LAYER_CONV && l->units == units && l->kernel == kernel && l->stride == stride &&
+              l->pad == pad && l->act == act,
+          "\"%s\" layer %d: conv %d:%d stride %d pad %d act %d, expected %d:%d stride %d pad %d act %d", text,
+          index, l->units, l->kernel, l->stride, l->pad, (int)l->act, units, kernel, stride, pad, (int)act);
+}
+
+/* The output shape of each layer of `spec` on 1 x side x side inputs: out[i] = {c, h, w}. */
+static void check_shapes(hd_backend *be, const char *spec, int side, const int (*want)[3], int n_want) {
+    hd_model model;
+    int rc = hd_model_create(&model, be, spec, 1, side, side, 2);
+    CHECK(rc == 0 && model.n_layers == n_want, "%s on %dx%d: %s", spec, side, side,
+          rc ? hd_last_error() : "");
+    if (rc != 0)
+        return;
+    for (int i = 0; i < model.n_layers && i < n_want; i++) {
+        const hd_layer *l = &model.layers[i];
+        CHECK(l->out_c == want[i][0] && l->out_h == want[i][1] && l->out_w == want[i][2],
+              "%s on %dx%d: layer %d (%s) outputs %dx%dx%d, expected %dx%dx%d", spec, side, side, i + 1,
+              l->name, l->out_c, l->out_h, l->out_w, want[i][0], want[i][1], want[i][2]);
+    }
+    hd_model_destroy(&model);
 }
 
 /* Shapes whose tensors would overflow the int indices of BLAS, cuDNN and the kernels are refused by
@@ -144,6 +178,33 @@ int main(void) {
     check_refused("relu:2,dense:10", "bad layer 'relu:2'");
     check_refused("conv:8:3,bn", "the last layer must be dense");
 
+    /* Conv stride and padding: s1 and p0 (valid) are omitted, a pad of (k-1)/2 for an odd k prints as
+     * same, any other as pN. */
+    check_canonical("conv:32:5:s2:same:relu,dense:10", "conv:32:5:s2:same:relu,dense:10");
+    check_canonical("conv:32:3:s1:valid:relu,dense:10", "conv:32:3:relu,dense:10");
+    check_canonical("conv:8:3:p1,conv:8:5:p1,conv:8:4:p2:linear,dense:10",
+                    "conv:8:3:same,conv:8:5:p1,conv:8:4:p2,dense:10");
+    check_canonical("conv:8:1:same,conv:8:7:s3:p0,dense:10", "conv:8:1,conv:8:7:s3,dense:10");
+    check_canonical("avgpool:2,gap,dense:10", "avgpool:2,gap,dense:10");
+    check_spec_values("conv:16:5:s2:same:relu,dense:10", 0, 16, 5, 2, 2, HD_ACT_RELU);
+    check_spec_values("conv:16:5:p4,dense:10", 0, 16, 5, 1, 4, HD_ACT_NONE);
+    check_spec_values("conv:16:3,dense:10", 0, 16, 3, 1, 0, HD_ACT_NONE);
+    check_refused("conv:8:4:same,dense:10",
+                  "bad layer 'conv:8:4:same': same padding needs an odd kernel"); /* even kernel */
+    check_refused("conv:8:3:s0,dense:10", "bad layer 'conv:8:3:s0': the stride sSTRIDE must be 1..64");
+    check_refused("conv:8:3:s65,dense:10", "bad layer 'conv:8:3:s65'");
+    check_refused("conv:8:3:p3,dense:10",
+                  "bad layer 'conv:8:3:p3': the padding pPAD must be 0..KERNEL-1"); /* pad >= kernel */
+    check_refused("conv:8:3:p-1,dense:10", "bad layer 'conv:8:3:p-1'");
+    check_refused("conv:8:3:relu:s2,dense:10",
+                  "bad layer 'conv:8:3:relu:s2': conv options are"); /* out of order */
+    check_refused("conv:8:3:same:s2,dense:10", "bad layer 'conv:8:3:same:s2'");
+    check_refused("conv:8:3:s2:s2,dense:10", "bad layer 'conv:8:3:s2:s2'");
+    check_refused("conv:8:3:same:valid,dense:10", "bad layer 'conv:8:3:same:valid'");
+    check_refused("conv:8:3:s,dense:10", "bad layer 'conv:8:3:s'");
+    check_refused("avgpool:0,dense:10", "bad layer 'avgpool:0'");
+    check_refused("gap:2,dense:10", "bad layer 'gap:2'");
+
     check_refused("dropout:0.99999999,dense:10", "bad layer 'dropout:0.99999999'"); /* 1.0f as a float */
     check_refused("dropout:1,dense:10", "bad layer 'dropout:1'");
     check_refused("dropout:nan,dense:10", "bad layer 'dropout:nan'");
@@ -169,6 +230,30 @@ int main(void) {
         check_model(be, "flatten,dense:1048576,dense:10", 1, 64, 64, 1, "layer 2: 4294967296 weights");
         check_model(be, HD_DEFAULT_SPEC, 1, 28, 28, 100000, "layer 1: its output, 21632 values an image");
         check_memory_limit(be);
+        /* PyTorch's floor((in + 2 pad - k) / stride) + 1; names per kind. */
+        static const int strided[][3] = {{8, 14, 14}, {8, 7, 7},  {16, 4, 4}, {16, 3, 3},
+                                         {16, 1, 1},  {16, 1, 1}, {10, 1, 1}};
+        check_shapes(be,
+                     "conv:8:5:s2:same:relu,avgpool:2,conv:16:3:s2:same,conv:16:4:p1,gap,flatten,dense:10",
+                     28, strided, 7);
+        static const int odd[][3] = {{4, 14, 14}, {4, 13, 13}, {4, 6, 6}, {4, 1, 1}, {10, 1, 1}};
+        check_shapes(be, "conv:4:3:s2:same,conv:4:2,conv:4:3:s2,gap,dense:10", 27, odd, 5);
+        check_model(be, "conv:4:7:s2,dense:10", 1, 6, 6, 1, "layer 1: 7x7 kernel does not fit a 6x6 input");
+        check_model(be, "conv:4:7:p1,dense:10", 1, 4, 4, 1, "layer 1: 7x7 kernel does not fit a 4x4 input");
+        check_model(be, "conv:4:7:p2,gap,dense:10", 1, 4, 4, 1, NULL); /* 4 + 4 - 7 + 1 = 2 */
+        check_model(be, "avgpool:5,dense:10", 1, 4, 4, 1, "layer 1: avgpool 5 larger than its 4x4 input");
+        check_model(be, "conv:4:3,dense:10", 1, 8, 8, 1, "dense needs a flat input");
+        hd_model names;
+        if (hd_model_create(&names, be, "conv:4:3,avgpool:2,conv:4:3,gap,flatten,dense:10", 1, 14, 14, 1) ==
+            0) {
+            static const char *const want[] = {"conv1", "avgpool1", "conv2", "gap1", "flatten1", "dense1"};
+            for (int i = 0; i < 6; i++)
+                CHECK(strcmp(names.layers[i].name, want[i]) == 0, "layer %d named %s, expected %s", i + 1,
+                      names.layers[i].name, want[i]);
+            hd_model_destroy(&names);
+        } else {
+            CHECK(0, "naming model: %s", hd_last_error());
+        }
     }
     hd_backend_destroy(be);
     return test_finish();

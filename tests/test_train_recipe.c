@@ -4,7 +4,8 @@
  *  - Adam's betas and the schedule are recorded, restored by --resume, and a contradicting flag refused;
  *  - --normalize: the training images' mean and std recorded in the checkpoint, and the run's test loss
  *    is what the checkpoint gives on the test images in that convention;
- *  - --epochs 1.5: a whole epoch, then half of one (rows, optimizer steps, the schedule's end). */
+ *  - --epochs 1.5: a whole epoch, then half of one (rows, optimizer steps, the schedule's end);
+ *  - --lr-schedule exp: each epoch's rate lr * decay^epoch, --lr-decay recorded and restored by --resume. */
 #include "check.h"
 #include "hd/backend.h"
 #include "hd/checkpoint.h"
@@ -45,7 +46,7 @@ static hd_train_config recipe(const char *run) {
 
 static float onecycle_rate(uint64_t step, uint64_t total) {
     hd_lr_schedule s = {
-        HD_LR_ONECYCLE, 0.01f, 0, 0.3, total, HD_ONECYCLE_DIV_FACTOR, HD_ONECYCLE_FINAL_DIV_FACTOR};
+        HD_LR_ONECYCLE, 0.01f, 0, 0.3, total, HD_ONECYCLE_DIV_FACTOR, HD_ONECYCLE_FINAL_DIV_FACTOR, 0, 0};
     return (float)hd_lr_schedule_rate(&s, step);
 }
 
@@ -177,6 +178,69 @@ static void test_fractional_epochs(hd_backend *be, const char *dir, const hd_dat
           hd_last_error());
 }
 
+/* --lr-schedule exp --lr-decay 0.5: metrics.csv's lr is 0.01 * 0.5^epoch (the rate of every step of that
+ * epoch), the decay is recorded (checkpoint, settings.txt), restored by --resume, and a contradicting
+ * --lr-decay refused; --label-smoothing 0.1 likewise recorded, restored and guarded. */
+static void test_exp_schedule(hd_backend *be, const char *dir, const hd_dataset *train,
+                              const hd_dataset *test) {
+    char run[4200], path[4300];
+    snprintf(run, sizeof run, "%s/exp", dir);
+    hd_train_config cfg = recipe(run);
+    cfg.lr_schedule = HD_LR_EXP;
+    cfg.lr_decay = 0.5;
+    cfg.label_smoothing = 0.1f;
+    cfg.epochs = 2;
+    hd_train_result result;
+    CHECK(hd_train(be, &cfg, train, test, &result) == 0, "exp, 2 epochs: %s", hd_last_error());
+    hd_train_config more = recipe(run);
+    more.resume = 1;
+    more.epochs = 3;
+    more.lr_decay = HD_LR_DECAY_DEFAULT; /* not given: the run's 0.5 is taken */
+    more.given = hd_run_settings_bit("epochs");
+    CHECK(hd_train(be, &more, train, test, &result) == 0 && result.epochs_run == 3, "exp resumed: %s",
+          hd_last_error());
+    snprintf(path, sizeof path, "%s/metrics.csv", run);
+    hd_epoch_metrics *rows = NULL;
+    int n = 0;
+    CHECK(hd_metrics_csv_read(path, &rows, &n) == 0 && n == 3, "%d rows (want 3): %s", n, hd_last_error());
+    for (int i = 0; i < n; i++)
+        CHECK(rows[i].lr == (float)(0.01f * pow(0.5, i)), "exp epoch %d: lr %.9g, want %.9g", i + 1,
+              rows[i].lr, 0.01f * pow(0.5, i));
+    free(rows);
+    snprintf(path, sizeof path, "%s/last.safetensors", run);
+    hd_safetensors *file = NULL;
+    CHECK(hd_safetensors_read(path, &file) == 0, "read %s: %s", path, hd_last_error());
+    const char *schedule = file ? hd_safetensors_meta(file, "hd.train.lr_schedule") : NULL;
+    const char *decay = file ? hd_safetensors_meta(file, "hd.train.lr_decay") : NULL;
+    const char *smoothing = file ? hd_safetensors_meta(file, "hd.train.label_smoothing") : NULL;
+    CHECK(schedule && strcmp(schedule, "exp") == 0 && decay && atof(decay) == 0.5 && smoothing &&
+              strcmp(smoothing, "0.1") == 0,
+          "recorded schedule %s, decay %s, label smoothing %s", schedule ? schedule : "none",
+          decay ? decay : "none", smoothing ? smoothing : "none");
+    hd_safetensors_free(file);
+    char *settings = hd_run_settings_file_read(run);
+    char value[64];
+    CHECK(settings && hd_run_settings_file_value(settings, "lr_schedule", value, sizeof value) &&
+              strcmp(value, "exp") == 0 &&
+              hd_run_settings_file_value(settings, "exp_lr_decay", value, sizeof value) &&
+              strcmp(value, "0.5") == 0 &&
+              hd_run_settings_file_value(settings, "label_smoothing", value, sizeof value) &&
+              strcmp(value, "0.1") == 0,
+          "settings.txt: %s", settings ? settings : hd_last_error());
+    free(settings);
+    more.epochs = 4;
+    more.lr_decay = 0.9;
+    more.given |= hd_run_settings_bit("lr_decay");
+    CHECK(hd_train(be, &more, train, test, &result) != 0 && strstr(hd_last_error(), "--lr-decay 0.9") != NULL,
+          "a contradicting --lr-decay refused: %s", hd_last_error());
+    more.lr_decay = 0.5;
+    more.label_smoothing = 0.2f;
+    more.given = hd_run_settings_bit("epochs") | hd_run_settings_bit("label_smoothing");
+    CHECK(hd_train(be, &more, train, test, &result) != 0 &&
+              strstr(hd_last_error(), "--label-smoothing 0.2") != NULL,
+          "a contradicting --label-smoothing refused: %s", hd_last_error());
+}
+
 int main(void) {
     hd_cpu_options cpu = {.threads = 1};
     hd_backend *be = hd_cpu_backend_create(&cpu);
@@ -222,6 +286,7 @@ int main(void) {
               strstr(hd_last_error(), "--lr-schedule cosine contradicts the run being resumed") != NULL,
           "a contradicting schedule refused: %s", hd_last_error());
     test_fractional_epochs(be, dir, &train, &test);
+    test_exp_schedule(be, dir, &train, &test);
     test_remove_tree(dir);
     free(dir);
     hd_backend_destroy(be);

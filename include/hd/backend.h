@@ -26,16 +26,18 @@ extern "C" {
 
 typedef enum { HD_ACT_NONE = 0, HD_ACT_RELU = 1 } hd_activation;
 
-/* A 2-D convolution, stride 1, symmetric zero padding `pad`. out = in + 2 pad - k + 1. */
+/* A 2-D convolution with stride `stride` and symmetric zero padding `pad`:
+ * out = floor((in + 2 pad - k) / stride) + 1 (as PyTorch's Conv2d). */
 typedef struct {
     int max_batch;
     int in_c, in_h, in_w;
     int out_c, kernel, pad;
     int out_h, out_w;
     hd_activation act; /* applied to the output after the bias */
+    int stride;        /* >= 1 */
 } hd_conv_shape;
 
-/* Max pooling with a square window `size`, stride `size`, no padding (floor, as Keras). */
+/* Max or average pooling with a square window `size`, stride `size`, no padding (floor, as Keras). */
 typedef struct {
     int max_batch;
     int channels, in_h, in_w;
@@ -115,6 +117,17 @@ struct hd_backend_ops {
     void (*maxpool_backward)(hd_backend *be, void *plan, int n, const float *in, const float *out,
                              const float *dout, float *din);
 
+    /* ---- average pooling (no plan: nothing to keep between calls) ---- */
+    /* out = the mean of each size x size window; rows and columns no window covers are ignored. */
+    void (*avgpool_forward)(hd_backend *be, const hd_pool_shape *shape, int n, const float *in, float *out);
+    /* din = dout / size^2 spread over its window; 0 where no window covers (written with `=`). */
+    void (*avgpool_backward)(hd_backend *be, const hd_pool_shape *shape, int n, const float *dout,
+                             float *din);
+    /* Global average pooling: out[n, c] = the mean of the plane in[n, c, :, :] of `plane` values. */
+    void (*gap_forward)(hd_backend *be, int n, int channels, int plane, const float *in, float *out);
+    /* din[n, c, :, :] = dout[n, c] / plane. */
+    void (*gap_backward)(hd_backend *be, int n, int channels, int plane, const float *dout, float *din);
+
     /* ---- dense ---- */
     /* out[n, out_f] = act(in[n, in_f] weight[out_f, in_f]^T + bias) */
     void (*dense_forward)(hd_backend *be, int n, int in_f, int out_f, const float *in, const float *weight,
@@ -158,12 +171,13 @@ struct hd_backend_ops {
                              const hd_step_scalars *step, const float *dout, float *din);
 
     /* ---- loss ---- */
-    /* Fused softmax + cross-entropy over n rows. Adds the summed loss to metrics[0] and the
+    /* Fused softmax + cross-entropy over n rows, against targets smoothed by `smoothing` in [0, 1)
+     * (hd_softmax_xent_row in shared_math.h; 0: one-hot). Adds the summed loss to metrics[0] and the
      * number of correct arg-max predictions to metrics[1] (backend floats, read back by the
      * trainer only when it logs). When dlogits is not NULL it receives the gradient of the
      * mean loss over `grad_divisor` rows (normally n). */
     void (*softmax_xent)(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels,
-                         float *dlogits, float grad_divisor, float *metrics);
+                         float smoothing, float *dlogits, float grad_divisor, float *metrics);
 
     /* ---- optimizers: one call updates all `count` parameters ---- */
     /* The step size is step->step_size (backend memory): Adam's bias-corrected learning rate (see

@@ -52,6 +52,10 @@ typedef struct {
      * (--normalize; 0 and 1 otherwise). Recorded in the checkpoint as hd.input_mean, hd.input_std. */
     float input_mean, input_std;
     int classes;
+    /* Label smoothing of the training objective (--label-smoothing; 0 when built): hd_model_loss applies
+     * it when it computes a gradient (a training step); the loss it reports for evaluation (no gradient)
+     * is always the plain cross-entropy, comparable between runs. */
+    float label_smoothing;
     int max_batch;
     size_t param_count;
     float *params, *grads; /* backend memory, param_count floats each */
@@ -93,7 +97,8 @@ void hd_model_set_step(hd_model *model, uint64_t step, float step_size);
  * logits (backend memory, n x classes). */
 const float *hd_model_forward(hd_model *model, int n, int training, uint64_t seed);
 /* Loss on the last forward: adds to model->metrics; with want_grad, also the gradient of
- * the mean loss for hd_model_backward. Labels must be in model->labels. */
+ * the mean loss for hd_model_backward, both then against targets smoothed by model->label_smoothing.
+ * Labels must be in model->labels. */
 void hd_model_loss(hd_model *model, int n, int want_grad);
 /* Backward from the loss gradient into model->grads (written with =). */
 void hd_model_backward(hd_model *model, int n, uint64_t seed);

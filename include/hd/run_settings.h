@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 
-#define HD_RUN_SETTINGS_MAX 24
+#define HD_RUN_SETTINGS_MAX 32  /* at most 32: hd_train_config.given holds a bit for each */
 #define HD_RUN_SETTING_LEN  512 /* longest value (a model spec) */
 
 /* The bit in hd_train_config.given of the setting recorded as hd.train.KEY (0 for none): the command

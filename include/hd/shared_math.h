@@ -12,8 +12,9 @@
 #ifndef HD_SHARED_MATH_H
 #define HD_SHARED_MATH_H
 
-#include <stdint.h>
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __CUDACC__
 #define HD_HOST_DEVICE __host__ __device__
@@ -87,9 +88,13 @@ HD_HOST_DEVICE static inline float hd_dropout_multiplier(uint64_t seed, uint32_t
 /* Fused softmax + cross-entropy for one row of logits, in one pass over the row after the
  * max: stable log-sum-exp, the row's loss, the gradient of (grad_scale * loss) with
  * respect to the logits (written to grad_row unless it is NULL), and whether the arg-max
- * (first maximum) equals the label. Returns the loss -log softmax(logits)[label]. */
+ * (first maximum) equals the label. Returns the loss -sum_c t_c log softmax(logits)_c against the
+ * target t = (1 - smoothing) one_hot(label) + smoothing / classes, as PyTorch's
+ * CrossEntropyLoss(label_smoothing=smoothing); its gradient is softmax - t. smoothing 0 (the plain
+ * -log softmax(logits)[label]) takes exactly the arithmetic it took before smoothing existed. */
 HD_HOST_DEVICE static inline float hd_softmax_xent_row(const float *logits, int classes, int label,
-                                                       float *grad_row, float grad_scale, int *correct) {
+                                                       float smoothing, float *grad_row, float grad_scale,
+                                                       int *correct) {
     if (classes < 1) {
         *correct = 0;
         return 0.0f;
@@ -108,13 +113,53 @@ HD_HOST_DEVICE static inline float hd_softmax_xent_row(const float *logits, int 
     float log_sum = logf(fmaxf(sum, 1.0f)); /* sum >= 1 anyway: the maximum contributes exp(0) */
     if (grad_row) {
         float inv_sum = 1.0f / sum;
+        float off = smoothing / (float)classes, on = 1.0f - smoothing + off; /* the target's two values */
         for (int c = 0; c < classes; c++) {
             float p = expf(logits[c] - max_logit) * inv_sum;
-            grad_row[c] = (p - (c == label ? 1.0f : 0.0f)) * grad_scale;
+            float target = smoothing > 0.0f ? (c == label ? on : off) : (c == label ? 1.0f : 0.0f);
+            grad_row[c] = (p - target) * grad_scale;
         }
     }
     *correct = (arg_max == label);
+    if (smoothing > 0.0f) {
+        /* -sum_c t_c (z_c - m - log_sum) = log_sum - (1 - E)(z_label - m) - E mean_c(z_c - m) */
+        float shifted_sum = 0.0f;
+        for (int c = 0; c < classes; c++)
+            shifted_sum += logits[c] - max_logit;
+        return log_sum - (1.0f - smoothing) * (logits[label] - max_logit) -
+               smoothing * (shifted_sum / (float)classes);
+    }
     return log_sum - (logits[label] - max_logit);
+}
+
+/* Average pooling (window and stride `size`, no padding): the mean of output (oy, ox)'s window of one
+ * plane of width in_w, summed in row-major order. */
+HD_HOST_DEVICE static inline float hd_avgpool_window(const float *plane, int in_w, int size, int oy, int ox) {
+    float sum = 0.0f;
+    for (int dy = 0; dy < size; dy++) {
+        const float *row = plane + (size_t)(oy * size + dy) * (size_t)in_w + (size_t)ox * (size_t)size;
+        for (int dx = 0; dx < size; dx++)
+            sum += row[dx];
+    }
+    return sum / (float)(size * size);
+}
+
+/* Its gradient at input (iy, ix): the window's output gradient over size^2; 0 in the rows and
+ * columns no window covers. */
+HD_HOST_DEVICE static inline float hd_avgpool_grad(const float *dout_plane, int out_h, int out_w, int size,
+                                                   int iy, int ix) {
+    int oy = iy / size, ox = ix / size;
+    if (oy >= out_h || ox >= out_w)
+        return 0.0f;
+    return dout_plane[(size_t)oy * (size_t)out_w + (size_t)ox] / (float)(size * size);
+}
+
+/* Global average pooling: the mean of a plane of `count` values, summed in order. */
+HD_HOST_DEVICE static inline float hd_plane_mean(const float *plane, int count) {
+    float sum = 0.0f;
+    for (int i = 0; i < count; i++)
+        sum += plane[i];
+    return sum / (float)count;
 }
 
 /* Adam, as Keras computes it: the bias corrections are folded into the step size on the

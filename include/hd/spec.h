@@ -1,8 +1,15 @@
 /* spec.h: a network's architecture as a string, parsed into layer specs and printed back (src/model/spec.c).
  *
  * A spec is a short string, one layer per comma-separated item:
- *   conv:FILTERS:KERNEL[:relu]   2-D convolution, stride 1, no padding ("valid", as Keras)
+ *   conv:FILTERS:KERNEL[:sSTRIDE][:same|valid|pPAD][:relu]
+ *                                2-D convolution; options in that order. sSTRIDE: stride (default 1);
+ *                                same: symmetric zero padding (KERNEL-1)/2, odd kernels only, as
+ *                                PyTorch's Conv2d(padding=(k-1)/2); valid: no padding (the default, as
+ *                                Keras); pPAD: PAD < KERNEL zeros on every side. Output side
+ *                                floor((in + 2 pad - KERNEL) / stride) + 1.
  *   maxpool:SIZE                 max pooling, window and stride SIZE
+ *   avgpool:SIZE                 average pooling, window and stride SIZE, no padding, floor
+ *   gap                          global average pooling: (c, h, w) -> (c, 1, 1); dense may follow it
  *   flatten                      (n, c, h, w) -> (n, c*h*w); no data movement in NCHW
  *   dense:UNITS[:relu]           fully connected
  *   dropout:RATE                 inverted dropout, active in training only
@@ -37,14 +44,22 @@ typedef enum {
     HD_LAYER_FLATTEN,
     HD_LAYER_DENSE,
     HD_LAYER_DROPOUT,
+    HD_LAYER_AVGPOOL,
+    HD_LAYER_GAP,
     HD_LAYER_BATCHNORM,
     HD_LAYER_RELU
 } hd_layer_kind;
+
+/* Limits of the conv options (a spec from elsewhere is checked against them). */
+#define HD_SPEC_MAX_KERNEL 15
+#define HD_SPEC_MAX_STRIDE 64 /* pPAD: 0 <= PAD < KERNEL */
 
 typedef struct {
     hd_layer_kind kind;
     int units;  /* conv filters or dense units */
     int kernel; /* conv kernel size */
+    int stride; /* conv stride (1 unless sSTRIDE) */
+    int pad;    /* conv zero padding on every side (same: (kernel-1)/2) */
     int pool;   /* pooling window */
     float rate; /* dropout rate */
     hd_activation act;

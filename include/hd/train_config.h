@@ -20,6 +20,8 @@ typedef struct {
     float adam_beta1, adam_beta2;
     hd_lr_schedule_kind lr_schedule; /* stepped per batch; plateau reduction only with constant */
     double pct_start;                /* onecycle: fraction of the steps spent rising */
+    double lr_decay;                 /* exp: the learning rate's factor per epoch */
+    float label_smoothing;           /* targets (1 - E) one_hot + E / classes in training, E in [0, 1) */
     uint64_t seed;
     double val_fraction;
     int es_patience;     /* early stopping: epochs without val-loss improvement */

@@ -87,6 +87,18 @@ static int set_pct_start(void *s, const char *v) {
     GIVEN(s, "pct_start");
     return hd_cli_real(v, 0.01, 0.99, &T(s)->cfg.pct_start);
 }
+static int set_lr_decay(void *s, const char *v) {
+    GIVEN(s, "lr_decay");
+    return hd_cli_real(v, 0.01, 1, &T(s)->cfg.lr_decay);
+}
+static int set_label_smoothing(void *s, const char *v) {
+    GIVEN(s, "label_smoothing");
+    double e;
+    /* Checked as the float it is stored in: 0.99999999 would round to 1.0f. */
+    if (hd_parse_real(v, 0.0, 1.0, &e) != 0 || !((float)e < 1.0f))
+        return hd_fail("expected a number in [0, 1)");
+    return T(s)->cfg.label_smoothing = (float)e, 0;
+}
 static int set_batch_size(void *s, const char *v) {
     GIVEN(s, "batch");
     return hd_cli_int(v, 1, 65536, &T(s)->cfg.batch);
@@ -184,10 +196,17 @@ static const hd_cli_option model_options[] = {
     HD_CLI_OPTION_CHOICES("lr-schedule", "NAME", set_lr_schedule,
                           "learning rate per batch: constant (with --lr-patience), onecycle\n"
                           "(PyTorch's OneCycleLR: --lr/25 up to --lr, then down to --lr/25/1e4),\n"
-                          "cosine (down to --min-lr over the run) (default constant)",
+                          "cosine (down to --min-lr over the run), exp (--lr times --lr-decay^epoch,\n"
+                          "constant within an epoch) (default constant)",
                           hd_lr_schedule_names),
     HD_CLI_OPTION("pct-start", "F", set_pct_start,
                   "onecycle: fraction of the run spent rising (default 0.3)"),
+    HD_CLI_OPTION("lr-decay", "G", set_lr_decay,
+                  "exp: the learning rate's factor per epoch, in [0.01, 1] (default 0.95)"),
+    HD_CLI_OPTION("label-smoothing", "E", set_label_smoothing,
+                  "label smoothing in [0, 1) (default 0): train against targets (1 - E) one-hot\n"
+                  "+ E / classes, as PyTorch's CrossEntropyLoss(label_smoothing=E); evaluation\n"
+                  "losses stay the plain cross-entropy"),
     HD_CLI_OPTION("batch-size", "N", set_batch_size, "(default 128)"),
     HD_CLI_OPTION("epochs", "N", set_epochs,
                   "at most this many epochs (default 40); a fraction (1.5) trains that share\n"

@@ -51,6 +51,12 @@ void cpu_maxpool_forward(hd_backend *be, void *plan, int n, const float *in, flo
 void cpu_maxpool_backward(hd_backend *be, void *plan, int n, const float *in, const float *out,
                           const float *dout, float *din);
 
+/* cpu_avgpool.c: average pooling and global average pooling */
+void cpu_avgpool_forward(hd_backend *be, const hd_pool_shape *shape, int n, const float *in, float *out);
+void cpu_avgpool_backward(hd_backend *be, const hd_pool_shape *shape, int n, const float *dout, float *din);
+void cpu_gap_forward(hd_backend *be, int n, int channels, int plane, const float *in, float *out);
+void cpu_gap_backward(hd_backend *be, int n, int channels, int plane, const float *dout, float *din);
+
 /* cpu_dense.c */
 void cpu_dense_forward(hd_backend *be, int n, int in_f, int out_f, const float *in, const float *weight,
                        const float *bias, float *out, hd_activation act);
@@ -86,7 +92,7 @@ void cpu_dropout_backward(hd_backend *be, size_t count, float rate, uint64_t see
 
 /* cpu_loss.c */
 void cpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels,
-                      float *dlogits, float grad_divisor, float *metrics);
+                      float smoothing, float *dlogits, float grad_divisor, float *metrics);
 
 /* cpu_optim.c */
 void cpu_adam_step(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v,

@@ -1,7 +1,8 @@
 /* cpu_conv.c: 2-D convolution on the CPU, forward and backward side by side, by im2col and
  * SGEMM (OpenBLAS).
  *
- * Shapes (one image): in (C, H, W), weight (OC, C, K, K), out (OC, OH, OW).
+ * Shapes (one image): in (C, H, W), weight (OC, C, K, K), out (OC, OH, OW), with stride S and zero
+ * padding P on every side: OH = (H + 2P - K) / S + 1 (floor), likewise OW.
  * im2col turns an image into col (C*K*K, OH*OW), so that out = weight (OC, C*K*K) x col.
  * Backward, per image:  dweight += dout (OC, OH*OW) x col^T;  dcol = weight^T x dout,
  * scattered back by col2im into din. Each thread owns a slice of the batch, its own col
@@ -36,6 +37,15 @@ void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
 }
 
 void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
+    const hd_conv_shape *s = shape;
+    if (s->stride < 1 || s->kernel < 1 || s->pad < 0 || s->in_h + 2 * s->pad < s->kernel ||
+        s->in_w + 2 * s->pad < s->kernel || s->out_h < 1 || s->out_w < 1 ||
+        s->out_h != (s->in_h + 2 * s->pad - s->kernel) / s->stride + 1 ||
+        s->out_w != (s->in_w + 2 * s->pad - s->kernel) / s->stride + 1) {
+        hd_fail("conv plan: inconsistent shape %dx%dx%d -> %dx%dx%d, kernel %d, stride %d, pad %d", s->in_c,
+                s->in_h, s->in_w, s->out_c, s->out_h, s->out_w, s->kernel, s->stride, s->pad);
+        return NULL;
+    }
     cpu_conv_plan *plan = hd_calloc(1, sizeof *plan);
     if (!plan)
         return NULL;
@@ -53,20 +63,24 @@ void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
     return plan;
 }
 
-/* The output columns ox whose input column ox + kx - pad lies inside the image: [*lo, *hi). */
+/* The output columns ox whose input column ox*stride + kx - pad lies inside the image: [*lo, *hi). */
 static void valid_columns(const hd_conv_shape *s, int kx, int *lo, int *hi) {
-    *lo = s->pad - kx > 0 ? s->pad - kx : 0;
+    int stride = s->stride, first = s->pad - kx, last = s->in_w - 1 + s->pad - kx;
+    *lo = first > 0 ? (first + stride - 1) / stride : 0;
     if (*lo > s->out_w) /* padding wider than the output: no column reads the image */
         *lo = s->out_w;
-    *hi = s->in_w + s->pad - kx < s->out_w ? s->in_w + s->pad - kx : s->out_w;
+    *hi = last >= 0 ? last / stride + 1 : 0;
+    if (*hi > s->out_w)
+        *hi = s->out_w;
     if (*hi < *lo)
         *hi = *lo;
 }
 
-/* col[(c*K + ky)*K + kx][oy*OW + ox] = in[c][oy + ky - pad][ox + kx - pad] (0 outside). Each row
- * of col is a run of contiguous input copied whole, zeros on either side when padded. */
+/* col[(c*K + ky)*K + kx][oy*OW + ox] = in[c][oy*S + ky - pad][ox*S + kx - pad] (0 outside), S the
+ * stride. Each row of col is a run of input copied whole (every S-th element), zeros on either side
+ * when padded. */
 static void im2col(const hd_conv_shape *s, const float *in, float *col) {
-    int k = s->kernel, out_hw = s->out_h * s->out_w;
+    int k = s->kernel, out_hw = s->out_h * s->out_w, stride = s->stride;
     for (int c = 0; c < s->in_c; c++) {
         const float *plane = in + (size_t)c * s->in_h * s->in_w;
         for (int ky = 0; ky < k; ky++) {
@@ -75,16 +89,20 @@ static void im2col(const hd_conv_shape *s, const float *in, float *col) {
                 int lo, hi;
                 valid_columns(s, kx, &lo, &hi);
                 for (int oy = 0; oy < s->out_h; oy++) {
-                    int iy = oy + ky - s->pad;
+                    int iy = oy * stride + ky - s->pad;
                     float *dst = row + (size_t)oy * s->out_w;
                     if (iy < 0 || iy >= s->in_h || lo == hi) {
                         memset(dst, 0, sizeof(float) * s->out_w);
                         continue;
                     }
-                    const float *src = plane + (size_t)iy * s->in_w + (lo + kx - s->pad);
+                    const float *src = plane + (size_t)iy * s->in_w + (lo * stride + kx - s->pad);
                     if (lo > 0)
                         memset(dst, 0, sizeof(float) * lo);
-                    memcpy(dst + lo, src, sizeof(float) * (hi - lo));
+                    if (stride == 1)
+                        memcpy(dst + lo, src, sizeof(float) * (hi - lo));
+                    else
+                        for (int i = 0; i < hi - lo; i++)
+                            dst[lo + i] = src[(size_t)i * stride];
                     if (hi < s->out_w)
                         memset(dst + hi, 0, sizeof(float) * (s->out_w - hi));
                 }
@@ -95,7 +113,7 @@ static void im2col(const hd_conv_shape *s, const float *in, float *col) {
 
 /* The adjoint of im2col: din[c][iy][ix] = sum of the col entries that read it. */
 static void col2im(const hd_conv_shape *s, const float *col, float *din) {
-    int k = s->kernel, out_hw = s->out_h * s->out_w;
+    int k = s->kernel, out_hw = s->out_h * s->out_w, stride = s->stride;
     memset(din, 0, sizeof(float) * (size_t)s->in_c * s->in_h * s->in_w);
     for (int c = 0; c < s->in_c; c++) {
         float *plane = din + (size_t)c * s->in_h * s->in_w;
@@ -105,13 +123,13 @@ static void col2im(const hd_conv_shape *s, const float *col, float *din) {
                 int lo, hi;
                 valid_columns(s, kx, &lo, &hi);
                 for (int oy = 0; oy < s->out_h; oy++) {
-                    int iy = oy + ky - s->pad;
+                    int iy = oy * stride + ky - s->pad;
                     if (iy < 0 || iy >= s->in_h)
                         continue;
                     const float *src = row + (size_t)oy * s->out_w + lo;
-                    float *dst = plane + (size_t)iy * s->in_w + (lo + kx - s->pad);
+                    float *dst = plane + (size_t)iy * s->in_w + (lo * stride + kx - s->pad);
                     for (int i = 0; i < hi - lo; i++)
-                        dst[i] += src[i];
+                        dst[(size_t)i * stride] += src[i];
                 }
             }
         }

@@ -5,7 +5,7 @@
 #include "hd/shared_math.h"
 
 void cpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, const int32_t *labels,
-                      float *dlogits, float grad_divisor, float *metrics) {
+                      float smoothing, float *dlogits, float grad_divisor, float *metrics) {
     (void)be;
     /* Rows are few (a batch) and cheap: one thread keeps the summation order fixed. */
     double loss_sum = 0.0;
@@ -14,8 +14,8 @@ void cpu_softmax_xent(hd_backend *be, int n, int classes, const float *logits, c
     for (int row = 0; row < n; row++) {
         int correct = 0;
         float *grad_row = dlogits ? dlogits + (size_t)row * classes : NULL;
-        loss_sum += hd_softmax_xent_row(logits + (size_t)row * classes, classes, labels[row], grad_row,
-                                        grad_scale, &correct);
+        loss_sum += hd_softmax_xent_row(logits + (size_t)row * classes, classes, labels[row], smoothing,
+                                        grad_row, grad_scale, &correct);
         correct_sum += correct;
     }
     metrics[0] += (float)loss_sum;

@@ -215,13 +215,14 @@ static int add_layer(builder *b, const hd_layer *l, int index, float *params, fl
     switch (s->kind) {
     case HD_LAYER_CONV: {
         to_rank4(b, l);
-        snprintf(doc, sizeof doc, "conv %d %dx%d, stride 1, no padding%s", s->units, s->kernel, s->kernel,
-                 s->act == HD_ACT_RELU ? ", then ReLU" : "");
+        snprintf(doc, sizeof doc, "conv %d %dx%d, stride %d, zero padding %d%s", s->units, s->kernel,
+                 s->kernel, s->stride, s->pad, s->act == HD_ACT_RELU ? ", then ReLU" : "");
         Onnx__NodeProto *n = add_node(b, "Conv", l->name, doc);
         add_weights(b, n, l, params);
-        const int64_t k[2] = {s->kernel, s->kernel}, one[2] = {1, 1}, pads[4] = {0, 0, 0, 0}, group = 1;
+        const int64_t k[2] = {s->kernel, s->kernel}, one[2] = {1, 1}, strides[2] = {s->stride, s->stride},
+                      pads[4] = {s->pad, s->pad, s->pad, s->pad}, group = 1;
         add_ints(b, n, "kernel_shape", 2, k);
-        add_ints(b, n, "strides", 2, one);
+        add_ints(b, n, "strides", 2, strides);
         add_ints(b, n, "dilations", 2, one);
         add_ints(b, n, "pads", 4, pads);
         add_ints(b, n, "group", 1, &group);
@@ -239,6 +240,20 @@ static int add_layer(builder *b, const hd_layer *l, int index, float *params, fl
         add_ints(b, n, "pads", 4, pads);
         return 0;
     }
+    case HD_LAYER_AVGPOOL: {
+        to_rank4(b, l);
+        snprintf(doc, sizeof doc, "average pooling %dx%d, stride %d, floor", s->pool, s->pool, s->pool);
+        Onnx__NodeProto *n = add_node(b, "AveragePool", l->name, doc);
+        const int64_t k[2] = {s->pool, s->pool}, pads[4] = {0, 0, 0, 0};
+        add_ints(b, n, "kernel_shape", 2, k);
+        add_ints(b, n, "strides", 2, k);
+        add_ints(b, n, "pads", 4, pads);
+        return 0;
+    }
+    case HD_LAYER_GAP:
+        to_rank4(b, l);
+        add_node(b, "GlobalAveragePool", l->name, "global average pooling: [N, C, H, W] to [N, C, 1, 1]");
+        return 0;
     case HD_LAYER_FLATTEN: {
         const int64_t axis = 1;
         Onnx__NodeProto *n = add_node(b, "Flatten", l->name, "NCHW to [N, C*H*W], in C, H, W order");

@@ -28,11 +28,12 @@ static int layer_shape(hd_layer *layer, int index, int max_batch, size_t *param_
     switch (s->kind) {
     case HD_LAYER_CONV:
         layer->out_c = s->units;
-        layer->out_h = layer->in_h - s->kernel + 1;
-        layer->out_w = layer->in_w - s->kernel + 1;
-        if (layer->out_h < 1 || layer->out_w < 1)
-            return hd_fail("model spec: layer %d: %dx%d kernel does not fit a %dx%d input", index + 1,
-                           s->kernel, s->kernel, layer->in_h, layer->in_w);
+        if (layer->in_h + 2 * s->pad < s->kernel || layer->in_w + 2 * s->pad < s->kernel)
+            return hd_fail("model spec: layer %d: %dx%d kernel does not fit a %dx%d input padded by %d",
+                           index + 1, s->kernel, s->kernel, layer->in_h, layer->in_w, s->pad);
+        /* As PyTorch's Conv2d: floor((in + 2 pad - k) / stride) + 1. */
+        layer->out_h = (layer->in_h + 2 * s->pad - s->kernel) / s->stride + 1;
+        layer->out_w = (layer->in_w + 2 * s->pad - s->kernel) / s->stride + 1;
         layer->weight_rank = 4;
         layer->weight_dims[0] = s->units;
         layer->weight_dims[1] = layer->in_c;
@@ -48,13 +49,23 @@ static int layer_shape(hd_layer *layer, int index, int max_batch, size_t *param_
             return hd_fail("model spec: layer %d: pool %d larger than its %dx%d input", index + 1, s->pool,
                            layer->in_h, layer->in_w);
         break;
+    case HD_LAYER_AVGPOOL:
+        layer->out_h = layer->in_h / s->pool;
+        layer->out_w = layer->in_w / s->pool;
+        if (layer->out_h < 1 || layer->out_w < 1)
+            return hd_fail("model spec: layer %d: avgpool %d larger than its %dx%d input", index + 1, s->pool,
+                           layer->in_h, layer->in_w);
+        break;
+    case HD_LAYER_GAP:
+        layer->out_h = layer->out_w = 1;
+        break;
     case HD_LAYER_FLATTEN:
         layer->out_c = layer->in_c * layer->in_h * layer->in_w;
         layer->out_h = layer->out_w = 1;
         break;
     case HD_LAYER_DENSE:
         if (layer->in_h != 1 || layer->in_w != 1)
-            return hd_fail("model spec: layer %d: dense needs a flat input (add flatten before it)",
+            return hd_fail("model spec: layer %d: dense needs a flat input (add flatten or gap before it)",
                            index + 1);
         layer->out_c = s->units;
         layer->weight_rank = 2;
@@ -100,8 +111,10 @@ static int layer_shape(hd_layer *layer, int index, int max_batch, size_t *param_
 }
 
 static void name_layers(hd_model *model) {
-    int counts[7] = {0};
-    static const char *const prefixes[7] = {"conv", "pool", "flatten", "dense", "dropout", "bn", "relu"};
+    /* Indexed by hd_layer_kind. */
+    static const char *const prefixes[] = {"conv", "pool", "flatten", "dense", "dropout", "avgpool",
+                                             "gap",  "bn",   "relu"};
+    int counts[sizeof prefixes / sizeof prefixes[0]] = {0};
     for (int i = 0; i < model->n_layers; i++) {
         hd_layer *layer = &model->layers[i];
         int kind = (int)layer->spec.kind;
@@ -109,12 +122,19 @@ static void name_layers(hd_model *model) {
     }
 }
 
-static int make_plan(hd_model *model, hd_layer *layer) {
-    hd_backend *be = model->be;
-    hd_conv_shape conv = {model->max_batch,   layer->in_c, layer->in_h,  layer->in_w,  layer->out_c,
-                          layer->spec.kernel, 0,           layer->out_h, layer->out_w, layer->spec.act};
+/* A pooling layer's shape for the backend. */
+static hd_pool_shape pool_shape(const hd_model *model, const hd_layer *layer) {
     hd_pool_shape pool = {model->max_batch, layer->in_c,  layer->in_h, layer->in_w,
                           layer->spec.pool, layer->out_h, layer->out_w};
+    return pool;
+}
+
+static int make_plan(hd_model *model, hd_layer *layer) {
+    hd_backend *be = model->be;
+    hd_conv_shape conv = {model->max_batch, layer->in_c,        layer->in_h,       layer->in_w,
+                          layer->out_c,     layer->spec.kernel, layer->spec.pad,   layer->out_h,
+                          layer->out_w,     layer->spec.act,    layer->spec.stride};
+    hd_pool_shape pool = pool_shape(model, layer);
     if (layer->spec.kind == HD_LAYER_CONV)
         layer->plan = be->ops->conv2d_plan(be, &conv);
     else if (layer->spec.kind == HD_LAYER_MAXPOOL)
@@ -339,6 +359,14 @@ const float *hd_model_forward(hd_model *model, int n, int training, uint64_t see
         case HD_LAYER_MAXPOOL:
             be->ops->maxpool_forward(be, layer->plan, n, x, layer->out);
             break;
+        case HD_LAYER_AVGPOOL: {
+            hd_pool_shape pool = pool_shape(model, layer);
+            be->ops->avgpool_forward(be, &pool, n, x, layer->out);
+            break;
+        }
+        case HD_LAYER_GAP:
+            be->ops->gap_forward(be, n, layer->in_c, layer->in_h * layer->in_w, x, layer->out);
+            break;
         case HD_LAYER_FLATTEN:
             break;
         case HD_LAYER_DENSE:
@@ -366,7 +394,8 @@ const float *hd_model_forward(hd_model *model, int n, int training, uint64_t see
 void hd_model_loss(hd_model *model, int n, int want_grad) {
     hd_layer *last = &model->layers[model->n_layers - 1];
     model->be->ops->softmax_xent(model->be, n, model->classes, last->out, model->labels,
-                                 want_grad ? last->dout : NULL, (float)n, model->metrics);
+                                 want_grad ? model->label_smoothing : 0.0f, want_grad ? last->dout : NULL,
+                                 (float)n, model->metrics);
 }
 
 void hd_model_backward(hd_model *model, int n, uint64_t seed) {
@@ -385,6 +414,16 @@ void hd_model_backward(hd_model *model, int n, uint64_t seed) {
             break;
         case HD_LAYER_MAXPOOL:
             be->ops->maxpool_backward(be, layer->plan, n, x, layer->out, layer->dout, dx);
+            break;
+        case HD_LAYER_AVGPOOL:
+            if (dx) {
+                hd_pool_shape pool = pool_shape(model, layer);
+                be->ops->avgpool_backward(be, &pool, n, layer->dout, dx);
+            }
+            break;
+        case HD_LAYER_GAP:
+            if (dx)
+                be->ops->gap_backward(be, n, layer->in_c, layer->in_h * layer->in_w, layer->dout, dx);
             break;
         case HD_LAYER_FLATTEN:
             break;

@@ -28,11 +28,25 @@ static void layer_text(const hd_layer *layer, char *buf, size_t len) {
     const hd_layer_spec *s = &layer->spec;
     const char *relu = s->act == HD_ACT_RELU ? ", ReLU" : "";
     switch (s->kind) {
-    case HD_LAYER_CONV:
-        snprintf(buf, len, "%s (Conv2D %dx%d%s)", layer->name, s->kernel, s->kernel, relu);
+    case HD_LAYER_CONV: {
+        char options[48] = "";
+        if (s->stride > 1 && s->pad > 0)
+            snprintf(options, sizeof options, " s%d p%d", s->stride, s->pad);
+        else if (s->stride > 1)
+            snprintf(options, sizeof options, " s%d", s->stride);
+        else if (s->pad > 0)
+            snprintf(options, sizeof options, " p%d", s->pad);
+        snprintf(buf, len, "%s (Conv2D %dx%d%s%s)", layer->name, s->kernel, s->kernel, options, relu);
         break;
+    }
     case HD_LAYER_MAXPOOL:
         snprintf(buf, len, "%s (MaxPool %dx%d)", layer->name, s->pool, s->pool);
+        break;
+    case HD_LAYER_AVGPOOL:
+        snprintf(buf, len, "%s (AvgPool %dx%d)", layer->name, s->pool, s->pool);
+        break;
+    case HD_LAYER_GAP:
+        snprintf(buf, len, "%s (GlobalAvgPool)", layer->name);
         break;
     case HD_LAYER_FLATTEN:
         snprintf(buf, len, "%s (Flatten)", layer->name);

@@ -30,12 +30,43 @@ static int parse_activation(const char *text, hd_activation *act) {
     return -1;
 }
 
+/* The conv options after FILTERS:KERNEL, in their order: [sSTRIDE] [same|valid|pPAD] [relu|linear]. On a
+ * bad option, *why says what is wrong with it. */
+_Static_assert(HD_SPEC_MAX_STRIDE == 64, "the stride's message says 1..64");
+static int parse_conv_options(char **fields, int count, hd_layer_spec *layer, const char **why) {
+    int i = 0;
+    layer->stride = 1;
+    if (i < count && fields[i][0] == 's' && fields[i][1] != '\0' && strcmp(fields[i], "same") != 0) {
+        if (parse_int(fields[i] + 1, 1, HD_SPEC_MAX_STRIDE, &layer->stride) != 0)
+            return *why = "the stride sSTRIDE must be 1..64", -1;
+        i++;
+    }
+    if (i < count && strcmp(fields[i], "same") == 0) {
+        if (layer->kernel % 2 == 0) /* (k-1)/2 on both sides keeps the size only for odd k */
+            return *why = "same padding needs an odd kernel (use pPAD)", -1;
+        layer->pad = (layer->kernel - 1) / 2;
+        i++;
+    } else if (i < count && strcmp(fields[i], "valid") == 0) {
+        i++;
+    } else if (i < count && fields[i][0] == 'p') {
+        /* Under KERNEL: a wider padding only adds outputs that see nothing but zeros. */
+        if (parse_int(fields[i] + 1, 0, layer->kernel - 1, &layer->pad) != 0)
+            return *why = "the padding pPAD must be 0..KERNEL-1", -1;
+        i++;
+    }
+    if (i < count && parse_activation(fields[i++], &layer->act) != 0)
+        return *why = "conv options are [:sSTRIDE][:same|valid|pPAD][:relu], in that order", -1;
+    if (i != count)
+        return *why = "conv options are [:sSTRIDE][:same|valid|pPAD][:relu], in that order", -1;
+    return 0;
+}
+
 /* Parses one item such as "conv:32:3:relu" (fields split on ':'). */
-static int parse_item(char *item, hd_layer_spec *layer) {
-    char *fields[5] = {0};
+static int parse_item(char *item, hd_layer_spec *layer, const char **why) {
+    char *fields[6] = {0};
     int count = 0;
     for (char *save = NULL, *tok = strtok_r(item, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
-        if (count == 5)
+        if (count == 6)
             return -1;
         fields[count++] = tok;
     }
@@ -43,10 +74,11 @@ static int parse_item(char *item, hd_layer_spec *layer) {
         return -1;
     memset(layer, 0, sizeof *layer);
     const char *kind = fields[0];
-    if (strcmp(kind, "conv") == 0 && (count == 3 || count == 4)) {
+    if (strcmp(kind, "conv") == 0 && count >= 3) {
         layer->kind = HD_LAYER_CONV;
-        return (parse_int(fields[1], 1, 4096, &layer->units) || parse_int(fields[2], 1, 15, &layer->kernel) ||
-                parse_activation(count == 4 ? fields[3] : NULL, &layer->act))
+        return (parse_int(fields[1], 1, 4096, &layer->units) ||
+                parse_int(fields[2], 1, HD_SPEC_MAX_KERNEL, &layer->kernel) ||
+                parse_conv_options(fields + 3, count - 3, layer, why))
                    ? -1
                    : 0;
     }
@@ -60,6 +92,14 @@ static int parse_item(char *item, hd_layer_spec *layer) {
     if (strcmp(kind, "maxpool") == 0 && count == 2) {
         layer->kind = HD_LAYER_MAXPOOL;
         return parse_int(fields[1], 1, 64, &layer->pool);
+    }
+    if (strcmp(kind, "avgpool") == 0 && count == 2) {
+        layer->kind = HD_LAYER_AVGPOOL;
+        return parse_int(fields[1], 1, 64, &layer->pool);
+    }
+    if (strcmp(kind, "gap") == 0 && count == 1) {
+        layer->kind = HD_LAYER_GAP;
+        return 0;
     }
     if (strcmp(kind, "flatten") == 0 && count == 1) {
         layer->kind = HD_LAYER_FLATTEN;
@@ -96,11 +136,16 @@ int hd_spec_parse(const char *text, hd_layer_spec *layers, int max_layers, int *
         snprintf(original, sizeof original, "%s", item);
         if (n == max_layers)
             return hd_fail("model spec: more than %d layers", max_layers);
-        if (parse_item(item, &layers[n]) != 0)
-            return hd_fail(
-                "model spec: bad layer '%s' (expected conv:FILTERS:KERNEL[:relu], maxpool:SIZE, flatten, "
-                "dense:UNITS[:relu], dropout:RATE with 0 <= RATE < 1, bn or relu)",
-                original);
+        const char *why = NULL;
+        if (parse_item(item, &layers[n], &why) != 0) {
+            if (why)
+                return hd_fail("model spec: bad layer '%s': %s", original, why);
+            return hd_fail("model spec: bad layer '%s' (expected "
+                           "conv:FILTERS:KERNEL[:sSTRIDE][:same|valid|pPAD][:relu], "
+                           "maxpool:SIZE, avgpool:SIZE, gap, flatten, dense:UNITS[:relu], dropout:RATE "
+                           "with 0 <= RATE < 1, bn or relu)",
+                           original);
+        }
         n++;
     }
     if (n == 0)
@@ -121,11 +166,26 @@ void hd_spec_format(const hd_layer_spec *layers, int n_layers, char *buf, size_t
         const char *act = l->act == HD_ACT_RELU ? ":relu" : "";
         int w = 0;
         switch (l->kind) {
-        case HD_LAYER_CONV:
-            w = snprintf(buf + used, buf_len - used, "%sconv:%d:%d%s", sep, l->units, l->kernel, act);
+        case HD_LAYER_CONV: {
+            char stride[16] = "", pad[16] = "";
+            if (l->stride > 1)
+                snprintf(stride, sizeof stride, ":s%d", l->stride);
+            if (l->pad > 0 && l->kernel % 2 == 1 && l->pad == (l->kernel - 1) / 2)
+                snprintf(pad, sizeof pad, ":same");
+            else if (l->pad > 0)
+                snprintf(pad, sizeof pad, ":p%d", l->pad);
+            w = snprintf(buf + used, buf_len - used, "%sconv:%d:%d%s%s%s", sep, l->units, l->kernel, stride,
+                         pad, act);
             break;
+        }
         case HD_LAYER_MAXPOOL:
             w = snprintf(buf + used, buf_len - used, "%smaxpool:%d", sep, l->pool);
+            break;
+        case HD_LAYER_AVGPOOL:
+            w = snprintf(buf + used, buf_len - used, "%savgpool:%d", sep, l->pool);
+            break;
+        case HD_LAYER_GAP:
+            w = snprintf(buf + used, buf_len - used, "%sgap", sep);
             break;
         case HD_LAYER_FLATTEN:
             w = snprintf(buf + used, buf_len - used, "%sflatten", sep);

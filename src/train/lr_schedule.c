@@ -1,4 +1,4 @@
-/* lr_schedule.c: the per-batch learning-rate schedules of lr_schedule.h, and their names. */
+/* lr_schedule.c: the learning-rate schedules of lr_schedule.h (per batch; exp per epoch), and their names. */
 #include "hd/lr_schedule.h"
 #include "hd/common.h"
 
@@ -8,7 +8,8 @@
 #define SCHEDULES(X)                                                                                         \
     X("constant", HD_LR_CONSTANT)                                                                            \
     X("onecycle", HD_LR_ONECYCLE)                                                                            \
-    X("cosine", HD_LR_COSINE)
+    X("cosine", HD_LR_COSINE)                                                                                \
+    X("exp", HD_LR_EXP)
 #define AS_ENTRY(name, kind) {name, kind},
 #define AS_WORD(name, kind)  " " name
 static const struct {
@@ -39,6 +40,10 @@ double hd_lr_schedule_rate(const hd_lr_schedule *s, uint64_t step) {
     double t = (double)(step < s->total ? step : s->total - 1);
     if (s->kind == HD_LR_ONECYCLE)
         return onecycle(s, t);
+    if (s->kind == HD_LR_EXP) { /* the epoch's rate, the same for each of its steps */
+        uint64_t epoch = s->steps_per_epoch ? (uint64_t)t / s->steps_per_epoch : 0;
+        return s->peak * pow(s->decay, (double)epoch);
+    }
     /* CosineAnnealingLR with T_max = total: min + (peak - min) (1 + cos(pi t / T)) / 2. */
     return s->min_lr + (s->peak - s->min_lr) * (1.0 + cos(M_PI * t / (double)s->total)) / 2.0;
 }

@@ -44,6 +44,7 @@ static const run_setting settings[] = {
     {"adam_beta2", "adam_beta2", "--adam-beta2", SET_FLOAT, 0, AT(adam_beta2), 0, 0.9999},
     {"lr_schedule", "lr_schedule", "--lr-schedule", SET_SCHEDULE, 0, AT(lr_schedule), 0, 0},
     {"pct_start", "onecycle_pct_start", "--pct-start", SET_DOUBLE, 0, AT(pct_start), 0.01, 0.99},
+    {"lr_decay", "exp_lr_decay", "--lr-decay", SET_DOUBLE, 0, AT(lr_decay), 0.01, 1},
     {"batch", "batch_size", "--batch-size", SET_INT, 1, AT(batch), 1, 65536},
     {"epochs", "epochs", "--epochs", SET_DOUBLE, 0, AT(epochs), 0.01, 100000},
     {"seed", "seed", "--seed", SET_U64, 1, AT(seed), 0, 0},
@@ -52,6 +53,8 @@ static const run_setting settings[] = {
     {"lr_patience", "reduce_lr_patience", "--lr-patience", SET_INT, 0, AT(lr_patience), 1, 100000},
     {"lr_factor", "reduce_lr_factor", "--lr-factor", SET_DOUBLE, 0, AT(lr_factor), 0.01, 1},
     {"min_lr", "min_lr", "--min-lr", SET_DOUBLE, 0, AT(min_lr), 0, 10},
+    {"label_smoothing", "label_smoothing", "--label-smoothing", SET_FLOAT, 0, AT(label_smoothing), 0,
+     0.9999999},
     /* "augmentation on/off" in messages */
     {"augment", "augmentation", "--no-augment", SET_AUGMENT, 1, AT(augment), 0, 1},
     {"normalize", "normalize", "--normalize", SET_SWITCH, 0, AT(normalize), 0, 1},
@@ -292,6 +295,8 @@ int hd_run_settings_file_write(const hd_train_config *cfg, const char *device) {
         if (cfg->optimizer != HD_OPT_ADAM && strncmp(settings[i].key, "adam_", 5) == 0)
             continue;
         if (cfg->lr_schedule != HD_LR_ONECYCLE && strcmp(settings[i].key, "pct_start") == 0)
+            continue;
+        if (cfg->lr_schedule != HD_LR_EXP && strcmp(settings[i].key, "lr_decay") == 0)
             continue;
         format_shown(cfg, &settings[i], value, sizeof value);
         used += (size_t)snprintf(text + used, sizeof text - used, "%s: %s\n", settings[i].label, value);

@@ -18,6 +18,7 @@ void hd_train_config_defaults(hd_train_config *cfg) {
     cfg->adam_beta2 = 0.999f;
     cfg->lr_schedule = HD_LR_CONSTANT;
     cfg->pct_start = 0.3;
+    cfg->lr_decay = HD_LR_DECAY_DEFAULT;
     cfg->seed = 42;
     cfg->val_fraction = 0.1;
     cfg->es_patience = 6;

@@ -217,6 +217,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     if (hd_model_create(&rc.model, be, cfg->spec, 1, train->rows, train->cols, max_batch) != 0)
         goto done;
     rc.model_ok = 1;
+    /* The training steps' objective; evaluation's loss stays the plain cross-entropy (model.h). */
+    rc.model.label_smoothing = cfg->label_smoothing;
     /* The model takes the training images' shape; a test set of another shape would be copied past the
      * end of its input buffer. */
     if (test->count > 0 &&
@@ -235,6 +237,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
                                    .pct_start = cfg->pct_start,
                                    .div_factor = HD_ONECYCLE_DIV_FACTOR,
                                    .final_div_factor = HD_ONECYCLE_FINAL_DIV_FACTOR,
+                                   .decay = cfg->lr_decay,
+                                   .steps_per_epoch = (uint64_t)steps_per_epoch,
                                    .total = (uint64_t)(n_epochs - 1) * (uint64_t)steps_per_epoch +
                                             (uint64_t)epoch_batches(cfg, n_epochs - 1, steps_per_epoch)};
     if (hd_optimizer_init(&rc.opt, &rc.model) != 0)
