@@ -100,7 +100,8 @@ void hd_print_test_results(FILE *out, double accuracy, double loss, const int *c
 /* Once both halves are in: the test images must be the model's shape, and take its input convention. */
 static int fit_test_to_model(hd_eval_inputs *in) {
     const hd_dataset *t = &in->test_bytes;
-    if (hd_model_check_input(&in->model, hd_dataset_name(t), 1, t->rows, t->cols) != 0)
+    if (hd_model_check_input(&in->model, hd_dataset_name(t), 1, t->rows, t->cols) != 0 ||
+        hd_dataset_check_labels(t, in->model.classes) != 0)
         return -1;
     hd_normalize_pixels(in->test.images, (size_t)t->count * (size_t)t->rows * (size_t)t->cols,
                         in->model.input_mean, in->model.input_std);
