@@ -12,6 +12,7 @@
  *  - end to end through hd_train on a small synthetic IDX-like set: a 10-class run, then a 5-class fine-tune
  *    from it with conv frozen (frozen weights as the source's, a 5-way output, names recorded, --resume keeps
  *    the freeze), and bad inputs refused before anything is written. */
+#include "../src/cli/predict.h" /* hd_predict_print: the class names in predict's answers */
 #include "check.h"
 #include "hd/checkpoint.h"
 #include "hd/common.h"
@@ -362,6 +363,29 @@ static void test_classes_and_names(const char *dir) {
     free(names_path);
 }
 
+/* predict's answers name the classes when the model has names: text and JSON. */
+static void test_predict_names(void) {
+    const float logits[3] = {0.5f, 3.0f, -1.0f};
+    hd_predict_format fmt = {.json = 0, .low_confidence = 0.5, .class_names = "Ankle boot\nBag\nCoat"};
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    hd_predict_print(out, &fmt, "x.png", logits, 3);
+    fmt.json = 1;
+    hd_predict_print(out, &fmt, "x.png", logits, 3);
+    fmt.class_names = NULL;
+    fmt.json = 0;
+    hd_predict_print(out, &fmt, "x.png", logits, 3);
+    fclose(out);
+    CHECK(text && strstr(text, "x.png: 1 Bag (90.") && strstr(text, ", 0 Ankle boot (7.") &&
+              strstr(text, ", 2 Coat (1."),
+          "text answer with names: %s", text ? text : "");
+    CHECK(text && strstr(text, "\"class\": 1, \"name\": \"Bag\"") && strstr(text, "\"name\": \"Coat\""),
+          "JSON answer with names: %s", text ? text : "");
+    CHECK(text && strstr(text, "x.png: 1 (90."), "text answer without names: %s", text ? text : "");
+    free(text);
+}
+
 /* A learnable synthetic set: class c is a bright vertical bar at column band c (of `classes`), on noise. */
 static void make_set(hd_dataset *d, int count, int classes, const char *name) {
     d->count = count;
@@ -538,6 +562,7 @@ int main(void) {
     test_frozen_weights(be, HD_OPT_SGD);
     test_init_matching(be, dir);
     test_classes_and_names(dir);
+    test_predict_names();
     test_end_to_end(be, dir);
     hd_backend_destroy(be);
     test_remove_tree(dir);

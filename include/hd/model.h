@@ -70,8 +70,9 @@ void hd_model_destroy(hd_model *model);
 /* The shapes, names and parameter layout of hd_model_create without a backend (nothing allocated, be NULL):
  * what a checkpoint's tensors are matched against before a run starts. */
 int hd_model_layout(hd_model *model, const char *spec, int in_c, int in_h, int in_w, int max_batch);
-/* Class c's name (hd_model.class_names), or its number, into buf; returns buf. */
-const char *hd_model_class_name(const hd_model *model, int c, char *buf, size_t len);
+/* Class c's name in `names` (one a line, as hd_model.class_names), or its number when names is NULL or has
+ * no line c, into buf; returns buf. */
+const char *hd_class_name(const char *names, int c, char *buf, size_t len);
 
 /* 0 when images of channels x rows x cols are what the model takes; otherwise -1 + hd_fail, one line
  * naming `source` (the images file, or what the set is) and both shapes. Every set of images is checked

@@ -226,8 +226,8 @@ fail:
     return -1;
 }
 
-const char *hd_model_class_name(const hd_model *model, int c, char *buf, size_t len) {
-    const char *line = model->class_names;
+const char *hd_class_name(const char *names, int c, char *buf, size_t len) {
+    const char *line = names;
     for (int i = 0; line && i < c; i++)
         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL;
     if (line && *line && *line != '\n')

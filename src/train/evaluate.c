@@ -76,8 +76,16 @@ int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result
 }
 
 void hd_print_test_results(FILE *out, double accuracy, double loss, const int *confusion, int classes,
-                           int count) {
+                           const char *class_names, int count) {
     fprintf(out, "test accuracy %.2f%% (%d images), test loss %.4f\n", 100 * accuracy, count, loss);
+    if (class_names) { /* --class-names: the numbers below stay, so the table keeps its width */
+        fprintf(out, "classes:");
+        for (int c = 0; c < classes; c++) {
+            char name[64];
+            fprintf(out, "%s %d %s", c ? "," : "", c, hd_class_name(class_names, c, name, sizeof name));
+        }
+        fputc('\n', out);
+    }
     fprintf(out, "per-class accuracy:");
     for (int c = 0; c < classes; c++) {
         int total = 0;
