@@ -42,10 +42,10 @@ static int parse_item(const char *item, int *kind, int *lo, int *hi) {
 }
 
 /* Parses each item of which and, given a model, marks the layers it names; -1 + hd_fail on the first bad
- * one. */
-static int each_item(const char *which, hd_model *model) {
+ * one, its message after `prefix` (the command line names the option itself). */
+static int each_item(const char *which, hd_model *model, const char *prefix) {
     if (strlen(which) >= HD_FREEZE_MAX_LEN)
-        return hd_fail("--freeze: longer than %d characters", HD_FREEZE_MAX_LEN - 1);
+        return hd_fail("%slonger than %d characters", prefix, HD_FREEZE_MAX_LEN - 1);
     char text[HD_FREEZE_MAX_LEN];
     snprintf(text, sizeof text, "%s", which);
     char *save = NULL;
@@ -53,10 +53,14 @@ static int each_item(const char *which, hd_model *model) {
     for (char *item = strtok_r(text, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         int kind, lo, hi;
         items++;
-        if (parse_item(item, &kind, &lo, &hi) != 0)
-            return hd_fail("--freeze: '%s' is neither a layer kind (conv, dense, maxpool, flatten, dropout) "
-                           "nor a layer number or range such as 1-3",
-                           item);
+        if (parse_item(item, &kind, &lo, &hi) != 0) {
+            char names[128] = "";
+            for (int k = 0; k < N_KINDS; k++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "",
+                         kinds[k].name);
+            return hd_fail("%s'%s' is neither a layer kind (%s) nor a layer number or range such as 1-3",
+                           prefix, item, names);
+        }
         if (!model)
             continue;
         int hits = 0;
@@ -75,12 +79,12 @@ static int each_item(const char *which, hd_model *model) {
         }
     }
     if (items == 0 && which[0])
-        return hd_fail("--freeze: '%s' names no layers", which);
+        return hd_fail("%s'%s' names no layers", prefix, which);
     return 0;
 }
 
 int hd_freeze_check(const char *which) {
-    return which ? each_item(which, NULL) : 0;
+    return which ? each_item(which, NULL, "") : 0;
 }
 
 int hd_freeze_apply(hd_model *model, const char *which) {
@@ -88,7 +92,7 @@ int hd_freeze_apply(hd_model *model, const char *which) {
         model->layers[i].frozen = 0;
     if (!which || !which[0])
         return 0;
-    if (each_item(which, model) != 0) {
+    if (each_item(which, model, "--freeze: ") != 0) {
         for (int i = 0; i < model->n_layers; i++)
             model->layers[i].frozen = 0;
         return -1;

@@ -206,8 +206,7 @@ static void put_class_table(html_buf *b, const int *confusion, int classes, cons
             put(b, "</td><td>");
             put_class(b, names, worst);
             putf(b, " (%d times)</td></tr>\n", confusion[t * classes + worst]);
-        }
-        else
+        } else
             put(b, "</td><td>-</td></tr>\n");
     }
     put(b, "</table></div>\n");
