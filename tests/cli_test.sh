@@ -253,6 +253,8 @@ PY
         expect 0 "dense:5$" -- sed -n 's/^model: //p' "$tmp/ft/settings.txt"
         expect 0 "one\.png: [0-4] (zero|one|two|three|four) \(" -- "$bin" predict --model "$tmp/ft" --device cpu "$digits/one.png"
         expect 0 "^classes: 0 zero" -- "$bin" eval --model "$tmp/ft" --device cpu --data "$tmp/five"
+        out=$("$bin" export --model "$tmp/ft" -o "$tmp/ft.onnx" 2>&1)
+        grep -q "built without" <<<"$out" || expect 0 "output logits \[N, 5\]" -- printf '%s\n' "$out"
         # Bad inputs: one line, exit 1, no run directory made.
         for case in "five-bad|t10k-images-idx3-ubyte: the label of image 3 is 7, outside the model's 5 classes|" \
             "five|bad\.safetensors|--init $tmp/bad.safetensors" \
