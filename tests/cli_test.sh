@@ -217,6 +217,60 @@ for f in sys.argv[1:]:
             done
         fi
         expect 1 "no-such-run" -- "$bin" report "$tmp/no-such-run" --device cpu
+        # Transfer learning: r1 (10 MNIST classes) fine-tuned onto a 5-class set, conv frozen, with names.
+        python3 - "$tmp" <<'PY'
+import os, random, struct, sys
+random.seed(7)
+def write(d, prefix, n, classes, side=28, bad_label=None):
+    os.makedirs(d, exist_ok=True)
+    images, labels = bytearray(), bytearray()
+    for i in range(n):
+        c = i % classes
+        labels.append(c)
+        images += bytes(200 if (x * classes) // side == c else random.randrange(40)
+                        for y in range(side) for x in range(side))
+    if bad_label is not None:
+        labels[3] = bad_label
+    open(f"{d}/{prefix}-images-idx3-ubyte", "wb").write(struct.pack(">IIII", 0x803, n, side, side) + images)
+    open(f"{d}/{prefix}-labels-idx1-ubyte", "wb").write(struct.pack(">II", 0x801, n) + labels)
+t = sys.argv[1]
+write(t + "/five", "train", 200, 5); write(t + "/five", "t10k", 50, 5)
+write(t + "/five-bad", "train", 200, 5); write(t + "/five-bad", "t10k", 50, 5, bad_label=7)
+write(t + "/small", "train", 50, 5, side=14); write(t + "/small", "t10k", 10, 5, side=14)
+PY
+        printf 'zero\none\ntwo\nthree\nfour\n' >"$tmp/five.txt"
+        printf 'zero\none\n' >"$tmp/two.txt"
+        expect 2 "--init starts a new one" -- "$bin" train --resume "$tmp/r1" --init "$tmp/r1"
+        expect 2 "^hd-gpu train: --freeze 'conv,bogus': 'bogus' is neither a layer kind" -- "$bin" train --freeze conv,bogus
+        expect 2 "--num-classes '1'" -- "$bin" train --num-classes 1
+        out=$("$bin" train --device cpu --data "$tmp/five" --epochs 2 --no-report --init "$tmp/r1" --freeze conv \
+            --class-names "$tmp/five.txt" --run-dir "$tmp/ft" 2>&1)
+        expect 0 "^  dense2\.weight +\[5, 128\] +\[10, 128\] +shape differs \(fresh\)$" -- printf '%s\n' "$out"
+        expect 0 "^  conv2\.weight +\[64, 32, 3, 3\] +\[64, 32, 3, 3\] +loaded$" -- printf '%s\n' "$out"
+        expect 0 "^frozen \(--freeze conv\): conv1,conv2; backward stops at dense1$" -- printf '%s\n' "$out"
+        expect 0 "^classes: 0 zero, 1 one, 2 two, 3 three, 4 four$" -- cat "$tmp/ft/results.txt"
+        expect 0 "^freeze: conv$" -- cat "$tmp/ft/settings.txt"
+        expect 0 "dense:5$" -- sed -n 's/^model: //p' "$tmp/ft/settings.txt"
+        expect 0 "one\.png: [0-4] (zero|one|two|three|four) \(" -- "$bin" predict --model "$tmp/ft" --device cpu "$digits/one.png"
+        expect 0 "^classes: 0 zero" -- "$bin" eval --model "$tmp/ft" --device cpu --data "$tmp/five"
+        out=$("$bin" export --model "$tmp/ft" -o "$tmp/ft.onnx" 2>&1)
+        grep -q "built without" <<<"$out" || expect 0 "output logits \[N, 5\]" -- printf '%s\n' "$out"
+        # Bad inputs: one line, exit 1, no run directory made.
+        for case in "five-bad|t10k-images-idx3-ubyte: the label of image 3 is 7, outside the model's 5 classes|" \
+            "five|bad\.safetensors|--init $tmp/bad.safetensors" \
+            "five|no-model: a directory without best\.safetensors|--init $tmp/no-model" \
+            "small|takes 1x28x28 images, the training images are 1x14x14|--init $tmp/r1" \
+            "five|no tensor matches|--init $tmp/r1 --model-spec conv:4:5:relu,flatten,dense:5" \
+            "five|two\.txt: 2 class names, but the model has 5 classes|--class-names $tmp/two.txt" \
+            "five|--freeze: '9' is past the model's 8 layers|--freeze 9" \
+            "five|leaving nothing to train|--freeze conv,dense"; do
+            IFS='|' read -r data says extra <<<"$case"
+            out=$("$bin" train --device cpu --data "$tmp/$data" --epochs 1 --no-report --run-dir "$tmp/rb" $extra 2>&1)
+            rc=$?
+            expect 0 "" -- test "$rc" = 1 -a "$(grep -c "^hd-gpu: " <<<"$out")" = 1
+            expect 0 "^hd-gpu: .*$says" -- printf '%s\n' "$out"
+            expect 1 "" -- test -e "$tmp/rb"
+        done
     fi
 fi
 finish

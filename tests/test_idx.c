@@ -223,10 +223,22 @@ int main(void) {
     free(bad);
 
     /* Labels. */
-    static const uint8_t out_of_range[3] = {1, 10, 2};
-    bad = make_labels(HD_IDX_LABELS_MAGIC, 3, out_of_range, 3, &size);
-    expect_failure("label out of range", good_images, write_raw("range-labels", bad, size), "range-labels",
-                   "label out of range", "10 at index 1");
+    /* Any byte is a label (a 26-class set has labels up to 25); the class count is checked against the
+     * model's (hd_dataset_check_labels). */
+    static const uint8_t wide[3] = {1, 25, 255};
+    bad = make_labels(HD_IDX_LABELS_MAGIC, 3, wide, 3, &size);
+    {
+        hd_dataset d = {0};
+        int rc = hd_dataset_load_idx(good_images, write_raw("wide-labels", bad, size), &d);
+        CHECK(rc == 0 && d.labels[1] == 25 && d.labels[2] == 255, "labels up to 255: rc %d (%s)", rc,
+              hd_last_error());
+        CHECK(hd_dataset_max_label(&d) == 255, "max label %d", hd_dataset_max_label(&d));
+        CHECK(hd_dataset_check_labels(&d, 256) == 0, "256 classes hold label 255");
+        CHECK(hd_dataset_check_labels(&d, 26) != 0 && strstr(hd_last_error(), "good-images") &&
+                  strstr(hd_last_error(), "image 2 is 255") && strstr(hd_last_error(), "26 classes"),
+              "label 255 of 26 classes: %s", hd_last_error());
+        hd_dataset_free(&d);
+    }
     free(bad);
     static const uint8_t two_labels[2] = {1, 2};
     bad = make_labels(HD_IDX_LABELS_MAGIC, 2, two_labels, 2, &size);

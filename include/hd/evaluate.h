@@ -25,7 +25,7 @@ int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result
 
 /* Prints test accuracy, per-class accuracy and the confusion matrix to `out`. */
 void hd_print_test_results(FILE *out, double accuracy, double loss, const int *confusion, int classes,
-                           int count);
+                           const char *class_names, int count);
 
 /* What evaluating a checkpoint on the test set needs: the model (hd_model_load_checkpoint,
  * model_load.h), the test set as loaded (bytes, for pictures of digits) and as floats. On failure

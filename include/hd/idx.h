@@ -7,7 +7,8 @@
  * Everything is validated before anything large is allocated: magic, dimensions (count 1..10,000,000,
  * rows and cols 1..4096, at most HD_IDX_MAX_BYTES of pixels), the exact file length the header promises
  * (for .gz, the decompressed length, read in a stream that never holds more than the header promised),
- * labels in 0..9, and equal image and label counts. A failure records one line naming the file, e.g.
+ * and equal image and label counts. Labels are any byte, 0..255: the class count is the trainer's
+ * (hd_dataset_check_labels). A failure records one line naming the file, e.g.
  * "data/train-images-idx3-ubyte: truncated: header promises 47040016 bytes, file has 1000". */
 #ifndef HD_IDX_H
 #define HD_IDX_H
@@ -19,14 +20,13 @@
 #define HD_IDX_MAX_COUNT    10000000
 #define HD_IDX_MAX_SIDE     4096
 #define HD_IDX_MAX_BYTES    ((uint64_t)1 << 31) /* largest pixel block accepted (2 GiB) */
-#define HD_IDX_NUM_CLASSES  10
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* A labelled image set. images: count*rows*cols bytes, row-major, image i at i*rows*cols;
- * labels: count bytes in 0..9. source: the images file it was read from (malloc'ed; NULL for a
+ * labels: count bytes, each a class 0..255. source: the images file it was read from (malloc'ed; NULL for a
  * set made in memory), for error messages. */
 typedef struct {
     int count, rows, cols;
@@ -41,13 +41,18 @@ const char *hd_dataset_name(const hd_dataset *d);
 /* An IDX rank-3 unsigned-byte file; *pixels is malloc'ed (count*rows*cols bytes). On failure all
  * outputs are zero/NULL. */
 int hd_idx_read_images(const char *path, int *count, int *rows, int *cols, uint8_t **pixels);
-/* An IDX rank-1 unsigned-byte file whose values are all in 0..9; *labels is malloc'ed. */
+/* An IDX rank-1 unsigned-byte file; *labels is malloc'ed. */
 int hd_idx_read_labels(const char *path, int *count, uint8_t **labels);
 
 /* Both files of a set; the counts must match. On failure *out is zeroed and nothing is leaked. */
 int hd_dataset_load_idx(const char *images_path, const char *labels_path, hd_dataset *out);
 /* Frees the buffers and zeroes the struct; safe on a zeroed struct. */
 void hd_dataset_free(hd_dataset *d);
+/* The largest label of the set, -1 for an empty one. */
+int hd_dataset_max_label(const hd_dataset *d);
+/* 0 when every label is below classes; otherwise -1 + hd_fail naming the set's file, the first image whose
+ * label is outside and the range. */
+int hd_dataset_check_labels(const hd_dataset *d, int classes);
 
 #ifdef __cplusplus
 }

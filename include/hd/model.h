@@ -21,6 +21,8 @@ extern "C" {
 
 /* Largest input channels, height or width hd_model_create accepts. */
 #define HD_MODEL_MAX_INPUT_SIDE 4096
+/* Most classes a run trains (its labels are IDX bytes, 0..255). */
+#define HD_MAX_CLASSES 256
 
 typedef struct {
     hd_layer_spec spec;
@@ -56,6 +58,9 @@ typedef struct {
      * it when it computes a gradient (a training step); the loss it reports for evaluation (no gradient)
      * is always the plain cross-entropy, comparable between runs. */
     float label_smoothing;
+    /* The classes' names (--class-names), one a line in class order, malloc'ed; NULL: shown as numbers.
+     * Recorded in the checkpoint as hd.class_names. */
+    char *class_names;
     int max_batch;
     size_t param_count;
     float *params, *grads; /* backend memory, param_count floats each */
@@ -77,6 +82,12 @@ typedef struct {
 int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c, int in_h, int in_w,
                     int max_batch);
 void hd_model_destroy(hd_model *model);
+/* The shapes, names and parameter layout of hd_model_create without a backend (nothing allocated, be NULL):
+ * what a checkpoint's tensors are matched against before a run starts. */
+int hd_model_layout(hd_model *model, const char *spec, int in_c, int in_h, int in_w, int max_batch);
+/* Class c's name in `names` (one a line, as hd_model.class_names), or its number when names is NULL or has
+ * no line c, into buf; returns buf. */
+const char *hd_class_name(const char *names, int c, char *buf, size_t len);
 
 /* 0 when images of channels x rows x cols are what the model takes; otherwise -1 + hd_fail, one line
  * naming `source` (the images file, or what the set is) and both shapes. Every set of images is checked
@@ -100,8 +111,12 @@ const float *hd_model_forward(hd_model *model, int n, int training, uint64_t see
  * the mean loss for hd_model_backward, both then against targets smoothed by model->label_smoothing.
  * Labels must be in model->labels. */
 void hd_model_loss(hd_model *model, int n, int want_grad);
-/* Backward from the loss gradient into model->grads (written with =). */
+/* Backward from the loss gradient into model->grads (written with =). It stops at the lowest trainable
+ * layer (hd_model_first_trainable): the layers below it get no gradient work, and their grads are not
+ * written (frozen layers' are never read: the optimizer skips them). */
 void hd_model_backward(hd_model *model, int n, uint64_t seed);
+/* The index of the lowest layer with parameters that is not frozen; n_layers when there is none. */
+int hd_model_first_trainable(const hd_model *model);
 
 /* Host copies of parameters (param_count floats). */
 int hd_model_get_params(const hd_model *model, float *host);

@@ -30,7 +30,8 @@ void hd_optimizer_free(hd_optimizer *opt, hd_model *model);
  * Keras): Adam's lr * sqrt(1 - beta2^t) / (1 - beta1^t), or SGD's lr. It reaches the update
  * through model->step (hd_model_set_step), so that a recorded step replays with this value. */
 float hd_optimizer_next_step_size(hd_optimizer *opt);
-/* Queues the update of all parameters from model->grads, with model->step's step size. */
+/* Queues the update of the trainable parameters from model->grads, with model->step's step size: every
+ * layer but the frozen ones (hd_layer.frozen), whose parameters and optimizer state stay as they are. */
 void hd_optimizer_update(const hd_optimizer *opt, hd_model *model);
 
 /* The optimizers by name: the one table that --optimizer, --help, checkpoints and settings.txt

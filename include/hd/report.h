@@ -45,6 +45,7 @@ typedef struct {
     hd_model_summary *summary; /* the model's layer table; NULL: left out */
     int *confusion;            /* classes x classes test counts, row = true, column = predicted */
     int classes;
+    char *class_names; /* one a line (--class-names), malloc'ed; NULL: classes shown as numbers */
 
     uint8_t *digits; /* n_digits misclassified test images, digit_rows x digit_cols bytes each */
     int digit_rows, digit_cols;

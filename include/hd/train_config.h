@@ -33,6 +33,11 @@ typedef struct {
     int normalize;  /* inputs by the training images' mean and std (recorded in the model: model.h) */
     int eval_batch; /* images per evaluation chunk; 0 (the default): the training batch, so that the model's
                      * buffers are sized for one batch, not for a larger evaluation one */
+    /* Transfer learning (src/train/transfer.c): */
+    const char *init;        /* --init: start from this run directory's or checkpoint's matching tensors */
+    const char *freeze;      /* --freeze WHICH (freeze.h); NULL or "": nothing frozen */
+    int num_classes;         /* --num-classes; 0: the training labels' largest + 1. The last layer's units */
+    const char *class_names; /* --class-names FILE: one name a line, as many as the classes */
     const char *run_dir;
     int resume;     /* continue the run in run_dir (its recorded settings restored: run_settings.h) */
     int overwrite;  /* a new run may replace the one run_dir holds (otherwise that is refused: run_dir.h) */

@@ -80,7 +80,7 @@ static int evaluate(const char *model_path, hd_backend *be, hd_model *model, hd_
     }
     double seconds = hd_now_seconds() - t0;
     printf("%s on %s\n", model_path, be->ops->describe(be));
-    hd_print_test_results(stdout, r.accuracy, r.loss, confusion, classes, r.count);
+    hd_print_test_results(stdout, r.accuracy, r.loss, confusion, classes, model->class_names, r.count);
     printf("evaluated %d images in %.2f s (%.0f images/s)\n", r.count, seconds, r.count / seconds);
     free(confusion);
     return 0;

@@ -235,6 +235,7 @@ int hd_cmd_predict(int argc, char **argv) {
                 predict_run_free(&r);
                 return HD_EXIT_RUNTIME;
             }
+            r.s.format.class_names = r.model.class_names; /* --class-names of the run, if any */
         }
         failed += answer_chunk(&r, first, count, n);
     }

@@ -1,6 +1,7 @@
 /* cmd_train.c: `hd-gpu train`: options, data, backend, then hd_train. */
 #include "hd/cli.h"
 #include "hd/common.h"
+#include "hd/freeze.h"
 #include "hd/interrupt.h"
 #include "hd/json_io.h"
 #include "hd/mnist.h"
@@ -25,6 +26,8 @@ typedef struct {
     const char *mirrors[MAX_MIRRORS];
     int n_mirrors, lr_given, progress;
     char run_dir[4096];
+    const char *init_arg; /* --init as given (a run directory or a checkpoint) */
+    char init_path[4200]; /* the checkpoint it names */
 } train_settings;
 
 #define T(s) ((train_settings *)(s))
@@ -141,6 +144,20 @@ static int set_min_lr(void *s, const char *v) {
     GIVEN(s, "min_lr");
     return hd_cli_real(v, 0, 10, &T(s)->cfg.min_lr);
 }
+static int set_init(void *s, const char *v) {
+    return T(s)->init_arg = v, 0;
+}
+static int set_freeze(void *s, const char *v) {
+    GIVEN(s, "freeze");
+    return hd_freeze_check(v) != 0 ? -1 : (T(s)->cfg.freeze = v, 0);
+}
+static int set_num_classes(void *s, const char *v) {
+    GIVEN(s, "num_classes");
+    return hd_cli_int(v, 2, HD_MAX_CLASSES, &T(s)->cfg.num_classes);
+}
+static int set_class_names(void *s, const char *v) {
+    return T(s)->cfg.class_names = v, 0;
+}
 static int set_run_dir(void *s, const char *v) {
     return snprintf(T(s)->run_dir, sizeof T(s)->run_dir, "%s", v), 0;
 }
@@ -218,6 +235,22 @@ static const hd_cli_option model_options[] = {
                   "inputs minus the training images' mean, over their std (recorded in the model:\n"
                   "eval, predict and export apply it; exported models still take [0, 1] pixels)"),
 };
+static const hd_cli_option transfer_options[] = {
+    HD_CLI_OPTION("init", "MODEL", set_init,
+                  "start from a trained model (a run directory or a .safetensors file): its\n"
+                  "tensors whose name and shape match are loaded, the rest start fresh (a table\n"
+                  "says which); its input normalisation too, unless --normalize. Not its\n"
+                  "optimizer state (that is --resume)"),
+    HD_CLI_OPTION("freeze", "WHICH", set_freeze,
+                  "keep layers fixed: kinds (conv, dense, ...) and 1-based layer numbers or\n"
+                  "ranges as `hd-gpu summary` lists them (1-3), comma-separated; no optimizer\n"
+                  "step for them, no backward work below the lowest trainable layer"),
+    HD_CLI_OPTION("num-classes", "N", set_num_classes,
+                  "classes (default: the training labels' largest + 1); the last dense layer's\n"
+                  "units are set to it, whatever the spec says"),
+    HD_CLI_OPTION("class-names", "FILE", set_class_names,
+                  "one name a line, one line per class: shown by the report and predict"),
+};
 static const hd_cli_option validation_options[] = {
     HD_CLI_OPTION("val-split", "F", set_val_split,
                   "fraction of the training set held out (default 0.1); 0: train on all of it,\n"
@@ -248,6 +281,7 @@ static const hd_cli_option run_options[] = {
 static const hd_cli_group train_groups[] = {
     HD_CLI_GROUP_WHOLE("Data:", data_options),
     HD_CLI_GROUP_WHOLE("Model and optimizer:", model_options),
+    HD_CLI_GROUP_WHOLE("Transfer learning:", transfer_options),
     HD_CLI_GROUP_WHOLE("Validation (never the test set):", validation_options),
     HD_CLI_GROUP_WHOLE("Run:", run_options),
     HD_CLI_GROUP("Device:", hd_device_cli_options, train_settings, dev),
@@ -257,7 +291,8 @@ const hd_cli_command hd_cli_train = {
     .name = "train",
     .summary = "train the CNN on MNIST, evaluate it on the test set, write a report",
     .synopsis = "[options]",
-    .description = "Trains the CNN on MNIST (or any IDX set of its shape) and evaluates it on the test set.",
+    .description = "Trains the CNN on MNIST (or any IDX set) and evaluates it on the test set. The class\n"
+                   "count follows the training labels; --init and --freeze fine-tune a trained model.",
     .groups = train_groups,
     .n_groups = sizeof train_groups / sizeof train_groups[0],
     .run = hd_cmd_train,
@@ -282,6 +317,12 @@ static int check_settings(train_settings *s) {
     }
     if (s->cfg.resume && s->cfg.overwrite) {
         fprintf(stderr, "hd-gpu train: --resume continues a run, --overwrite replaces it: give one\n");
+        return -1;
+    }
+    if (s->cfg.resume && s->init_arg) {
+        fprintf(stderr,
+                "hd-gpu train: --resume continues a run with its own weights, --init starts a new one "
+                "from another's: give one\n");
         return -1;
     }
     if (!s->lr_given)
@@ -329,6 +370,11 @@ int hd_cmd_train(int argc, char **argv) {
     if (!run_dir[0])
         default_run_dir(run_dir, sizeof s->run_dir);
     cfg.run_dir = run_dir;
+    if (s->init_arg && hd_resolve_model_path(s->init_arg, s->init_path, sizeof s->init_path) != 0) {
+        fprintf(stderr, "hd-gpu: --init %s\n", hd_last_error());
+        return HD_EXIT_RUNTIME;
+    }
+    cfg.init = s->init_arg ? s->init_path : NULL;
 
     /* A resumed run trains on the data it was started with: unless --data names a directory (whose
      * contents hd_train checks against the run's), the one it recorded. */

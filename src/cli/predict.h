@@ -23,12 +23,14 @@ int hd_predict_load_image(const char *name, float pixels[HD_DIGIT_PIXELS]);
 
 typedef struct {
     int json;
-    double low_confidence; /* a top probability under this is flagged */
+    double low_confidence;   /* a top probability under this is flagged */
+    const char *class_names; /* the model's (one a line), or NULL: classes as numbers */
 } hd_predict_format;
 
 /* One image's answer from its logits: text "FILE: 7 (99.12%), 1 (0.50%), 9 (0.21%)" (with
  * " [low confidence]" appended when flagged), or one JSON object per line with all the
- * classes' probabilities. */
+ * classes' probabilities. With class names, each class is "7 Sneaker" in text and has a "name" beside
+ * its "class" in JSON. */
 void hd_predict_print(FILE *out, const hd_predict_format *fmt, const char *file, const float *logits,
                       int classes);
 /* An image that could not be used: "FILE: error: MESSAGE" or {"file", "error"}. */

@@ -3,6 +3,7 @@
 #include "predict.h"
 #include "hd/common.h"
 #include "hd/json_io.h"
+#include "hd/model.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -77,17 +78,25 @@ void hd_predict_print(FILE *out, const hd_predict_format *fmt, const char *file,
         return;
     }
     softmax_ranked(logits, classes, prob, order);
+    char name[64];
     int n_top = classes < TOP ? classes : TOP;
     int low = prob[order[0]] < fmt->low_confidence;
     if (fmt->json) {
         json_t *obj = json_object(), *top = json_array(), *all = json_array();
         json_object_set_new(obj, "file", json_text(file));
         json_object_set_new(obj, "class", json_integer(order[0]));
+        if (fmt->class_names)
+            json_object_set_new(obj, "name",
+                                json_text(hd_class_name(fmt->class_names, order[0], name, sizeof name)));
         json_object_set_new(obj, "probability", json_real(prob[order[0]]));
         json_object_set_new(obj, "low_confidence", json_boolean(low));
-        for (int k = 0; k < n_top; k++)
-            json_array_append_new(top,
-                                  json_pack("{s:i, s:f}", "class", order[k], "probability", prob[order[k]]));
+        for (int k = 0; k < n_top; k++) {
+            json_t *entry = json_pack("{s:i, s:f}", "class", order[k], "probability", prob[order[k]]);
+            if (fmt->class_names)
+                json_object_set_new(entry, "name",
+                                    json_text(hd_class_name(fmt->class_names, order[k], name, sizeof name)));
+            json_array_append_new(top, entry);
+        }
         json_object_set_new(obj, "top3", top);
         for (int c = 0; c < classes; c++)
             json_array_append_new(all, json_real(prob[c]));
@@ -96,7 +105,9 @@ void hd_predict_print(FILE *out, const hd_predict_format *fmt, const char *file,
     } else {
         fprintf(out, "%s:", file);
         for (int k = 0; k < n_top; k++)
-            fprintf(out, "%s %d (%.2f%%)", k ? "," : "", order[k], 100.0 * prob[order[k]]);
+            fprintf(out, "%s %d%s%s (%.2f%%)", k ? "," : "", order[k], fmt->class_names ? " " : "",
+                    fmt->class_names ? hd_class_name(fmt->class_names, order[k], name, sizeof name) : "",
+                    100.0 * prob[order[k]]);
         fprintf(out, "%s\n", low ? " [low confidence]" : "");
     }
     free(prob);

@@ -252,15 +252,6 @@ int hd_idx_read_labels(const char *path, int *count, uint8_t **labels) {
     idx_close(&f);
     if (rc != 0)
         return -1;
-    for (uint32_t i = 0; i < dims[0]; i++) {
-        if ((*labels)[i] >= HD_IDX_NUM_CLASSES) {
-            hd_fail("%s: label out of range: %u at index %" PRIu32 " (must be 0..%d)", path, (*labels)[i], i,
-                    HD_IDX_NUM_CLASSES - 1);
-            free(*labels);
-            *labels = NULL;
-            return -1;
-        }
-    }
     *count = (int)dims[0];
     return 0;
 }
@@ -301,4 +292,19 @@ void hd_dataset_free(hd_dataset *d) {
     free(d->labels);
     free(d->source);
     memset(d, 0, sizeof *d);
+}
+
+int hd_dataset_max_label(const hd_dataset *d) {
+    int max = -1;
+    for (int i = 0; i < d->count; i++)
+        max = d->labels[i] > max ? d->labels[i] : max;
+    return max;
+}
+
+int hd_dataset_check_labels(const hd_dataset *d, int classes) {
+    for (int i = 0; i < d->count; i++)
+        if (d->labels[i] >= classes)
+            return hd_fail("%s: the label of image %d is %d, outside the model's %d classes (0..%d)",
+                           d->source ? d->source : "the labels", i, d->labels[i], classes, classes - 1);
+    return 0;
 }

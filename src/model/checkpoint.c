@@ -172,6 +172,8 @@ int hd_checkpoint_save(const char *path, const hd_model *model, const hd_optimiz
         meta[n_meta++] = (hd_st_meta){"hd.input_mean", mean};
         meta[n_meta++] = (hd_st_meta){"hd.input_std", std};
     }
+    if (model->class_names) /* --class-names: one a line */
+        meta[n_meta++] = (hd_st_meta){"hd.class_names", model->class_names};
     if (opt) {
         hd_format_float(lr, sizeof lr, opt->lr);
         snprintf(t_text, sizeof t_text, "%" PRIu64, opt->t);
@@ -299,6 +301,24 @@ static int read_input_meta(const char *path, const hd_safetensors *file, hd_mode
     model->input_mean = (float)mean;
     model->input_std = (float)std;
     return 0;
+}
+
+/* The classes' names (hd.class_names, one a line; absent: none) into the model, when there is one per
+ * class. */
+static int read_class_names(const char *path, const hd_safetensors *file, hd_model *model) {
+    const char *names = hd_safetensors_meta(file, "hd.class_names");
+    free(model->class_names);
+    model->class_names = NULL;
+    if (!names)
+        return 0;
+    int lines = 1;
+    for (const char *p = names; *p; p++)
+        lines += *p == '\n';
+    if (!names[0] || lines != model->classes)
+        return hd_fail("%s: metadata hd.class_names holds %d names, but the model has %d classes", path,
+                       names[0] ? lines : 0, model->classes);
+    model->class_names = strdup(names);
+    return model->class_names ? 0 : hd_fail("out of memory");
 }
 
 /* The optimizer's hyperparameters and step count from the metadata, into `state`. */
@@ -443,6 +463,8 @@ int hd_checkpoint_load(const char *path, hd_model *model, hd_optimizer *opt, hd_
     int rc = gather(path, file, model, opt, host, &host_state, &tracked, &state);
     if (rc == 0)
         rc = read_input_meta(path, file, model);
+    if (rc == 0)
+        rc = read_class_names(path, file, model);
     if (rc == 0)
         rc = hd_model_set_params(model, host[0]);
     if (rc == 0)

@@ -184,10 +184,8 @@ int hd_model_check_input(const hd_model *model, const char *source, int channels
                    model->in_c, model->in_h, model->in_w);
 }
 
-int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c, int in_h, int in_w,
-                    int max_batch) {
+int hd_model_layout(hd_model *model, const char *spec, int in_c, int in_h, int in_w, int max_batch) {
     memset(model, 0, sizeof *model);
-    model->be = be;
     model->in_c = in_c;
     model->in_h = in_h;
     model->in_w = in_w;
@@ -224,7 +222,15 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
     model->classes = model->layers[model->n_layers - 1].out_c;
     model->param_count = cursor;
     model->state_count = state_cursor;
+    return 0;
+}
 
+int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c, int in_h, int in_w,
+                    int max_batch) {
+    if (hd_model_layout(model, spec, in_c, in_h, in_w, max_batch) != 0)
+        return -1;
+    model->be = be;
+    size_t cursor = model->param_count;
     size_t mb = (size_t)max_batch;
     if (check_memory(model) != 0)
         return -1;
@@ -236,7 +242,7 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
     model->step = hd_backend_alloc_step_scalars(be);
     if (!model->params || !model->grads || !model->input || !model->labels || !model->metrics || !model->step)
         goto fail;
-    if (state_cursor && !(model->state = be->ops->alloc(be, state_cursor)))
+    if (model->state_count && !(model->state = be->ops->alloc(be, model->state_count)))
         goto fail;
     for (int i = 0; i < model->n_layers; i++) {
         hd_layer *layer = &model->layers[i];
@@ -259,8 +265,21 @@ fail:
     return -1;
 }
 
+const char *hd_class_name(const char *names, int c, char *buf, size_t len) {
+    const char *line = names;
+    for (int i = 0; line && i < c; i++)
+        line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL;
+    if (line && *line && *line != '\n')
+        snprintf(buf, len, "%.*s", (int)strcspn(line, "\n"), line);
+    else
+        snprintf(buf, len, "%d", c);
+    return buf;
+}
+
 void hd_model_destroy(hd_model *model) {
     hd_backend *be = model->be;
+    free(model->class_names);
+    model->class_names = NULL;
     if (!be)
         return;
     for (int i = 0; i < model->n_layers; i++) {
@@ -398,12 +417,23 @@ void hd_model_loss(hd_model *model, int n, int want_grad) {
                                  (float)n, model->metrics);
 }
 
+int hd_model_first_trainable(const hd_model *model) {
+    for (int i = 0; i < model->n_layers; i++)
+        if (!model->layers[i].frozen && model->layers[i].weight_count + model->layers[i].bias_count > 0)
+            return i;
+    return model->n_layers;
+}
+
 void hd_model_backward(hd_model *model, int n, uint64_t seed) {
     hd_backend *be = model->be;
-    for (int i = model->n_layers - 1; i >= 0; i--) {
+    /* Nothing below the lowest trainable layer needs a gradient (--freeze): that layer computes no dx, and
+     * the layers under it do no work at all. */
+    int lowest = hd_model_first_trainable(model);
+    for (int i = model->n_layers - 1; i >= lowest; i--) {
         hd_layer *layer = &model->layers[i];
         const float *x = layer_input(model, i);
-        float *dx = i ? model->layers[i - 1].dout : NULL; /* no gradient for the input images */
+        /* no gradient for the input images, nor below the lowest trainable layer */
+        float *dx = i > lowest ? model->layers[i - 1].dout : NULL;
         const float *weight = model->params + layer->weight_offset;
         float *dweight = model->grads + layer->weight_offset;
         float *dbias = model->grads + layer->bias_offset;

@@ -18,6 +18,8 @@ int hd_report_fill_from_test(hd_model *model, const hd_float_set *test, const hd
     float *confidence = hd_malloc(sizeof(float) * (size_t)n);
     in->confusion = hd_calloc((size_t)classes * classes, sizeof(int));
     in->classes = classes;
+    free(in->class_names);
+    in->class_names = model->class_names ? strdup(model->class_names) : NULL;
     hd_eval_result r = {0};
     if (!predicted || !confidence || !in->confusion ||
         hd_evaluate(model, test, &r, in->confusion, predicted, confidence) != 0) {

@@ -171,7 +171,17 @@ static void put_metrics_table(html_buf *b, const hd_epoch_metrics *rows, int n, 
     put(b, "</table></div>\n");
 }
 
-static void put_class_table(html_buf *b, const int *confusion, int classes) {
+/* Class c as the tables show it: its number, and its name when there are names. */
+static void put_class(html_buf *b, const char *names, int c) {
+    char name[64];
+    putf(b, "%d", c);
+    if (names) {
+        put(b, " ");
+        put_escaped(b, hd_class_name(names, c, name, sizeof name));
+    }
+}
+
+static void put_class_table(html_buf *b, const int *confusion, int classes, const char *names) {
     put(b, "<div class=\"scroll\"><table class=\"classes\">\n<tr><th>class</th><th>test "
            "images</th><th>correct</th><th>accuracy</th>"
            "<th>most often taken for</th></tr>\n");
@@ -185,14 +195,18 @@ static void put_class_table(html_buf *b, const int *confusion, int classes) {
                 worst = p;
         }
         int correct = confusion[t * classes + t];
-        putf(b, "<tr><td>%d</td><td>%ld</td><td>%d</td><td>", t, total, correct);
+        put(b, "<tr><td>");
+        put_class(b, names, t);
+        putf(b, "</td><td>%ld</td><td>%d</td><td>", total, correct);
         if (total > 0)
             putf(b, "%.2f%%", 100.0 * correct / total);
         else
             put(b, "n/a");
-        if (worst >= 0)
-            putf(b, "</td><td>%d (%d times)</td></tr>\n", worst, confusion[t * classes + worst]);
-        else
+        if (worst >= 0) {
+            put(b, "</td><td>");
+            put_class(b, names, worst);
+            putf(b, " (%d times)</td></tr>\n", confusion[t * classes + worst]);
+        } else
             put(b, "</td><td>-</td></tr>\n");
     }
     put(b, "</table></div>\n");
@@ -340,7 +354,7 @@ int hd_report_write_html(const char *run_dir, const hd_report_inputs *in) {
     put(&b, "<h2>Test set: confusion matrix</h2>\n");
     put_figure(&b, run_dir, HD_REPORT_CONFUSION_PNG, "confusion matrix of the test set");
     if (in->confusion)
-        put_class_table(&b, in->confusion, in->classes);
+        put_class_table(&b, in->confusion, in->classes, in->class_names);
     put(&b, "<h2>Misclassified test digits</h2>\n");
     put_figure(&b, run_dir, HD_REPORT_DIGITS_PNG, "misclassified test digits with true and predicted labels");
     put(&b, "<h2>First-layer convolution filters</h2>\n");
@@ -411,5 +425,6 @@ void hd_report_inputs_free(hd_report_inputs *in) {
     free(in->ended_by);
     free(in->finished);
     free(in->summary);
+    free(in->class_names);
     memset(in, 0, sizeof *in);
 }

@@ -76,8 +76,16 @@ int hd_evaluate(hd_model *model, const hd_float_set *set, hd_eval_result *result
 }
 
 void hd_print_test_results(FILE *out, double accuracy, double loss, const int *confusion, int classes,
-                           int count) {
+                           const char *class_names, int count) {
     fprintf(out, "test accuracy %.2f%% (%d images), test loss %.4f\n", 100 * accuracy, count, loss);
+    if (class_names) { /* --class-names: the numbers below stay, so the table keeps its width */
+        fprintf(out, "classes:");
+        for (int c = 0; c < classes; c++) {
+            char name[64];
+            fprintf(out, "%s %d %s", c ? "," : "", c, hd_class_name(class_names, c, name, sizeof name));
+        }
+        fputc('\n', out);
+    }
     fprintf(out, "per-class accuracy:");
     for (int c = 0; c < classes; c++) {
         int total = 0;
@@ -100,7 +108,8 @@ void hd_print_test_results(FILE *out, double accuracy, double loss, const int *c
 /* Once both halves are in: the test images must be the model's shape, and take its input convention. */
 static int fit_test_to_model(hd_eval_inputs *in) {
     const hd_dataset *t = &in->test_bytes;
-    if (hd_model_check_input(&in->model, hd_dataset_name(t), 1, t->rows, t->cols) != 0)
+    if (hd_model_check_input(&in->model, hd_dataset_name(t), 1, t->rows, t->cols) != 0 ||
+        hd_dataset_check_labels(t, in->model.classes) != 0)
         return -1;
     hd_normalize_pixels(in->test.images, (size_t)t->count * (size_t)t->rows * (size_t)t->cols,
                         in->model.input_mean, in->model.input_std);

@@ -81,12 +81,35 @@ float hd_optimizer_next_step_size(hd_optimizer *opt) {
     return (float)(opt->lr * sqrt(1.0 - pow((double)opt->beta2, t)) / (1.0 - pow((double)opt->beta1, t)));
 }
 
-void hd_optimizer_update(const hd_optimizer *opt, hd_model *model) {
+/* The update over params[begin, end) (and the same ranges of grads and state). */
+static void update_range(const hd_optimizer *opt, hd_model *model, size_t begin, size_t end) {
     hd_backend *be = model->be;
+    if (end <= begin)
+        return;
     if (opt->kind == HD_OPT_ADAM)
-        be->ops->adam_step(be, opt->count, model->params, model->grads, opt->m, opt->v, opt->beta1,
-                           opt->beta2, opt->eps, model->step);
+        be->ops->adam_step(be, end - begin, model->params + begin, model->grads + begin, opt->m + begin,
+                           opt->v + begin, opt->beta1, opt->beta2, opt->eps, model->step);
     else
-        be->ops->sgd_step(be, opt->count, model->params, model->grads, opt->m, opt->momentum, opt->nesterov,
-                          model->step);
+        be->ops->sgd_step(be, end - begin, model->params + begin, model->grads + begin, opt->m + begin,
+                          opt->momentum, opt->nesterov, model->step);
+}
+
+void hd_optimizer_update(const hd_optimizer *opt, hd_model *model) {
+    /* Frozen layers (--freeze) get no step at all, not even one from Adam's momentum: the update runs over
+     * each stretch of consecutive trainable layers' parameters (one call over everything when none is
+     * frozen). Parameters are in layer order, so a stretch is one contiguous range. */
+    size_t begin = 0, end = 0;
+    for (int i = 0; i < model->n_layers; i++) {
+        const hd_layer *layer = &model->layers[i];
+        size_t first = layer->weight_offset, count = layer->weight_count + layer->bias_count;
+        if (count == 0)
+            continue;
+        if (layer->frozen) {
+            update_range(opt, model, begin, end);
+            begin = end = first + count;
+        } else {
+            end = first + count;
+        }
+    }
+    update_range(opt, model, begin, end);
 }

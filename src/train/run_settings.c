@@ -2,6 +2,7 @@
  * checkpoint metadata, --resume's restoring of them, and RUN_DIR/settings.txt (written, read back). */
 #include "hd/run_settings.h"
 #include "hd/common.h"
+#include "hd/freeze.h"
 #include "hd/model.h"
 
 #include <errno.h>
@@ -20,7 +21,8 @@ typedef enum {
     SET_SPEC,
     SET_OPTIMIZER,
     SET_SCHEDULE,
-    SET_AUGMENT
+    SET_AUGMENT,
+    SET_FREEZE
 } setting_type;
 
 typedef struct {
@@ -60,6 +62,8 @@ static const run_setting settings[] = {
     {"normalize", "normalize", "--normalize", SET_SWITCH, 0, AT(normalize), 0, 1},
     {"train_limit", "train_limit", "--train-limit", SET_INT, 0, AT(train_limit), 0, 1e9},
     {"test_limit", NULL, "--test-limit", SET_INT, 0, AT(test_limit), 0, 1e9},
+    {"freeze", "freeze", "--freeze", SET_FREEZE, 0, AT(freeze), 0, 0},
+    {"num_classes", "num_classes", "--num-classes", SET_INT, 0, AT(num_classes), 0, HD_MAX_CLASSES},
 };
 #undef AT
 #define N_SETTINGS ((int)(sizeof settings / sizeof settings[0]))
@@ -121,6 +125,12 @@ static void format_value(const hd_train_config *cfg, const run_setting *s, char 
     case SET_SCHEDULE:
         snprintf(buf, len, "%s", hd_lr_schedule_name(read_field(hd_lr_schedule_kind, field)));
         break;
+    case SET_FREEZE: {
+        const char *text;
+        memcpy((void *)&text, field, sizeof text);
+        snprintf(buf, len, "%s", text ? text : "");
+        break;
+    }
     }
 }
 
@@ -158,6 +168,9 @@ static void expectation(const run_setting *s, char *buf, size_t len) {
         break;
     case SET_SCHEDULE:
         snprintf(buf, len, "one of: %s", hd_lr_schedule_names());
+        break;
+    case SET_FREEZE:
+        snprintf(buf, len, "layer kinds and numbers for --freeze");
         break;
     }
 }
@@ -217,6 +230,12 @@ static int parse_value(hd_train_config *cfg, const run_setting *s, const char *t
         write_field(hd_lr_schedule_kind, field, kind);
         return 0;
     }
+    case SET_FREEZE:
+        if (strlen(text) >= len || hd_freeze_check(text) != 0)
+            return -1;
+        memcpy(store, text, strlen(text) + 1);
+        write_field(const char *, field, (const char *)store);
+        return 0;
     }
     return -1;
 }
@@ -265,6 +284,9 @@ static void format_shown(const hd_train_config *cfg, const run_setting *s, char 
     case SET_SPEC:
         snprintf(buf, len, "%s", *(const char *const *)field);
         break;
+    case SET_FREEZE:
+        snprintf(buf, len, "%s", *(const char *const *)field ? *(const char *const *)field : "");
+        break;
     case SET_FLOAT:
         snprintf(buf, len, "%g", (double)*(const float *)field);
         break;
@@ -296,11 +318,16 @@ int hd_run_settings_file_write(const hd_train_config *cfg, const char *device) {
             continue;
         if (cfg->lr_schedule != HD_LR_ONECYCLE && strcmp(settings[i].key, "pct_start") == 0)
             continue;
-        if (cfg->lr_schedule != HD_LR_EXP && strcmp(settings[i].key, "lr_decay") == 0)
+        /* Nothing frozen, or the class count taken from the labels: the usual case goes unsaid. */
+        if ((strcmp(settings[i].key, "freeze") == 0 && (!cfg->freeze || !cfg->freeze[0])) ||
+            (strcmp(settings[i].key, "num_classes") == 0 && cfg->num_classes == 0) ||
+            (cfg->lr_schedule != HD_LR_EXP && strcmp(settings[i].key, "lr_decay") == 0))
             continue;
         format_shown(cfg, &settings[i], value, sizeof value);
         used += (size_t)snprintf(text + used, sizeof text - used, "%s: %s\n", settings[i].label, value);
     }
+    if (cfg->init && cfg->init[0] && used < sizeof text) /* where the weights came from (not a setting) */
+        used += (size_t)snprintf(text + used, sizeof text - used, "init: %s\n", cfg->init);
     if (cfg->data_dir && cfg->data_dir[0] &&
         used < sizeof text) /* `hd-gpu report` evaluates on the same data */
         used +=

@@ -46,7 +46,8 @@ int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_se
         else
             printf("kept the weights of epoch %d (val_loss %.4f, val_acc %.2f%%)\n", st->best_epoch,
                    st->best_val_loss, 100 * st->best_val_acc);
-        hd_print_test_results(stdout, in.test_accuracy, test_loss, in.confusion, in.classes, test->count);
+        hd_print_test_results(stdout, in.test_accuracy, test_loss, in.confusion, in.classes,
+                              model->class_names, test->count);
     }
     char path[4200];
     snprintf(path, sizeof path, "%s/results.txt", cfg->run_dir);
@@ -66,7 +67,8 @@ int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_se
             st->best_epoch, st->epochs_done, result->seconds_per_epoch, result->images_per_sec);
     fprintf(f, HD_RESULTS_ENDED_BY ": %s\n" HD_RESULTS_FINISHED ": %s\n", ended_by(st, cfg, result),
             finished);
-    hd_print_test_results(f, in.test_accuracy, test_loss, in.confusion, in.classes, test->count);
+    hd_print_test_results(f, in.test_accuracy, test_loss, in.confusion, in.classes, model->class_names,
+                          test->count);
     int written = fclose(f) == 0 && text ? hd_write_file_atomic(path, text, text_len)
                                          : hd_fail("%s: out of memory", path);
     free(text);

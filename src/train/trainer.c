@@ -9,6 +9,8 @@
 #include "hd/progress.h"
 #include "hd/run_dir.h"
 #include "hd/train_step.h"
+#include "hd/freeze.h"
+#include "hd/transfer.h"
 #include "train_finish.h"
 #include "train_state.h"
 #include "hd/run_settings.h"
@@ -30,10 +32,17 @@ typedef struct {
     hd_run_settings_text resumed; /* strings of the settings a resumed run restored */
     hd_lr_schedule schedule;      /* the learning rate of each step */
     int model_ok, opt_ok, state_ok;
+    char spec[HD_RUN_SETTING_LEN]; /* the spec with its output layer sized to the class count */
+    char *class_names;             /* --class-names, until the model holds them */
+    hd_init_source init;           /* --init */
+    int init_ok;
 } run_context;
 
 static void run_context_free(run_context *rc) {
     hd_run_dir_release(&rc->lock);
+    if (rc->init_ok)
+        hd_init_source_free(&rc->init);
+    free(rc->class_names);
     hd_pipeline_destroy(rc->pipeline);
     hd_train_step_free(&rc->step);
     if (rc->state_ok)
@@ -66,6 +75,30 @@ static int prepare_data(run_context *rc, const hd_train_config *cfg, const hd_da
         return -1;
     if (n_train < 1)
         return hd_fail("no training images left after the validation split");
+    return 0;
+}
+
+/* What transfer learning settles before anything is written (transfer.h): the class count and the output
+ * layer that follows it (into cfg->spec), the layers --freeze names, the class names, and the --init
+ * tensors that match the model. */
+static int prepare_transfer(run_context *rc, hd_train_config *cfg, const hd_dataset *train,
+                            const hd_dataset *test) {
+    int classes = 0;
+    if (hd_transfer_classes(train, test->count > 0 ? test : NULL, cfg->num_classes, &classes) != 0 ||
+        hd_transfer_spec(cfg->spec, classes, rc->spec, sizeof rc->spec) != 0)
+        return -1;
+    cfg->spec = rc->spec;
+    hd_model layout;
+    if (hd_model_layout(&layout, cfg->spec, 1, train->rows, train->cols, cfg->batch) != 0 ||
+        hd_freeze_apply(&layout, cfg->freeze) != 0)
+        return -1;
+    if (cfg->class_names && hd_class_names_read(cfg->class_names, classes, &rc->class_names) != 0)
+        return -1;
+    if (cfg->init && !cfg->resume) {
+        if (hd_init_source_open(&rc->init, cfg->init, &layout) != 0)
+            return -1;
+        rc->init_ok = 1;
+    }
     return 0;
 }
 
@@ -192,20 +225,26 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
              hd_train_result *result) {
     run_context rc;
     memset(&rc, 0, sizeof rc);
+    rc.lock.fd = -1; /* not claimed yet: nothing to release */
     memset(result, 0, sizeof *result);
     if (!user_cfg->run_dir || !user_cfg->run_dir[0])
         return hd_fail("training needs a run directory (hd_train_config.run_dir)");
     /* The directory first: made, writable, locked, and not holding another run (run_dir.h). */
     hd_run_mode mode = user_cfg->resume ? HD_RUN_RESUME : user_cfg->overwrite ? HD_RUN_OVERWRITE : HD_RUN_NEW;
-    if (hd_run_dir_claim(user_cfg->run_dir, mode, &rc.lock) != 0)
-        return -1;
-    /* A resumed run keeps the settings it was started with (the seed, so the same validation images are
-     * held out; the model; the data's size; the batch size ...): the command line may not contradict
-     * them, but for --epochs (run_settings.h). */
     hd_train_config run_cfg = *user_cfg;
     const hd_train_config *cfg = &run_cfg;
     int status = -1;
-    if (user_cfg->resume && hd_train_state_resume_settings(&run_cfg, &rc.resumed) != 0)
+    /* A new run's transfer-learning inputs are checked before its directory is claimed: a bad one writes
+     * nothing. A resumed run's wait for its recorded settings. */
+    if (!user_cfg->resume && prepare_transfer(&rc, &run_cfg, train, test) != 0)
+        goto done;
+    if (hd_run_dir_claim(user_cfg->run_dir, mode, &rc.lock) != 0)
+        goto done;
+    /* A resumed run keeps the settings it was started with (the seed, so the same validation images are
+     * held out; the model; the data's size; the batch size ...): the command line may not contradict
+     * them, but for --epochs (run_settings.h). */
+    if (user_cfg->resume && (hd_train_state_resume_settings(&run_cfg, &rc.resumed) != 0 ||
+                             prepare_transfer(&rc, &run_cfg, train, test) != 0))
         goto done;
     double start = cfg->process_start > 0 ? cfg->process_start : hd_now_seconds();
     if (hd_run_settings_file_write(cfg, be->ops->describe(be)) != 0 ||
@@ -219,6 +258,7 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     rc.model_ok = 1;
     /* The training steps' objective; evaluation's loss stays the plain cross-entropy (model.h). */
     rc.model.label_smoothing = cfg->label_smoothing;
+    hd_freeze_apply(&rc.model, cfg->freeze); /* checked on the layout in prepare_transfer */
     /* The model takes the training images' shape; a test set of another shape would be copied past the
      * end of its input buffer. */
     if (test->count > 0 &&
@@ -274,6 +314,18 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
                    rc.state.epochs_done, rc.state.best_epoch, rc.state.best_val_loss);
     } else if (hd_model_init_weights(&rc.model, cfg->seed) != 0) {
         goto done;
+    } else if (rc.init_ok) {
+        /* --init: the matching tensors over the fresh weights, and the source's input convention, which its
+         * features were learned in, unless --normalize asks for the training images' own. */
+        if (!cfg->quiet)
+            hd_init_source_print(&rc.init, stdout);
+        if (hd_init_source_apply(&rc.init, &rc.model, !cfg->normalize) != 0)
+            goto done;
+    }
+    if (rc.class_names) { /* --class-names (a resumed run has its checkpoint's unless given again) */
+        free(rc.model.class_names);
+        rc.model.class_names = rc.class_names;
+        rc.class_names = NULL;
     }
     /* Validation and test images once, now, in the model's convention (a resumed run's, from its checkpoint);
      * training batches in the pipeline, after augmentation. */
@@ -281,8 +333,9 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     hd_float_set_normalize(&rc.val, mean, std);
     hd_float_set_normalize(&rc.test, mean, std);
     if (!cfg->quiet && (mean != 0.0f || std != 1.0f))
-        printf("inputs normalised: (x - %.4f) / %.4f (the training images' mean and std)\n", (double)mean,
-               (double)std);
+        printf("inputs normalised: (x - %.4f) / %.4f (%s)\n", (double)mean, (double)std,
+               rc.init_ok && !cfg->normalize ? "the --init model's convention"
+                                             : "the training images' mean and std");
     hd_pipeline_config pcfg = {.data = &rc.train,
                                .batch = cfg->batch,
                                .seed = cfg->seed,
@@ -296,6 +349,13 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
         hd_model_summary summary;
         hd_model_summary_make(&rc.model, &summary);
         hd_model_summary_print(stdout, &summary);
+        int lowest = hd_model_first_trainable(&rc.model);
+        if (cfg->freeze && cfg->freeze[0]) {
+            char frozen[512];
+            hd_freeze_describe(&rc.model, frozen, sizeof frozen);
+            printf("frozen (--freeze %s): %s; backward stops at %s\n", cfg->freeze, frozen,
+                   rc.model.layers[lowest].name);
+        }
     }
     if (!cfg->quiet && rc.val.count)
         printf("training on %d images, validating on %d, testing on %d; %zu parameters\n", rc.train.count,

@@ -1,5 +1,6 @@
 /* fuzz_idx.c: IDX files (raw and gzip), read as images and as labels (idx.h). A success must agree
- * with the header: sizes in range, a raw file exactly as long as it promises, labels in 0..9; a
+ * with the header: sizes in range, a raw file exactly as long as it promises (labels are any
+ * byte: the class count is the trainer's); a
  * failure must leave the outputs zero/NULL and say what is wrong about the file in one line. */
 #include "fuzz_util.h"
 
@@ -45,8 +46,6 @@ static void read_as_labels(const char *path, const uint8_t *data, size_t size) {
         return;
     }
     FUZZ_ASSERT(count >= 1 && count <= HD_IDX_MAX_COUNT && labels, "count %d", count);
-    for (int i = 0; i < count; i++)
-        FUZZ_ASSERT(labels[i] < HD_IDX_NUM_CLASSES, "label %d is %d", i, labels[i]);
     if (!is_gzip(data, size))
         FUZZ_ASSERT(size == 8 + (size_t)count, "raw file of %zu bytes read as %d labels", size, count);
     free(labels);
