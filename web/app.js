@@ -165,8 +165,10 @@
   fetch('/healthz').then((r) => r.json()).then((h) => {
     lowConfidence = h.low_confidence;
     const acc = h.model.test_accuracy;
-    document.getElementById('model').textContent =
-      `${h.model.spec} on ${h.device}` + (acc === null ? '' : `, test accuracy ${(100 * acc).toFixed(2)}%`);
+    const line = document.getElementById('model');
+    line.textContent = `${h.model.spec} on ${h.device.split(' (')[0]}` +
+      (acc === null ? '' : `, test accuracy ${(100 * acc).toFixed(2)}%`);
+    line.title = `${h.model.path}: ${h.model.parameters} parameters on ${h.device}`;
   }).catch(() => {});
 
   clearPad();
