@@ -387,7 +387,7 @@ static size_t png_claiming(uint8_t *out, uint32_t w, uint32_t h) {
 
 static void test_bad_bodies(const char *handdrawn) {
     expect_400("a text body", "image/png", "hello, not an image", 19, "not a PNG, JPEG, BMP or GIF");
-    expect_400("an empty body", "image/png", "", 0, "empty body");
+    expect_400("an empty body", "image/png", "", 0, "request body: empty");
     expect_400("783 raw bytes", "application/octet-stream", mnist_pixels, 783, "expected exactly 784");
     uint8_t png[64];
     size_t size = png_claiming(png, 100000, 100000);

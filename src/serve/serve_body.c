@@ -23,11 +23,13 @@ static int is_media_type(const char *content_type, const char *type) {
 int hd_serve_decode_body(const char *content_type, const uint8_t *body, size_t size,
                          float pixels[HD_DIGIT_PIXELS]) {
     if (size == 0)
-        return hd_fail("empty body: expected an image file, or %d grey bytes as application/octet-stream",
+        return hd_fail("request body: empty; expected an image file, or %d grey bytes as "
+                       "application/octet-stream",
                        HD_SERVE_RAW_BYTES);
     if (is_media_type(content_type, "application/octet-stream")) {
         if (size != HD_SERVE_RAW_BYTES)
-            return hd_fail("application/octet-stream body of %zu bytes: expected exactly %d (28x28 grey bytes)",
+            return hd_fail("request body: %zu bytes of application/octet-stream; expected exactly %d (28x28 grey "
+                           "bytes)",
                            size, HD_SERVE_RAW_BYTES);
         for (int i = 0; i < HD_DIGIT_PIXELS; i++)
             pixels[i] = (float)body[i] / 255.0f;
