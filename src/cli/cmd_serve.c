@@ -82,7 +82,8 @@ const hd_cli_command hd_cli_serve = {
         "HTTP API: GET / (the page), GET /healthz (JSON: model, device), POST /api/predict (an image file,\n"
         "or 784 grey bytes as application/octet-stream) -> {\"label\", \"probabilities\", \"preprocessed\"\n"
         "(base64 PNG of the 28x28 input), \"ms\"}. Images are prepared as predict prepares them. Requests\n"
-        "that arrive together run as one batch on the device. Prints the URL; Ctrl-C or SIGTERM stops it.",
+        "that arrive together run as one batch on the device (on the CPU, on one thread unless --threads\n"
+        "says otherwise). Prints the URL; Ctrl-C or SIGTERM stops it.",
     .groups = serve_groups,
     .n_groups = sizeof serve_groups / sizeof serve_groups[0],
     .epilog = "Exit code: 0 stopped by a signal, 1 the model could not be loaded or the port not bound, 2 bad usage.\n",

@@ -364,6 +364,10 @@ int hd_serve_run(const hd_serve_config *c) {
 void hd_serve_config_defaults(hd_serve_config *c) {
     memset(c, 0, sizeof *c);
     hd_device_options_defaults(&c->dev);
+    /* One CPU thread for the forward passes: the HTTP threads decode in parallel, and a 2-thread OpenMP
+     * team on a busy CPU waits at every barrier for a descheduled thread (bench/results: p99 650 ms with
+     * two threads, 16 ms with one, on a shared 2-core machine). --threads N overrides it. */
+    c->dev.threads = 1;
     c->host = "127.0.0.1";
     c->port = 8080;
     c->max_body = (size_t)4 << 20;
