@@ -30,26 +30,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
-#define MAX_BODY_KIB     256
-#define TIMEOUT_S        2
-#define MAX_CONNECTIONS  8
-#define HTTP_THREADS     4
-#define N_MNIST          40
-#define N_CLIENTS        6
-#define CLIENT_REQUESTS  12
-#define PROB_ATOL        2e-5 /* batched vs one-image forward: OpenBLAS rounds rows of a batch by an ulp */
+#define MAX_BODY_KIB    256
+#define TIMEOUT_S       2
+#define MAX_CONNECTIONS 8
+#define HTTP_THREADS    4
+#define N_MNIST         40
+#define N_CLIENTS       6
+#define CLIENT_REQUESTS 12
+#define PROB_ATOL       2e-5 /* batched vs one-image forward: OpenBLAS rounds rows of a batch by an ulp */
 
 static char base_url[256];
 static int port;
 static pid_t server_pid;
 static FILE *server_out;
-static hd_model model; /* the reference, on the CPU backend */
-static long predicts_ok;  /* 200 answers of /api/predict, to compare with /healthz */
+static hd_model model;   /* the reference, on the CPU backend */
+static long predicts_ok; /* 200 answers of /api/predict, to compare with /healthz */
+static int
+    expected_label[N_MNIST]; /* the reference's label of each MNIST image, for the concurrent clients */
 static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- the server ---- */
@@ -60,6 +63,7 @@ static int start_server(const char *binary, const char *model_dir) {
         return -1;
     server_pid = fork();
     if (server_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a test that dies leaves no server behind */
         dup2(fds[1], STDOUT_FILENO);
         close(fds[0]);
         close(fds[1]);
@@ -69,8 +73,8 @@ static int start_server(const char *binary, const char *model_dir) {
         snprintf(conns, sizeof conns, "%d", MAX_CONNECTIONS);
         snprintf(threads, sizeof threads, "%d", HTTP_THREADS);
         execl(binary, binary, "serve", "--model", model_dir, "--port", "0", "--device", "cpu", "--quiet",
-              "--max-body", max_body, "--timeout", timeout, "--max-connections", conns, "--http-threads", threads,
-              (char *)NULL);
+              "--max-body", max_body, "--timeout", timeout, "--max-connections", conns, "--http-threads",
+              threads, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -122,8 +126,8 @@ static size_t header_line(char *ptr, size_t size, size_t n, void *user) {
 }
 
 /* method NULL: GET, or POST when body is given. content_type NULL: none sent. */
-static answer http(const char *method, const char *path, const char *content_type, const void *body, size_t size,
-                   int chunked) {
+static answer http(const char *method, const char *path, const char *content_type, const void *body,
+                   size_t size, int chunked) {
     answer a;
     memset(&a, 0, sizeof a);
     CURL *curl = curl_easy_init();
@@ -234,7 +238,8 @@ static int check_answer(const answer *a, const float pixels[HD_DIGIT_PIXELS], co
     float want[10], got[10];
     reference(pixels, want);
     json_t *probs = json_object_get(a->json, "probabilities");
-    CHECK(json_is_array(probs) && json_array_size(probs) == 10, "%s: probabilities is not an array of 10", what);
+    CHECK(json_is_array(probs) && json_array_size(probs) == 10, "%s: probabilities is not an array of 10",
+          what);
     double sum = 0;
     for (int c = 0; c < 10; c++) {
         got[c] = (float)json_number_value(json_array_get(probs, (size_t)c));
@@ -243,7 +248,7 @@ static int check_answer(const answer *a, const float pixels[HD_DIGIT_PIXELS], co
     CHECK(fabs(sum - 1.0) < 1e-5, "%s: probabilities sum to %.8f", what, sum);
     int ok = 1;
     for (int c = 0; c < 10; c++)
-        ok &= fabs(got[c] - want[c]) <= PROB_ATOL;
+        ok &= fabs((double)got[c] - (double)want[c]) <= PROB_ATOL;
     CHECK(ok, "%s: probabilities differ from the in-process forward pass (class %d: %g vs %g)", what,
           argmax(want), (double)got[argmax(want)], (double)want[argmax(want)]);
     int label = (int)json_integer_value(json_object_get(a->json, "label"));
@@ -258,8 +263,8 @@ static int check_answer(const answer *a, const float pixels[HD_DIGIT_PIXELS], co
         gray[i] = (uint8_t)lrintf(fminf(fmaxf(pixels[i], 0.0f), 1.0f) * 255.0f);
     uint8_t *want_png = hd_png_gray_encode(gray, HD_DIGIT_SIDE, HD_DIGIT_SIDE, &want_size);
     CHECK(png && want_png && png_size == want_size && memcmp(png, want_png, png_size) == 0,
-          "%s: \"preprocessed\" is not the base64 PNG of the 28x28 input (%zu bytes, expected %zu)", what, png_size,
-          want_size);
+          "%s: \"preprocessed\" is not the base64 PNG of the 28x28 input (%zu bytes, expected %zu)", what,
+          png_size, want_size);
     free(png);
     free(want_png);
     return label;
@@ -334,9 +339,10 @@ static void test_declared_too_large(void) {
     char reply[4096];
     long n = read_until_closed(fd, reply, sizeof reply, 10);
     CHECK(n > 0 && strncmp(reply, "HTTP/1.1 413", 12) == 0,
-          "a declared 100 MB body: expected 413 with 10 of its bytes sent, got %.40s", n > 0 ? reply : "(nothing)");
-    CHECK(n > 0 && strstr(reply, "{\"error\":") && strstr(reply, "--max-body"), "the 413 answer names --max-body: %s",
-          n > 0 ? reply : "");
+          "a declared 100 MB body: expected 413 with 10 of its bytes sent, got %.40s",
+          n > 0 ? reply : "(nothing)");
+    CHECK(n > 0 && strstr(reply, "{\"error\":") && strstr(reply, "--max-body"),
+          "the 413 answer names --max-body: %s", n > 0 ? reply : "");
     close(fd);
     good_request("a declared body over the limit");
 }
@@ -346,22 +352,26 @@ static void test_sent_too_large(void) {
     uint8_t *body = malloc(size);
     memset(body, 'x', size);
     answer a = http(NULL, "/api/predict", "image/png", body, size, 0);
-    CHECK(a.status == 413 && strstr(error_of(&a), "limit"), "a body one byte over --max-body: %ld %s", a.status,
-          error_of(&a));
+    CHECK(a.status == 413 && strstr(error_of(&a), "limit"), "a body one byte over --max-body: %ld %s",
+          a.status, error_of(&a));
     answer_free(&a);
     /* without a declared length: the connection is closed once it passes the limit, no 200 */
     a = http(NULL, "/api/predict", "image/png", body, size, 1);
-    CHECK(a.status != 200 && a.curl != CURLE_OK, "a chunked body over the limit: status %ld, curl %d (expected the "
-          "connection closed)", a.status, (int)a.curl);
+    CHECK(a.status != 200 && a.curl != CURLE_OK,
+          "a chunked body over the limit: status %ld, curl %d (expected the "
+          "connection closed)",
+          a.status, (int)a.curl);
     answer_free(&a);
     free(body);
     good_request("bodies over the limit");
 }
 
-static void expect_400(const char *what, const char *type, const void *body, size_t size, const char *phrase) {
+static void expect_400(const char *what, const char *type, const void *body, size_t size,
+                       const char *phrase) {
     answer a = http(NULL, "/api/predict", type, body, size, 0);
     CHECK(a.status == 400, "%s: status %ld, expected 400", what, a.status);
-    CHECK(a.json && strstr(error_of(&a), phrase), "%s: error \"%s\" does not say \"%s\"", what, error_of(&a), phrase);
+    CHECK(a.json && strstr(error_of(&a), phrase), "%s: error \"%s\" does not say \"%s\"", what, error_of(&a),
+          phrase);
     answer_free(&a);
     good_request(what);
 }
@@ -414,17 +424,20 @@ static void test_methods_and_paths(void) {
         long status;
         const char *allow;
     } cases[] = {
-        {"GET", "/api/predict", 405, "POST"}, {"PUT", "/api/predict", 405, "POST"}, {"POST", "/", 405, "GET, HEAD"},
-        {"DELETE", "/healthz", 405, "GET, HEAD"}, {"GET", "/nope", 404, NULL}, {"GET", "/../etc/passwd", 404, NULL},
+        {"GET", "/api/predict", 405, "POST"},  {"PUT", "/api/predict", 405, "POST"},
+        {"POST", "/", 405, "GET, HEAD"},       {"DELETE", "/healthz", 405, "GET, HEAD"},
+        {"GET", "/nope", 404, NULL},           {"GET", "/../etc/passwd", 404, NULL},
         {"GET", "/web/index.html", 404, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         answer a = http(cases[i].method, cases[i].path, NULL, NULL, 0, 0);
-        CHECK(a.status == cases[i].status && a.json && *error_of(&a), "%s %s: %ld, expected %ld with a JSON error",
-              cases[i].method, cases[i].path, a.status, cases[i].status);
+        CHECK(a.status == cases[i].status && a.json && *error_of(&a),
+              "%s %s: %ld, expected %ld with a JSON error", cases[i].method, cases[i].path, a.status,
+              cases[i].status);
         if (cases[i].allow)
-            CHECK(strncmp(a.allow, cases[i].allow, strlen(cases[i].allow)) == 0, "%s %s: Allow '%s', expected '%s'",
-                  cases[i].method, cases[i].path, a.allow, cases[i].allow);
+            CHECK(strncmp(a.allow, cases[i].allow, strlen(cases[i].allow)) == 0,
+                  "%s %s: Allow '%s', expected '%s'", cases[i].method, cases[i].path, a.allow,
+                  cases[i].allow);
         answer_free(&a);
         good_request("a wrong method or path");
     }
@@ -435,7 +448,8 @@ static void test_methods_and_paths(void) {
           "GET /: %ld, expected the page with #pad, #prediction and a viewport meta tag", page.status);
     answer_free(&page);
     answer js = http(NULL, "/app.js", NULL, NULL, 0, 0);
-    CHECK(js.status == 200 && js.body.data && strstr(js.body.data, "prob-") && strstr(js.body.data, "pointermove"),
+    CHECK(js.status == 200 && js.body.data && strstr(js.body.data, "prob-") &&
+              strstr(js.body.data, "pointermove"),
           "GET /app.js: %ld", js.status);
     answer_free(&js);
 }
@@ -445,8 +459,9 @@ static void test_slow_client(void) {
     CHECK(fd >= 0, "connect for the slow client");
     if (fd < 0)
         return;
-    const char *head = "POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
-                       "Content-Length: 784\r\n\r\n0123456789";
+    const char *head =
+        "POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+        "Content-Length: 784\r\n\r\n0123456789";
     CHECK(send(fd, head, strlen(head), MSG_NOSIGNAL) == (ssize_t)strlen(head), "send the slow client's head");
     char reply[4096];
     long n = read_until_closed(fd, reply, sizeof reply, TIMEOUT_S + 8);
@@ -474,7 +489,8 @@ static void test_connection_limit(void) {
     long status = 0;
     if (rc == CURLE_OK)
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    CHECK(status != 200, "a connection beyond --max-connections %d was served (curl %d)", MAX_CONNECTIONS, (int)rc);
+    CHECK(status != 200, "a connection beyond --max-connections %d was served (curl %d)", MAX_CONNECTIONS,
+          (int)rc);
     curl_easy_cleanup(curl);
     free(sink.data);
     for (int i = 0; i < MAX_CONNECTIONS; i++)
@@ -493,8 +509,8 @@ static void test_good_images(const char *handdrawn) {
         mnist_float(i, pixels);
         char what[64];
         snprintf(what, sizeof what, "MNIST test image %d (raw bytes)", i);
-        answer a = http(NULL, "/api/predict", "application/octet-stream", mnist_pixels + (size_t)i * HD_DIGIT_PIXELS,
-                        HD_DIGIT_PIXELS, 0);
+        answer a = http(NULL, "/api/predict", "application/octet-stream",
+                        mnist_pixels + (size_t)i * HD_DIGIT_PIXELS, HD_DIGIT_PIXELS, 0);
         correct += check_answer(&a, pixels, what) == mnist_labels[i];
         answer_free(&a);
         if (i % 4 == 0) { /* the same image as a PNG file: prepared as predict prepares it */
@@ -504,7 +520,8 @@ static void test_good_images(const char *handdrawn) {
             snprintf(what, sizeof what, "MNIST test image %d (PNG)", i);
             snprintf(path, sizeof path, "MNIST image %d", i);
             float prepared[HD_DIGIT_PIXELS];
-            CHECK(hd_digit_image_from_memory(png, size, path, prepared) == 0, "%s: %s", what, hd_last_error());
+            CHECK(hd_digit_image_from_memory(png, size, path, prepared) == 0, "%s: %s", what,
+                  hd_last_error());
             a = http(NULL, "/api/predict", "image/png", png, size, 0);
             check_answer(&a, prepared, what);
             answer_free(&a);
@@ -532,17 +549,28 @@ static void test_good_images(const char *handdrawn) {
     }
 }
 
+/* One concurrent client: its requests, and what came back (checked by the main thread: CHECK is not
+ * thread-safe). */
+typedef struct {
+    int id, answered, wrong_label;
+    long last_status;
+} client_run;
+
 static void *client(void *arg) {
-    int id = (int)(intptr_t)arg;
+    client_run *c = arg;
     for (int r = 0; r < CLIENT_REQUESTS; r++) {
-        int i = (id * CLIENT_REQUESTS + r) % N_MNIST;
-        answer a = http(NULL, "/api/predict", "application/octet-stream", mnist_pixels + (size_t)i * HD_DIGIT_PIXELS,
-                        HD_DIGIT_PIXELS, 0);
-        CHECK(a.status == 200, "client %d request %d: status %ld (curl %d)", id, r, a.status, (int)a.curl);
+        int i = (c->id * CLIENT_REQUESTS + r) % N_MNIST;
+        answer a = http(NULL, "/api/predict", "application/octet-stream",
+                        mnist_pixels + (size_t)i * HD_DIGIT_PIXELS, HD_DIGIT_PIXELS, 0);
         if (a.status == 200) {
+            c->answered++;
             pthread_mutex_lock(&count_lock);
             predicts_ok++;
             pthread_mutex_unlock(&count_lock);
+            json_int_t label = json_integer_value(json_object_get(a.json, "label"));
+            c->wrong_label += label != expected_label[i];
+        } else {
+            c->last_status = a.status;
         }
         answer_free(&a);
     }
@@ -555,8 +583,8 @@ static int mnist_answers_match(void) {
     for (int i = 0; i < 4; i++) {
         float pixels[HD_DIGIT_PIXELS];
         mnist_float(i, pixels);
-        answer a = http(NULL, "/api/predict", "application/octet-stream", mnist_pixels + (size_t)i * HD_DIGIT_PIXELS,
-                        HD_DIGIT_PIXELS, 0);
+        answer a = http(NULL, "/api/predict", "application/octet-stream",
+                        mnist_pixels + (size_t)i * HD_DIGIT_PIXELS, HD_DIGIT_PIXELS, 0);
         ok += check_answer(&a, pixels, "after the concurrent clients") >= 0;
         answer_free(&a);
     }
@@ -564,11 +592,28 @@ static int mnist_answers_match(void) {
 }
 
 static void test_concurrent_clients(void) {
+    /* the label each image must get, from the reference, before the clients start */
+    for (int i = 0; i < N_MNIST; i++) {
+        float pixels[HD_DIGIT_PIXELS], probs[10];
+        mnist_float(i, pixels);
+        reference(pixels, probs);
+        expected_label[i] = argmax(probs);
+    }
     pthread_t threads[N_CLIENTS];
-    for (int i = 0; i < N_CLIENTS; i++)
-        pthread_create(&threads[i], NULL, client, (void *)(intptr_t)i);
-    for (int i = 0; i < N_CLIENTS; i++)
+    client_run runs[N_CLIENTS];
+    for (int i = 0; i < N_CLIENTS; i++) {
+        memset(&runs[i], 0, sizeof runs[i]);
+        runs[i].id = i;
+        pthread_create(&threads[i], NULL, client, &runs[i]);
+    }
+    for (int i = 0; i < N_CLIENTS; i++) {
         pthread_join(threads[i], NULL);
+        CHECK(runs[i].answered == CLIENT_REQUESTS,
+              "client %d: %d of %d requests answered 200 (last status %ld)", i, runs[i].answered,
+              CLIENT_REQUESTS, runs[i].last_status);
+        CHECK(runs[i].wrong_label == 0, "client %d: %d answers with another label than the reference's", i,
+              runs[i].wrong_label);
+    }
     CHECK(mnist_answers_match() == 4, "answers after the concurrent clients");
 }
 
@@ -582,8 +627,8 @@ static void test_health(void) {
     CHECK(strcmp(json_string_value(json_object_get(a.json, "status")), "ok") == 0, "healthz status");
     json_t *m = json_object_get(a.json, "model");
     CHECK((size_t)json_integer_value(json_object_get(m, "parameters")) == model.param_count,
-          "healthz parameters %lld, the checkpoint has %zu", (long long)json_integer_value(json_object_get(m, "parameters")),
-          model.param_count);
+          "healthz parameters %lld, the checkpoint has %zu",
+          (long long)json_integer_value(json_object_get(m, "parameters")), model.param_count);
     CHECK(strcmp(json_string_value(json_object_get(m, "spec")), model.spec_text) == 0, "healthz spec");
     double accuracy = json_number_value(json_object_get(m, "test_accuracy"));
     CHECK(accuracy > 0.5 && accuracy <= 1.0, "healthz test_accuracy %g (the run's results.txt)", accuracy);
@@ -592,8 +637,10 @@ static void test_health(void) {
     long long requests = json_integer_value(json_object_get(b, "requests"));
     long long batches = json_integer_value(json_object_get(b, "batches"));
     long long largest = json_integer_value(json_object_get(b, "largest_batch"));
-    printf("healthz: %lld requests in %lld forward passes, the largest batch %lld\n", requests, batches, largest);
-    CHECK(requests == predicts_ok, "healthz counts %lld requests, the test had %ld answered", requests, predicts_ok);
+    printf("healthz: %lld requests in %lld forward passes, the largest batch %lld\n", requests, batches,
+           largest);
+    CHECK(requests == predicts_ok, "healthz counts %lld requests, the test had %ld answered", requests,
+          predicts_ok);
     CHECK(batches >= 1 && batches <= requests && largest >= 1 && largest <= HTTP_THREADS,
           "healthz batches %lld, largest %lld (at most one request per HTTP thread)", batches, largest);
     answer_free(&a);
@@ -634,7 +681,8 @@ int main(int argc, char **argv) {
         return test_finish();
     }
     if (hd_idx_read_images(images, &count, &rows, &cols, &mnist_pixels) != 0 ||
-        hd_idx_read_labels(labels, &n_labels, &mnist_labels) != 0 || count < N_MNIST || rows != 28 || cols != 28) {
+        hd_idx_read_labels(labels, &n_labels, &mnist_labels) != 0 || count < N_MNIST || rows != 28 ||
+        cols != 28) {
         fprintf(stderr, "serve_api_test: %s\n", hd_last_error());
         return 1;
     }

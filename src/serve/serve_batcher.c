@@ -80,7 +80,7 @@ static int load_model(hd_batcher *b) {
     size_t n = (size_t)b->config.max_batch;
     b->input = hd_malloc(n * HD_DIGIT_PIXELS * sizeof *b->input);
     b->logits = hd_malloc(n * (size_t)b->model.classes * sizeof *b->logits);
-    b->taken = hd_malloc(n * sizeof *b->taken);
+    b->taken = hd_malloc(n * sizeof(request *));
     if (!b->input || !b->logits || !b->taken)
         return -1;
     hd_batcher_info *info = b->info;
@@ -104,7 +104,8 @@ static void unload_model(hd_batcher *b) {
 static void run_batch(hd_batcher *b, int n) {
     hd_model *m = &b->model;
     for (int i = 0; i < n; i++)
-        memcpy(b->input + (size_t)i * HD_DIGIT_PIXELS, b->taken[i]->pixels, HD_DIGIT_PIXELS * sizeof *b->input);
+        memcpy(b->input + (size_t)i * HD_DIGIT_PIXELS, b->taken[i]->pixels,
+               HD_DIGIT_PIXELS * sizeof *b->input);
     hd_normalize_pixels(b->input, (size_t)n * HD_DIGIT_PIXELS, m->input_mean, m->input_std);
     b->be->ops->upload(b->be, m->input, b->input, (size_t)n * HD_DIGIT_PIXELS * sizeof *b->input);
     const float *device_logits = hd_model_forward(m, n, 0, 0);
@@ -242,27 +243,32 @@ void hd_batcher_abandon(hd_batcher *b) {
 }
 
 int hd_batcher_predict(hd_batcher *b, const float pixels[HD_DIGIT_PIXELS], float *probabilities, int *batch) {
-    request r = {pixels, probabilities, monotonic_now(), 0, 0, NULL};
+    /* on the heap: the queue holds it until the batcher has answered it, which this call waits for */
+    request *r = hd_calloc(1, sizeof *r);
     pthread_mutex_lock(&b->lock);
     b->expected--;
-    if (b->stopping) {
+    if (!r || b->stopping) {
         pthread_mutex_unlock(&b->lock);
-        return hd_fail("the server is stopping");
+        free(r);
+        return r ? hd_fail("the server is stopping") : -1;
     }
+    r->pixels = pixels;
+    r->probabilities = probabilities;
+    r->arrival = monotonic_now();
     if (b->tail)
-        b->tail->next = &r;
+        b->tail->next = r;
     else
-        b->head = &r;
-    b->tail = &r;
+        b->head = r;
+    b->tail = r;
     b->queued++;
     pthread_cond_signal(&b->work);
-    while (r.batch == 0 && !r.failed)
+    while (r->batch == 0 && !r->failed)
         pthread_cond_wait(&b->done, &b->lock);
     pthread_mutex_unlock(&b->lock);
-    if (r.failed)
-        return hd_fail("the server is stopping");
-    *batch = r.batch;
-    return 0;
+    int failed = r->failed;
+    *batch = r->batch;
+    free(r);
+    return failed ? hd_fail("the server is stopping") : 0;
 }
 
 void hd_batcher_stats(hd_batcher *b, uint64_t *requests, uint64_t *batches, int *largest) {

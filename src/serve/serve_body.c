@@ -28,9 +28,10 @@ int hd_serve_decode_body(const char *content_type, const uint8_t *body, size_t s
                        HD_SERVE_RAW_BYTES);
     if (is_media_type(content_type, "application/octet-stream")) {
         if (size != HD_SERVE_RAW_BYTES)
-            return hd_fail("request body: %zu bytes of application/octet-stream; expected exactly %d (28x28 grey "
-                           "bytes)",
-                           size, HD_SERVE_RAW_BYTES);
+            return hd_fail(
+                "request body: %zu bytes of application/octet-stream; expected exactly %d (28x28 grey "
+                "bytes)",
+                size, HD_SERVE_RAW_BYTES);
         for (int i = 0; i < HD_DIGIT_PIXELS; i++)
             pixels[i] = (float)body[i] / 255.0f;
         return 0;

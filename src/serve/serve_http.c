@@ -72,8 +72,8 @@ static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status
                                     const char *allow) {
     static const char fallback[] = "{\"error\":\"cannot write the answer (out of memory)\"}";
     if (!text)
-        return respond(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", fallback, sizeof fallback - 1,
-                       MHD_RESPMEM_PERSISTENT, NULL);
+        return respond(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", fallback,
+                       sizeof fallback - 1, MHD_RESPMEM_PERSISTENT, NULL);
     return respond(conn, status, "application/json", text, strlen(text), MHD_RESPMEM_MUST_FREE, allow);
 }
 
@@ -94,13 +94,13 @@ static enum MHD_Result respond_health(server *s, struct MHD_Connection *conn) {
     int largest;
     hd_batcher_stats(s->batcher, &requests, &batches, &largest);
     json_t *accuracy = s->test_accuracy >= 0 ? json_real(s->test_accuracy) : json_null();
-    json_t *root = json_pack("{s:s, s:{s:s, s:s, s:I, s:o, s:[i,i,i]}, s:s, s:f, s:{s:i, s:f, s:I, s:I, s:i}}",
-                             "status", "ok", "model", "path", s->model_path, "spec", s->info.spec, "parameters",
-                             (json_int_t)s->info.parameters, "test_accuracy", accuracy, "input", 1,
-                             HD_DIGIT_SIDE, HD_DIGIT_SIDE, "device", s->info.device, "low_confidence",
-                             s->config->low_confidence, "batching", "max_batch", s->config->max_batch,
-                             "wait_ms", s->config->batch_wait_ms, "requests", (json_int_t)requests, "batches",
-                             (json_int_t)batches, "largest_batch", largest);
+    json_t *root =
+        json_pack("{s:s, s:{s:s, s:s, s:I, s:o, s:[i,i,i]}, s:s, s:f, s:{s:i, s:f, s:I, s:I, s:i}}", "status",
+                  "ok", "model", "path", s->model_path, "spec", s->info.spec, "parameters",
+                  (json_int_t)s->info.parameters, "test_accuracy", accuracy, "input", 1, HD_DIGIT_SIDE,
+                  HD_DIGIT_SIDE, "device", s->info.device, "low_confidence", s->config->low_confidence,
+                  "batching", "max_batch", s->config->max_batch, "wait_ms", s->config->batch_wait_ms,
+                  "requests", (json_int_t)requests, "batches", (json_int_t)batches, "largest_batch", largest);
     char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
     return respond_json(conn, MHD_HTTP_OK, text, NULL);
@@ -208,13 +208,14 @@ static enum MHD_Result finish(server *s, struct MHD_Connection *conn, const char
         return answer_predict(s, conn, r);
     case ROUTE_WRONG_METHOD: {
         int api = strcmp(url, ROUTE_PREDICT) == 0;
-        return respond_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, api ? "POST" : "GET, HEAD", "%s takes %s, not %s",
-                             url, api ? "POST" : "GET", method);
+        return respond_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, api ? "POST" : "GET, HEAD",
+                             "%s takes %s, not %s", url, api ? "POST" : "GET", method);
     }
     case ROUTE_NOT_FOUND:
     default:
-        return respond_error(conn, MHD_HTTP_NOT_FOUND, NULL, "no such path: %s (the API: GET /, GET %s, POST %s)",
-                             url, ROUTE_HEALTH, ROUTE_PREDICT);
+        return respond_error(conn, MHD_HTTP_NOT_FOUND, NULL,
+                             "no such path: %s (the API: GET /, GET %s, POST %s)", url, ROUTE_HEALTH,
+                             ROUTE_PREDICT);
     }
 }
 
@@ -292,8 +293,8 @@ static struct MHD_Daemon *start_daemon(server *s, const struct sockaddr_storage 
     return MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, addr,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->http_threads,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
-                            on_completed, s, MHD_OPTION_END);
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->timeout_s,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
 }
 
 int hd_serve_run(const hd_serve_config *c) {
@@ -341,7 +342,8 @@ int hd_serve_run(const hd_serve_config *c) {
         printf("hd-gpu serve: listening beyond this machine: anyone who reaches %s port %d can use the model "
                "(no authentication, no TLS)\n",
                c->host, port);
-    printf("listening on http://%s%s%s:%d/ (Ctrl-C stops)\n", ipv6 ? "[" : "", c->host, ipv6 ? "]" : "", port);
+    printf("listening on http://%s%s%s:%d/ (Ctrl-C stops)\n", ipv6 ? "[" : "", c->host, ipv6 ? "]" : "",
+           port);
     fflush(stdout);
 
     int signo = 0;
