@@ -50,7 +50,8 @@ int hd_digit_image_load(const char *path, float out[HD_DIGIT_PIXELS]);
 
 /* The same for an image already in memory (an HTTP request's body, `hd-gpu serve`); `name` stands for
  * the file in messages. */
-int hd_digit_image_from_memory(const uint8_t *data, size_t size, const char *name, float out[HD_DIGIT_PIXELS]);
+int hd_digit_image_from_memory(const uint8_t *data, size_t size, const char *name,
+                               float out[HD_DIGIT_PIXELS]);
 
 /* Steps 2-5 on an 8-bit grey image (w x h, row-major, 0 = black). -1 + hd_fail() when the
  * size is out of range or the image holds no digit (blank or too little contrast). */

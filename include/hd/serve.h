@@ -81,13 +81,13 @@ char *hd_base64_encode(const uint8_t *data, size_t size);
 
 typedef struct {
     hd_device_options dev;
-    const char *model;  /* --model as given: a checkpoint or a run directory */
-    const char *host;   /* address to listen on (default 127.0.0.1) */
-    int port;           /* 0: any free port, printed */
-    size_t max_body;    /* bytes */
-    int timeout_s;      /* an idle or slow connection is closed after this */
+    const char *model; /* --model as given: a checkpoint or a run directory */
+    const char *host;  /* address to listen on (default 127.0.0.1) */
+    int port;          /* 0: any free port, printed */
+    size_t max_body;   /* bytes */
+    int timeout_s;     /* an idle or slow connection is closed after this */
     int max_connections;
-    int http_threads;   /* libmicrohttpd's thread pool */
+    int http_threads; /* libmicrohttpd's thread pool */
     int max_batch;
     double batch_wait_ms;
     double low_confidence; /* the page's hint below this probability */

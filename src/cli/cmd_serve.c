@@ -86,7 +86,8 @@ const hd_cli_command hd_cli_serve = {
         "says otherwise). Prints the URL; Ctrl-C or SIGTERM stops it.",
     .groups = serve_groups,
     .n_groups = sizeof serve_groups / sizeof serve_groups[0],
-    .epilog = "Exit code: 0 stopped by a signal, 1 the model could not be loaded or the port not bound, 2 bad usage.\n",
+    .epilog = "Exit code: 0 stopped by a signal, 1 the model could not be loaded or the port not bound, 2 "
+              "bad usage.\n",
     .run = hd_cmd_serve,
 };
 

@@ -304,7 +304,8 @@ int hd_digit_image_load(const char *path, float out[HD_DIGIT_PIXELS]) {
     return rc;
 }
 
-int hd_digit_image_from_memory(const uint8_t *data, size_t size, const char *name, float out[HD_DIGIT_PIXELS]) {
+int hd_digit_image_from_memory(const uint8_t *data, size_t size, const char *name,
+                               float out[HD_DIGIT_PIXELS]) {
     if (size > HD_DIGIT_MAX_FILE_BYTES)
         return hd_fail("%s: %zu bytes, more than an image may (%d)", name, size, HD_DIGIT_MAX_FILE_BYTES);
     return prepare_file_bytes(data, size, name, out);
@@ -353,7 +354,8 @@ int hd_digit_image_load(const char *path, float out[HD_DIGIT_PIXELS]) {
     return hd_fail("%s: cannot read images: built without stb_image (install libstb-dev)", path);
 }
 
-int hd_digit_image_from_memory(const uint8_t *data, size_t size, const char *name, float out[HD_DIGIT_PIXELS]) {
+int hd_digit_image_from_memory(const uint8_t *data, size_t size, const char *name,
+                               float out[HD_DIGIT_PIXELS]) {
     (void)data;
     (void)size;
     (void)out;

@@ -14,9 +14,14 @@
 #include <string.h>
 
 static const char *const content_types[] = {
-    "application/octet-stream", " Application/Octet-Stream ; charset=binary", "application/octet-streams",
-    "image/png",                "image/jpeg",                                  NULL,
-    "",                         "text/plain",
+    "application/octet-stream",
+    " Application/Octet-Stream ; charset=binary",
+    "application/octet-streams",
+    "image/png",
+    "image/jpeg",
+    NULL,
+    "",
+    "text/plain",
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -49,7 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_ASSERT(answer, "the answer is not JSON: %s", text);
     FUZZ_ASSERT(json_integer_value(json_object_get(answer, "label")) == body[0] % 10, "label: %s", text);
     const char *png = json_string_value(json_object_get(answer, "preprocessed"));
-    FUZZ_ASSERT(png && strncmp(png, "iVBORw0KGgo", 11) == 0 && strlen(png) % 4 == 0, "preprocessed: %s", text);
+    FUZZ_ASSERT(png && strncmp(png, "iVBORw0KGgo", 11) == 0 && strlen(png) % 4 == 0, "preprocessed: %s",
+                text);
     json_decref(answer);
     free(text);
     return 0;
