@@ -2,7 +2,7 @@
 # serve_browser_test.py: `hd-gpu serve` in a real browser. Headless Chromium (Debian's chromium,
 # chromium-driver, python3-selenium: HD_WITH_BROWSER=1 scripts/install-deps) opens the page, draws digits
 # on #pad with pointer events (a mouse at desktop width, then a finger with touch emulation at phone width,
-# 390 px) and reads #prediction and #prob-0..#prob-9. Saves a screenshot of the page with a recognised
+# 390 px), uploads an image through the upload box, and reads #prediction and #prob-0..#prob-9. Saves a screenshot of the page with a recognised
 # digit. Exits 77 (skipped) only when the browser or its driver is not installed, saying so.
 #   serve_browser_test.py HD_GPU_BINARY MODEL SCREENSHOT.png
 import os
@@ -20,6 +20,7 @@ def fail(why):
     sys.exit(1)
 
 binary, model, screenshot = sys.argv[1:4]
+HANDDRAWN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "handdrawn")
 if not os.path.exists(os.path.join(model, "best.safetensors")):
     mnist = os.environ.get("HD_TEST_DATA_DIR", "")
     if not os.path.exists(os.path.join(mnist, "train-images-idx3-ubyte")):
@@ -151,6 +152,10 @@ try:
         check_empty(d, "after Clear")
         draw(d, "0", interaction.POINTER_MOUSE)
         read_answer(d, "0")
+        # the upload box: a hand-drawn photo-like PNG (dark ink on light paper)
+        d.find_element(By.ID, "clear").click()
+        d.find_element(By.ID, "upload").send_keys(os.path.join(HANDDRAWN, "seven.png"))
+        read_answer(d, "7")
     finally:
         d.quit()
     # ---- phone width, touch ----
