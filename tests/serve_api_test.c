@@ -641,8 +641,8 @@ static void test_health(void) {
            largest);
     CHECK(requests == predicts_ok, "healthz counts %lld requests, the test had %ld answered", requests,
           predicts_ok);
-    CHECK(batches >= 1 && batches <= requests && largest >= 1 && largest <= HTTP_THREADS,
-          "healthz batches %lld, largest %lld (at most one request per HTTP thread)", batches, largest);
+    CHECK(batches >= 1 && batches <= requests && largest >= 1 && largest <= N_CLIENTS,
+          "healthz batches %lld, largest %lld (at most one request per client at a time)", batches, largest);
     answer_free(&a);
 }
 

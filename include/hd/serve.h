@@ -54,17 +54,33 @@ typedef struct {
 /* Starts the batcher's thread, which opens the device and loads the model; returns once the model is
  * loaded (0), or -1 + hd_fail() when it could not be. */
 int hd_batcher_start(hd_batcher **out, const hd_batcher_config *config, hd_batcher_info *info);
+/* One image for a batch. The caller fills pixels and probabilities (room for info.classes values) and keeps
+ * the job alive until `done` has been called. */
+typedef struct hd_batcher_job {
+    float pixels[HD_DIGIT_PIXELS]; /* 28x28 in [0, 1], before the checkpoint's normalisation */
+    float *probabilities;          /* out: info.classes values summing to 1 */
+    int batch; /* out: the size of the batch it ran in; 0 when the batcher stopped first */
+    void (*done)(struct hd_batcher_job *job, void *arg);
+    void *arg;
+    /* the batcher's own */
+    double arrival;
+    struct hd_batcher_job *next;
+} hd_batcher_job;
+
 /* A request is being decoded and will be queued soon: the batcher may wait (up to wait_s) for it. Every
- * call is followed by exactly one hd_batcher_predict or hd_batcher_abandon. */
+ * call is followed by exactly one hd_batcher_submit or hd_batcher_abandon. */
 void hd_batcher_expect(hd_batcher *b);
 void hd_batcher_abandon(hd_batcher *b);
-/* Queues one image (28x28 in [0, 1]) and blocks until its batch has run: probabilities (info.classes
- * values, summing to 1) and the size of the batch it ran in. 0, or -1 + hd_fail() when stopping. */
-int hd_batcher_predict(hd_batcher *b, const float pixels[HD_DIGIT_PIXELS], float *probabilities, int *batch);
+/* Queues the job. Its `done` is called once, from the batcher's thread with no lock held, when its batch
+ * has run, or with batch 0 when the batcher stops first; the batcher does not touch the job after that
+ * call. -1 + hd_fail() (and no call) when the batcher is stopping already. */
+int hd_batcher_submit(hd_batcher *b, hd_batcher_job *job);
 /* Counters since the start: requests answered, forward passes run, the largest batch. */
 void hd_batcher_stats(hd_batcher *b, uint64_t *requests, uint64_t *batches, int *largest);
-/* Answers every queued request with an error, stops the thread, frees the model and the device. */
+/* Answers every queued job (batch 0), stops the thread, frees the model and the device. The batcher stays
+ * valid (a later submit is refused) until hd_batcher_free, which stops it first if need be. */
 void hd_batcher_stop(hd_batcher *b);
+void hd_batcher_free(hd_batcher *b);
 
 /* ---- serve_json.c ---- */
 

@@ -1,10 +1,11 @@
 /* serve_batcher.c: the micro-batcher of `hd-gpu serve` (serve.h). One thread owns the device and the
  * model (loaded once, for batches of up to max_batch images): every backend call is made from it, so a
- * GPU backend's context stays on one thread. HTTP threads queue their image and wait; the thread takes
- * the queue as one batch when it holds max_batch requests, or when the oldest has waited wait_s, or at
- * once when no other request is being decoded (hd_batcher_expect), since nothing more can join it. The
- * batch runs as one forward pass through hd_model, whichever backend it is on. The queue is guarded by
- * one mutex with two condition variables (work: for the thread; done: for the waiting requests). */
+ * GPU backend's context stays on one thread. HTTP threads queue jobs (hd_batcher_submit) and go on with
+ * other connections; the thread takes the queue as one batch when it holds max_batch jobs, or when the
+ * oldest has waited wait_s, or at once when no other request is being decoded (hd_batcher_expect), since
+ * nothing more can join it. The batch runs as one forward pass through hd_model, whichever backend it is
+ * on, and each job's `done` is called. The queue is guarded by one mutex; the thread waits on a
+ * condition variable (work), and hd_batcher_start on another (ready). */
 #include "hd/common.h"
 #include "hd/dataset_split.h"
 #include "hd/model.h"
@@ -19,21 +20,14 @@
 #include <string.h>
 #include <time.h>
 
-typedef struct request {
-    const float *pixels;
-    float *probabilities;
-    double arrival; /* CLOCK_MONOTONIC seconds */
-    int batch;      /* the size of the batch it ran in; 0 until done */
-    int failed;
-    struct request *next;
-} request;
+typedef hd_batcher_job request;
 
 struct hd_batcher {
     hd_batcher_config config;
     hd_batcher_info *info;
     pthread_t thread;
     pthread_mutex_t lock;
-    pthread_cond_t work, done;
+    pthread_cond_t work, ready;
     /* guarded by lock */
     request *head, *tail;
     int queued, expected, stopping, started;
@@ -156,29 +150,36 @@ static void *batcher_thread(void *arg) {
     if (rc == -1)
         snprintf(b->start_error, sizeof b->start_error, "%s", hd_last_error());
     b->started = 1;
-    pthread_cond_broadcast(&b->done);
+    pthread_cond_broadcast(&b->ready);
     while (rc == 0) {
         int n = take_batch(b);
         if (n == 0)
             break;
         pthread_mutex_unlock(&b->lock);
         run_batch(b, n);
-        pthread_mutex_lock(&b->lock);
         for (int i = 0; i < n; i++)
             b->taken[i]->batch = n;
+        pthread_mutex_lock(&b->lock);
         b->requests += (uint64_t)n;
         b->batches++;
         if (n > b->largest)
             b->largest = n;
-        pthread_cond_broadcast(&b->done);
+        pthread_mutex_unlock(&b->lock);
+        for (int i = 0; i < n; i++) /* the last touch of each job: its owner may free it at once */
+            b->taken[i]->done(b->taken[i], b->taken[i]->arg);
+        pthread_mutex_lock(&b->lock);
     }
-    /* stopping: whatever is still queued is answered with an error */
-    for (request *r = b->head; r; r = r->next)
-        r->failed = 1;
+    /* stopping: whatever is still queued is answered with batch 0 */
+    request *left = b->head;
     b->head = b->tail = NULL;
     b->queued = 0;
-    pthread_cond_broadcast(&b->done);
     pthread_mutex_unlock(&b->lock);
+    while (left) {
+        request *next = left->next;
+        left->batch = 0;
+        left->done(left, left->arg);
+        left = next;
+    }
     unload_model(b);
     return NULL;
 }
@@ -186,7 +187,7 @@ static void *batcher_thread(void *arg) {
 static void batcher_free(hd_batcher *b) {
     pthread_mutex_destroy(&b->lock);
     pthread_cond_destroy(&b->work);
-    pthread_cond_destroy(&b->done);
+    pthread_cond_destroy(&b->ready);
     free(b);
 }
 
@@ -206,7 +207,7 @@ int hd_batcher_start(hd_batcher **out, const hd_batcher_config *config, hd_batch
     pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->work, &monotonic);
-    pthread_cond_init(&b->done, NULL);
+    pthread_cond_init(&b->ready, NULL);
     pthread_condattr_destroy(&monotonic);
     int err = pthread_create(&b->thread, NULL, batcher_thread, b);
     if (err != 0) {
@@ -215,7 +216,7 @@ int hd_batcher_start(hd_batcher **out, const hd_batcher_config *config, hd_batch
     }
     pthread_mutex_lock(&b->lock);
     while (!b->started)
-        pthread_cond_wait(&b->done, &b->lock);
+        pthread_cond_wait(&b->ready, &b->lock);
     int rc = b->start_rc;
     pthread_mutex_unlock(&b->lock);
     if (rc != 0) {
@@ -242,33 +243,25 @@ void hd_batcher_abandon(hd_batcher *b) {
     pthread_mutex_unlock(&b->lock);
 }
 
-int hd_batcher_predict(hd_batcher *b, const float pixels[HD_DIGIT_PIXELS], float *probabilities, int *batch) {
-    /* on the heap: the queue holds it until the batcher has answered it, which this call waits for */
-    request *r = hd_calloc(1, sizeof *r);
+int hd_batcher_submit(hd_batcher *b, hd_batcher_job *job) {
+    job->batch = 0;
+    job->next = NULL;
+    job->arrival = monotonic_now();
     pthread_mutex_lock(&b->lock);
     b->expected--;
-    if (!r || b->stopping) {
+    if (b->stopping) {
         pthread_mutex_unlock(&b->lock);
-        free(r);
-        return r ? hd_fail("the server is stopping") : -1;
+        return hd_fail("the server is stopping");
     }
-    r->pixels = pixels;
-    r->probabilities = probabilities;
-    r->arrival = monotonic_now();
     if (b->tail)
-        b->tail->next = r;
+        b->tail->next = job;
     else
-        b->head = r;
-    b->tail = r;
+        b->head = job;
+    b->tail = job;
     b->queued++;
     pthread_cond_signal(&b->work);
-    while (r->batch == 0 && !r->failed)
-        pthread_cond_wait(&b->done, &b->lock);
     pthread_mutex_unlock(&b->lock);
-    int failed = r->failed;
-    *batch = r->batch;
-    free(r);
-    return failed ? hd_fail("the server is stopping") : 0;
+    return 0;
 }
 
 void hd_batcher_stats(hd_batcher *b, uint64_t *requests, uint64_t *batches, int *largest) {
@@ -283,9 +276,17 @@ void hd_batcher_stop(hd_batcher *b) {
     if (!b)
         return;
     pthread_mutex_lock(&b->lock);
+    int running = !b->stopping;
     b->stopping = 1;
     pthread_cond_broadcast(&b->work);
     pthread_mutex_unlock(&b->lock);
-    pthread_join(b->thread, NULL);
+    if (running)
+        pthread_join(b->thread, NULL);
+}
+
+void hd_batcher_free(hd_batcher *b) {
+    if (!b)
+        return;
+    hd_batcher_stop(b);
     batcher_free(b);
 }

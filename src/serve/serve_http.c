@@ -8,7 +8,8 @@
  * as soon as it grows past the limit; an
  * undecodable body 400; another method 405 (with Allow); another path 404; an idle or slow connection
  * is closed after timeout_s; at most max_connections at once. Requests run on libmicrohttpd's thread
- * pool; each waits for its batch (serve_batcher.c). SIGINT and SIGTERM are taken by the main thread
+ * pool; a predict's connection is suspended while its job waits for its batch (serve_batcher.c), so the
+ * thread serves other connections meanwhile. SIGINT and SIGTERM are taken by the main thread
  * (sigwait), which stops the daemon (finishing the requests in hand) and the batcher. */
 #include "hd/common.h"
 #include "hd/json_io.h"
@@ -50,6 +51,9 @@ typedef struct {
     const hd_serve_asset *asset;
     uint8_t *body; /* ROUTE_API's; any other route's body is counted and dropped */
     size_t size, capacity;
+    hd_batcher_job job; /* ROUTE_API's, once its body is in */
+    int queued;         /* the job was handed to the batcher (the connection suspended meanwhile) */
+    double start;       /* when the body was in */
 } request_state;
 
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *content_type,
@@ -106,28 +110,46 @@ static enum MHD_Result respond_health(server *s, struct MHD_Connection *conn) {
     return respond_json(conn, MHD_HTTP_OK, text, NULL);
 }
 
-static enum MHD_Result answer_predict(server *s, struct MHD_Connection *conn, const request_state *u) {
-    double start = hd_now_seconds();
+/* The batcher ran the job (or stopped): the connection goes on, and its handler is called again. */
+static void job_done(hd_batcher_job *job, void *connection) {
+    (void)job;
+    MHD_resume_connection(connection);
+}
+
+/* A predict whose body is in. First call: decode it, queue it for the batcher and suspend the connection,
+ * so that this HTTP thread serves others meanwhile (and a batch can hold more requests than there are
+ * HTTP threads). Second call, once the batcher has resumed it: the answer. */
+static enum MHD_Result answer_predict(server *s, struct MHD_Connection *conn, request_state *r) {
+    if (r->queued) {
+        if (r->job.batch == 0)
+            return respond_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "the server is stopping");
+        double ms = 1e3 * (hd_now_seconds() - r->start);
+        return respond_json(
+            conn, MHD_HTTP_OK,
+            hd_serve_predict_json(r->job.probabilities, s->info.classes, r->job.pixels, ms, r->job.batch),
+            NULL);
+    }
+    r->start = hd_now_seconds();
     const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    float pixels[HD_DIGIT_PIXELS];
-    float *probabilities = hd_malloc((size_t)s->info.classes * sizeof *probabilities);
-    if (!probabilities)
-        return respond_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", hd_last_error());
     hd_batcher_expect(s->batcher);
-    if (hd_serve_decode_body(type, u->body, u->size, pixels) != 0) {
+    if (hd_serve_decode_body(type, r->body, r->size, r->job.pixels) != 0) {
         hd_batcher_abandon(s->batcher);
-        free(probabilities);
         return respond_error(conn, MHD_HTTP_BAD_REQUEST, NULL, "%s", hd_last_error());
     }
-    int batch;
-    if (hd_batcher_predict(s->batcher, pixels, probabilities, &batch) != 0) {
-        free(probabilities);
-        return respond_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "%s", hd_last_error());
+    if (!(r->job.probabilities = hd_malloc((size_t)s->info.classes * sizeof *r->job.probabilities))) {
+        hd_batcher_abandon(s->batcher);
+        return respond_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", hd_last_error());
     }
-    double ms = 1e3 * (hd_now_seconds() - start);
-    char *text = hd_serve_predict_json(probabilities, s->info.classes, pixels, ms, batch);
-    free(probabilities);
-    return respond_json(conn, MHD_HTTP_OK, text, NULL);
+    r->job.done = job_done;
+    r->job.arg = conn;
+    r->queued = 1;
+    /* suspended before it is queued: the batcher may resume it as soon as it is */
+    MHD_suspend_connection(conn);
+    if (hd_batcher_submit(s->batcher, &r->job) != 0) {
+        r->job.batch = 0;
+        MHD_resume_connection(conn);
+    }
+    return MHD_YES;
 }
 
 static int is_get(const char *method) {
@@ -197,7 +219,7 @@ static enum MHD_Result receive(server *s, request_state *r, const char *data, si
 
 /* The request is in: its answer. */
 static enum MHD_Result finish(server *s, struct MHD_Connection *conn, const char *url, const char *method,
-                              const request_state *r) {
+                              request_state *r) {
     switch (r->kind) {
     case ROUTE_PAGE:
         return respond(conn, MHD_HTTP_OK, r->asset->content_type, r->asset->data, r->asset->size,
@@ -240,6 +262,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **state,
     request_state *r = *state;
     if (r) {
         free(r->body);
+        free(r->job.probabilities);
         free(r);
         *state = NULL;
     }
@@ -289,7 +312,8 @@ static int is_loopback(const char *host) {
 
 static struct MHD_Daemon *start_daemon(server *s, const struct sockaddr_storage *addr, int ipv6) {
     const hd_serve_config *c = s->config;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | (ipv6 ? MHD_USE_IPv6 : 0);
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME | (ipv6 ? MHD_USE_IPv6 : 0);
     return MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, addr,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->http_threads,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
@@ -330,7 +354,7 @@ int hd_serve_run(const hd_serve_config *c) {
     if (!daemon) {
         fprintf(stderr, "hd-gpu serve: cannot listen on %s port %d (%s)\n", c->host, c->port,
                 errno ? strerror(errno) : "libmicrohttpd could not start");
-        hd_batcher_stop(s.batcher);
+        hd_batcher_free(s.batcher);
         pthread_sigmask(SIG_SETMASK, &previous, NULL);
         return HD_EXIT_RUNTIME;
     }
@@ -350,8 +374,13 @@ int hd_serve_run(const hd_serve_config *c) {
     sigwait(&stop_signals, &signo);
     printf("hd-gpu serve: %s: stopping\n", signo == SIGINT ? "SIGINT" : "SIGTERM");
     fflush(stdout);
-    MHD_stop_daemon(daemon);
+    /* No new connections; then the batcher, which answers (and so resumes) every suspended request, since
+     * libmicrohttpd must not be stopped with a connection suspended (a request that comes in between on an
+     * open connection is answered 503); then the daemon, and only then is the batcher freed. */
+    MHD_quiesce_daemon(daemon);
     hd_batcher_stop(s.batcher);
+    MHD_stop_daemon(daemon);
+    hd_batcher_free(s.batcher);
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     return HD_EXIT_OK;
 }
