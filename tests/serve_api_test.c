@@ -552,14 +552,14 @@ static void test_good_images(const char *handdrawn) {
 /* One concurrent client: its requests, and what came back (checked by the main thread: CHECK is not
  * thread-safe). */
 typedef struct {
-    int id, answered, wrong_label;
+    int id, requests, answered, wrong_label, unexpected; /* unexpected: a status but 200 and 503 */
     long last_status;
 } client_run;
 
 static void *client(void *arg) {
     client_run *c = arg;
-    for (int r = 0; r < CLIENT_REQUESTS; r++) {
-        int i = (c->id * CLIENT_REQUESTS + r) % N_MNIST;
+    for (int r = 0; r < c->requests; r++) {
+        int i = (c->id * c->requests + r) % N_MNIST;
         answer a = http(NULL, "/api/predict", "application/octet-stream",
                         mnist_pixels + (size_t)i * HD_DIGIT_PIXELS, HD_DIGIT_PIXELS, 0);
         if (a.status == 200) {
@@ -571,6 +571,7 @@ static void *client(void *arg) {
             c->wrong_label += label != expected_label[i];
         } else {
             c->last_status = a.status;
+            c->unexpected += a.status != 503 && a.status != 0;
         }
         answer_free(&a);
     }
@@ -604,6 +605,7 @@ static void test_concurrent_clients(void) {
     for (int i = 0; i < N_CLIENTS; i++) {
         memset(&runs[i], 0, sizeof runs[i]);
         runs[i].id = i;
+        runs[i].requests = CLIENT_REQUESTS;
         pthread_create(&threads[i], NULL, client, &runs[i]);
     }
     for (int i = 0; i < N_CLIENTS; i++) {
@@ -667,6 +669,35 @@ static void stop_server(void) {
     fclose(server_out);
 }
 
+/* SIGTERM while clients keep sending: every request gets 200, 503 or a closed connection, the clients
+ * finish, and the server exits 0 (requests waiting for a batch are answered before it stops). */
+static void test_stop_under_load(const char *binary, const char *model_dir) {
+    if (start_server(binary, model_dir) != 0) {
+        CHECK(0, "the second hd-gpu serve printed no URL");
+        return;
+    }
+    pthread_t threads[N_CLIENTS];
+    client_run runs[N_CLIENTS];
+    for (int i = 0; i < N_CLIENTS; i++) {
+        memset(&runs[i], 0, sizeof runs[i]);
+        runs[i].id = i;
+        runs[i].requests = 200;
+        pthread_create(&threads[i], NULL, client, &runs[i]);
+    }
+    usleep(300 * 1000);
+    stop_server();
+    int answered = 0;
+    for (int i = 0; i < N_CLIENTS; i++) {
+        pthread_join(threads[i], NULL);
+        answered += runs[i].answered;
+        CHECK(runs[i].unexpected == 0 && runs[i].wrong_label == 0,
+              "stopping under load: client %d got %d answers but 200 and 503 (last %ld), %d wrong labels", i,
+              runs[i].unexpected, runs[i].last_status, runs[i].wrong_label);
+    }
+    printf("stopping under load: %d requests answered before SIGTERM took effect\n", answered);
+    CHECK(answered > 0, "no request answered before SIGTERM");
+}
+
 int main(int argc, char **argv) {
     if (argc != 5) {
         fprintf(stderr, "usage: serve_api_test HD_GPU MODEL_DIR MNIST_DIR HANDDRAWN_DIR\n");
@@ -710,6 +741,7 @@ int main(int argc, char **argv) {
     test_concurrent_clients();
     test_health();
     stop_server();
+    test_stop_under_load(argv[1], argv[2]);
     curl_global_cleanup();
     hd_model_destroy(&model);
     hd_backend_destroy(be);
