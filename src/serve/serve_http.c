@@ -4,13 +4,13 @@
  *   GET /healthz                 JSON: status, model, device, the batcher's counters;
  *   POST /api/predict            an image (or 784 grey bytes) -> JSON answer (serve_json.c).
  * Limits, each answered so that the next request is served: a body over max_body gets 413 as soon as
- * its Content-Length says so (before any of it is read), and a chunked one has its connection closed
- * as soon as it grows past the limit; an
- * undecodable body 400; another method 405 (with Allow); another path 404; an idle or slow connection
- * is closed after timeout_s; at most max_connections at once. Requests run on libmicrohttpd's thread
- * pool; a predict's connection is suspended while its job waits for its batch (serve_batcher.c), so the
- * thread serves other connections meanwhile. SIGINT and SIGTERM are taken by the main thread
- * (sigwait), which stops the daemon (finishing the requests in hand) and the batcher. */
+ * its Content-Length says so (before any of it is read), and a chunked one has its connection closed as
+ * soon as it grows past the limit; an undecodable body 400; another method 405 (with Allow); another path
+ * 404; an idle or slow connection is closed after timeout_s; at most max_connections at once. Requests
+ * run on libmicrohttpd's thread pool; a predict's connection is suspended while its job waits for its
+ * batch (serve_batcher.c), so the thread serves other connections meanwhile. SIGINT and SIGTERM are
+ * taken by the main thread (sigwait), which stops listening, stops the batcher (answering what waits)
+ * and then the daemon. */
 #include "hd/common.h"
 #include "hd/json_io.h"
 #include "hd/serve.h"
@@ -26,10 +26,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 
 #define ROUTE_PREDICT "/api/predict"
