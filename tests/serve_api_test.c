@@ -8,7 +8,8 @@
  * bigger body, a chunked one growing past the limit (connection closed), undecodable bodies (400 JSON),
  * a PNG claiming huge dimensions (400, predict's screen), wrong methods (405), unknown paths (404), a
  * stalled client (closed after --timeout), more connections than --max-connections. Then concurrent
- * clients, /healthz's counters against the requests made, and SIGTERM: a clean exit 0. */
+ * clients, /healthz's counters against the requests made, and SIGTERM when idle and SIGINT under load:
+ * a clean exit 0. */
 #include "check.h"
 #include "hd/backend.h"
 #include "hd/common.h"
@@ -648,8 +649,9 @@ static void test_health(void) {
     answer_free(&a);
 }
 
-static void stop_server(void) {
-    CHECK(kill(server_pid, SIGTERM) == 0, "SIGTERM");
+static void stop_server(int signo) {
+    const char *name = signo == SIGINT ? "SIGINT" : "SIGTERM";
+    CHECK(kill(server_pid, signo) == 0, "%s", name);
     int status = 0;
     double end = hd_now_seconds() + 20;
     pid_t done = 0;
@@ -660,16 +662,16 @@ static void stop_server(void) {
         waitpid(server_pid, &status, 0);
     }
     CHECK(done == server_pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-          "hd-gpu serve after SIGTERM: expected exit 0 within 20 s (status %d)", status);
+          "hd-gpu serve after %s: expected exit 0 within 20 s (status %d)", name, status);
     char line[1024];
     int said = 0;
     while (fgets(line, sizeof line, server_out))
-        said |= strstr(line, "SIGTERM: stopping") != NULL;
-    CHECK(said, "hd-gpu serve did not say it was stopping");
+        said |= strstr(line, name) && strstr(line, ": stopping");
+    CHECK(said, "hd-gpu serve did not say it was stopping on %s", name);
     fclose(server_out);
 }
 
-/* SIGTERM while clients keep sending: every request gets 200, 503 or a closed connection, the clients
+/* SIGINT (Ctrl-C) while clients keep sending: every request gets 200, 503 or a closed connection, the clients
  * finish, and the server exits 0 (requests waiting for a batch are answered before it stops). */
 static void test_stop_under_load(const char *binary, const char *model_dir) {
     if (start_server(binary, model_dir) != 0) {
@@ -685,7 +687,7 @@ static void test_stop_under_load(const char *binary, const char *model_dir) {
         pthread_create(&threads[i], NULL, client, &runs[i]);
     }
     usleep(300 * 1000);
-    stop_server();
+    stop_server(SIGINT);
     int answered = 0;
     for (int i = 0; i < N_CLIENTS; i++) {
         pthread_join(threads[i], NULL);
@@ -694,8 +696,8 @@ static void test_stop_under_load(const char *binary, const char *model_dir) {
               "stopping under load: client %d got %d answers but 200 and 503 (last %ld), %d wrong labels", i,
               runs[i].unexpected, runs[i].last_status, runs[i].wrong_label);
     }
-    printf("stopping under load: %d requests answered before SIGTERM took effect\n", answered);
-    CHECK(answered > 0, "no request answered before SIGTERM");
+    printf("stopping under load: %d requests answered before SIGINT took effect\n", answered);
+    CHECK(answered > 0, "no request answered before SIGINT");
 }
 
 int main(int argc, char **argv) {
@@ -740,7 +742,7 @@ int main(int argc, char **argv) {
     test_connection_limit();
     test_concurrent_clients();
     test_health();
-    stop_server();
+    stop_server(SIGTERM);
     test_stop_under_load(argv[1], argv[2]);
     curl_global_cleanup();
     hd_model_destroy(&model);
