@@ -123,7 +123,9 @@ def read_answer(driver, expected):
         fail(f"#prediction says {label} but the largest bar is {top} ({probs})")
     if label != expected:
         fail(f"drew a {expected}, the page says {label} ({probs})")
-    print(f"serve_browser_test: drew {expected}: #prediction {label}, #prob-{label} {probs[top]:.1f}%")
+    ms = driver.find_element(By.ID, "prediction").get_attribute("data-ms")
+    took = f", {ms} ms from the drawing's (or upload's) change to the answer shown" if ms else ""
+    print(f"serve_browser_test: {expected}: #prediction {label}, #prob-{label} {probs[top]:.1f}%{took}")
     return probs
 
 def check_empty(driver, when):

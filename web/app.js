@@ -41,6 +41,7 @@
     hint.textContent = '';
     status.textContent = '';
     preprocessed.removeAttribute('src');
+    delete prediction.dataset.ms;
     for (let d = 0; d < 10; d++) {
       pct[d].textContent = '';
       fill[d].style.width = '0';
@@ -75,11 +76,15 @@
     if (empty || inFlight || !dirty) return;
     dirty = false;
     inFlight = true;
-    const sent = generation;
+    const sent = generation, start = performance.now();
     pad.toBlob(async (blob) => {
       try {
         const answer = await post(blob, 'image/png');
-        if (sent === generation && !empty) show(answer);
+        if (sent === generation && !empty) {
+          show(answer);
+          // from the stroke's change to the answer on the page (the browser test prints it)
+          prediction.dataset.ms = (performance.now() - start).toFixed(1);
+        }
       } catch (e) {
         if (sent === generation && !empty) status.textContent = String(e.message || e);
       } finally {
@@ -152,10 +157,13 @@
     if (!file) return;
     clearPad();
     emptyHint.hidden = true;
-    const sent = generation;
+    const sent = generation, start = performance.now();
     try {
       const answer = await post(file, file.type || 'image/unknown');
-      if (sent === generation) show(answer);
+      if (sent === generation) {
+        show(answer);
+        prediction.dataset.ms = (performance.now() - start).toFixed(1);
+      }
     } catch (err) {
       if (sent === generation) status.textContent = String(err.message || err);
     }
