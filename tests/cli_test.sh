@@ -87,6 +87,13 @@ expect 1 "no-model: a directory without best.safetensors" -- "$bin" eval --model
 expect 1 "no-such-dir" -- "$bin" train --data "$tmp/no-such-dir" --no-download --device cpu
 printf 'not a checkpoint' >"$tmp/bad.safetensors"
 expect 1 "bad.safetensors" -- "$bin" eval --model "$tmp/bad.safetensors" --device cpu --no-download
+# hd-gpu serve: usage and start-up errors (tests/serve_api_test.c serves requests).
+expect 2 "^hd-gpu serve: --model FILE is required" -- "$bin" serve
+expect 2 "--port '70000'" -- "$bin" serve --model x.safetensors --port 70000
+expect 2 "unexpected argument 'extra'" -- "$bin" serve --model x.safetensors extra
+expect 1 "^hd-gpu serve: --host 'localhost': expected an IPv4 or IPv6 address" -- "$bin" serve --model "$tmp/bad.safetensors" --host localhost
+expect 1 "no-model: a directory without best.safetensors" -- "$bin" serve --model "$tmp/no-model" --device cpu
+expect 1 "^hd-gpu serve: .*bad\.safetensors" -- "$bin" serve --model "$tmp/bad.safetensors" --device cpu --quiet
 # hd-gpu summary: the layer table of a spec (default: the Keras MNIST CNN) or of a checkpoint.
 expect 0 "^Total params: 225,034 \(879\.0 KiB as float32\)$" -- "$bin" summary
 expect 0 "^dense1 \(Dense, ReLU\) +128 +204,928$" -- "$bin" summary

@@ -20,6 +20,7 @@ int hd_cmd_report(int argc, char **argv);
 int hd_cmd_bench(int argc, char **argv);
 int hd_cmd_summary(int argc, char **argv);
 int hd_cmd_export(int argc, char **argv);
+int hd_cmd_serve(int argc, char **argv);
 
 /* Options every command that runs a model understands. */
 typedef struct {

@@ -62,7 +62,7 @@ typedef struct {
 
 /* The commands of the program, in the order `hd-gpu --help` lists them (main.c). */
 extern const hd_cli_command hd_cli_train, hd_cli_eval, hd_cli_predict, hd_cli_report, hd_cli_summary,
-    hd_cli_export, hd_cli_bench;
+    hd_cli_export, hd_cli_bench, hd_cli_serve;
 const hd_cli_command *const *hd_cli_commands(size_t *count);
 
 /* Parses argv[0..argc) (the words after the command name) with getopt_long into `settings`.

@@ -24,6 +24,7 @@
 #ifndef HD_DIGIT_IMAGE_H
 #define HD_DIGIT_IMAGE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -47,12 +48,20 @@ extern "C" {
  * blank. */
 int hd_digit_image_load(const char *path, float out[HD_DIGIT_PIXELS]);
 
+/* The same for an image already in memory (an HTTP request's body, `hd-gpu serve`); `name` stands for
+ * the file in messages. */
+int hd_digit_image_from_memory(const uint8_t *data, size_t size, const char *name,
+                               float out[HD_DIGIT_PIXELS]);
+
 /* Steps 2-5 on an 8-bit grey image (w x h, row-major, 0 = black). -1 + hd_fail() when the
  * size is out of range or the image holds no digit (blank or too little contrast). */
 int hd_digit_from_gray(const uint8_t *gray, int w, int h, float out[HD_DIGIT_PIXELS]);
 
 /* Writes an 8-bit grey image as PNG (for tests and for looking at what predict saw). */
 int hd_write_png_gray(const char *path, const uint8_t *gray, int w, int h);
+
+/* An 8-bit grey image as PNG bytes in memory (the caller frees them); NULL + hd_fail() on failure. */
+uint8_t *hd_png_gray_encode(const uint8_t *gray, int w, int h, size_t *size);
 
 #ifdef __cplusplus
 }

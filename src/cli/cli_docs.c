@@ -10,7 +10,7 @@
 const hd_cli_command *const *hd_cli_commands(size_t *count) {
     static const hd_cli_command *const commands[] = {&hd_cli_train,  &hd_cli_eval,    &hd_cli_predict,
                                                      &hd_cli_report, &hd_cli_summary, &hd_cli_bench,
-                                                     &hd_cli_export};
+                                                     &hd_cli_export, &hd_cli_serve};
     *count = sizeof commands / sizeof commands[0];
     return commands;
 }

@@ -304,6 +304,43 @@ int hd_digit_image_load(const char *path, float out[HD_DIGIT_PIXELS]) {
     return rc;
 }
 
+int hd_digit_image_from_memory(const uint8_t *data, size_t size, const char *name,
+                               float out[HD_DIGIT_PIXELS]) {
+    if (size > HD_DIGIT_MAX_FILE_BYTES)
+        return hd_fail("%s: %zu bytes, more than an image may (%d)", name, size, HD_DIGIT_MAX_FILE_BYTES);
+    return prepare_file_bytes(data, size, name, out);
+}
+
+/* stb_image_write hands the PNG over in one or more pieces: appended here. */
+typedef struct {
+    uint8_t *data;
+    size_t size;
+    int failed;
+} png_buffer;
+
+static void append_png(void *context, void *data, int size) {
+    png_buffer *b = context;
+    uint8_t *grown = b->failed || size < 0 ? NULL : realloc(b->data, b->size + (size_t)size);
+    if (!grown) {
+        b->failed = 1;
+        return;
+    }
+    memcpy(grown + b->size, data, (size_t)size);
+    b->data = grown;
+    b->size += (size_t)size;
+}
+
+uint8_t *hd_png_gray_encode(const uint8_t *gray, int w, int h, size_t *size) {
+    png_buffer b = {NULL, 0, 0};
+    if (w <= 0 || h <= 0 || !stbi_write_png_to_func(append_png, &b, w, h, 1, gray, w) || b.failed) {
+        free(b.data);
+        hd_fail("cannot encode a %dx%d PNG", w, h);
+        return NULL;
+    }
+    *size = b.size;
+    return b.data;
+}
+
 int hd_write_png_gray(const char *path, const uint8_t *gray, int w, int h) {
     if (w <= 0 || h <= 0)
         return hd_fail("%s: cannot write a %dx%d image", path, w, h);
@@ -315,6 +352,21 @@ int hd_write_png_gray(const char *path, const uint8_t *gray, int w, int h) {
 int hd_digit_image_load(const char *path, float out[HD_DIGIT_PIXELS]) {
     (void)out;
     return hd_fail("%s: cannot read images: built without stb_image (install libstb-dev)", path);
+}
+
+int hd_digit_image_from_memory(const uint8_t *data, size_t size, const char *name,
+                               float out[HD_DIGIT_PIXELS]) {
+    (void)data;
+    (void)size;
+    (void)out;
+    return hd_fail("%s: cannot read images: built without stb_image (install libstb-dev)", name);
+}
+
+uint8_t *hd_png_gray_encode(const uint8_t *gray, int w, int h, size_t *size) {
+    (void)gray;
+    (void)size;
+    hd_fail("cannot encode a %dx%d PNG: built without stb_image_write (install libstb-dev)", w, h);
+    return NULL;
 }
 
 int hd_write_png_gray(const char *path, const uint8_t *gray, int w, int h) {
