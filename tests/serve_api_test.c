@@ -633,6 +633,19 @@ static void test_health(void) {
           "healthz parameters %lld, the checkpoint has %zu",
           (long long)json_integer_value(json_object_get(m, "parameters")), model.param_count);
     CHECK(strcmp(json_string_value(json_object_get(m, "spec")), model.spec_text) == 0, "healthz spec");
+    /* The classes the page draws bars for: the model's count, named by number when it has no names. */
+    json_t *names = json_object_get(m, "class_names");
+    CHECK(json_integer_value(json_object_get(m, "classes")) == model.classes &&
+              json_array_size(names) == (size_t)model.classes,
+          "healthz classes %lld and %zu names, the model has %d",
+          (long long)json_integer_value(json_object_get(m, "classes")), json_array_size(names),
+          model.classes);
+    for (size_t c = 0; c < json_array_size(names); c++) {
+        char want[24];
+        snprintf(want, sizeof want, "%zu", c);
+        const char *got = json_string_value(json_array_get(names, c));
+        CHECK(got && strcmp(got, want) == 0, "class %zu named %s", c, got ? got : "(not a string)");
+    }
     double accuracy = json_number_value(json_object_get(m, "test_accuracy"));
     CHECK(accuracy > 0.5 && accuracy <= 1.0, "healthz test_accuracy %g (the run's results.txt)", accuracy);
     CHECK(strncmp(json_string_value(json_object_get(a.json, "device")), "cpu", 3) == 0, "healthz device");

@@ -169,8 +169,7 @@ int main(void) {
                   20, 0.0f, &rng);
     /* Batch norm after a conv (BatchNorm2d) and after a dense layer (BatchNorm1d), each followed by a
      * standalone relu: batch statistics over 4 images, so each image's loss depends on the others. */
-    check_network(be, "conv:4:3,bn,relu,maxpool:2,flatten,dense:8,bn,relu,dense:4", 1, 10, 4, 30, 0.0f,
-                  &rng);
+    check_network(be, "conv:4:3,bn,relu,maxpool:2,flatten,dense:8,bn,relu,dense:4", 1, 10, 4, 30, 0.0f, &rng);
     hd_backend_destroy(be);
     return test_finish();
 }

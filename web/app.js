@@ -16,15 +16,26 @@
   let empty = true, drawing = false, last = null;
   let inFlight = false, dirty = false, generation = 0;
 
-  const pct = [], fill = [], rows = [];
-  for (let d = 0; d < 10; d++) {
-    const li = document.createElement('li');
-    li.innerHTML = `<span>${d}</span><span class="bar"><span></span></span><span class="pct" id="prob-${d}"></span>`;
-    bars.appendChild(li);
-    rows.push(li);
-    fill.push(li.querySelector('.bar span'));
-    pct.push(li.querySelector('.pct'));
+  // One bar a class: ten digits until /healthz says what the model's classes are (a fine-tuned model may have
+  // another count, and names: --class-names).
+  let pct = [], fill = [], rows = [], names = [];
+  function makeBars(classNames) {
+    names = classNames;
+    pct = []; fill = []; rows = [];
+    bars.textContent = '';
+    classNames.forEach((name, d) => {
+      const li = document.createElement('li');
+      const label = document.createElement('span');
+      label.textContent = name;
+      li.appendChild(label);
+      li.insertAdjacentHTML('beforeend', `<span class="bar"><span></span></span><span class="pct" id="prob-${d}"></span>`);
+      bars.appendChild(li);
+      rows.push(li);
+      fill.push(li.querySelector('.bar span'));
+      pct.push(li.querySelector('.pct'));
+    });
   }
+  makeBars(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
 
   function clearPad() {
     ctx.fillStyle = '#fff';
@@ -42,7 +53,7 @@
     status.textContent = '';
     preprocessed.removeAttribute('src');
     delete prediction.dataset.ms;
-    for (let d = 0; d < 10; d++) {
+    for (let d = 0; d < pct.length; d++) {
       pct[d].textContent = '';
       fill[d].style.width = '0';
       rows[d].classList.remove('best');
@@ -51,8 +62,8 @@
 
   function show(answer) {
     const p = answer.probabilities;
-    prediction.textContent = String(answer.label);
-    for (let d = 0; d < 10; d++) {
+    prediction.textContent = names[answer.label] ?? String(answer.label);
+    for (let d = 0; d < pct.length; d++) {
       const v = d < p.length ? p[d] : 0;
       pct[d].textContent = (100 * v).toFixed(1) + '%';
       fill[d].style.width = (100 * v).toFixed(1) + '%';
@@ -172,6 +183,10 @@
 
   fetch('/healthz').then((r) => r.json()).then((h) => {
     lowConfidence = h.low_confidence;
+    if (Array.isArray(h.model.class_names) && h.model.class_names.join() !== names.join()) {
+      makeBars(h.model.class_names.map(String));
+      if (empty) showEmpty();
+    }
     const acc = h.model.test_accuracy;
     const line = document.getElementById('model');
     line.textContent = `${h.model.spec} on ${h.device.split(' (')[0]}` +

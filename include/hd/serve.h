@@ -10,6 +10,7 @@
 
 #include "hd/cli.h"
 #include "hd/digit_image.h"
+#include "hd/model.h" /* HD_MAX_CLASSES */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +50,9 @@ typedef struct {
     char device[256];
     size_t parameters;
     int classes;
+    /* The classes' names, one a line (--class-names, recorded in the checkpoint); empty: numbers. At most
+     * HD_MAX_CLASSES names of at most 63 bytes each, as hd_class_names_check allows. */
+    char class_names[HD_MAX_CLASSES * 64];
 } hd_batcher_info;
 
 /* Starts the batcher's thread, which opens the device and loads the model; returns once the model is

@@ -112,8 +112,8 @@ static int layer_shape(hd_layer *layer, int index, int max_batch, size_t *param_
 
 static void name_layers(hd_model *model) {
     /* Indexed by hd_layer_kind. */
-    static const char *const prefixes[] = {"conv", "pool", "flatten", "dense", "dropout", "avgpool",
-                                             "gap",  "bn",   "relu"};
+    static const char *const prefixes[] = {"conv",    "pool", "flatten", "dense", "dropout",
+                                           "avgpool", "gap",  "bn",      "relu"};
     int counts[sizeof prefixes / sizeof prefixes[0]] = {0};
     for (int i = 0; i < model->n_layers; i++) {
         hd_layer *layer = &model->layers[i];

@@ -82,6 +82,8 @@ static int load_model(hd_batcher *b) {
     snprintf(info->device, sizeof info->device, "%s", b->be->ops->describe(b->be));
     info->parameters = b->model.param_count;
     info->classes = b->model.classes;
+    snprintf(info->class_names, sizeof info->class_names, "%s",
+             b->model.class_names ? b->model.class_names : "");
     return 0;
 }
 

@@ -95,13 +95,20 @@ static enum MHD_Result respond_health(server *s, struct MHD_Connection *conn) {
     int largest;
     hd_batcher_stats(s->batcher, &requests, &batches, &largest);
     json_t *accuracy = s->test_accuracy >= 0 ? json_real(s->test_accuracy) : json_null();
+    /* The classes the probabilities stand for, in order: the model's names, or the class numbers. */
+    json_t *names = json_array();
+    for (int c = 0; names && c < s->info.classes; c++) {
+        char buf[64];
+        json_array_append_new(names, json_string(hd_class_name(s->info.class_names, c, buf, sizeof buf)));
+    }
     json_t *root =
-        json_pack("{s:s, s:{s:s, s:s, s:I, s:o, s:[i,i,i]}, s:s, s:f, s:{s:i, s:f, s:I, s:I, s:i}}", "status",
-                  "ok", "model", "path", s->model_path, "spec", s->info.spec, "parameters",
+        json_pack("{s:s, s:{s:s, s:s, s:I, s:o, s:[i,i,i], s:i, s:o}, s:s, s:f, s:{s:i, s:f, s:I, s:I, s:i}}",
+                  "status", "ok", "model", "path", s->model_path, "spec", s->info.spec, "parameters",
                   (json_int_t)s->info.parameters, "test_accuracy", accuracy, "input", 1, HD_DIGIT_SIDE,
-                  HD_DIGIT_SIDE, "device", s->info.device, "low_confidence", s->config->low_confidence,
-                  "batching", "max_batch", s->config->max_batch, "wait_ms", s->config->batch_wait_ms,
-                  "requests", (json_int_t)requests, "batches", (json_int_t)batches, "largest_batch", largest);
+                  HD_DIGIT_SIDE, "classes", s->info.classes, "class_names", names, "device", s->info.device,
+                  "low_confidence", s->config->low_confidence, "batching", "max_batch", s->config->max_batch,
+                  "wait_ms", s->config->batch_wait_ms, "requests", (json_int_t)requests, "batches",
+                  (json_int_t)batches, "largest_batch", largest);
     char *text = root ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
     return respond_json(conn, MHD_HTTP_OK, text, NULL);
