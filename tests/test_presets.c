@@ -1,7 +1,10 @@
-/* test_presets.c: the preset table (presets.h): the fast preset's layers and recipe, and that a flag
- * the command line gave wins over the preset's value. */
+/* test_presets.c: the preset table (presets.h): the fast preset's layers and recipe, that a flag the
+ * command line gave wins over the preset's value, lenet5's and best's layers (parameter counts worked out by
+ * hand) and best's recipe, and the help text that lists them. */
 #include "check.h"
 #include "hd/common.h"
+#include "hd/model.h"
+#include "hd/model_summary.h"
 #include "hd/presets.h"
 #include "hd/run_settings.h"
 #include "hd/spec.h"
@@ -9,7 +12,7 @@
 #include <string.h>
 
 int main(void) {
-    CHECK(strcmp(hd_preset_names(), "fast keras") == 0, "names: %s", hd_preset_names());
+    CHECK(strcmp(hd_preset_names(), "fast keras lenet5 best") == 0, "names: %s", hd_preset_names());
     CHECK(hd_preset_find(HD_DEFAULT_SPEC) == NULL && hd_preset_find("Fast") == NULL,
           "a spec or another spelling is not a preset");
     const hd_preset *fast = hd_preset_find("fast");
@@ -55,5 +58,46 @@ int main(void) {
               keras.adam_beta2 == defaults.adam_beta2 && keras.lr_schedule == defaults.lr_schedule &&
               keras.normalize == defaults.normalize,
           "keras is the defaults");
+
+    /* LeNet-5 on 28x28: C1 6 5x5 same (156), S2, C3 16 5x5 on 6 maps (2,416), S4, C5 120 5x5 (48,120), F6 84
+     * (10,164), output 10 (850): 61,706, the paper's count. best: convs 320, 9,248, 25,632, 18,496, 36,928,
+     * 102,464, 131,200; batch norms 2 x (32 + 32 + 32 + 64 + 64 + 64 + 128) = 832; dense 1,290: 326,410. */
+    static const struct {
+        const char *name;
+        size_t params;
+        int out_side; /* the last conv's output side: strides and padding as intended */
+    } sizes[] = {{"lenet5", 61706, 1}, {"best", 326410, 1}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        const hd_preset *p = hd_preset_find(sizes[i].name);
+        hd_model layout;
+        int ok = p && hd_model_layout(&layout, p->spec, 1, 28, 28, 1) == 0;
+        CHECK(ok, "%s: %s", sizes[i].name, ok ? "" : hd_last_error());
+        if (!ok)
+            continue;
+        int last_conv = -1;
+        for (int l = 0; l < layout.n_layers; l++)
+            if (layout.layers[l].spec.kind == HD_LAYER_CONV)
+                last_conv = l;
+        CHECK(layout.param_count == sizes[i].params && layout.layers[last_conv].out_h == sizes[i].out_side,
+              "%s: %zu parameters (want %zu), last conv %dx%d", sizes[i].name, layout.param_count,
+              sizes[i].params, layout.layers[last_conv].out_h, layout.layers[last_conv].out_w);
+        char count[32];
+        hd_format_count(sizes[i].params, count, sizeof count);
+        const char *line = strstr(hd_preset_help(), sizes[i].name);
+        CHECK(line && strstr(line, count) && strstr(line, p->spec), "--help lists %s with %s parameters",
+              sizes[i].name, count);
+    }
+    hd_train_config best;
+    hd_train_config_defaults(&best);
+    best.label_smoothing = 0.1f; /* --label-smoothing 0.1 given */
+    best.given = hd_run_settings_bit("label_smoothing");
+    hd_preset_apply(hd_preset_find("best"), &best);
+    CHECK(strcmp(best.spec, HD_PRESET_BEST_SPEC) == 0 && best.lr == 1e-3f && best.lr_schedule == HD_LR_EXP &&
+              best.lr_decay == 0.95 && best.batch == 64 && best.epochs == 30 && best.augment == 1 &&
+              best.val_fraction == 0.0 && best.label_smoothing == 0.1f,
+          "best's recipe: lr %g schedule %d decay %g batch %d epochs %g augment %d val %g, smoothing %g "
+          "(given)",
+          (double)best.lr, best.lr_schedule, best.lr_decay, best.batch, best.epochs, best.augment,
+          best.val_fraction, (double)best.label_smoothing);
     return test_finish();
 }

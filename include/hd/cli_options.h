@@ -57,6 +57,7 @@ typedef struct {
     size_t n_groups;
     const char *positional;            /* the operands' name ("IMAGE", "RUN_DIR"); NULL: none taken */
     const char *epilog;                /* printed after the options; may be NULL */
+    const char *(*epilog_fn)(void);    /* or made when printed (text worked out at run time); may be NULL */
     int (*run)(int argc, char **argv); /* the command: argv after its name; returns the exit code */
 } hd_cli_command;
 

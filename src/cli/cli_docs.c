@@ -81,9 +81,10 @@ void hd_cli_write_man(FILE *out) {
             for (size_t k = 0; k < cmd->groups[g].count; k++)
                 man_option(out, &cmd->groups[g].options[k]);
         }
-        if (cmd->epilog) {
+        const char *epilog = cmd->epilog_fn ? cmd->epilog_fn() : cmd->epilog;
+        if (epilog) {
             fputs(".PP\n", out);
-            roff(out, cmd->epilog);
+            roff(out, epilog);
             fputc('\n', out);
         }
     }

@@ -277,6 +277,7 @@ void hd_cli_print_help(const hd_cli_command *cmd, FILE *out) {
         }
     }
     print_option(out, "-h, --help", NULL, "this text", NULL);
-    if (cmd->epilog)
-        fprintf(out, "%s", cmd->epilog);
+    const char *epilog = cmd->epilog_fn ? cmd->epilog_fn() : cmd->epilog;
+    if (epilog)
+        fprintf(out, "%s", epilog);
 }

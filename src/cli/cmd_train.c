@@ -195,14 +195,10 @@ static const hd_cli_option data_options[] = {
     HD_CLI_OPTION("test-limit", "N", set_test_limit, "evaluate on the first N test images"),
 };
 static const hd_cli_option model_options[] = {
-    HD_CLI_OPTION(
-        "model-spec", "SPEC", set_model_spec,
-        "layers (default " HD_DEFAULT_SPEC "),\n"
-        "or a preset, a model with its recipe, whose settings the other flags override:\n"
-        "fast: " HD_PRESET_FAST_SPEC ",\n"
-        "  adam lr 0.01 betas 0.7 0.9, onecycle, batch 256, 1 epoch, no augmentation, val-split 0,\n"
-        "  normalize;\n"
-        "keras: the default model and recipe"),
+    HD_CLI_OPTION("model-spec", "SPEC", set_model_spec,
+                  "layers (default " HD_DEFAULT_SPEC "),\n"
+                  "or a preset, a model with its recipe, whose settings the other flags override\n"
+                  "(Presets below)"),
     HD_CLI_OPTION_CHOICES("optimizer", "NAME", set_optimizer, "the update rule (default adam)",
                           hd_optimizer_names),
     HD_CLI_OPTION("lr", "X", set_lr, "learning rate (default: adam 0.001, sgd 0.01)"),
@@ -295,6 +291,7 @@ const hd_cli_command hd_cli_train = {
                    "count follows the training labels; --init and --freeze fine-tune a trained model.",
     .groups = train_groups,
     .n_groups = sizeof train_groups / sizeof train_groups[0],
+    .epilog_fn = hd_preset_help,
     .run = hd_cmd_train,
 };
 
