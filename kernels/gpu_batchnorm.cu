@@ -11,27 +11,8 @@
  * Gradients are written with `=`. Nothing is allocated and the host never waits, so the ops record
  * into a CUDA graph; the momentum and eps are the layer's constants, passed by value. */
 #include "gpu_internal.h"
+#include "gpu_reduce.cuh"
 #include "hd/shared_math.h"
-
-/* Sum of `value` over the block, valid in thread 0. blockDim.x is a multiple of 32; warp_sums holds
- * 32 doubles, and may be reused by the next call (the barrier at entry). */
-__device__ static double block_sum_double(double value, double *warp_sums) {
-    __syncthreads();
-    for (int offset = 16; offset > 0; offset >>= 1)
-        value += __shfl_down_sync(0xffffffffu, value, offset);
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0)
-        warp_sums[warp] = value;
-    __syncthreads();
-    int warps = (int)(blockDim.x >> 5);
-    value = 0.0;
-    if (warp == 0) {
-        value = lane < warps ? warp_sums[lane] : 0.0;
-        for (int offset = 16; offset > 0; offset >>= 1)
-            value += __shfl_down_sync(0xffffffffu, value, offset);
-    }
-    return value;
-}
 
 /* The index of the channel's j-th value (image-major, then spatial). */
 __device__ static inline unsigned channel_index(unsigned j, unsigned c, unsigned channels, unsigned spatial) {
@@ -51,7 +32,7 @@ __global__ void hdgpu_batchnorm_forward_kernel(int n, int channels, int spatial,
         double sum = 0.0;
         for (unsigned j = threadIdx.x; j < count; j += blockDim.x)
             sum += (double)in[channel_index(j, c, C, S)];
-        sum = block_sum_double(sum, warp_sums);
+        sum = hd_block_sum(sum, warp_sums);
         if (threadIdx.x == 0)
             shared_mean = sum / (double)count;
         __syncthreads();
@@ -61,7 +42,7 @@ __global__ void hdgpu_batchnorm_forward_kernel(int n, int channels, int spatial,
             double d = (double)in[channel_index(j, c, C, S)] - m;
             sq += d * d;
         }
-        sq = block_sum_double(sq, warp_sums);
+        sq = hd_block_sum(sq, warp_sums);
         if (threadIdx.x == 0) {
             float mean = (float)m, var = (float)(sq / (double)count);
             running[c] = hd_bn_running_update(running[c], mean, momentum);
@@ -101,12 +82,12 @@ __global__ void hdgpu_batchnorm_backward_kernel(int n, int channels, int spatial
         sum_dy += (double)dout[idx];
         sum_dy_xhat += (double)dout[idx] * (double)xhat;
     }
-    sum_dy = block_sum_double(sum_dy, warp_sums);
+    sum_dy = hd_block_sum(sum_dy, warp_sums);
     if (threadIdx.x == 0) {
         dbeta[c] = (float)sum_dy;
         means[0] = batch_stats ? (float)(sum_dy / (double)count) : 0.0f;
     }
-    sum_dy_xhat = block_sum_double(sum_dy_xhat, warp_sums);
+    sum_dy_xhat = hd_block_sum(sum_dy_xhat, warp_sums);
     if (threadIdx.x == 0) {
         dgamma[c] = (float)sum_dy_xhat;
         means[1] = batch_stats ? (float)(sum_dy_xhat / (double)count) : 0.0f;

@@ -14,6 +14,7 @@
  *           blocks to a 132-SM GPU). One chunk: the first kernel writes dbias itself.
  * The standalone relu layer (spec item `relu`) has its two element-wise ops at the end. */
 #include "gpu_internal.h"
+#include "gpu_reduce.cuh"
 
 #include <limits.h>
 #include <stdio.h>
@@ -40,24 +41,6 @@ __global__ void hdgpu_relu_mask_kernel(const float *out, float *dout, unsigned t
             dout[i] = 0.0f;
 }
 
-/* Sum of `value` over the block, valid in thread 0. blockDim.x is a multiple of 32. */
-__device__ static float block_sum(float value, float *warp_sums) {
-    for (int offset = 16; offset > 0; offset >>= 1)
-        value += __shfl_down_sync(0xffffffffu, value, offset);
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0)
-        warp_sums[warp] = value;
-    __syncthreads();
-    int warps = (int)(blockDim.x >> 5);
-    value = 0.0f;
-    if (warp == 0) {
-        value = lane < warps ? warp_sums[lane] : 0.0f;
-        for (int offset = 16; offset > 0; offset >>= 1)
-            value += __shfl_down_sync(0xffffffffu, value, offset);
-    }
-    return value;
-}
-
 /* grid (channels, chunks): block (c, k) masks and sums channel c over images
  * [k * per_chunk, min(n, (k + 1) * per_chunk)) into sums[c * chunks + k] (dbias itself when
  * chunks == 1). Indices within a chunk are 32-bit (bias_chunks keeps a chunk under 2^31). */
@@ -82,7 +65,7 @@ __global__ void hdgpu_bias_act_backward_kernel(const float *out, float *dout, fl
         }
         sum += g;
     }
-    sum = block_sum(sum, warp_sums);
+    sum = hd_block_sum(sum, warp_sums);
     if (threadIdx.x == 0 && sums)
         sums[c * chunks + k] = sum;
 }

@@ -183,6 +183,32 @@ static void test_best_epoch_state(hd_backend *be, const hd_train_config *base, c
     free(dir);
 }
 
+/* A bn over one value per channel (after dense) in an epoch's last batch of one image is refused before any
+ * step, naming the layer; a bn over 2-D maps takes such a batch (its variance is over the map), and a frozen
+ * bn uses its running statistics, so neither is refused. */
+static void test_one_value_batch(hd_backend *be, const hd_dataset *train, const hd_dataset *test) {
+    char *dir = test_make_temp_dir("bn-one");
+    char *run = join(dir, "run");
+    hd_train_config cfg = small_config(run, 1);
+    cfg.val_fraction = 0.0;
+    cfg.train_limit = 65; /* batches of 32, 32 and 1 */
+    hd_train_result r;
+    int rc = hd_train(be, &cfg, train, test, &r);
+    CHECK(rc != 0 && strstr(hd_last_error(), "bn2 sees one value per channel") &&
+              strstr(hd_last_error(), "65 training images in batches of 32"),
+          "a last batch of one through bn2: %s", rc ? hd_last_error() : "trained");
+    cfg.spec = "conv:4:3,bn,relu,maxpool:2,flatten,dense:10";
+    cfg.overwrite = 1;
+    CHECK(hd_train(be, &cfg, train, test, &r) == 0, "bn over 13x13 maps, last batch of one: %s",
+          hd_last_error());
+    cfg.spec = SPEC;
+    cfg.freeze = "bn";
+    CHECK(hd_train(be, &cfg, train, test, &r) == 0, "frozen bn, last batch of one: %s", hd_last_error());
+    test_remove_tree(dir);
+    free(run);
+    free(dir);
+}
+
 int main(void) {
     const char *data_dir = test_mnist_dir();
     if (!data_dir) {
@@ -200,6 +226,7 @@ int main(void) {
     hd_backend *be = hd_cpu_backend_create(&cpu);
     test_loss_falls_and_checkpoint(be, &train, &test);
     test_resume_bit_exact(be, &train, &test);
+    test_one_value_batch(be, &train, &test);
     hd_train_config base = small_config(NULL, 1);
     test_best_epoch_state(be, &base, &train, &test);
     hd_backend_destroy(be);

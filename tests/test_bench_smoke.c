@@ -201,8 +201,34 @@ static void test_cli(void) {
     free(dir);
 }
 
+/* The labels the benchmark trains on lie in the model's classes: synthetic ones drawn over all of them,
+ * for a 5-class model as for 10 (the loss reads the logits at the label). */
+static void test_labels_follow_classes(void) {
+    hd_bench_config c;
+    hd_bench_config_defaults(&c);
+    c.spec = "conv:4:3:relu,flatten,dense:5";
+    hd_bench_data data;
+    double load_s = 0;
+    int rc = hd_bench_data_make(&data, &c, 400, &load_s);
+    CHECK(rc == 0, "bench data: %s", hd_last_error());
+    if (rc != 0)
+        return;
+    int seen[5] = {0}, outside = 0;
+    for (int i = 0; i < data.n_images; i++) {
+        if (data.labels[i] < 0 || data.labels[i] >= 5)
+            outside++;
+        else
+            seen[data.labels[i]]++;
+    }
+    CHECK(outside == 0 && seen[0] && seen[1] && seen[2] && seen[3] && seen[4],
+          "400 synthetic labels for 5 classes: %d outside, counts %d %d %d %d %d", outside, seen[0], seen[1],
+          seen[2], seen[3], seen[4]);
+    hd_bench_data_free(&data);
+}
+
 int main(void) {
     test_stat_and_bytes();
+    test_labels_follow_classes();
     hd_bench_config config;
     tiny_config(&config);
     hd_bench_result result;

@@ -41,7 +41,7 @@ static const hd_cli_option toy_options[] = {
 };
 static const hd_cli_group toy_groups[] = {HD_CLI_GROUP_WHOLE(NULL, toy_options)};
 static const hd_cli_command toy = {
-    "toy", "a toy", "[options] FILE...", "A toy command.", toy_groups, 1, "FILE", NULL, NULL};
+    "toy", "a toy", "[options] FILE...", "A toy command.", toy_groups, 1, "FILE", NULL, NULL, NULL};
 
 static int parse(toy_settings *s, char **argv, int argc, int *first) {
     memset(s, 0, sizeof *s);

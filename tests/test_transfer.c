@@ -424,6 +424,30 @@ static void test_classes_and_names(const char *dir) {
     free(names_path);
 }
 
+/* Class names read back from a checkpoint pass the same screen as a --class-names file: a name with a
+ * control character (which eval and predict would print) is refused naming the file. */
+static void test_checkpoint_names(hd_backend *be, const char *dir) {
+    hd_model m, back;
+    if (!make_model(&m, be, "conv:4:3:relu,flatten,dense:3", test_rand_u64(&rng)))
+        return;
+    char *path = test_path_join(dir, "names.safetensors");
+    m.class_names = strdup("cat\ndog\nbird");
+    CHECK(hd_checkpoint_save(path, &m, NULL, NULL, 0) == 0, "save: %s", hd_last_error());
+    CHECK(make_model(&back, be, "conv:4:3:relu,flatten,dense:3", 1) &&
+              hd_checkpoint_load(path, &back, NULL, NULL) == 0 && back.class_names &&
+              strcmp(back.class_names, "cat\ndog\nbird") == 0,
+          "names read back: %s", back.class_names ? back.class_names : hd_last_error());
+    free(m.class_names);
+    m.class_names = strdup("cat\nd\x1bog\nbird");
+    CHECK(hd_checkpoint_save(path, &m, NULL, NULL, 0) == 0, "save: %s", hd_last_error());
+    int rc = hd_checkpoint_load(path, &back, NULL, NULL);
+    CHECK(rc != 0 && strstr(hd_last_error(), path) && strstr(hd_last_error(), "class name 2 holds a control"),
+          "a control character in a checkpoint's name: %s", rc ? hd_last_error() : "accepted");
+    free(path);
+    hd_model_destroy(&m);
+    hd_model_destroy(&back);
+}
+
 /* predict's answers name the classes when the model has names: text and JSON. */
 static void test_predict_names(void) {
     const float logits[3] = {0.5f, 3.0f, -1.0f};
@@ -624,6 +648,7 @@ int main(void) {
     test_init_matching(be, dir);
     test_init_batchnorm(be, dir);
     test_classes_and_names(dir);
+    test_checkpoint_names(be, dir);
     test_predict_names();
     test_end_to_end(be, dir);
     hd_backend_destroy(be);

@@ -1,5 +1,6 @@
 /* checkpoint.c: model and optimizer checkpoints on top of safetensors (see checkpoint.h). */
 #include "hd/checkpoint.h"
+#include "hd/transfer.h" /* hd_class_names_check */
 
 #include "hd/common.h"
 
@@ -311,12 +312,10 @@ static int read_class_names(const char *path, const hd_safetensors *file, hd_mod
     model->class_names = NULL;
     if (!names)
         return 0;
-    int lines = 1;
-    for (const char *p = names; *p; p++)
-        lines += *p == '\n';
-    if (!names[0] || lines != model->classes)
-        return hd_fail("%s: metadata hd.class_names holds %d names, but the model has %d classes", path,
-                       names[0] ? lines : 0, model->classes);
+    /* The same screen as a --class-names file: 1..63 bytes a name, UTF-8, no control characters, one per
+     * class (serve, predict and the report print them, into 64-byte buffers). */
+    if (hd_class_names_check(path, names, model->classes) != 0)
+        return -1;
     model->class_names = strdup(names);
     return model->class_names ? 0 : hd_fail("out of memory");
 }

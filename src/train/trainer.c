@@ -102,6 +102,24 @@ static int prepare_transfer(run_context *rc, hd_train_config *cfg, const hd_data
     return 0;
 }
 
+/* A training batch norm needs two values or more per channel to have a variance: one image through a bn
+ * that sees a 1x1 map (after a flat layer, or after a conv down to 1x1) has one. PyTorch refuses that step;
+ * so does this, before the first one, rather than normalise to beta, pass no gradient and pull the running
+ * statistics toward a single image. Only the epoch's last batch can be that small. */
+static int check_batchnorm_batches(const hd_model *model, int train_count, int batch) {
+    int last = train_count % batch ? train_count % batch : batch;
+    for (int i = 0; i < model->n_layers && last == 1; i++) {
+        const hd_layer *l = &model->layers[i];
+        if (l->spec.kind == HD_LAYER_BATCHNORM && !l->frozen && l->in_h * l->in_w == 1)
+            return hd_fail(
+                "%s sees one value per channel in the last batch of each epoch (%d training images "
+                "in batches of %d leave one image): batch statistics need two; use another "
+                "--batch-size, --train-limit or --val-split",
+                l->name, train_count, batch);
+    }
+    return 0;
+}
+
 static int is_bad(double x) {
     return isnan(x) || isinf(x);
 }
@@ -259,6 +277,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     /* The training steps' objective; evaluation's loss stays the plain cross-entropy (model.h). */
     rc.model.label_smoothing = cfg->label_smoothing;
     hd_freeze_apply(&rc.model, cfg->freeze); /* checked on the layout in prepare_transfer */
+    if (check_batchnorm_batches(&rc.model, rc.train.count, cfg->batch) != 0)
+        goto done;
     /* The model takes the training images' shape; a test set of another shape would be copied past the
      * end of its input buffer. */
     if (test->count > 0 &&
