@@ -29,6 +29,7 @@
 #include "hd/backend.h"
 #include "hd/cli.h"
 #include "hd/model.h"
+#include "hd/optimizer.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,12 +63,42 @@ typedef struct {
     int peak_size;     /* n of the n x n x n SGEMM measuring the FP32 rate */
     int epoch_images;
     uint64_t seed;
+    int layers; /* --layers: also profile each batch size's step layer by layer (bench_layers.c) */
 } hd_bench_config;
 
 /* Full run: batches 64..512, 5 repeats. */
 void hd_bench_config_defaults(hd_bench_config *config);
-/* A short run (fewer repeats and steps) for development and CI. */
+/* A short run (fewer repeats and steps, with the per-layer profile) for development and CI. */
 void hd_bench_config_quick(hd_bench_config *config);
+
+/* One layer of the per-layer profile (--layers). Times are ms per step: a repeat's total for the op over
+ * its steps, divided by the steps; median [min, max] over the repeats. */
+typedef struct {
+    int index;        /* 0-based, in the model's order */
+    char name[16];    /* the model's name: conv1, pool1, ... */
+    const char *kind; /* as the spec spells it: conv, maxpool, ... (static) */
+    int out_c, out_h, out_w;
+    hd_bench_stat forward_ms;
+    hd_bench_stat backward_ms; /* count 0 (NaN) below the lowest trainable layer: no backward work */
+    double flops;              /* forward + backward per image (hd_layer_flops_*) */
+    double share;              /* (forward + backward medians) / the median per-layer sum (sum_ms) */
+    double gflops;             /* batch * flops at the median forward + backward time; NAN without FLOPs */
+    double peak_fraction;      /* gflops / measured peak; NAN without FLOPs or peak */
+} hd_bench_layer_row;
+
+/* The per-layer profile of one batch size: the same training steps as hd_train_step runs op by op
+ * (scalars, forward layer by layer, loss with gradient, backward layer by layer, optimizer update), each
+ * op timed on its own: the monotonic clock around it on a synchronous backend (the CPU), device fences
+ * before and after it where the backend has fence_elapsed_ms (the GPU). */
+typedef struct {
+    int n_layers; /* 0: not profiled */
+    int steps;    /* steps per repeat (those of the step timing) */
+    hd_bench_layer_row rows[HD_MAX_LAYERS];
+    hd_bench_stat loss_ms;   /* hd_model_loss with its gradient */
+    hd_bench_stat update_ms; /* hd_optimizer_update */
+    hd_bench_stat sum_ms;    /* per repeat: every op above summed: the step op by op */
+    double loss_share, update_share;
+} hd_bench_layers_result;
 
 typedef struct {
     int batch;
@@ -83,6 +114,7 @@ typedef struct {
     /* With recorded steps, the same steps run op by op, measured right after (what the graphs
      * save); count 0 and NaNs otherwise. */
     hd_bench_stat op_by_op_ms_per_step;
+    hd_bench_layers_result layers; /* --layers; n_layers 0 otherwise */
 } hd_bench_train_result;
 
 typedef struct {
@@ -145,6 +177,21 @@ int hd_bench_steps_per_repeat(const hd_bench_config *config, double seconds_per_
 /* The measurements. Each returns 0 or -1 + hd_fail(). */
 int hd_bench_train(hd_backend *be, const hd_bench_config *config, const hd_bench_data *data, int batch,
                    hd_bench_result *result, hd_bench_train_result *out);
+/* The per-layer profile (--layers) of `repeats` repeats of `steps` steps on the resident batches
+ * (n_batches of `batch` images each, cycled), run after the step timing's warm-up on the same model and
+ * optimizer; the steps are numbered from *step on, which it advances. FLOP rates need
+ * result->peak_gflops. */
+typedef struct {
+    hd_model *model;
+    hd_optimizer *opt;
+    float *images;   /* backend memory: n_batches * batch images */
+    int32_t *labels; /* backend memory: n_batches * batch labels */
+    int n_batches, batch, image_size;
+    uint64_t seed;
+    uint64_t *step;
+} hd_bench_layers_input;
+int hd_bench_layers(const hd_bench_layers_input *in, int steps, int repeats, const hd_bench_result *result,
+                    hd_bench_layers_result *out);
 int hd_bench_inference(hd_backend *be, const hd_bench_config *config, const hd_bench_data *data,
                        hd_bench_result *result);
 int hd_bench_latency(hd_backend *be, const hd_bench_config *config, const hd_bench_data *data,

@@ -107,6 +107,9 @@ void hd_model_set_step(hd_model *model, uint64_t step, float step_size);
  * (updating the running ones) unless the layer is frozen; training=0 uses the running ones. Returns the
  * logits (backend memory, n x classes). */
 const float *hd_model_forward(hd_model *model, int n, int training, uint64_t seed);
+/* Layer i's part of hd_model_forward (its one op; nothing for a flatten): hd_model_forward is this for
+ * i = 0 .. n_layers - 1, so calling it layer by layer runs the same pass (bench --layers times it so). */
+void hd_model_forward_layer(hd_model *model, int i, int n, int training, uint64_t seed);
 /* Loss on the last forward: adds to model->metrics; with want_grad, also the gradient of
  * the mean loss for hd_model_backward, both then against targets smoothed by model->label_smoothing.
  * Labels must be in model->labels. */
@@ -115,6 +118,9 @@ void hd_model_loss(hd_model *model, int n, int want_grad);
  * layer (hd_model_first_trainable): the layers below it get no gradient work, and their grads are not
  * written (frozen layers' are never read: the optimizer skips them). */
 void hd_model_backward(hd_model *model, int n, uint64_t seed);
+/* Layer i's part of hd_model_backward: hd_model_backward is this for i = n_layers - 1 down to lowest
+ * (hd_model_first_trainable); layer i computes its input gradient only when i > lowest. */
+void hd_model_backward_layer(hd_model *model, int i, int lowest, int n, uint64_t seed);
 /* The index of the lowest layer with parameters that is not frozen; n_layers when there is none. */
 int hd_model_first_trainable(const hd_model *model);
 
@@ -129,6 +135,9 @@ int hd_model_set_state(hd_model *model, const float *host);
 /* Forward/backward FLOPs per image (multiply-add = 2), computed from the spec. */
 double hd_model_flops_forward(const hd_model *model);
 double hd_model_flops_backward(const hd_model *model);
+/* Layer i's share of those (the totals above are their sums over the layers). */
+double hd_layer_flops_forward(const hd_model *model, int i);
+double hd_layer_flops_backward(const hd_model *model, int i);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,7 @@ void hd_bench_config_quick(hd_bench_config *config) {
     config->min_repeat_s = 0.05;
     config->repeats = 3;
     config->latency_iters = 30;
+    config->layers = 1; /* so that a short run exercises the per-layer profile too */
 }
 
 static int compare_doubles(const void *a, const void *b) {

@@ -77,14 +77,40 @@ static json_t *json_settings(const hd_bench_config *c) {
                      c->epoch_images, "seed", (json_int_t)c->seed);
 }
 
+static json_t *json_layer_row(const hd_bench_layer_row *row) {
+    return json_pack("{s:i, s:s, s:s, s:[i, i, i], s:o, s:o, s:o, s:o, s:o, s:o}", "index", row->index,
+                     "name", row->name, "kind", row->kind, "output", row->out_c, row->out_h, row->out_w,
+                     "forward_ms", json_stat(&row->forward_ms), "backward_ms", json_stat(&row->backward_ms),
+                     "flops_per_image", hd_json_number(row->flops), "share", hd_json_number(row->share),
+                     "gflops", hd_json_number(row->gflops), "peak_fraction",
+                     hd_json_number(row->peak_fraction));
+}
+
+/* --layers: {"steps_per_repeat", "layers": [a row per layer], "loss_ms", "update_ms", "sum_ms", ...}, or
+ * null when the batch size was not profiled. */
+static json_t *json_layers(const hd_bench_layers_result *p) {
+    if (p->n_layers == 0)
+        return json_null();
+    json_t *rows = json_array();
+    for (int i = 0; rows && i < p->n_layers; i++)
+        if (json_array_append_new(rows, json_layer_row(&p->rows[i])) != 0) {
+            json_decref(rows);
+            rows = NULL;
+        }
+    return json_pack("{s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "steps_per_repeat", p->steps, "layers", rows,
+                     "loss_ms", json_stat(&p->loss_ms), "loss_share", hd_json_number(p->loss_share),
+                     "update_ms", json_stat(&p->update_ms), "update_share", hd_json_number(p->update_share),
+                     "sum_ms", json_stat(&p->sum_ms));
+}
+
 static json_t *json_train(const hd_bench_train_result *t) {
-    return json_pack("{s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o}", "batch", t->batch,
+    return json_pack("{s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:o}", "batch", t->batch,
                      "steps_per_repeat", t->steps, "ms_per_step", json_stat(&t->ms_per_step), "images_per_s",
                      json_stat(&t->images_per_s), "epoch_s", json_stat(&t->epoch_s), "gflops",
                      hd_json_number(t->gflops), "peak_fraction", hd_json_number(t->peak_fraction),
                      "bytes_per_step", hd_json_number(t->bytes_per_step), "mean_loss",
                      hd_json_number(t->mean_loss), "recorded", t->recorded, "op_by_op_ms_per_step",
-                     json_stat(&t->op_by_op_ms_per_step));
+                     json_stat(&t->op_by_op_ms_per_step), "layer_profile", json_layers(&t->layers));
 }
 
 char *hd_bench_json(const hd_bench_config *config, const hd_bench_result *r) {
@@ -141,6 +167,63 @@ static void put_stat_cells(text_buffer *b, const hd_bench_stat *s, int digits) {
         put(b, " n/a |");
 }
 
+/* A layer's output shape: C x H x W, or C alone for a flat output. */
+static void put_shape(text_buffer *b, int c, int h, int w) {
+    if (h == 1 && w == 1)
+        put(b, " %d |", c);
+    else
+        put(b, " %dx%dx%d |", c, h, w);
+}
+
+static void put_layer_row(text_buffer *b, const hd_bench_layer_row *row) {
+    put(b, "| %d | %s | %s |", row->index, row->name, row->kind);
+    put_shape(b, row->out_c, row->out_h, row->out_w);
+    put_stat_cells(b, &row->forward_ms, 4);
+    put_stat_cells(b, &row->backward_ms, 4);
+    put_cell(b, 100.0 * row->share, 1);
+    put_cell(b, row->gflops, 1);
+    put_cell(b, 100.0 * row->peak_fraction, 1);
+    put(b, "\n");
+}
+
+/* The loss's or the update's row: its time in the forward column. */
+static void put_op_row(text_buffer *b, const char *name, const char *kind, const hd_bench_stat *ms,
+                       double share) {
+    put(b, "| | %s | %s | |", name, kind);
+    put_stat_cells(b, ms, 4);
+    put(b, " |");
+    put_cell(b, 100.0 * share, 1);
+    put(b, " | |\n");
+}
+
+/* --layers: one table per batch size, then the per-layer sum beside the whole step. */
+static void put_layers(text_buffer *b, const hd_bench_result *r) {
+    for (int i = 0; i < r->n_train; i++) {
+        const hd_bench_train_result *t = &r->train[i];
+        const hd_bench_layers_result *p = &t->layers;
+        if (p->n_layers == 0)
+            continue;
+        put(b, "\n## Per layer, batch %d (ms per step, median [min, max] of %d repeats of %d steps)\n\n",
+            t->batch, p->sum_ms.count, p->steps);
+        put(b, "| # | layer | kind | output | forward ms | backward ms | of step (%%) | GFLOP/s | of peak "
+               "(%%) |\n");
+        put(b, "|---:|---|---|---|---:|---:|---:|---:|---:|\n");
+        for (int k = 0; k < p->n_layers; k++)
+            put_layer_row(b, &p->rows[k]);
+        put_op_row(b, "loss", "softmax xent + gradient", &p->loss_ms, p->loss_share);
+        put_op_row(b, "update", "Adam", &p->update_ms, p->update_share);
+        const hd_bench_stat *sum = &p->sum_ms;
+        put(b,
+            "\nThe ops summed (the step op by op, layer by layer): %.3f ms [%.3f, %.3f]; the whole step as "
+            "timed "
+            "above: %.3f ms",
+            sum->median, sum->min, sum->max, t->ms_per_step.median);
+        if (t->recorded)
+            put(b, " (replayed; op by op %.3f ms)", t->op_by_op_ms_per_step.median);
+        put(b, ".\n");
+    }
+}
+
 char *hd_bench_markdown(const hd_bench_config *config, const hd_bench_result *r) {
     text_buffer b = {0};
     put(&b, "# hd-gpu %s benchmark\n\n", HD_VERSION);
@@ -184,5 +267,6 @@ char *hd_bench_markdown(const hd_bench_config *config, const hd_bench_result *r)
     put(&b, "\n| data loading (ms) |");
     put_cell(&b, r->data_load_s * 1e3, 1);
     put(&b, "\n");
+    put_layers(&b, r);
     return finish(&b);
 }

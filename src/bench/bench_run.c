@@ -106,6 +106,11 @@ static int run_measurements(hd_backend *be, const hd_bench_config *config, const
                     "bench: train batch %d: replayed as a CUDA graph; op by op %.3f ms/step (%.2fx)\n",
                     train->batch, train->op_by_op_ms_per_step.median,
                     train->op_by_op_ms_per_step.median / train->ms_per_step.median);
+        if (train->layers.n_layers)
+            fprintf(stderr,
+                    "bench: train batch %d: layer by layer %.3f ms/step [%.3f, %.3f] (the ops summed)\n",
+                    train->batch, train->layers.sum_ms.median, train->layers.sum_ms.min,
+                    train->layers.sum_ms.max);
     }
     if (hd_bench_inference(be, config, data, result) != 0)
         return -1;

@@ -178,7 +178,15 @@ int hd_bench_train(hd_backend *be, const hd_bench_config *config, const hd_bench
             train_loop again = {&model, &direct, &resident, batch, data->image_size, loop.step};
             rc = measure(&again, config, &op_by_op);
             out->op_by_op_ms_per_step = op_by_op.ms_per_step;
+            loop.step = again.step;
             hd_train_step_free(&direct);
+        }
+        if (rc == 0 && config->layers) {
+            hd_bench_layers_input in = {&model,           &opt,           resident.images,
+                                        resident.labels,  resident.count, batch,
+                                        data->image_size, config->seed,   &loop.step};
+            int repeats = config->repeats < MAX_REPEATS ? config->repeats : MAX_REPEATS;
+            rc = hd_bench_layers(&in, out->steps, repeats, result, &out->layers);
         }
     }
     model.input = own_input;

@@ -80,6 +80,9 @@ static int set_seed(void *s, const char *v) {
     int seed;
     return hd_cli_int(v, 0, 0x7fffffff, &seed) ? -1 : (C(s)->seed = (uint64_t)seed, 0);
 }
+static int set_layers(void *s, const char *v) {
+    return (void)v, C(s)->layers = 1, 0;
+}
 static int set_json(void *s, const char *v) {
     return B(s)->json_path = v, 0;
 }
@@ -107,6 +110,9 @@ static const hd_cli_option bench_options[] = {
     HD_CLI_OPTION("mnist", NULL, set_mnist, "train on MNIST images (default: synthetic images)"),
     HD_CLI_OPTION("data", "DIR", set_data, "MNIST directory (implies --mnist)"),
     HD_CLI_OPTION("seed", "N", set_seed, "weights and synthetic data seed (default 42)"),
+    HD_CLI_OPTION("layers", NULL, set_layers,
+                  "also time each layer's forward and backward, the loss and the update,\n"
+                  "per batch size (the step run op by op; --quick turns it on)"),
     HD_CLI_OPTION("json", "PATH", set_json, "write the JSON report (- for stdout)"),
     HD_CLI_OPTION("markdown", "PATH", set_markdown,
                   "write the Markdown report (- for stdout; the default when no --json)"),
@@ -122,7 +128,10 @@ const hd_cli_command hd_cli_bench = {
     .synopsis = "[options]",
     .description =
         "Times steady-state training (batches resident on the device, after warm-up, median [min, max] of\n"
-        "repeats), inference, single-image latency and start-up, against the device's measured FP32 rate.",
+        "repeats), inference, single-image latency and start-up, against the device's measured FP32 rate.\n"
+        "With --layers, each batch size's step is also run op by op with every layer's forward and "
+        "backward,\n"
+        "the loss and the optimizer update timed on their own (bench/README.md).",
     .groups = bench_groups,
     .n_groups = sizeof bench_groups / sizeof bench_groups[0],
     .run = hd_cmd_bench,

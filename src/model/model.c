@@ -364,49 +364,52 @@ static hd_batchnorm_shape batchnorm_shape(const hd_layer *layer) {
     return shape;
 }
 
-const float *hd_model_forward(hd_model *model, int n, int training, uint64_t seed) {
+void hd_model_forward_layer(hd_model *model, int i, int n, int training, uint64_t seed) {
     hd_backend *be = model->be;
-    for (int i = 0; i < model->n_layers; i++) {
-        hd_layer *layer = &model->layers[i];
-        const float *x = layer_input(model, i);
-        const float *weight = model->params + layer->weight_offset;
-        const float *bias = model->params + layer->bias_offset;
-        switch (layer->spec.kind) {
-        case HD_LAYER_CONV:
-            be->ops->conv2d_forward(be, layer->plan, n, x, weight, bias, layer->out);
-            break;
-        case HD_LAYER_MAXPOOL:
-            be->ops->maxpool_forward(be, layer->plan, n, x, layer->out);
-            break;
-        case HD_LAYER_AVGPOOL: {
-            hd_pool_shape pool = pool_shape(model, layer);
-            be->ops->avgpool_forward(be, &pool, n, x, layer->out);
-            break;
-        }
-        case HD_LAYER_GAP:
-            be->ops->gap_forward(be, n, layer->in_c, layer->in_h * layer->in_w, x, layer->out);
-            break;
-        case HD_LAYER_FLATTEN:
-            break;
-        case HD_LAYER_DENSE:
-            be->ops->dense_forward(be, n, layer->in_c, layer->out_c, x, weight, bias, layer->out,
-                                   layer->spec.act);
-            break;
-        case HD_LAYER_DROPOUT:
-            be->ops->dropout_forward(be, (size_t)n * layer->out_size, training ? layer->spec.rate : 0.0f,
-                                     seed, (uint32_t)i, model->step, x, layer->out);
-            break;
-        case HD_LAYER_BATCHNORM: {
-            hd_batchnorm_shape shape = batchnorm_shape(layer);
-            be->ops->batchnorm_forward(be, &shape, n, training && !layer->frozen, x, weight, bias,
-                                       model->state + layer->state_offset, layer->saved, layer->out);
-            break;
-        }
-        case HD_LAYER_RELU:
-            be->ops->relu_forward(be, (size_t)n * layer->out_size, x, layer->out);
-            break;
-        }
+    hd_layer *layer = &model->layers[i];
+    const float *x = layer_input(model, i);
+    const float *weight = model->params + layer->weight_offset;
+    const float *bias = model->params + layer->bias_offset;
+    switch (layer->spec.kind) {
+    case HD_LAYER_CONV:
+        be->ops->conv2d_forward(be, layer->plan, n, x, weight, bias, layer->out);
+        break;
+    case HD_LAYER_MAXPOOL:
+        be->ops->maxpool_forward(be, layer->plan, n, x, layer->out);
+        break;
+    case HD_LAYER_AVGPOOL: {
+        hd_pool_shape pool = pool_shape(model, layer);
+        be->ops->avgpool_forward(be, &pool, n, x, layer->out);
+        break;
     }
+    case HD_LAYER_GAP:
+        be->ops->gap_forward(be, n, layer->in_c, layer->in_h * layer->in_w, x, layer->out);
+        break;
+    case HD_LAYER_FLATTEN:
+        break;
+    case HD_LAYER_DENSE:
+        be->ops->dense_forward(be, n, layer->in_c, layer->out_c, x, weight, bias, layer->out,
+                               layer->spec.act);
+        break;
+    case HD_LAYER_DROPOUT:
+        be->ops->dropout_forward(be, (size_t)n * layer->out_size, training ? layer->spec.rate : 0.0f, seed,
+                                 (uint32_t)i, model->step, x, layer->out);
+        break;
+    case HD_LAYER_BATCHNORM: {
+        hd_batchnorm_shape shape = batchnorm_shape(layer);
+        be->ops->batchnorm_forward(be, &shape, n, training && !layer->frozen, x, weight, bias,
+                                   model->state + layer->state_offset, layer->saved, layer->out);
+        break;
+    }
+    case HD_LAYER_RELU:
+        be->ops->relu_forward(be, (size_t)n * layer->out_size, x, layer->out);
+        break;
+    }
+}
+
+const float *hd_model_forward(hd_model *model, int n, int training, uint64_t seed) {
+    for (int i = 0; i < model->n_layers; i++)
+        hd_model_forward_layer(model, i, n, training, seed);
     return layer_input(model, model->n_layers);
 }
 
@@ -424,61 +427,63 @@ int hd_model_first_trainable(const hd_model *model) {
     return model->n_layers;
 }
 
-void hd_model_backward(hd_model *model, int n, uint64_t seed) {
+void hd_model_backward_layer(hd_model *model, int i, int lowest, int n, uint64_t seed) {
     hd_backend *be = model->be;
+    hd_layer *layer = &model->layers[i];
+    const float *x = layer_input(model, i);
+    /* no gradient for the input images, nor below the lowest trainable layer */
+    float *dx = i > lowest ? model->layers[i - 1].dout : NULL;
+    const float *weight = model->params + layer->weight_offset;
+    float *dweight = model->grads + layer->weight_offset;
+    float *dbias = model->grads + layer->bias_offset;
+    switch (layer->spec.kind) {
+    case HD_LAYER_CONV:
+        be->ops->conv2d_backward(be, layer->plan, n, x, weight, layer->out, layer->dout, dx, dweight, dbias);
+        break;
+    case HD_LAYER_MAXPOOL:
+        be->ops->maxpool_backward(be, layer->plan, n, x, layer->out, layer->dout, dx);
+        break;
+    case HD_LAYER_AVGPOOL:
+        if (dx) {
+            hd_pool_shape pool = pool_shape(model, layer);
+            be->ops->avgpool_backward(be, &pool, n, layer->dout, dx);
+        }
+        break;
+    case HD_LAYER_GAP:
+        if (dx)
+            be->ops->gap_backward(be, n, layer->in_c, layer->in_h * layer->in_w, layer->dout, dx);
+        break;
+    case HD_LAYER_FLATTEN:
+        break;
+    case HD_LAYER_DENSE:
+        be->ops->dense_backward(be, n, layer->in_c, layer->out_c, x, weight, layer->out, layer->dout, dx,
+                                dweight, dbias, layer->spec.act);
+        break;
+    case HD_LAYER_DROPOUT:
+        if (dx)
+            be->ops->dropout_backward(be, (size_t)n * layer->out_size, layer->spec.rate, seed, (uint32_t)i,
+                                      model->step, layer->dout, dx);
+        break;
+    case HD_LAYER_BATCHNORM: {
+        /* Backward follows a training forward: batch statistics unless the layer is frozen. */
+        hd_batchnorm_shape shape = batchnorm_shape(layer);
+        be->ops->batchnorm_backward(be, &shape, n, !layer->frozen, x, weight, layer->saved, layer->dout, dx,
+                                    dweight, dbias);
+        break;
+    }
+    case HD_LAYER_RELU:
+        if (dx)
+            be->ops->relu_backward(be, (size_t)n * layer->out_size, layer->out, layer->dout, dx);
+        break;
+    }
+}
+
+void hd_model_backward(hd_model *model, int n, uint64_t seed) {
     /* Nothing below the lowest trainable layer needs a gradient (--freeze): that layer computes no dx, and
      * the layers under it do no work at all. */
     int lowest = hd_model_first_trainable(model);
-    for (int i = model->n_layers - 1; i >= lowest; i--) {
-        hd_layer *layer = &model->layers[i];
-        const float *x = layer_input(model, i);
-        /* no gradient for the input images, nor below the lowest trainable layer */
-        float *dx = i > lowest ? model->layers[i - 1].dout : NULL;
-        const float *weight = model->params + layer->weight_offset;
-        float *dweight = model->grads + layer->weight_offset;
-        float *dbias = model->grads + layer->bias_offset;
-        switch (layer->spec.kind) {
-        case HD_LAYER_CONV:
-            be->ops->conv2d_backward(be, layer->plan, n, x, weight, layer->out, layer->dout, dx, dweight,
-                                     dbias);
-            break;
-        case HD_LAYER_MAXPOOL:
-            be->ops->maxpool_backward(be, layer->plan, n, x, layer->out, layer->dout, dx);
-            break;
-        case HD_LAYER_AVGPOOL:
-            if (dx) {
-                hd_pool_shape pool = pool_shape(model, layer);
-                be->ops->avgpool_backward(be, &pool, n, layer->dout, dx);
-            }
-            break;
-        case HD_LAYER_GAP:
-            if (dx)
-                be->ops->gap_backward(be, n, layer->in_c, layer->in_h * layer->in_w, layer->dout, dx);
-            break;
-        case HD_LAYER_FLATTEN:
-            break;
-        case HD_LAYER_DENSE:
-            be->ops->dense_backward(be, n, layer->in_c, layer->out_c, x, weight, layer->out, layer->dout, dx,
-                                    dweight, dbias, layer->spec.act);
-            break;
-        case HD_LAYER_DROPOUT:
-            if (dx)
-                be->ops->dropout_backward(be, (size_t)n * layer->out_size, layer->spec.rate, seed,
-                                          (uint32_t)i, model->step, layer->dout, dx);
-            break;
-        case HD_LAYER_BATCHNORM: {
-            /* Backward follows a training forward: batch statistics unless the layer is frozen. */
-            hd_batchnorm_shape shape = batchnorm_shape(layer);
-            be->ops->batchnorm_backward(be, &shape, n, !layer->frozen, x, weight, layer->saved, layer->dout,
-                                        dx, dweight, dbias);
-            break;
-        }
-        case HD_LAYER_RELU:
-            if (dx)
-                be->ops->relu_backward(be, (size_t)n * layer->out_size, layer->out, layer->dout, dx);
-            break;
-        }
-    }
+    for (int i = model->n_layers - 1; i >= lowest; i--)
+        hd_model_backward_layer(model, i, lowest, n, seed);
 }
 
 int hd_model_get_params(const hd_model *model, float *host) {
@@ -509,30 +514,36 @@ int hd_model_set_state(hd_model *model, const float *host) {
 #define BN_FLOPS_FORWARD  7.0
 #define BN_FLOPS_BACKWARD 9.0
 
+double hd_layer_flops_forward(const hd_model *model, int i) {
+    const hd_layer *l = &model->layers[i];
+    if (l->spec.kind == HD_LAYER_CONV || l->spec.kind == HD_LAYER_DENSE)
+        return 2.0 * (double)l->weight_count * (double)(l->out_h * l->out_w);
+    if (l->spec.kind == HD_LAYER_BATCHNORM)
+        return BN_FLOPS_FORWARD * (double)l->out_size;
+    return 0.0;
+}
+
+double hd_layer_flops_backward(const hd_model *model, int i) {
+    const hd_layer *l = &model->layers[i];
+    if (l->spec.kind == HD_LAYER_BATCHNORM)
+        return BN_FLOPS_BACKWARD * (double)l->out_size;
+    if (l->spec.kind != HD_LAYER_CONV && l->spec.kind != HD_LAYER_DENSE)
+        return 0.0;
+    double gemm = 2.0 * (double)l->weight_count * (double)(l->out_h * l->out_w);
+    /* the weight gradient, and the input gradient (none for the first layer) */
+    return i > 0 ? 2.0 * gemm : gemm;
+}
+
 double hd_model_flops_forward(const hd_model *model) {
     double flops = 0.0;
-    for (int i = 0; i < model->n_layers; i++) {
-        const hd_layer *l = &model->layers[i];
-        if (l->spec.kind == HD_LAYER_CONV || l->spec.kind == HD_LAYER_DENSE)
-            flops += 2.0 * (double)l->weight_count * (double)(l->out_h * l->out_w);
-        if (l->spec.kind == HD_LAYER_BATCHNORM)
-            flops += BN_FLOPS_FORWARD * (double)l->out_size;
-    }
+    for (int i = 0; i < model->n_layers; i++)
+        flops += hd_layer_flops_forward(model, i);
     return flops;
 }
 
 double hd_model_flops_backward(const hd_model *model) {
     double flops = 0.0;
-    for (int i = 0; i < model->n_layers; i++) {
-        const hd_layer *l = &model->layers[i];
-        if (l->spec.kind == HD_LAYER_BATCHNORM)
-            flops += BN_FLOPS_BACKWARD * (double)l->out_size;
-        if (l->spec.kind != HD_LAYER_CONV && l->spec.kind != HD_LAYER_DENSE)
-            continue;
-        double gemm = 2.0 * (double)l->weight_count * (double)(l->out_h * l->out_w);
-        flops += gemm; /* weight gradient */
-        if (i > 0)
-            flops += gemm; /* input gradient (none for the first layer) */
-    }
+    for (int i = 0; i < model->n_layers; i++)
+        flops += hd_layer_flops_backward(model, i);
     return flops;
 }
