@@ -141,8 +141,12 @@ static void check_json(const char *text, const hd_bench_result *r) {
     json_decref(root);
 }
 
-/* Every table line (starting with '|') has as many cells as its table's header. */
-static void check_markdown(const char *text, int n_train) {
+/* Every table line (starting with '|') has as many cells as its table's header; --quick adds a per-layer
+ * table per batch size (a row per layer, the loss's and the update's). */
+static void check_markdown(const char *text, const hd_bench_result *r) {
+    int n_train = r->n_train, layer_rows = 0;
+    for (int i = 0; i < n_train; i++)
+        layer_rows += r->train[i].layers.n_layers + 2;
     int tables = 0, rows = 0, header_pipes = -1;
     const char *line = text;
     while (*line) {
@@ -165,8 +169,9 @@ static void check_markdown(const char *text, int n_train) {
         }
         line += len + (end ? 1 : 0);
     }
-    CHECK(tables == 2, "%d markdown tables, expected 2", tables);
-    CHECK(rows == 1 + n_train + 1 + 4, "%d markdown rows after the headers", rows);
+    CHECK(tables == 2 + n_train, "%d markdown tables, expected %d", tables, 2 + n_train);
+    CHECK(rows == 1 + n_train + 1 + 4 + n_train + layer_rows, "%d markdown rows after the headers", rows);
+    CHECK(layer_rows == n_train * (8 + 2), "--quick profiles the layers: %d rows", layer_rows);
     CHECK(strstr(text, "n/a") != NULL, "synthetic data: loading time shows n/a");
 }
 
@@ -242,7 +247,7 @@ int main(void) {
         if (json)
             check_json(json, &result);
         if (markdown)
-            check_markdown(markdown, result.n_train);
+            check_markdown(markdown, &result);
         free(json);
         free(markdown);
     }
