@@ -17,6 +17,8 @@
  *     the device's measured FP32 rate (a large SGEMM: OpenBLAS on the CPU with the same
  *     thread count). Each training figure carries its achieved fraction of that rate.
  *   - start-up: backend creation and data loading.
+ *   - with --layers, a per-layer profile (hd_bench_layers): the same steps op by op, each layer's forward
+ *     and backward, the loss and the update timed on their own, so that they add up to the step.
  * On a GPU backend the clock-around-a-synchronising-download method includes one
  * host-device round trip per repeat (a few microseconds), negligible against a repeat of
  * many steps. Every figure that cannot be measured is NAN (written as null in JSON). */

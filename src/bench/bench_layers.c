@@ -77,7 +77,8 @@ static void fill_row(const hd_model *model, int i, int has_backward, double *for
     const hd_layer *layer = &model->layers[i];
     row->index = i;
     memcpy(row->name, layer->name, sizeof row->name);
-    row->kind = kind_names[layer->spec.kind];
+    size_t kind = (size_t)layer->spec.kind;
+    row->kind = kind < sizeof kind_names / sizeof kind_names[0] ? kind_names[kind] : "?";
     row->out_c = layer->out_c;
     row->out_h = layer->out_h;
     row->out_w = layer->out_w;
