@@ -195,6 +195,9 @@ static void test_cli(void) {
         const json_t *train = json_object_get(root, "train");
         CHECK(json_array_size(train) == 1 && number_at(json_array_get(train, 0), "batch") == 4,
               "CLI JSON: one batch of 4");
+        const json_t *profile = json_object_get(json_array_get(train, 0), "layer_profile");
+        CHECK(json_array_size(json_object_get(profile, "layers")) == 8,
+              "CLI JSON: --quick profiles the default model's 8 layers");
         json_decref(root);
         free(data);
     }
