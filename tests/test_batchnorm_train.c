@@ -149,18 +149,24 @@ static void test_best_epoch_state(hd_backend *be, const hd_train_config *base, c
     char *dir = test_make_temp_dir("bn-best");
     hd_train_config cfg = *base;
     cfg.run_dir = dir;
-    /* A learning rate high enough that the validation loss goes up again before the end (seed 2: best epoch
-     * 3 of 5 when this was written; the check below says so if that changes). */
-    cfg.seed = 2;
+    /* A learning rate high enough that the validation loss goes up again before the end. Whether it does
+     * for a given seed moves with the kernels' rounding, so the first of a few seeds whose best epoch is
+     * not its last is taken (seed 2 was, when this was written; the check below says so if none is). */
     cfg.epochs = 5;
     cfg.lr = 0.03f;
     cfg.val_fraction = 0.25;
     cfg.lr_patience = 100;
     cfg.es_patience = 100;
+    cfg.overwrite = 1; /* each seed's run replaces the last one's */
     hd_train_result r;
-    CHECK(hd_train(be, &cfg, train, test, &r) == 0, "run: %s", hd_last_error());
+    for (cfg.seed = 2; cfg.seed < 8; cfg.seed++) {
+        CHECK(hd_train(be, &cfg, train, test, &r) == 0, "run: %s", hd_last_error());
+        if (r.best_epoch >= 1 && r.best_epoch < cfg.epochs)
+            break;
+    }
+    printf("seed %llu: best epoch %d of %g\n", (unsigned long long)cfg.seed, r.best_epoch, cfg.epochs);
     CHECK(r.best_epoch >= 1 && r.best_epoch < cfg.epochs,
-          "best epoch %d of %g: the test needs a run whose best epoch is not its last (pick another seed)",
+          "best epoch %d of %g: the test needs a run whose best epoch is not its last (seeds 2-7 gave none)",
           r.best_epoch, cfg.epochs);
     char *best = join(dir, "best.safetensors");
     hd_model model;

@@ -11,6 +11,7 @@
 #include "tolerances.h"
 #include "hd/backend.h"
 #include "hd/common.h"
+#include "hd/shared_math.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -286,6 +287,45 @@ static void test_pool_window(hd_backend *be, int size, const float *in, int want
     be->ops->maxpool_plan_free(be, plan);
 }
 
+/* Whole planes of ties: values drawn from {-0, +0, 1, 2, NaN}, planes of even and odd sides (the 2x2
+ * path drops a trailing row and column), several threads' worth of planes. Every output must be the
+ * window's first maximum in row-major order (a NaN only as the first element), bit for bit, and the
+ * backward must route to it: the rule test_pool_window checks one window at a time. */
+static void test_pool_ties(hd_backend *be, int n, int ch, int h, int w) {
+    hd_pool_shape s = {n, ch, h, w, 2, h / 2, w / 2};
+    size_t plane = (size_t)h * w, out_plane = (size_t)s.out_h * s.out_w;
+    size_t in_n = (size_t)n * ch * plane, out_n = (size_t)n * ch * out_plane;
+    static const float pick[5] = {-0.0f, 0.0f, 1.0f, 2.0f, NAN};
+    float *in = malloc(in_n * 4), *out = malloc(out_n * 4), *dout = malloc(out_n * 4),
+          *din = malloc(in_n * 4);
+    for (size_t i = 0; i < in_n; i++)
+        in[i] = pick[test_rand_u64(&rng) % 5];
+    for (size_t i = 0; i < out_n; i++)
+        dout[i] = (float)(i + 1);
+    void *plan = be->ops->maxpool_plan(be, &s);
+    be->ops->maxpool_forward(be, plan, n, in, out);
+    be->ops->maxpool_backward(be, plan, n, in, out, dout, din);
+    int bad = 0;
+    for (size_t p = 0; p < (size_t)n * ch; p++)
+        for (int oy = 0; oy < s.out_h; oy++)
+            for (int ox = 0; ox < s.out_w; ox++) {
+                const float *x = in + p * plane;
+                size_t best = (size_t)2 * oy * w + 2 * ox;
+                for (int dy = 0; dy < 2; dy++)
+                    for (int dx = 0; dx < 2; dx++) {
+                        size_t i = (size_t)(2 * oy + dy) * w + 2 * ox + dx;
+                        best = x[i] > x[best] ? i : best;
+                    }
+                size_t o = p * out_plane + (size_t)oy * s.out_w + ox;
+                bad += memcmp(&out[o], &x[best], sizeof(float)) != 0;
+                bad += din[p * plane + best] != dout[o];
+            }
+    CHECK(bad == 0, "maxpool 2x2 ties %dx%dx%dx%d: %d outputs or routes differ from the first maximum", n, ch,
+          h, w, bad);
+    be->ops->maxpool_plan_free(be, plan);
+    free(in), free(out), free(dout), free(din);
+}
+
 /* ---------- dense ---------- */
 
 typedef struct {
@@ -368,6 +408,18 @@ static void test_dropout(hd_backend *be) {
             bad++;
     }
     CHECK(bad == 0, "dropout scaling and mask consistency (%zu bad)", bad);
+    /* cpu_dropout.c writes hd_dropout_multiplier out for speed: it must stay that function, bit for bit
+     * (the GPU kernel calls it), at rate 0.25 and at rate 0 (a copy). */
+    size_t unequal = 0;
+    for (size_t i = 0; i < n; i++) {
+        float want = in[i] * hd_dropout_multiplier(7, 2, 5, i, 0.25f);
+        unequal += memcmp(&out[i], &want, sizeof want) != 0;
+    }
+    be->ops->dropout_forward(be, n, 0.0f, 7, 2, &step, in, out);
+    for (size_t i = 0; i < n; i++)
+        unequal += memcmp(&out[i], &in[i], sizeof(float)) != 0;
+    be->ops->dropout_forward(be, n, 0.25f, 7, 2, &step, in, out);
+    CHECK(unequal == 0, "dropout equals in * hd_dropout_multiplier bit for bit (%zu differ)", unequal);
     CHECK(dropped > n * 0.20 && dropped < n * 0.30, "dropout rate 0.25 dropped %zu of %zu", dropped, n);
     /* The mask follows the step: step 6 drops other units than step 5. */
     const hd_step_scalars step6 = {6, 0.0f, 0.0f};
@@ -455,6 +507,10 @@ int main(void) {
     test_conv(be, 2, 2, 6, 3, 4, 1, 1, HD_ACT_NONE); /* even kernel, padding 1: 6 -> 5 */
     test_conv(be, 2, 2, 7, 3, 3, 3, 2, HD_ACT_NONE); /* stride 3 over padding 2: 7 -> 3 */
     test_conv(be, 2, 2, 8, 4, 5, 2, 2, HD_ACT_RELU);
+    /* Batches wider than cpu_conv.c's groups of images (16 for these small shapes): whole groups, a
+     * short last group, a thread's slice that is not a multiple of the group. */
+    test_conv(be, 37, 2, 6, 3, 3, 1, 0, HD_ACT_RELU);
+    test_conv(be, 21, 2, 7, 3, 5, 2, 2, HD_ACT_NONE);
     test_avgpool(be, 3, 2, 8, 2);
     test_avgpool(be, 2, 3, 7, 3); /* 7 / 3: the last row and column in no window */
     test_gap(be, 3, 4, 5);
@@ -472,6 +528,9 @@ int main(void) {
     test_pool_window(be, 2, (const float[]){1, NAN, 5, 6}, 3);
     test_pool_window(be, 3, (const float[]){NAN, 1, 2, 3, 9, 4, 5, 6, 7}, 0);
     test_pool_window(be, 3, (const float[]){1, 2, 3, 4, 9, 4, 5, NAN, 7}, 4);
+    test_pool_ties(be, 5, 3, 26, 26);
+    test_pool_ties(be, 4, 2, 11, 11);
+    test_pool_ties(be, 3, 2, 7, 10);
     test_dense(be, 5, 17, 9, HD_ACT_NONE);
     test_dense(be, 3, 12, 8, HD_ACT_RELU);
     test_dense(be, 1, 7, 3, HD_ACT_NONE);

@@ -68,6 +68,13 @@ void cpu_dense_backward(hd_backend *be, int n, int in_f, int out_f, const float 
  * for cpu_conv.c and cpu_dense.c. */
 void cpu_relu_inplace(float *x, size_t count);
 void cpu_relu_mask_grad(const float *out, float *dout, size_t count);
+/* out (rows, cols) = act(y + bias[row]), y's rows `ld` floats apart: a convolution's bias and
+ * activation, one pass from its GEMM's output to the layer's. */
+void cpu_bias_act_rows(const float *y, size_t ld, float *out, const float *bias, int rows, int cols,
+                       hd_activation act);
+/* dst = dout * act'(out) (out post-activation), and returns the sum of dst, summed in a fixed order that
+ * depends only on count (a convolution's dbias for one channel and image). */
+float cpu_act_grad_gather(const float *out, const float *dout, float *dst, size_t count, hd_activation act);
 
 /* cpu_batchnorm.c */
 void cpu_batchnorm_forward(hd_backend *be, const hd_batchnorm_shape *shape, int n, int batch_stats,

@@ -5,22 +5,67 @@
  * the `spatial` floats from (i * channels + c) * spatial. gamma, beta, dgamma, dbeta: `channels`
  * floats. running: the running mean then the running variance (2 * channels); saved: the mean and
  * 1 / sqrt(var + eps) the forward used (2 * channels), which the backward reads. Sums run in double,
- * one channel per thread, in a fixed order: the same result for every thread count. Gradients are
- * written with `=`. The per-element math is shared_math.h's hd_bn_*. */
+ * one channel per thread, in a fixed order (BN_LANES below): the same result for every thread count.
+ * Gradients are written with `=`. The per-element math is shared_math.h's hd_bn_*. */
 #include "cpu_backend.h"
 #include "hd/shared_math.h"
 
+/* Sums of one channel's rows keep BN_LANES running partial sums (element s of a row goes to lane
+ * s % BN_LANES), added lane by lane at the end: a fixed order that depends only on the shape, so results
+ * stay the same for every thread count, and one that the compiler keeps in vector registers (a single
+ * running sum is a chain of dependent adds, a fifth of the speed). */
+#define BN_LANES 8
+
 /* Sum over the channel's n * spatial values of f(x) = (x - shift)^power, power 1 or 2. */
 static double channel_sum(const float *x, int n, int channels, int spatial, int c, double shift, int power) {
-    double sum = 0.0;
+    double lanes[BN_LANES] = {0};
     for (int i = 0; i < n; i++) {
         const float *row = x + ((size_t)i * channels + c) * spatial;
-        for (int s = 0; s < spatial; s++) {
+        int s = 0;
+        for (; s + BN_LANES <= spatial; s += BN_LANES)
+#pragma omp simd
+            for (int l = 0; l < BN_LANES; l++) {
+                double d = (double)row[s + l] - shift;
+                lanes[l] += power == 1 ? d : d * d;
+            }
+        for (int l = 0; s < spatial; s++, l++) {
             double d = (double)row[s] - shift;
-            sum += power == 1 ? d : d * d;
+            lanes[l] += power == 1 ? d : d * d;
         }
     }
+    double sum = 0.0;
+    for (int l = 0; l < BN_LANES; l++)
+        sum += lanes[l];
     return sum;
+}
+
+/* The backward's two sums over the channel: of dy and of dy * xhat (xhat = (x - mean) * invstd). */
+static void channel_grad_sums(const float *in, const float *dout, int n, int channels, int spatial, int c,
+                              float mean, float invstd, double *sum_dy, double *sum_dy_xhat) {
+    double dy_lanes[BN_LANES] = {0}, dyx_lanes[BN_LANES] = {0};
+    for (int i = 0; i < n; i++) {
+        size_t at = ((size_t)i * channels + c) * spatial;
+        const float *x = in + at, *dy = dout + at;
+        int s = 0;
+        for (; s + BN_LANES <= spatial; s += BN_LANES)
+#pragma omp simd
+            for (int l = 0; l < BN_LANES; l++) {
+                float xhat = (x[s + l] - mean) * invstd;
+                dy_lanes[l] += dy[s + l];
+                dyx_lanes[l] += (double)dy[s + l] * xhat;
+            }
+        for (int l = 0; s < spatial; s++, l++) {
+            float xhat = (x[s] - mean) * invstd;
+            dy_lanes[l] += dy[s];
+            dyx_lanes[l] += (double)dy[s] * xhat;
+        }
+    }
+    *sum_dy = 0.0;
+    *sum_dy_xhat = 0.0;
+    for (int l = 0; l < BN_LANES; l++) {
+        *sum_dy += dy_lanes[l];
+        *sum_dy_xhat += dyx_lanes[l];
+    }
 }
 
 void cpu_batchnorm_forward(hd_backend *be, const hd_batchnorm_shape *shape, int n, int batch_stats,
@@ -61,15 +106,8 @@ void cpu_batchnorm_backward(hd_backend *be, const hd_batchnorm_shape *shape, int
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
     for (int c = 0; c < channels; c++) {
         const float mean = saved[c], invstd = saved[channels + c];
-        double sum_dy = 0.0, sum_dy_xhat = 0.0;
-        for (int i = 0; i < n; i++) {
-            size_t at = ((size_t)i * channels + c) * spatial;
-            for (int s = 0; s < spatial; s++) {
-                float xhat = (in[at + s] - mean) * invstd;
-                sum_dy += dout[at + s];
-                sum_dy_xhat += (double)dout[at + s] * xhat;
-            }
-        }
+        double sum_dy, sum_dy_xhat;
+        channel_grad_sums(in, dout, n, channels, spatial, c, mean, invstd, &sum_dy, &sum_dy_xhat);
         dgamma[c] = (float)sum_dy_xhat;
         dbeta[c] = (float)sum_dy;
         if (!din)

@@ -13,6 +13,8 @@ typedef struct {
     hd_pool_shape shape;
     int threads;
     int32_t *argmax; /* max_batch * C * OH * OW indices into the input plane */
+    float *vals;     /* 2x2 windows: threads * OH * 2 OW candidates (pool_plane_2x2) */
+    int32_t *idx;    /* ... and their indices */
 } cpu_pool_plan;
 
 void cpu_maxpool_plan_free(hd_backend *be, void *plan_ptr) {
@@ -20,6 +22,8 @@ void cpu_maxpool_plan_free(hd_backend *be, void *plan_ptr) {
     cpu_pool_plan *plan = plan_ptr;
     if (plan) {
         free(plan->argmax);
+        free(plan->vals);
+        free(plan->idx);
         free(plan);
     }
 }
@@ -32,8 +36,11 @@ void *cpu_maxpool_plan(hd_backend *be, const hd_pool_shape *shape) {
     plan->threads = cpu_threads(be);
     plan->argmax =
         hd_malloc(sizeof(int32_t) * (size_t)shape->max_batch * shape->channels * shape->out_h * shape->out_w);
-    if (!plan->argmax) {
-        free(plan);
+    size_t candidates = (size_t)plan->threads * shape->out_h * 2 * shape->out_w;
+    plan->vals = hd_malloc(sizeof(float) * candidates);
+    plan->idx = hd_malloc(sizeof(int32_t) * candidates);
+    if (!plan->argmax || !plan->vals || !plan->idx) {
+        cpu_maxpool_plan_free(be, plan);
         return NULL;
     }
     return plan;
@@ -62,29 +69,46 @@ static void pool_plane(const hd_pool_shape *s, const float *x, float *y, int32_t
     }
 }
 
-/* The same for the usual 2x2 window, unrolled: the four candidates in row-major order. Written so
- * that GCC vectorises the loop over ox (the selects become blends; a branch per window would
- * mispredict on ReLU outputs and cost 3x). */
-static void pool_plane_2x2(const hd_pool_shape *s, const float *x, float *y, int32_t *arg) {
-    const int in_w = s->in_w, out_h = s->out_h, out_w = s->out_w;
-    for (int oy = 0; oy < out_h; oy++) {
-        const int top = 2 * oy * in_w;
-        const float *r0 = x + top, *r1 = r0 + in_w;
-        float *yr = y + (size_t)oy * out_w;
-        int32_t *ar = arg + (size_t)oy * out_w;
-        for (int ox = 0; ox < out_w; ox++) {
-            float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
-            int best = top + 2 * ox;
-            float m = a;
-            best = b > m ? top + 2 * ox + 1 : best;
-            m = b > m ? b : m;
-            best = c > m ? top + in_w + 2 * ox : best;
-            m = c > m ? c : m;
-            best = d > m ? top + in_w + 2 * ox + 1 : best;
-            m = d > m ? d : m;
-            yr[ox] = m;
-            ar[ox] = best;
-        }
+/* Pass 1 of pool_plane_2x2 for one row pair: r0 and the row r1 below it (in_w later); `top` is r0's
+ * index in the plane. */
+static void pool_row_pair(const float *restrict r0, const float *restrict r1, int in_w, int width,
+                          int32_t top, float *restrict v, int32_t *restrict k) {
+#pragma omp simd
+    for (int c = 0; c < width; c++) {
+        float upper = r0[c], below = r1[c];
+        /* A NaN in the upper row wins only in the window's first column (it is the window's first
+         * element); in the second it gives way to the lower row, as the general loop skips it.
+         * `|` and `&`, not `||` and `&&`: no branch, so the loop vectorises. */
+        int second = c & 1; /* a separate int: GCC 12 does not vectorise the loop with `(c & 1) & ...` */
+        int lower = (below > upper) | (second & (upper != upper));
+        v[c] = lower ? below : upper;
+        k[c] = lower ? top + c + in_w : top + c;
+    }
+}
+
+/* The usual 2x2 window, in two passes that the compiler vectorises (a loop over one window row of 13
+ * or 5 outputs leaves most of a vector idle, and its scalar remainder branches):
+ *   1. down each column of a row pair: the larger of the two (the upper one on a tie), its value and its
+ *      index in the plane, written for the out_w window columns only (a trailing odd column is dropped),
+ *      so that the plane's candidates lie in one run of out_h x 2 out_w;
+ *   2. across that run, each window's left and right candidates: the right one wins when it is larger,
+ *      or equal and earlier in row-major order (a smaller index: it is in the upper row, the left one in
+ *      the lower).
+ * The result is the window's first maximum in row-major order, value and index, exactly as the general
+ * loop above (a NaN wins only as the window's first element). `vals`/`idx` hold out_h x 2 out_w. */
+static void pool_plane_2x2(const hd_pool_shape *s, const float *restrict x, float *restrict y,
+                           int32_t *restrict arg, float *restrict vals, int32_t *restrict idx) {
+    const int in_w = s->in_w, out_h = s->out_h, width = 2 * s->out_w, count = s->out_h * s->out_w;
+    for (int oy = 0; oy < out_h; oy++)
+        pool_row_pair(x + (size_t)2 * oy * in_w, x + (size_t)(2 * oy + 1) * in_w, in_w, width, 2 * oy * in_w,
+                      vals + (size_t)oy * width, idx + (size_t)oy * width);
+#pragma omp simd
+    for (int j = 0; j < count; j++) {
+        float left = vals[2 * j], right = vals[2 * j + 1];
+        int32_t left_i = idx[2 * j], right_i = idx[2 * j + 1];
+        int take_right = (right > left) | ((right == left) & (right_i < left_i));
+        y[j] = take_right ? right : left;
+        arg[j] = take_right ? right_i : left_i;
     }
 }
 
@@ -92,16 +116,22 @@ void cpu_maxpool_forward(hd_backend *be, void *plan_ptr, int n, const float *in,
     cpu_pool_plan *plan = plan_ptr;
     const hd_pool_shape *s = &plan->shape;
     int planes = n * s->channels;
+    size_t candidates = (size_t)s->out_h * 2 * s->out_w;
     (void)be;
-#pragma omp parallel for schedule(static) num_threads(plan->threads)
-    for (int p = 0; p < planes; p++) {
-        const float *x = in + (size_t)p * s->in_h * s->in_w;
-        float *y = out + (size_t)p * s->out_h * s->out_w;
-        int32_t *arg = plan->argmax + (size_t)p * s->out_h * s->out_w;
-        if (s->size == 2)
-            pool_plane_2x2(s, x, y, arg);
-        else
-            pool_plane(s, x, y, arg);
+#pragma omp parallel num_threads(plan->threads)
+    {
+        float *vals = plan->vals + (size_t)omp_get_thread_num() * candidates;
+        int32_t *idx = plan->idx + (size_t)omp_get_thread_num() * candidates;
+#pragma omp for schedule(static)
+        for (int p = 0; p < planes; p++) {
+            const float *x = in + (size_t)p * s->in_h * s->in_w;
+            float *y = out + (size_t)p * s->out_h * s->out_w;
+            int32_t *arg = plan->argmax + (size_t)p * s->out_h * s->out_w;
+            if (s->size == 2)
+                pool_plane_2x2(s, x, y, arg, vals, idx);
+            else
+                pool_plane(s, x, y, arg);
+        }
     }
 }
 
