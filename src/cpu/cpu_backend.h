@@ -24,6 +24,16 @@ static inline void cpu_split_range(int total, int parts, int index, int *begin, 
     *end = *begin + base + (index < extra ? 1 : 0);
 }
 
+/* Per-thread scratch: each thread's part starts on a 128-byte boundary (a cache line and the one the
+ * adjacent-line prefetcher pairs with it), so that two threads never write the same line. A part of
+ * `floats` floats takes cpu_part_stride(floats) of the array (a whole number of 128-byte blocks, at least
+ * one). cpu_parts_alloc: NULL + hd_fail() when out of memory; free() releases it. */
+#define CPU_PART_ALIGN_FLOATS 32
+static inline size_t cpu_part_stride(size_t floats) {
+    return (floats / CPU_PART_ALIGN_FLOATS + 1) * CPU_PART_ALIGN_FLOATS;
+}
+float *cpu_parts_alloc(size_t stride, int parts);
+
 /* The ops, declared by file in the order of the ops table; each src/cpu_X.c has its twin in
  * kernels/gpu_X.cu, with the same ops in the same order. */
 

@@ -36,14 +36,17 @@
 typedef struct {
     hd_conv_shape shape;
     int threads;
-    int group;            /* images per GEMM */
-    size_t col_size;      /* C*K*K * group*OH*OW floats: one group's columns (or dcol) */
-    size_t y_size;        /* OC * group*OH*OW floats: one group's output (or output gradient) */
-    size_t weight_count;  /* OC*C*K*K */
+    int group;           /* images per GEMM */
+    size_t weight_count; /* OC*C*K*K */
+    /* Per-thread parts, each on cache lines of its own (cpu_part_stride): */
+    size_t col_size;      /* >= C*K*K * group*OH*OW floats: one group's columns (or dcol) */
+    size_t y_size;        /* >= OC * group*OH*OW floats: one group's output (or output gradient) */
+    size_t dw_size;       /* >= weight_count */
+    size_t db_size;       /* >= OC */
     float *col;           /* threads * col_size */
     float *y;             /* threads * y_size */
-    float *dweight_parts; /* threads * weight_count */
-    float *dbias_parts;   /* threads * OC */
+    float *dweight_parts; /* threads * dw_size */
+    float *dbias_parts;   /* threads * db_size */
 } cpu_conv_plan;
 
 void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
@@ -78,13 +81,15 @@ void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
     if (group * image_cols > GROUP_COLUMNS)
         group = GROUP_COLUMNS / image_cols;
     plan->group = group < 1 ? 1 : (int)group;
-    plan->col_size = image_cols * plan->group;
-    plan->y_size = (size_t)shape->out_c * shape->out_h * shape->out_w * plan->group;
     plan->weight_count = (size_t)shape->out_c * shape->in_c * shape->kernel * shape->kernel;
-    plan->col = hd_malloc(sizeof(float) * plan->col_size * plan->threads);
-    plan->y = hd_malloc(sizeof(float) * plan->y_size * plan->threads);
-    plan->dweight_parts = hd_malloc(sizeof(float) * plan->weight_count * plan->threads);
-    plan->dbias_parts = hd_malloc(sizeof(float) * shape->out_c * plan->threads);
+    plan->col_size = cpu_part_stride(image_cols * plan->group);
+    plan->y_size = cpu_part_stride((size_t)shape->out_c * shape->out_h * shape->out_w * plan->group);
+    plan->dw_size = cpu_part_stride(plan->weight_count);
+    plan->db_size = cpu_part_stride((size_t)shape->out_c);
+    plan->col = cpu_parts_alloc(plan->col_size, plan->threads);
+    plan->y = cpu_parts_alloc(plan->y_size, plan->threads);
+    plan->dweight_parts = cpu_parts_alloc(plan->dw_size, plan->threads);
+    plan->dbias_parts = cpu_parts_alloc(plan->db_size, plan->threads);
     if (!plan->col || !plan->y || !plan->dweight_parts || !plan->dbias_parts) {
         cpu_conv2d_plan_free(be, plan);
         return NULL;
@@ -208,8 +213,8 @@ void cpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
         int begin, end;
         cpu_split_range(n, plan->threads, t, &begin, &end);
         float *col = plan->col + (size_t)t * plan->col_size, *dyg = plan->y + (size_t)t * plan->y_size;
-        float *dw = plan->dweight_parts + (size_t)t * plan->weight_count;
-        float *db = plan->dbias_parts + (size_t)t * s->out_c;
+        float *dw = plan->dweight_parts + (size_t)t * plan->dw_size;
+        float *db = plan->dbias_parts + (size_t)t * plan->db_size;
         memset(dw, 0, sizeof(float) * plan->weight_count);
         memset(db, 0, sizeof(float) * s->out_c);
         for (int first = begin; first < end; first += plan->group) {
@@ -237,8 +242,8 @@ void cpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
     memcpy(dweight, plan->dweight_parts, sizeof(float) * plan->weight_count);
     memcpy(dbias, plan->dbias_parts, sizeof(float) * s->out_c);
     for (int t = 1; t < plan->threads; t++) {
-        const float *dw = plan->dweight_parts + (size_t)t * plan->weight_count;
-        const float *db = plan->dbias_parts + (size_t)t * s->out_c;
+        const float *dw = plan->dweight_parts + (size_t)t * plan->dw_size;
+        const float *db = plan->dbias_parts + (size_t)t * plan->db_size;
         for (size_t i = 0; i < plan->weight_count; i++)
             dweight[i] += dw[i];
         for (int oc = 0; oc < s->out_c; oc++)

@@ -50,3 +50,11 @@ void cpu_fence_wait(hd_backend *be, int fence) {
     (void)be;
     (void)fence;
 }
+
+float *cpu_parts_alloc(size_t stride, int parts) {
+    size_t bytes = sizeof(float) * stride * (size_t)parts;
+    float *p = aligned_alloc(CPU_PART_ALIGN_FLOATS * sizeof(float), bytes);
+    if (!p)
+        hd_fail("out of memory: %zu bytes of per-thread scratch", bytes);
+    return p;
+}
