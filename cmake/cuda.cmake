@@ -101,8 +101,12 @@ if(HD_WITH_CUDA)
     CUDA_RUNTIME_LIBRARY Shared
     CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
   target_include_directories(hdcore PRIVATE ${CMAKE_SOURCE_DIR}/kernels ${CUDNN_INCLUDE_DIR})
-  target_link_libraries(hdcore PUBLIC CUDA::cudart CUDA::cublas ${CUDNN_LIBRARY})
+  # cuBLAS is not linked: kernels/gpu_cublas_load.c opens it when the GPU backend starts (linked, its
+  # start-up would cost every process, CPU runs included, about 210 MiB of resident memory).
+  target_link_libraries(hdcore PUBLIC CUDA::cudart ${CUDNN_LIBRARY} ${CMAKE_DL_LIBS})
   target_compile_definitions(hdcore PUBLIC HD_WITH_CUDA=1)
+  set_source_files_properties(${CMAKE_SOURCE_DIR}/kernels/gpu_cublas_load.c PROPERTIES
+    COMPILE_DEFINITIONS "HD_CUBLAS_DIR=\"${CUDAToolkit_LIBRARY_DIR}\"")
   # hdcore's CUDA code makes every program that links it link as CUDA; without this, each of
   # them would add the static CUDA runtime (-lcudart_static) beside the shared one above.
   set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)

@@ -507,10 +507,13 @@ int main(void) {
     test_conv(be, 2, 2, 6, 3, 4, 1, 1, HD_ACT_NONE); /* even kernel, padding 1: 6 -> 5 */
     test_conv(be, 2, 2, 7, 3, 3, 3, 2, HD_ACT_NONE); /* stride 3 over padding 2: 7 -> 3 */
     test_conv(be, 2, 2, 8, 4, 5, 2, 2, HD_ACT_RELU);
-    /* Batches wider than cpu_conv.c's groups of images (16 for these small shapes): whole groups, a
-     * short last group, a thread's slice that is not a multiple of the group. */
+    /* cpu_conv.c takes a thread's images in groups of GROUP_WIDTH (512) output pixels: 32 images of these
+     * 4x4 outputs (one short group per thread), and 4 of the 11x11 one (2 threads: 11 and 10 images, so
+     * groups of 4, 4, 3 and 4, 4, 2: dweight summed over several GEMMs, the scratch reused, a short last
+     * group). */
     test_conv(be, 37, 2, 6, 3, 3, 1, 0, HD_ACT_RELU);
     test_conv(be, 21, 2, 7, 3, 5, 2, 2, HD_ACT_NONE);
+    test_conv(be, 21, 1, 13, 2, 3, 1, 0, HD_ACT_RELU);
     test_avgpool(be, 3, 2, 8, 2);
     test_avgpool(be, 2, 3, 7, 3); /* 7 / 3: the last row and column in no window */
     test_gap(be, 3, 4, 5);

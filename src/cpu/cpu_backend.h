@@ -32,7 +32,7 @@ static inline void cpu_split_range(int total, int parts, int index, int *begin, 
 static inline size_t cpu_part_stride(size_t floats) {
     return (floats / CPU_PART_ALIGN_FLOATS + 1) * CPU_PART_ALIGN_FLOATS;
 }
-float *cpu_parts_alloc(size_t stride, int parts);
+void *cpu_parts_alloc(size_t stride, int parts); /* stride in 4-byte elements (floats or int32) */
 
 /* The ops, declared by file in the order of the ops table; each src/cpu_X.c has its twin in
  * kernels/gpu_X.cu, with the same ops in the same order. */

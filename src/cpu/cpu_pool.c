@@ -9,9 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCRATCH_ALIGN_FLOATS                                                                                 \
-    32 /* 128 bytes: a cache line and the one the adjacent-line prefetcher pairs it with */
-
 typedef struct {
     hd_pool_shape shape;
     int threads;
@@ -44,7 +41,7 @@ void *cpu_maxpool_plan(hd_backend *be, const hd_pool_shape *shape) {
      * candidates are 200 bytes) made the 2x2 forward 3x slower at 2 threads. */
     plan->stride = cpu_part_stride((size_t)shape->out_h * 2 * shape->out_w);
     plan->vals = cpu_parts_alloc(plan->stride, plan->threads);
-    plan->idx = (int32_t *)cpu_parts_alloc(plan->stride, plan->threads); /* int32 and float: the same size */
+    plan->idx = cpu_parts_alloc(plan->stride, plan->threads); /* int32 and float: the same size */
     if (!plan->argmax || !plan->vals || !plan->idx) {
         cpu_maxpool_plan_free(be, plan);
         return NULL;

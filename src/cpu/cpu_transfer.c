@@ -51,9 +51,9 @@ void cpu_fence_wait(hd_backend *be, int fence) {
     (void)fence;
 }
 
-float *cpu_parts_alloc(size_t stride, int parts) {
+void *cpu_parts_alloc(size_t stride, int parts) {
     size_t bytes = sizeof(float) * stride * (size_t)parts;
-    float *p = aligned_alloc(CPU_PART_ALIGN_FLOATS * sizeof(float), bytes);
+    void *p = aligned_alloc(CPU_PART_ALIGN_FLOATS * sizeof(float), bytes);
     if (!p)
         hd_fail("out of memory: %zu bytes of per-thread scratch", bytes);
     return p;
