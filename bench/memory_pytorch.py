@@ -2,8 +2,7 @@
 """memory_pytorch.py: the default one-epoch training written in PyTorch the way a PyTorch user writes it, for
 bench/memory to measure its peak resident memory beside `hd-gpu train --device cpu --epochs 1`.
 
-The Keras MNIST CNN exactly as bench/pytorch_ref.py builds it (its Net class, mirrored here because
-pytorch_ref.py parses its command line when imported): conv32 3x3 relu, maxpool 2, conv64 3x3 relu, maxpool 2,
+The Keras MNIST CNN that bench/pytorch_ref.py runs too (bench/keras_cnn.py's Net): conv32 3x3 relu, maxpool 2, conv64 3x3 relu, maxpool 2,
 flatten, dense 128 relu, dropout 0.5, dense 10; Glorot-uniform weights, zero biases. The four IDX files read
 from --data; the training file split as Keras' validation_split=0.1 splits it (the last 10% validates: 54,000
 train, 6,000 validation); all images converted to float tensors once, x / 255, as Keras' MNIST example does (hd-gpu's
@@ -58,33 +57,12 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # be
 RSS_PYTHON = status_kib("VmRSS")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from keras_cnn import Net  # noqa: E402  (bench/keras_cnn.py: the model bench/pytorch_ref.py runs too)
 
 torch.set_num_threads(ARGS.threads)
 RSS_LIBRARY = status_kib("VmRSS")
 
-
-class Net(nn.Module):
-    """The Keras MNIST CNN, as bench/pytorch_ref.py's Net."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3)
-        self.conv2 = nn.Conv2d(32, 64, 3)
-        self.dense1 = nn.Linear(1600, 128)
-        self.dropout = nn.Dropout(0.5)
-        self.dense2 = nn.Linear(128, 10)
-        for layer in (self.conv1, self.conv2, self.dense1, self.dense2):
-            nn.init.xavier_uniform_(layer.weight)  # Glorot uniform, as Keras
-            nn.init.zeros_(layer.bias)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = torch.flatten(x, 1)
-        x = self.dropout(F.relu(self.dense1(x)))
-        return self.dense2(x)
 
 
 def read_idx(path, rank, magic, dims=None):

@@ -69,8 +69,8 @@ if ARGS.threads > 0:  # before torch loads OpenMP and OpenBLAS
 T_IMPORT = time.perf_counter()
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from keras_cnn import Net  # noqa: E402  (bench/keras_cnn.py: the model beside hd-gpu's default)
 IMPORT_S = time.perf_counter() - T_IMPORT
 
 
@@ -85,26 +85,6 @@ def stat(samples):
             "count": len(samples)}
 
 
-class Net(nn.Module):
-    """The Keras MNIST CNN: 1@28x28 -> 32@26x26 -> 32@13x13 -> 64@11x11 -> 64@5x5 -> 1600 -> 128 -> 10."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3)
-        self.conv2 = nn.Conv2d(32, 64, 3)
-        self.dense1 = nn.Linear(1600, 128)
-        self.dropout = nn.Dropout(0.5)
-        self.dense2 = nn.Linear(128, 10)
-        for layer in (self.conv1, self.conv2, self.dense1, self.dense2):
-            nn.init.xavier_uniform_(layer.weight)  # Glorot uniform, as Keras
-            nn.init.zeros_(layer.bias)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = torch.flatten(x, 1)
-        x = self.dropout(F.relu(self.dense1(x)))
-        return self.dense2(x)
 
 
 def model_flops():
