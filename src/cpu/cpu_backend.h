@@ -30,7 +30,8 @@ static inline void cpu_split_range(int total, int parts, int index, int *begin, 
  * one). cpu_parts_alloc: NULL + hd_fail() when out of memory; free() releases it. */
 #define CPU_PART_ALIGN_FLOATS 32
 static inline size_t cpu_part_stride(size_t floats) {
-    return (floats / CPU_PART_ALIGN_FLOATS + 1) * CPU_PART_ALIGN_FLOATS;
+    size_t blocks = (floats + CPU_PART_ALIGN_FLOATS - 1) / CPU_PART_ALIGN_FLOATS;
+    return (blocks ? blocks : 1) * CPU_PART_ALIGN_FLOATS;
 }
 void *cpu_parts_alloc(size_t stride, int parts); /* stride in 4-byte elements (floats or int32) */
 
