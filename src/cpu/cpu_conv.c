@@ -47,6 +47,7 @@ typedef struct {
     float *y;             /* threads * y_size */
     float *dweight_parts; /* threads * dw_size */
     float *dbias_parts;   /* threads * db_size */
+    int *valid_lo, *valid_hi; /* per kernel column kx: the output columns that read the image (valid_columns) */
 } cpu_conv_plan;
 
 void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
@@ -58,7 +59,22 @@ void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
     free(plan->y);
     free(plan->dweight_parts);
     free(plan->dbias_parts);
+    free(plan->valid_lo);
+    free(plan->valid_hi);
     free(plan);
+}
+
+/* The output columns ox whose input column ox*stride + kx - pad lies inside the image: [*lo, *hi). */
+static void valid_columns(const hd_conv_shape *s, int kx, int *lo, int *hi) {
+    int stride = s->stride, first = s->pad - kx, last = s->in_w - 1 + s->pad - kx;
+    *lo = first > 0 ? (first + stride - 1) / stride : 0;
+    if (*lo > s->out_w) /* padding wider than the output: no column reads the image */
+        *lo = s->out_w;
+    *hi = last >= 0 ? last / stride + 1 : 0;
+    if (*hi > s->out_w)
+        *hi = s->out_w;
+    if (*hi < *lo)
+        *hi = *lo;
 }
 
 void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
@@ -90,38 +106,30 @@ void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
     plan->y = cpu_parts_alloc(plan->y_size, plan->threads);
     plan->dweight_parts = cpu_parts_alloc(plan->dw_size, plan->threads);
     plan->dbias_parts = cpu_parts_alloc(plan->db_size, plan->threads);
-    if (!plan->col || !plan->y || !plan->dweight_parts || !plan->dbias_parts) {
+    plan->valid_lo = hd_malloc(sizeof(int) * (size_t)shape->kernel);
+    plan->valid_hi = hd_malloc(sizeof(int) * (size_t)shape->kernel);
+    if (!plan->col || !plan->y || !plan->dweight_parts || !plan->dbias_parts || !plan->valid_lo ||
+        !plan->valid_hi) {
         cpu_conv2d_plan_free(be, plan);
         return NULL;
     }
+    for (int kx = 0; kx < shape->kernel; kx++)
+        valid_columns(shape, kx, &plan->valid_lo[kx], &plan->valid_hi[kx]);
     return plan;
-}
-
-/* The output columns ox whose input column ox*stride + kx - pad lies inside the image: [*lo, *hi). */
-static void valid_columns(const hd_conv_shape *s, int kx, int *lo, int *hi) {
-    int stride = s->stride, first = s->pad - kx, last = s->in_w - 1 + s->pad - kx;
-    *lo = first > 0 ? (first + stride - 1) / stride : 0;
-    if (*lo > s->out_w) /* padding wider than the output: no column reads the image */
-        *lo = s->out_w;
-    *hi = last >= 0 ? last / stride + 1 : 0;
-    if (*hi > s->out_w)
-        *hi = s->out_w;
-    if (*hi < *lo)
-        *hi = *lo;
 }
 
 /* col[(c*K + ky)*K + kx][oy*OW + ox] = in[c][oy*S + ky - pad][ox*S + kx - pad] (0 outside), S the
  * stride, col's rows `ld` floats apart (a group's images side by side). Each row of col is a run of
  * input copied whole (every S-th element), zeros on either side when padded. */
-static void im2col(const hd_conv_shape *s, const float *in, float *col, size_t ld) {
+static void im2col(const cpu_conv_plan *plan, const float *in, float *col, size_t ld) {
+    const hd_conv_shape *s = &plan->shape;
     int k = s->kernel, stride = s->stride;
     for (int c = 0; c < s->in_c; c++) {
         const float *plane = in + (size_t)c * s->in_h * s->in_w;
         for (int ky = 0; ky < k; ky++) {
             for (int kx = 0; kx < k; kx++) {
                 float *row = col + ((size_t)(c * k + ky) * k + kx) * ld;
-                int lo, hi;
-                valid_columns(s, kx, &lo, &hi);
+                int lo = plan->valid_lo[kx], hi = plan->valid_hi[kx];
                 for (int oy = 0; oy < s->out_h; oy++) {
                     int iy = oy * stride + ky - s->pad;
                     float *dst = row + (size_t)oy * s->out_w;
@@ -149,7 +157,8 @@ static void im2col(const hd_conv_shape *s, const float *in, float *col, size_t l
 }
 
 /* The adjoint of im2col: din[c][iy][ix] = sum of the col entries that read it (col's rows `ld` apart). */
-static void col2im(const hd_conv_shape *s, const float *col, size_t ld, float *din) {
+static void col2im(const cpu_conv_plan *plan, const float *col, size_t ld, float *din) {
+    const hd_conv_shape *s = &plan->shape;
     int k = s->kernel, stride = s->stride;
     memset(din, 0, sizeof(float) * (size_t)s->in_c * s->in_h * s->in_w);
     for (int c = 0; c < s->in_c; c++) {
@@ -157,16 +166,22 @@ static void col2im(const hd_conv_shape *s, const float *col, size_t ld, float *d
         for (int ky = 0; ky < k; ky++) {
             for (int kx = 0; kx < k; kx++) {
                 const float *row = col + ((size_t)(c * k + ky) * k + kx) * ld;
-                int lo, hi;
-                valid_columns(s, kx, &lo, &hi);
+                int lo = plan->valid_lo[kx], hi = plan->valid_hi[kx];
                 for (int oy = 0; oy < s->out_h; oy++) {
                     int iy = oy * stride + ky - s->pad;
                     if (iy < 0 || iy >= s->in_h)
                         continue;
                     const float *src = row + (size_t)oy * s->out_w + lo;
                     float *dst = plane + (size_t)iy * s->in_w + (lo * stride + kx - s->pad);
-                    for (int i = 0; i < hi - lo; i++)
-                        dst[(size_t)i * stride] += src[i];
+                    if (stride == 1) { /* contiguous: the compiler vectorises it */
+                        float *restrict d = dst;
+                        const float *restrict from = src;
+                        for (int i = 0; i < hi - lo; i++)
+                            d[i] += from[i];
+                    } else {
+                        for (int i = 0; i < hi - lo; i++)
+                            dst[(size_t)i * stride] += src[i];
+                    }
                 }
             }
         }
@@ -190,7 +205,7 @@ void cpu_conv2d_forward(hd_backend *be, void *plan_ptr, int n, const float *in, 
             int g = end - first < plan->group ? end - first : plan->group;
             int width = g * out_hw; /* the group's columns, and yg's row length */
             for (int j = 0; j < g; j++)
-                im2col(s, in + (size_t)(first + j) * in_size, col + (size_t)j * out_hw, (size_t)width);
+                im2col(plan, in + (size_t)(first + j) * in_size, col + (size_t)j * out_hw, (size_t)width);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_c, width, ckk, 1.0f, weight, ckk,
                         col, width, 0.0f, yg, width);
             for (int j = 0; j < g; j++)
@@ -226,7 +241,7 @@ void cpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
                     db[oc] += cpu_act_grad_gather(
                         out + at + (size_t)oc * out_hw, dout + at + (size_t)oc * out_hw,
                         dyg + (size_t)oc * width + (size_t)j * out_hw, (size_t)out_hw, s->act);
-                im2col(s, in + (size_t)(first + j) * in_size, col + (size_t)j * out_hw, (size_t)width);
+                im2col(plan, in + (size_t)(first + j) * in_size, col + (size_t)j * out_hw, (size_t)width);
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->out_c, ckk, width, 1.0f, dyg, width, col,
                         width, 1.0f, dw, ckk);
@@ -234,7 +249,7 @@ void cpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, width, s->out_c, 1.0f, weight, ckk,
                             dyg, width, 0.0f, col, width);
                 for (int j = 0; j < g; j++)
-                    col2im(s, col + (size_t)j * out_hw, (size_t)width, din + (size_t)(first + j) * in_size);
+                    col2im(plan, col + (size_t)j * out_hw, (size_t)width, din + (size_t)(first + j) * in_size);
             }
         }
     }
