@@ -135,6 +135,9 @@ static void test_train_help_defaults(void) {
         {"--min-lr", "(default ", d.min_lr},
         {"--lr-decay", "(default ", d.lr_decay},
         {"--label-smoothing", "(default ", d.label_smoothing},
+        {"--augment-rotation", "(default ", d.augment_rotation},
+        {"--augment-shift", "(default ", d.augment_shift},
+        {"--augment-zoom", "(default ", d.augment_zoom},
         {"--lr", "adam ", hd_optimizer_info_of(HD_OPT_ADAM)->lr},
         {"--lr", "sgd ", hd_optimizer_info_of(HD_OPT_SGD)->lr},
     };

@@ -5,7 +5,10 @@
  *  - --normalize: the training images' mean and std recorded in the checkpoint, and the run's test loss
  *    is what the checkpoint gives on the test images in that convention;
  *  - --epochs 1.5: a whole epoch, then half of one (rows, optimizer steps, the schedule's end);
- *  - --lr-schedule exp: each epoch's rate lr * decay^epoch, --lr-decay recorded and restored by --resume. */
+ *  - --lr-schedule exp: each epoch's rate lr * decay^epoch, --lr-decay recorded and restored by --resume;
+ *  - --augment-rotation/-shift/-zoom reach the augmentation: all three 0 trains exactly as --no-augment
+ *    (the identity transform samples each pixel where it is), the default ranges do not; recorded,
+ *    restored by --resume, and a contradicting one refused. */
 #include "check.h"
 #include "hd/backend.h"
 #include "hd/checkpoint.h"
@@ -241,6 +244,59 @@ static void test_exp_schedule(hd_backend *be, const char *dir, const hd_dataset 
           "a contradicting --label-smoothing refused: %s", hd_last_error());
 }
 
+/* Two-epoch runs of the same seed, with augmentation as given; the test loss they end at. */
+static double augmented_run(hd_backend *be, const char *run, int augment, float rotation, float shift, float zoom,
+                            const hd_dataset *train, const hd_dataset *test) {
+    hd_train_config cfg = recipe(run);
+    cfg.epochs = 2;
+    cfg.overwrite = 1;
+    cfg.augment = augment;
+    cfg.augment_rotation = rotation;
+    cfg.augment_shift = shift;
+    cfg.augment_zoom = zoom;
+    hd_train_result result;
+    CHECK(hd_train(be, &cfg, train, test, &result) == 0, "augment %d (%g, %g, %g): %s", augment,
+          (double)rotation, (double)shift, (double)zoom, hd_last_error());
+    return result.test_loss;
+}
+
+static void test_augment_ranges(hd_backend *be, const char *dir, const hd_dataset *train,
+                                const hd_dataset *test) {
+    char run[4200];
+    snprintf(run, sizeof run, "%s/augment", dir);
+    double plain = augmented_run(be, run, 0, 0, 0, 0, train, test);
+    double identity = augmented_run(be, run, 1, 0, 0, 0, train, test);
+    double shifted = augmented_run(be, run, 1, 0, 3, 0, train, test);
+    double defaults = augmented_run(be, run, 1, 10, 2, 0.1f, train, test);
+    CHECK(identity == plain, "zero ranges: test loss %.17g, --no-augment %.17g (want the same bits)", identity,
+          plain);
+    CHECK(shifted != plain && defaults != plain && shifted != defaults,
+          "the ranges change the run: shift 3 %.17g, defaults %.17g, none %.17g", shifted, defaults, plain);
+    /* The last run (the default ranges) resumed with a larger shift: refused; with nothing given: its own. */
+    hd_train_config more = recipe(run);
+    more.resume = 1;
+    more.epochs = 3;
+    more.augment_shift = 3;
+    more.given = hd_run_settings_bit("epochs") | hd_run_settings_bit("augment_shift");
+    hd_train_result result;
+    CHECK(hd_train(be, &more, train, test, &result) != 0 &&
+              strstr(hd_last_error(), "--augment-shift 3 contradicts") != NULL,
+          "a contradicting --augment-shift refused: %s", hd_last_error());
+    more.augment_shift = 0; /* not given: the run's 2 is restored */
+    more.given = hd_run_settings_bit("epochs");
+    CHECK(hd_train(be, &more, train, test, &result) == 0 && result.epochs_run == 3, "resumed: %s",
+          hd_last_error());
+    char *settings = hd_run_settings_file_read(run);
+    char value[64];
+    CHECK(settings && hd_run_settings_file_value(settings, "augment_rotation_deg", value, sizeof value) &&
+              strcmp(value, "10") == 0 &&
+              hd_run_settings_file_value(settings, "augment_shift_px", value, sizeof value) &&
+              strcmp(value, "2") == 0 && hd_run_settings_file_value(settings, "augment_zoom", value, sizeof value) &&
+              strcmp(value, "0.1") == 0,
+          "settings.txt: %s", settings ? settings : hd_last_error());
+    free(settings);
+}
+
 int main(void) {
     hd_cpu_options cpu = {.threads = 1};
     hd_backend *be = hd_cpu_backend_create(&cpu);
@@ -287,6 +343,7 @@ int main(void) {
           "a contradicting schedule refused: %s", hd_last_error());
     test_fractional_epochs(be, dir, &train, &test);
     test_exp_schedule(be, dir, &train, &test);
+    test_augment_ranges(be, dir, &train, &test);
     test_remove_tree(dir);
     free(dir);
     hd_backend_destroy(be);

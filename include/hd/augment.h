@@ -40,6 +40,8 @@ typedef struct {
 #define HD_AUGMENT_DEFAULT_SHIFT_PX     2.0f
 #define HD_AUGMENT_DEFAULT_MIN_ZOOM     0.9f
 #define HD_AUGMENT_DEFAULT_MAX_ZOOM     1.1f
+/* The zoom's half-range as train's --augment-zoom takes it: 1 -/+ 0.1f are 0.9f and 1.1f exactly. */
+#define HD_AUGMENT_DEFAULT_ZOOM 0.1f
 
 /* One image's transform (see the geometry above). Identity: {0, 0, 0, 1}. */
 typedef struct {

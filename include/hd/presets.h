@@ -33,6 +33,7 @@ typedef struct {
     int batch, augment, normalize;
     double epochs;
     double val_fraction;
+    float augment_rotation, augment_shift, augment_zoom; /* degrees, pixels, zoom's half-range */
 } hd_preset;
 
 /* The preset of that name, or NULL (then the text is a spec). */

@@ -120,6 +120,18 @@ static int set_no_augment(void *s, const char *v) {
     GIVEN(s, "augment");
     return (void)v, T(s)->cfg.augment = 0, 0;
 }
+static int set_augment_rotation(void *s, const char *v) {
+    GIVEN(s, "augment_rotation");
+    return hd_cli_float(v, 0, 180, &T(s)->cfg.augment_rotation);
+}
+static int set_augment_shift(void *s, const char *v) {
+    GIVEN(s, "augment_shift");
+    return hd_cli_float(v, 0, 14, &T(s)->cfg.augment_shift);
+}
+static int set_augment_zoom(void *s, const char *v) {
+    GIVEN(s, "augment_zoom");
+    return hd_cli_float(v, 0, 0.5, &T(s)->cfg.augment_zoom);
+}
 static int set_normalize(void *s, const char *v) {
     GIVEN(s, "normalize");
     return (void)v, T(s)->cfg.normalize = 1, 0;
@@ -227,6 +239,12 @@ static const hd_cli_option model_options[] = {
     HD_CLI_OPTION("seed", "N", set_seed,
                   "seed for initialisation, shuffling, dropout, augmentation (default 42)"),
     HD_CLI_OPTION("no-augment", NULL, set_no_augment, "train on the images as they are"),
+    HD_CLI_OPTION("augment-rotation", "DEG", set_augment_rotation,
+                  "augmentation: turn each image by up to DEG degrees either way (default 10)"),
+    HD_CLI_OPTION("augment-shift", "PX", set_augment_shift,
+                  "augmentation: move it up to PX pixels along each axis (default 2)"),
+    HD_CLI_OPTION("augment-zoom", "Z", set_augment_zoom,
+                  "augmentation: scale it by a factor in [1 - Z, 1 + Z] (default 0.1)"),
     HD_CLI_OPTION("normalize", NULL, set_normalize,
                   "inputs minus the training images' mean, over their std (recorded in the model:\n"
                   "eval, predict and export apply it; exported models still take [0, 1] pixels)"),

@@ -1,5 +1,6 @@
 /* presets.c: the table of named models and recipes (presets.h). */
 #include "hd/presets.h"
+#include "hd/augment.h"
 #include "hd/model_summary.h"
 #include "hd/model.h"
 #include "hd/run_settings.h"
@@ -21,17 +22,19 @@
  * 42,000 Kaggle images with 10% held out for watching; here 30 epochs of all 60,000 (a similar count of
  * images seen, 1.8M, and the CPU budget of issue 18), with no validation split: the schedule, not early
  * stopping, ends the run, and the last weights are kept. */
+#define AUGMENT_DEFAULTS                                                                                     \
+    HD_AUGMENT_DEFAULT_ROTATION_DEG, HD_AUGMENT_DEFAULT_SHIFT_PX, HD_AUGMENT_DEFAULT_ZOOM
 static const hd_preset presets[] = {
     {"fast", HD_PRESET_FAST_SPEC, "one epoch, one-cycle Adam, batch 256, no validation (issue 24)",
-     HD_OPT_ADAM, 1e-2f, 0.7f, 0.9f, HD_LR_ONECYCLE, 0.0, 0.0f, 256, 0, 1, 1.0, 0.0},
+     HD_OPT_ADAM, 1e-2f, 0.7f, 0.9f, HD_LR_ONECYCLE, 0.0, 0.0f, 256, 0, 1, 1.0, 0.0, AUGMENT_DEFAULTS},
     {"keras", HD_DEFAULT_SPEC, "the default model and recipe (Keras's MNIST CNN)", HD_OPT_ADAM, 1e-3f, 0.9f,
-     0.999f, HD_LR_CONSTANT, 0.0, 0.0f, 128, 1, 0, 40.0, 0.1},
+     0.999f, HD_LR_CONSTANT, 0.0, 0.0f, 128, 1, 0, 40.0, 0.1, AUGMENT_DEFAULTS},
     {"lenet5", HD_PRESET_LENET5_SPEC, "LeNet-5 (LeCun et al. 1998) on 28x28, ReLU; the default recipe",
-     HD_OPT_ADAM, 1e-3f, 0.9f, 0.999f, HD_LR_CONSTANT, 0.0, 0.0f, 128, 1, 0, 40.0, 0.1},
+     HD_OPT_ADAM, 1e-3f, 0.9f, 0.999f, HD_LR_CONSTANT, 0.0, 0.0f, 128, 1, 0, 40.0, 0.1, AUGMENT_DEFAULTS},
     {"best", HD_PRESET_BEST_SPEC,
      "Deotte (2018)'s 7 convs with batch norm; Adam x 0.95 an epoch, batch 64, 30 epochs, augmented, "
      "no validation",
-     HD_OPT_ADAM, 1e-3f, 0.9f, 0.999f, HD_LR_EXP, 0.95, 0.0f, 64, 1, 0, 30.0, 0.0},
+     HD_OPT_ADAM, 1e-3f, 0.9f, 0.999f, HD_LR_EXP, 0.95, 0.0f, 64, 1, 0, 30.0, 0.0, AUGMENT_DEFAULTS},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
@@ -69,6 +72,9 @@ void hd_preset_apply(const hd_preset *p, hd_train_config *cfg) {
     UNLESS_GIVEN("epochs", epochs, p->epochs);
     UNLESS_GIVEN("augment", augment, p->augment);
     UNLESS_GIVEN("normalize", normalize, p->normalize);
+    UNLESS_GIVEN("augment_rotation", augment_rotation, p->augment_rotation);
+    UNLESS_GIVEN("augment_shift", augment_shift, p->augment_shift);
+    UNLESS_GIVEN("augment_zoom", augment_zoom, p->augment_zoom);
     UNLESS_GIVEN("val_split", val_fraction, p->val_fraction);
 #undef UNLESS_GIVEN
 }

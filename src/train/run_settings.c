@@ -59,6 +59,10 @@ static const run_setting settings[] = {
      0.9999999},
     /* "augmentation on/off" in messages */
     {"augment", "augmentation", "--no-augment", SET_AUGMENT, 1, AT(augment), 0, 1},
+    {"augment_rotation", "augment_rotation_deg", "--augment-rotation", SET_FLOAT, 0, AT(augment_rotation), 0,
+     180},
+    {"augment_shift", "augment_shift_px", "--augment-shift", SET_FLOAT, 0, AT(augment_shift), 0, 14},
+    {"augment_zoom", "augment_zoom", "--augment-zoom", SET_FLOAT, 0, AT(augment_zoom), 0, 0.5},
     {"normalize", "normalize", "--normalize", SET_SWITCH, 0, AT(normalize), 0, 1},
     {"train_limit", "train_limit", "--train-limit", SET_INT, 0, AT(train_limit), 0, 1e9},
     {"test_limit", NULL, "--test-limit", SET_INT, 0, AT(test_limit), 0, 1e9},
@@ -317,6 +321,9 @@ int hd_run_settings_file_write(const hd_train_config *cfg, const char *device) {
         if (cfg->optimizer != HD_OPT_ADAM && strncmp(settings[i].key, "adam_", 5) == 0)
             continue;
         if (cfg->lr_schedule != HD_LR_ONECYCLE && strcmp(settings[i].key, "pct_start") == 0)
+            continue;
+        /* and the augmentation's ranges in a run without augmentation */
+        if (!cfg->augment && strncmp(settings[i].key, "augment_", 8) == 0)
             continue;
         /* Nothing frozen, or the class count taken from the labels: the usual case goes unsaid. */
         if ((strcmp(settings[i].key, "freeze") == 0 && (!cfg->freeze || !cfg->freeze[0])) ||

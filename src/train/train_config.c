@@ -1,5 +1,6 @@
 /* train_config.c: hd_train_config's defaults (see train_config.h). */
 #include "hd/train_config.h"
+#include "hd/augment.h"
 #include "hd/common.h"
 #include "hd/spec.h"
 
@@ -27,6 +28,9 @@ void hd_train_config_defaults(hd_train_config *cfg) {
     cfg->lr_factor = 0.5;
     cfg->min_lr = 1e-5;
     cfg->augment = 1;
+    cfg->augment_rotation = HD_AUGMENT_DEFAULT_ROTATION_DEG;
+    cfg->augment_shift = HD_AUGMENT_DEFAULT_SHIFT_PX;
+    cfg->augment_zoom = HD_AUGMENT_DEFAULT_ZOOM;
     cfg->eval_batch = 0;
     cfg->report = 1;
 }

@@ -362,7 +362,10 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
                                .augment = cfg->augment,
                                .norm_mean = rc.model.input_mean,
                                .norm_std = rc.model.input_std};
-    hd_augment_default_ranges(&pcfg.ranges);
+    pcfg.ranges = (hd_augment_ranges){.max_rotation_deg = cfg->augment_rotation,
+                                      .max_shift_px = cfg->augment_shift,
+                                      .min_zoom = 1.0f - cfg->augment_zoom,
+                                      .max_zoom = 1.0f + cfg->augment_zoom};
     if (hd_pipeline_create(&rc.pipeline, be, &pcfg) != 0)
         goto done;
     if (!cfg->quiet) {
