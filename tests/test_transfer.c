@@ -592,6 +592,11 @@ static void test_end_to_end(hd_backend *be, const char *dir) {
     CHECK(read_tensor(src_path, "conv2.weight", a, 216, NULL) == 0 &&
               read_tensor(last, "conv2.weight", b, 216, NULL) == 0 && memcmp(a, b, sizeof a) == 0,
           "the resumed run moved the frozen conv2.weight");
+    settings = hd_run_settings_file_read(fine); /* rewritten by the resumed run: still says where it began */
+    CHECK(settings && hd_run_settings_file_value(settings, "init", value, sizeof value) &&
+              strcmp(value, src_path) == 0,
+          "settings.txt after --resume: init '%s', want '%s'", value, src_path);
+    free(settings);
     rcfg.given |= hd_run_settings_bit("freeze");
     rcfg.freeze = "dense";
     rcfg.epochs = 8;

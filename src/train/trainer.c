@@ -36,6 +36,7 @@ typedef struct {
     char *class_names;             /* --class-names, until the model holds them */
     hd_init_source init;           /* --init */
     int init_ok;
+    char resumed_init[4200]; /* a resumed run's --init, from its settings.txt */
 } run_context;
 
 static void run_context_free(run_context *rc) {
@@ -264,6 +265,14 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     if (user_cfg->resume && (hd_train_state_resume_settings(&run_cfg, &rc.resumed) != 0 ||
                              prepare_transfer(&rc, &run_cfg, train, test) != 0))
         goto done;
+    /* Where a resumed run's weights first came from is not a setting (nothing is loaded from it again),
+     * but settings.txt, written anew below, keeps saying it. */
+    if (user_cfg->resume && !(run_cfg.init && run_cfg.init[0])) {
+        char *before = hd_run_settings_file_read(run_cfg.run_dir);
+        if (before && hd_run_settings_file_value(before, "init", rc.resumed_init, sizeof rc.resumed_init) == 1)
+            run_cfg.init = rc.resumed_init;
+        free(before);
+    }
     double start = cfg->process_start > 0 ? cfg->process_start : hd_now_seconds();
     if (hd_run_settings_file_write(cfg, be->ops->describe(be)) != 0 ||
         prepare_data(&rc, cfg, train, test) != 0)
