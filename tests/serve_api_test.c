@@ -713,6 +713,23 @@ static void test_stop_under_load(const char *binary, const char *model_dir) {
     CHECK(answered > 0, "no request answered before SIGINT");
 }
 
+/* Serving the run's last.safetensors: /healthz has no test accuracy (results.txt's is of best.safetensors). */
+static void test_health_of_last(const char *binary, const char *model_dir) {
+    char last[4200];
+    snprintf(last, sizeof last, "%s/last.safetensors", model_dir);
+    if (start_server(binary, last) != 0) {
+        CHECK(0, "hd-gpu serve --model %s printed no URL", last);
+        return;
+    }
+    answer a = http(NULL, "/healthz", NULL, NULL, 0, 0);
+    json_t *accuracy = a.json ? json_object_get(json_object_get(a.json, "model"), "test_accuracy") : NULL;
+    CHECK(a.status == 200 && accuracy && json_is_null(accuracy),
+          "healthz of last.safetensors: status %ld, test_accuracy %s (want null)", a.status,
+          !accuracy ? "absent" : json_is_null(accuracy) ? "null" : "a number");
+    answer_free(&a);
+    stop_server(SIGTERM);
+}
+
 int main(int argc, char **argv) {
     if (argc != 5) {
         fprintf(stderr, "usage: serve_api_test HD_GPU MODEL_DIR MNIST_DIR HANDDRAWN_DIR\n");
@@ -757,6 +774,7 @@ int main(int argc, char **argv) {
     test_health();
     stop_server(SIGTERM);
     test_stop_under_load(argv[1], argv[2]);
+    test_health_of_last(argv[1], argv[2]);
     curl_global_cleanup();
     hd_model_destroy(&model);
     hd_backend_destroy(be);

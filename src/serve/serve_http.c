@@ -272,10 +272,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **state,
     }
 }
 
-/* The run's test accuracy, when the checkpoint sits in a run directory whose results.txt has it. */
+/* The run's test accuracy, when the checkpoint is the kept weights (best.safetensors) of a run directory
+ * whose results.txt has it: that figure is of those weights, not of last.safetensors or a copy. */
 static double run_test_accuracy(const char *model_path) {
     char path[4300];
     const char *slash = strrchr(model_path, '/');
+    if (strcmp(slash ? slash + 1 : model_path, "best.safetensors") != 0)
+        return -1;
     int dir_len = slash ? (int)(slash - model_path) : 1;
     snprintf(path, sizeof path, "%.*s/results.txt", dir_len, slash ? model_path : ".");
     FILE *f = fopen(path, "r");
