@@ -7,7 +7,6 @@
 #include "hd/checkpoint.h"
 #include "hd/common.h"
 #include "hd/metrics.h"
-#include "hd/mnist.h"
 #include "hd/plot.h"
 #include "hd/run_settings.h"
 #include "hd/trainer.h"
@@ -142,18 +141,9 @@ static void test_divergence(hd_backend *be, const hd_dataset *train, const hd_da
 }
 
 int main(void) {
-    const char *data_dir = test_mnist_dir();
-    if (!data_dir) {
-        test_skip("real MNIST not found (set HD_TEST_DATA_DIR; scripts/fetch-mnist fetches it)");
+    hd_dataset train, test;
+    if (test_load_mnist(&train, &test) != 0)
         return test_finish();
-    }
-    hd_mnist_options opt;
-    hd_mnist_options_defaults(&opt);
-    opt.data_dir = data_dir;
-    opt.allow_download = 0;
-    opt.quiet = 1;
-    hd_dataset train = {0}, test = {0};
-    CHECK(hd_mnist_load(&opt, &train, &test) == 0, "load MNIST: %s", hd_last_error());
     hd_cpu_options cpu = {2};
     hd_backend *be = hd_cpu_backend_create(&cpu);
     test_determinism_and_resume(be, &train, &test);

@@ -2,6 +2,8 @@
 #include "check.h"
 #include "hd/backend.h"
 #include "hd/blas_kernels.h"
+#include "hd/common.h"
+#include "hd/mnist.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -210,4 +212,22 @@ double test_correlation(const float *a, const float *b, int n) {
         sbb += (b[i] - mb) * (b[i] - mb);
     }
     return sab / sqrt(saa * sbb + 1e-30);
+}
+
+int test_load_mnist(hd_dataset *train, hd_dataset *test) {
+    const char *dir = test_mnist_dir();
+    if (!dir) {
+        test_skip("real MNIST not found (set HD_TEST_DATA_DIR; scripts/fetch-mnist fetches it)");
+        return 1;
+    }
+    hd_mnist_options opt;
+    hd_mnist_options_defaults(&opt);
+    opt.data_dir = dir;
+    opt.allow_download = 0;
+    opt.quiet = 1;
+    *train = (hd_dataset){0};
+    *test = (hd_dataset){0};
+    int rc = hd_mnist_load(&opt, train, test);
+    CHECK(rc == 0, "load MNIST from %s: %s", dir, hd_last_error());
+    return rc == 0 ? 0 : -1;
 }

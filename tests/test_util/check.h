@@ -8,6 +8,8 @@
 #ifndef HD_TEST_CHECK_H
 #define HD_TEST_CHECK_H
 
+#include "hd/idx.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,5 +52,8 @@ int test_count_entries(const char *dir);
 double test_correlation(const float *a, const float *b, int n);
 /* Directory holding the real MNIST files for tests, or NULL (HD_TEST_DATA_DIR). */
 const char *test_mnist_dir(void);
+/* The real MNIST from test_mnist_dir into *train and *test: 0 loaded; 1 not there (test_skip said so: the
+ * caller returns test_finish()); -1 it would not load (a CHECK recorded why). */
+int test_load_mnist(hd_dataset *train, hd_dataset *test);
 
 #endif
