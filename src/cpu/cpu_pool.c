@@ -14,7 +14,7 @@ typedef struct {
     int threads;
     int32_t *argmax; /* max_batch * C * OH * OW indices into the input plane */
     size_t stride;   /* floats between two threads' scratch (cpu_part_stride of OH * 2 OW) */
-    float *vals;     /* 2x2 windows: threads * stride candidates (pool_plane_2x2) */
+    float *vals;     /* 2x2 windows: threads * stride candidates (pool_plane_2x2); NULL for other sizes */
     int32_t *idx;    /* ... and their indices */
 } cpu_pool_plan;
 
@@ -39,10 +39,13 @@ void *cpu_maxpool_plan(hd_backend *be, const hd_pool_shape *shape) {
         hd_malloc(sizeof(int32_t) * (size_t)shape->max_batch * shape->channels * shape->out_h * shape->out_w);
     /* Each thread's scratch on cache lines of its own: two threads writing one line (a pool2 plane's
      * candidates are 200 bytes) made the 2x2 forward 3x slower at 2 threads. */
-    plan->stride = cpu_part_stride((size_t)shape->out_h * 2 * shape->out_w);
-    plan->vals = cpu_parts_alloc(plan->stride, plan->threads);
-    plan->idx = cpu_parts_alloc(plan->stride, plan->threads); /* int32 and float: the same size */
-    if (!plan->argmax || !plan->vals || !plan->idx) {
+    int two = shape->size == 2; /* only pool_plane_2x2 takes scratch */
+    if (two) {
+        plan->stride = cpu_part_stride((size_t)shape->out_h * 2 * shape->out_w);
+        plan->vals = cpu_parts_alloc(plan->stride, plan->threads);
+        plan->idx = cpu_parts_alloc(plan->stride, plan->threads); /* int32 and float: the same size */
+    }
+    if (!plan->argmax || (two && (!plan->vals || !plan->idx))) {
         cpu_maxpool_plan_free(be, plan);
         return NULL;
     }
@@ -122,8 +125,9 @@ void cpu_maxpool_forward(hd_backend *be, void *plan_ptr, int n, const float *in,
     (void)be;
 #pragma omp parallel num_threads(plan->threads)
     {
-        float *vals = plan->vals + (size_t)omp_get_thread_num() * plan->stride;
-        int32_t *idx = plan->idx + (size_t)omp_get_thread_num() * plan->stride;
+        size_t at = (size_t)omp_get_thread_num() * plan->stride;
+        float *vals = plan->vals ? plan->vals + at : NULL; /* a 2x2 plan's */
+        int32_t *idx = plan->idx ? plan->idx + at : NULL;
 #pragma omp for schedule(static)
         for (int p = 0; p < planes; p++) {
             const float *x = in + (size_t)p * s->in_h * s->in_w;
