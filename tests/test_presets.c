@@ -90,7 +90,9 @@ int main(void) {
     hd_train_config best;
     hd_train_config_defaults(&best);
     best.label_smoothing = 0.1f; /* --label-smoothing 0.1 given */
-    best.given = hd_run_settings_bit("label_smoothing");
+    best.augment_shift = 3.0f;   /* --augment-shift 3 given */
+    best.augment_zoom = 0.3f;    /* not given: the preset's 0.1 */
+    best.given = hd_run_settings_bit("label_smoothing") | hd_run_settings_bit("augment_shift");
     hd_preset_apply(hd_preset_find("best"), &best);
     CHECK(strcmp(best.spec, HD_PRESET_BEST_SPEC) == 0 && best.lr == 1e-3f && best.lr_schedule == HD_LR_EXP &&
               best.lr_decay == 0.95 && best.batch == 64 && best.epochs == 30 && best.augment == 1 &&
@@ -99,5 +101,8 @@ int main(void) {
           "(given)",
           (double)best.lr, best.lr_schedule, best.lr_decay, best.batch, best.epochs, best.augment,
           best.val_fraction, (double)best.label_smoothing);
+    CHECK(best.augment_rotation == 10.0f && best.augment_shift == 3.0f && best.augment_zoom == 0.1f,
+          "best's augmentation: rotation %g, shift %g (given 3), zoom %g", (double)best.augment_rotation,
+          (double)best.augment_shift, (double)best.augment_zoom);
     return test_finish();
 }
