@@ -713,7 +713,7 @@ static void test_stop_under_load(const char *binary, const char *model_dir) {
     CHECK(answered > 0, "no request answered before SIGINT");
 }
 
-/* Serving the run's last.safetensors: /healthz has no test accuracy (results.txt's is of best.safetensors). */
+/* Serving the run's last.safetensors: /healthz has no test accuracy (results.txt's is of best's weights). */
 static void test_health_of_last(const char *binary, const char *model_dir) {
     char last[4200];
     snprintf(last, sizeof last, "%s/last.safetensors", model_dir);
@@ -725,7 +725,9 @@ static void test_health_of_last(const char *binary, const char *model_dir) {
     json_t *accuracy = a.json ? json_object_get(json_object_get(a.json, "model"), "test_accuracy") : NULL;
     CHECK(a.status == 200 && accuracy && json_is_null(accuracy),
           "healthz of last.safetensors: status %ld, test_accuracy %s (want null)", a.status,
-          !accuracy ? "absent" : json_is_null(accuracy) ? "null" : "a number");
+          !accuracy                ? "absent"
+          : json_is_null(accuracy) ? "null"
+                                   : "a number");
     answer_free(&a);
     stop_server(SIGTERM);
 }

@@ -245,8 +245,8 @@ static void test_exp_schedule(hd_backend *be, const char *dir, const hd_dataset 
 }
 
 /* Two-epoch runs of the same seed, with augmentation as given; the test loss they end at. */
-static double augmented_run(hd_backend *be, const char *run, int augment, float rotation, float shift, float zoom,
-                            const hd_dataset *train, const hd_dataset *test) {
+static double augmented_run(hd_backend *be, const char *run, int augment, float rotation, float shift,
+                            float zoom, const hd_dataset *train, const hd_dataset *test) {
     hd_train_config cfg = recipe(run);
     cfg.epochs = 2;
     cfg.overwrite = 1;
@@ -268,8 +268,8 @@ static void test_augment_ranges(hd_backend *be, const char *dir, const hd_datase
     double identity = augmented_run(be, run, 1, 0, 0, 0, train, test);
     double shifted = augmented_run(be, run, 1, 0, 3, 0, train, test);
     double defaults = augmented_run(be, run, 1, 10, 2, 0.1f, train, test);
-    CHECK(identity == plain, "zero ranges: test loss %.17g, --no-augment %.17g (want the same bits)", identity,
-          plain);
+    CHECK(identity == plain, "zero ranges: test loss %.17g, --no-augment %.17g (want the same bits)",
+          identity, plain);
     CHECK(shifted != plain && defaults != plain && shifted != defaults,
           "the ranges change the run: shift 3 %.17g, defaults %.17g, none %.17g", shifted, defaults, plain);
     /* The last run (the default ranges) resumed with a larger shift: refused; with nothing given: its own. */
@@ -291,7 +291,8 @@ static void test_augment_ranges(hd_backend *be, const char *dir, const hd_datase
     CHECK(settings && hd_run_settings_file_value(settings, "augment_rotation_deg", value, sizeof value) &&
               strcmp(value, "10") == 0 &&
               hd_run_settings_file_value(settings, "augment_shift_px", value, sizeof value) &&
-              strcmp(value, "2") == 0 && hd_run_settings_file_value(settings, "augment_zoom", value, sizeof value) &&
+              strcmp(value, "2") == 0 &&
+              hd_run_settings_file_value(settings, "augment_zoom", value, sizeof value) &&
               strcmp(value, "0.1") == 0,
           "settings.txt: %s", settings ? settings : hd_last_error());
     free(settings);

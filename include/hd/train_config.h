@@ -33,7 +33,7 @@ typedef struct {
     float augment_rotation; /* the random affine's ranges (augment.h): up to this many degrees either way, */
     float augment_shift;    /* this many pixels along each axis, */
     float augment_zoom;     /* and a zoom in [1 - this, 1 + this] */
-    int normalize;  /* inputs by the training images' mean and std (recorded in the model: model.h) */
+    int normalize;          /* inputs by the training images' mean and std (recorded in the model: model.h) */
     int eval_batch; /* images per evaluation chunk; 0 (the default): the training batch, so that the model's
                      * buffers are sized for one batch, not for a larger evaluation one */
     /* Transfer learning (src/train/transfer.c): */

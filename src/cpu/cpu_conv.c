@@ -47,7 +47,8 @@ typedef struct {
     float *y;             /* threads * y_size */
     float *dweight_parts; /* threads * dw_size */
     float *dbias_parts;   /* threads * db_size */
-    int *valid_lo, *valid_hi; /* per kernel column kx: the output columns that read the image (valid_columns) */
+    /* Per kernel column kx, the output columns that read the image (valid_columns): [lo[kx], hi[kx]). */
+    int *valid_lo, *valid_hi;
 } cpu_conv_plan;
 
 void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
@@ -249,7 +250,8 @@ void cpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, width, s->out_c, 1.0f, weight, ckk,
                             dyg, width, 0.0f, col, width);
                 for (int j = 0; j < g; j++)
-                    col2im(plan, col + (size_t)j * out_hw, (size_t)width, din + (size_t)(first + j) * in_size);
+                    col2im(plan, col + (size_t)j * out_hw, (size_t)width,
+                           din + (size_t)(first + j) * in_size);
             }
         }
     }

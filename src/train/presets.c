@@ -22,8 +22,7 @@
  * 42,000 Kaggle images with 10% held out for watching; here 30 epochs of all 60,000 (a similar count of
  * images seen, 1.8M, and the CPU budget of issue 18), with no validation split: the schedule, not early
  * stopping, ends the run, and the last weights are kept. */
-#define AUGMENT_DEFAULTS                                                                                     \
-    HD_AUGMENT_DEFAULT_ROTATION_DEG, HD_AUGMENT_DEFAULT_SHIFT_PX, HD_AUGMENT_DEFAULT_ZOOM
+#define AUGMENT_DEFAULTS HD_AUGMENT_DEFAULT_ROTATION_DEG, HD_AUGMENT_DEFAULT_SHIFT_PX, HD_AUGMENT_DEFAULT_ZOOM
 static const hd_preset presets[] = {
     {"fast", HD_PRESET_FAST_SPEC, "one epoch, one-cycle Adam, batch 256, no validation (issue 24)",
      HD_OPT_ADAM, 1e-2f, 0.7f, 0.9f, HD_LR_ONECYCLE, 0.0, 0.0f, 256, 0, 1, 1.0, 0.0, AUGMENT_DEFAULTS},

@@ -269,7 +269,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
      * but settings.txt, written anew below, keeps saying it. */
     if (user_cfg->resume && !(run_cfg.init && run_cfg.init[0])) {
         char *before = hd_run_settings_file_read(run_cfg.run_dir);
-        if (before && hd_run_settings_file_value(before, "init", rc.resumed_init, sizeof rc.resumed_init) == 1)
+        if (before &&
+            hd_run_settings_file_value(before, "init", rc.resumed_init, sizeof rc.resumed_init) == 1)
             run_cfg.init = rc.resumed_init;
         free(before);
     }
