@@ -49,6 +49,11 @@ typedef struct {
     float *dbias_parts;   /* threads * db_size */
     /* Per kernel column kx, the output columns that read the image (valid_columns): [lo[kx], hi[kx]). */
     int *valid_lo, *valid_hi;
+    /* A strided or padded convolution unfolds from phase planes (im2col_phased): the image zero-padded
+     * and split by stride phase, C * S * S planes of phase_h x phase_w, one image's per thread. */
+    int phased, phase_h, phase_w;
+    size_t phase_size;  /* >= C * S * S * phase_h * phase_w floats */
+    float *phase_parts; /* threads * phase_size */
 } cpu_conv_plan;
 
 void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
@@ -62,6 +67,7 @@ void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
     free(plan->dbias_parts);
     free(plan->valid_lo);
     free(plan->valid_hi);
+    free(plan->phase_parts);
     free(plan);
 }
 
@@ -109,8 +115,17 @@ void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
     plan->dbias_parts = cpu_parts_alloc(plan->db_size, plan->threads);
     plan->valid_lo = hd_malloc(sizeof(int) * (size_t)shape->kernel);
     plan->valid_hi = hd_malloc(sizeof(int) * (size_t)shape->kernel);
+    plan->phased = shape->stride > 1 || shape->pad > 0;
+    if (plan->phased) {
+        int stride = shape->stride;
+        plan->phase_h = (shape->in_h + 2 * shape->pad + stride - 1) / stride;
+        plan->phase_w = (shape->in_w + 2 * shape->pad + stride - 1) / stride;
+        plan->phase_size =
+            cpu_part_stride((size_t)shape->in_c * stride * stride * plan->phase_h * plan->phase_w);
+        plan->phase_parts = cpu_parts_alloc(plan->phase_size, plan->threads);
+    }
     if (!plan->col || !plan->y || !plan->dweight_parts || !plan->dbias_parts || !plan->valid_lo ||
-        !plan->valid_hi) {
+        !plan->valid_hi || (plan->phased && !plan->phase_parts)) {
         cpu_conv2d_plan_free(be, plan);
         return NULL;
     }
@@ -189,6 +204,92 @@ static void col2im(const cpu_conv_plan *plan, const float *col, size_t ld, float
     }
 }
 
+/* A strided or padded convolution, unfolded without a gather or a bounds test per row piece: the image is
+ * first copied into phase planes, the zero-padded image split by stride phase,
+ *     phase[c][py][px][i][j] = padded[c][i*S + py][j*S + px]   (padded[y][x] = in[y - pad][x - pad], 0
+ * outside), so that tap (ky, kx) of output (oy, ox), padded[oy*S + ky][ox*S + kx], is phase[c][ky % S][kx %
+ * S][oy + ky / S][ox + kx / S]: each row piece of col is out_w contiguous floats. col2im_phased adds the
+ * pieces back into phase planes, in the same order as col2im adds them into din, and folds the planes into
+ * din: the same sums, bit for bit. */
+static const float *phase_plane(const cpu_conv_plan *plan, const float *phases, int c, int ky, int kx) {
+    int stride = plan->shape.stride;
+    return phases +
+           ((size_t)(c * stride + ky % stride) * stride + kx % stride) * plan->phase_h * plan->phase_w;
+}
+
+static void im2col_phased(const cpu_conv_plan *plan, const float *in, float *col, size_t ld, float *phases) {
+    const hd_conv_shape *s = &plan->shape;
+    int k = s->kernel, stride = s->stride, ph = plan->phase_h, pw = plan->phase_w;
+    float *to = phases;
+    for (int c = 0; c < s->in_c; c++)
+        for (int py = 0; py < stride; py++)
+            for (int px = 0; px < stride; px++)
+                for (int i = 0; i < ph; i++, to += pw) {
+                    int y = i * stride + py - s->pad;
+                    if (y < 0 || y >= s->in_h) {
+                        memset(to, 0, sizeof(float) * pw);
+                        continue;
+                    }
+                    const float *from = in + ((size_t)c * s->in_h + y) * s->in_w;
+                    for (int j = 0; j < pw; j++) {
+                        int x = j * stride + px - s->pad;
+                        to[j] = x >= 0 && x < s->in_w ? from[x] : 0.0f;
+                    }
+                }
+    for (int c = 0; c < s->in_c; c++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                const float *plane =
+                    phase_plane(plan, phases, c, ky, kx) + (size_t)(ky / stride) * pw + kx / stride;
+                float *row = col + ((size_t)(c * k + ky) * k + kx) * ld;
+                for (int oy = 0; oy < s->out_h; oy++)
+                    memcpy(row + (size_t)oy * s->out_w, plane + (size_t)oy * pw, sizeof(float) * s->out_w);
+            }
+}
+
+static void col2im_phased(const cpu_conv_plan *plan, const float *col, size_t ld, float *din, float *phases) {
+    const hd_conv_shape *s = &plan->shape;
+    int k = s->kernel, stride = s->stride, ph = plan->phase_h, pw = plan->phase_w;
+    memset(phases, 0, sizeof(float) * (size_t)s->in_c * stride * stride * ph * pw);
+    for (int c = 0; c < s->in_c; c++)
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                float *plane =
+                    (float *)phase_plane(plan, phases, c, ky, kx) + (size_t)(ky / stride) * pw + kx / stride;
+                const float *row = col + ((size_t)(c * k + ky) * k + kx) * ld;
+                for (int oy = 0; oy < s->out_h; oy++) {
+                    float *restrict d = plane + (size_t)oy * pw;
+                    const float *restrict from = row + (size_t)oy * s->out_w;
+                    for (int i = 0; i < s->out_w; i++)
+                        d[i] += from[i];
+                }
+            }
+    for (int c = 0; c < s->in_c; c++)
+        for (int y = 0; y < s->in_h; y++) {
+            int py = (y + s->pad) % stride, i = (y + s->pad) / stride;
+            float *to = din + ((size_t)c * s->in_h + y) * s->in_w;
+            for (int x = 0; x < s->in_w; x++) {
+                int px = (x + s->pad) % stride, j = (x + s->pad) / stride;
+                to[x] = phases[(((size_t)(c * stride + py) * stride + px) * ph + i) * pw + j];
+            }
+        }
+}
+
+/* One image's columns, and their adjoint: the phased way for a strided or padded convolution. */
+static void unfold(const cpu_conv_plan *plan, const float *in, float *col, size_t ld, float *phases) {
+    if (plan->phased)
+        im2col_phased(plan, in, col, ld, phases);
+    else
+        im2col(plan, in, col, ld);
+}
+
+static void fold(const cpu_conv_plan *plan, const float *col, size_t ld, float *din, float *phases) {
+    if (plan->phased)
+        col2im_phased(plan, col, ld, din, phases);
+    else
+        col2im(plan, col, ld, din);
+}
+
 void cpu_conv2d_forward(hd_backend *be, void *plan_ptr, int n, const float *in, const float *weight,
                         const float *bias, float *out) {
     cpu_conv_plan *plan = plan_ptr;
@@ -202,11 +303,13 @@ void cpu_conv2d_forward(hd_backend *be, void *plan_ptr, int n, const float *in, 
         int begin, end;
         cpu_split_range(n, plan->threads, t, &begin, &end);
         float *col = plan->col + (size_t)t * plan->col_size, *yg = plan->y + (size_t)t * plan->y_size;
+        float *phases = plan->phased ? plan->phase_parts + (size_t)t * plan->phase_size : NULL;
         for (int first = begin; first < end; first += plan->group) {
             int g = end - first < plan->group ? end - first : plan->group;
             int width = g * out_hw; /* the group's columns, and yg's row length */
             for (int j = 0; j < g; j++)
-                im2col(plan, in + (size_t)(first + j) * in_size, col + (size_t)j * out_hw, (size_t)width);
+                unfold(plan, in + (size_t)(first + j) * in_size, col + (size_t)j * out_hw, (size_t)width,
+                       phases);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_c, width, ckk, 1.0f, weight, ckk,
                         col, width, 0.0f, yg, width);
             for (int j = 0; j < g; j++)
@@ -229,6 +332,7 @@ void cpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
         int begin, end;
         cpu_split_range(n, plan->threads, t, &begin, &end);
         float *col = plan->col + (size_t)t * plan->col_size, *dyg = plan->y + (size_t)t * plan->y_size;
+        float *phases = plan->phased ? plan->phase_parts + (size_t)t * plan->phase_size : NULL;
         float *dw = plan->dweight_parts + (size_t)t * plan->dw_size;
         float *db = plan->dbias_parts + (size_t)t * plan->db_size;
         memset(dw, 0, sizeof(float) * plan->weight_count);
@@ -242,7 +346,8 @@ void cpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
                     db[oc] += cpu_act_grad_gather(
                         out + at + (size_t)oc * out_hw, dout + at + (size_t)oc * out_hw,
                         dyg + (size_t)oc * width + (size_t)j * out_hw, (size_t)out_hw, s->act);
-                im2col(plan, in + (size_t)(first + j) * in_size, col + (size_t)j * out_hw, (size_t)width);
+                unfold(plan, in + (size_t)(first + j) * in_size, col + (size_t)j * out_hw, (size_t)width,
+                       phases);
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->out_c, ckk, width, 1.0f, dyg, width, col,
                         width, 1.0f, dw, ckk);
@@ -250,8 +355,8 @@ void cpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, width, s->out_c, 1.0f, weight, ckk,
                             dyg, width, 0.0f, col, width);
                 for (int j = 0; j < g; j++)
-                    col2im(plan, col + (size_t)j * out_hw, (size_t)width,
-                           din + (size_t)(first + j) * in_size);
+                    fold(plan, col + (size_t)j * out_hw, (size_t)width, din + (size_t)(first + j) * in_size,
+                         phases);
             }
         }
     }
