@@ -3,7 +3,9 @@
  *
  * Shapes (one image): in (C, H, W), weight (OC, C, K, K), out (OC, OH, OW), with stride S and zero
  * padding P on every side: OH = (H + 2P - K) / S + 1 (floor), likewise OW.
- * im2col turns an image into col (C*K*K, OH*OW), so that out = weight (OC, C*K*K) x col.
+ * im2col turns an image into col (C*K*K, OH*OW), so that out = weight (OC, C*K*K) x col; a strided or
+ * padded convolution unfolds from phase planes instead (im2col_phased), so that every row piece of col is
+ * one contiguous copy.
  *
  * Each thread owns a slice of the batch and takes it `group` images at a time: their columns side by
  * side, (C*K*K, group*OH*OW), so that each of the three GEMMs is one call `group` times wider (or deeper)
