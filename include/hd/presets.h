@@ -28,12 +28,12 @@ typedef struct {
     hd_optimizer_kind optimizer;
     float lr, adam_beta1, adam_beta2;
     hd_lr_schedule_kind lr_schedule;
-    double lr_decay; /* exp's factor per epoch (0: the default) */
+    float augment_rotation, augment_shift, augment_zoom; /* degrees, pixels, zoom's half-range */
+    double lr_decay;                                     /* exp's factor per epoch (0: the default) */
     float label_smoothing;
     int batch, augment, normalize;
     double epochs;
     double val_fraction;
-    float augment_rotation, augment_shift, augment_zoom; /* degrees, pixels, zoom's half-range */
 } hd_preset;
 
 /* The preset of that name, or NULL (then the text is a spec). */

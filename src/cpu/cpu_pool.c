@@ -133,7 +133,7 @@ void cpu_maxpool_forward(hd_backend *be, void *plan_ptr, int n, const float *in,
             const float *x = in + (size_t)p * s->in_h * s->in_w;
             float *y = out + (size_t)p * s->out_h * s->out_w;
             int32_t *arg = plan->argmax + (size_t)p * s->out_h * s->out_w;
-            if (s->size == 2)
+            if (vals && idx) /* a 2x2 plan */
                 pool_plane_2x2(s, x, y, arg, vals, idx);
             else
                 pool_plane(s, x, y, arg);

@@ -25,15 +25,15 @@
 #define AUGMENT_DEFAULTS HD_AUGMENT_DEFAULT_ROTATION_DEG, HD_AUGMENT_DEFAULT_SHIFT_PX, HD_AUGMENT_DEFAULT_ZOOM
 static const hd_preset presets[] = {
     {"fast", HD_PRESET_FAST_SPEC, "one epoch, one-cycle Adam, batch 256, no validation (issue 24)",
-     HD_OPT_ADAM, 1e-2f, 0.7f, 0.9f, HD_LR_ONECYCLE, 0.0, 0.0f, 256, 0, 1, 1.0, 0.0, AUGMENT_DEFAULTS},
+     HD_OPT_ADAM, 1e-2f, 0.7f, 0.9f, HD_LR_ONECYCLE, AUGMENT_DEFAULTS, 0.0, 0.0f, 256, 0, 1, 1.0, 0.0},
     {"keras", HD_DEFAULT_SPEC, "the default model and recipe (Keras's MNIST CNN)", HD_OPT_ADAM, 1e-3f, 0.9f,
-     0.999f, HD_LR_CONSTANT, 0.0, 0.0f, 128, 1, 0, 40.0, 0.1, AUGMENT_DEFAULTS},
+     0.999f, HD_LR_CONSTANT, AUGMENT_DEFAULTS, 0.0, 0.0f, 128, 1, 0, 40.0, 0.1},
     {"lenet5", HD_PRESET_LENET5_SPEC, "LeNet-5 (LeCun et al. 1998) on 28x28, ReLU; the default recipe",
-     HD_OPT_ADAM, 1e-3f, 0.9f, 0.999f, HD_LR_CONSTANT, 0.0, 0.0f, 128, 1, 0, 40.0, 0.1, AUGMENT_DEFAULTS},
+     HD_OPT_ADAM, 1e-3f, 0.9f, 0.999f, HD_LR_CONSTANT, AUGMENT_DEFAULTS, 0.0, 0.0f, 128, 1, 0, 40.0, 0.1},
     {"best", HD_PRESET_BEST_SPEC,
      "Deotte (2018)'s 7 convs with batch norm; Adam x 0.95 an epoch, batch 64, 30 epochs, augmented, "
      "no validation",
-     HD_OPT_ADAM, 1e-3f, 0.9f, 0.999f, HD_LR_EXP, 0.95, 0.0f, 64, 1, 0, 30.0, 0.0, AUGMENT_DEFAULTS},
+     HD_OPT_ADAM, 1e-3f, 0.9f, 0.999f, HD_LR_EXP, AUGMENT_DEFAULTS, 0.95, 0.0f, 64, 1, 0, 30.0, 0.0},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
