@@ -47,6 +47,13 @@ static hd_train_config recipe(const char *run) {
     return cfg;
 }
 
+/* Whether settings.txt (its text; NULL: not read) has the line "label: want". */
+static int settings_say(const char *settings, const char *label, const char *want) {
+    char value[64];
+    return settings && hd_run_settings_file_value(settings, label, value, sizeof value) == 1 &&
+           strcmp(value, want) == 0;
+}
+
 static float onecycle_rate(uint64_t step, uint64_t total) {
     hd_lr_schedule s = {
         HD_LR_ONECYCLE, 0.01f, 0, 0.3, total, HD_ONECYCLE_DIV_FACTOR, HD_ONECYCLE_FINAL_DIV_FACTOR, 0, 0};
@@ -222,13 +229,8 @@ static void test_exp_schedule(hd_backend *be, const char *dir, const hd_dataset 
           decay ? decay : "none", smoothing ? smoothing : "none");
     hd_safetensors_free(file);
     char *settings = hd_run_settings_file_read(run);
-    char value[64];
-    CHECK(settings && hd_run_settings_file_value(settings, "lr_schedule", value, sizeof value) &&
-              strcmp(value, "exp") == 0 &&
-              hd_run_settings_file_value(settings, "exp_lr_decay", value, sizeof value) &&
-              strcmp(value, "0.5") == 0 &&
-              hd_run_settings_file_value(settings, "label_smoothing", value, sizeof value) &&
-              strcmp(value, "0.1") == 0,
+    CHECK(settings_say(settings, "lr_schedule", "exp") && settings_say(settings, "exp_lr_decay", "0.5") &&
+              settings_say(settings, "label_smoothing", "0.1"),
           "settings.txt: %s", settings ? settings : hd_last_error());
     free(settings);
     more.epochs = 4;
@@ -287,13 +289,9 @@ static void test_augment_ranges(hd_backend *be, const char *dir, const hd_datase
     CHECK(hd_train(be, &more, train, test, &result) == 0 && result.epochs_run == 3, "resumed: %s",
           hd_last_error());
     char *settings = hd_run_settings_file_read(run);
-    char value[64];
-    CHECK(settings && hd_run_settings_file_value(settings, "augment_rotation_deg", value, sizeof value) &&
-              strcmp(value, "10") == 0 &&
-              hd_run_settings_file_value(settings, "augment_shift_px", value, sizeof value) &&
-              strcmp(value, "2") == 0 &&
-              hd_run_settings_file_value(settings, "augment_zoom", value, sizeof value) &&
-              strcmp(value, "0.1") == 0,
+    CHECK(settings_say(settings, "augment_rotation_deg", "10") &&
+              settings_say(settings, "augment_shift_px", "2") &&
+              settings_say(settings, "augment_zoom", "0.1"),
           "settings.txt: %s", settings ? settings : hd_last_error());
     free(settings);
 }
