@@ -206,14 +206,16 @@ static void col2im(const cpu_conv_plan *plan, const float *col, size_t ld, float
     }
 }
 
-/* A strided or padded convolution, unfolded without a gather or a bounds test per row piece: the image is
- * first copied into phase planes, the zero-padded image split by stride phase,
- *     phase[c][py][px][i][j] = padded[c][i*S + py][j*S + px]   (padded[y][x] = in[y - pad][x - pad], 0
- * outside), so that tap (ky, kx) of output (oy, ox), padded[oy*S + ky][ox*S + kx], is phase[c][ky % S][kx %
- * S][oy + ky / S][ox + kx / S]: each row piece of col is out_w contiguous floats. col2im_phased adds the
- * pieces back into phase planes, in the same order as col2im adds them into din, and folds the planes into
- * din: the same sums, bit for bit. */
-static const float *phase_plane(const cpu_conv_plan *plan, const float *phases, int c, int ky, int kx) {
+/* A strided or padded convolution, unfolded without a gather or a bounds test per row piece. The image
+ * is first copied into phase planes: the zero-padded image split by stride phase,
+ *     phase[c][py][px][i][j] = padded[c][i*S + py][j*S + px],
+ *     padded[c][y][x] = in[c][y - pad][x - pad] (0 outside the image).
+ * Tap (ky, kx) of output (oy, ox) reads padded[c][oy*S + ky][ox*S + kx], which is
+ *     phase[c][ky % S][kx % S][oy + ky / S][ox + kx / S],
+ * so each row piece of col is out_w contiguous floats. col2im_phased adds the pieces back into phase
+ * planes, in the same order as col2im adds them into din, then folds the planes into din: the same sums,
+ * bit for bit. */
+static float *phase_plane(const cpu_conv_plan *plan, float *phases, int c, int ky, int kx) {
     int stride = plan->shape.stride;
     return phases +
            ((size_t)(c * stride + ky % stride) * stride + kx % stride) * plan->phase_h * plan->phase_w;
@@ -257,7 +259,7 @@ static void col2im_phased(const cpu_conv_plan *plan, const float *col, size_t ld
         for (int ky = 0; ky < k; ky++)
             for (int kx = 0; kx < k; kx++) {
                 float *plane =
-                    (float *)phase_plane(plan, phases, c, ky, kx) + (size_t)(ky / stride) * pw + kx / stride;
+                    phase_plane(plan, phases, c, ky, kx) + (size_t)(ky / stride) * pw + kx / stride;
                 const float *row = col + ((size_t)(c * k + ky) * k + kx) * ld;
                 for (int oy = 0; oy < s->out_h; oy++) {
                     float *restrict d = plane + (size_t)oy * pw;
