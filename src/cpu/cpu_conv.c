@@ -49,8 +49,6 @@ typedef struct {
     float *y;             /* threads * y_size */
     float *dweight_parts; /* threads * dw_size */
     float *dbias_parts;   /* threads * db_size */
-    /* Per kernel column kx, the output columns that read the image (valid_columns): [lo[kx], hi[kx]). */
-    int *valid_lo, *valid_hi;
     /* A strided or padded convolution unfolds from phase planes (im2col_phased): the image zero-padded
      * and split by stride phase, C * S * S planes of phase_h x phase_w, one image's per thread. */
     int phased, phase_h, phase_w;
@@ -67,23 +65,8 @@ void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
     free(plan->y);
     free(plan->dweight_parts);
     free(plan->dbias_parts);
-    free(plan->valid_lo);
-    free(plan->valid_hi);
     free(plan->phase_parts);
     free(plan);
-}
-
-/* The output columns ox whose input column ox*stride + kx - pad lies inside the image: [*lo, *hi). */
-static void valid_columns(const hd_conv_shape *s, int kx, int *lo, int *hi) {
-    int stride = s->stride, first = s->pad - kx, last = s->in_w - 1 + s->pad - kx;
-    *lo = first > 0 ? (first + stride - 1) / stride : 0;
-    if (*lo > s->out_w) /* padding wider than the output: no column reads the image */
-        *lo = s->out_w;
-    *hi = last >= 0 ? last / stride + 1 : 0;
-    if (*hi > s->out_w)
-        *hi = s->out_w;
-    if (*hi < *lo)
-        *hi = *lo;
 }
 
 void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
@@ -115,8 +98,6 @@ void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
     plan->y = cpu_parts_alloc(plan->y_size, plan->threads);
     plan->dweight_parts = cpu_parts_alloc(plan->dw_size, plan->threads);
     plan->dbias_parts = cpu_parts_alloc(plan->db_size, plan->threads);
-    plan->valid_lo = hd_malloc(sizeof(int) * (size_t)shape->kernel);
-    plan->valid_hi = hd_malloc(sizeof(int) * (size_t)shape->kernel);
     plan->phased = shape->stride > 1 || shape->pad > 0;
     if (plan->phased) {
         int stride = shape->stride;
@@ -126,83 +107,49 @@ void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
             cpu_part_stride((size_t)shape->in_c * stride * stride * plan->phase_h * plan->phase_w);
         plan->phase_parts = cpu_parts_alloc(plan->phase_size, plan->threads);
     }
-    if (!plan->col || !plan->y || !plan->dweight_parts || !plan->dbias_parts || !plan->valid_lo ||
-        !plan->valid_hi || (plan->phased && !plan->phase_parts)) {
+    if (!plan->col || !plan->y || !plan->dweight_parts || !plan->dbias_parts ||
+        (plan->phased && !plan->phase_parts)) {
         cpu_conv2d_plan_free(be, plan);
         return NULL;
     }
-    for (int kx = 0; kx < shape->kernel; kx++)
-        valid_columns(shape, kx, &plan->valid_lo[kx], &plan->valid_hi[kx]);
     return plan;
 }
 
-/* col[(c*K + ky)*K + kx][oy*OW + ox] = in[c][oy*S + ky - pad][ox*S + kx - pad] (0 outside), S the
- * stride, col's rows `ld` floats apart (a group's images side by side). Each row of col is a run of
- * input copied whole (every S-th element), zeros on either side when padded. */
+/* Stride 1, no padding (the others unfold from phase planes, below):
+ * col[(c*K + ky)*K + kx][oy*OW + ox] = in[c][oy + ky][ox + kx], col's rows `ld` floats apart (a group's
+ * images side by side). Each row piece is out_w contiguous floats of an input row. */
 static void im2col(const cpu_conv_plan *plan, const float *in, float *col, size_t ld) {
     const hd_conv_shape *s = &plan->shape;
-    int k = s->kernel, stride = s->stride;
+    int k = s->kernel;
     for (int c = 0; c < s->in_c; c++) {
         const float *plane = in + (size_t)c * s->in_h * s->in_w;
-        for (int ky = 0; ky < k; ky++) {
+        for (int ky = 0; ky < k; ky++)
             for (int kx = 0; kx < k; kx++) {
                 float *row = col + ((size_t)(c * k + ky) * k + kx) * ld;
-                int lo = plan->valid_lo[kx], hi = plan->valid_hi[kx];
-                for (int oy = 0; oy < s->out_h; oy++) {
-                    int iy = oy * stride + ky - s->pad;
-                    float *dst = row + (size_t)oy * s->out_w;
-                    if (iy < 0 || iy >= s->in_h || lo == hi) {
-                        memset(dst, 0, sizeof(float) * s->out_w);
-                        continue;
-                    }
-                    const float *src = plane + (size_t)iy * s->in_w + (lo * stride + kx - s->pad);
-                    if (lo > 0)
-                        memset(dst, 0, sizeof(float) * lo);
-                    if (stride == 1)
-                        memcpy(dst + lo, src, sizeof(float) * (hi - lo));
-                    else if (stride == 2) /* a constant stride: the compiler vectorises the gather */
-                        for (int i = 0; i < hi - lo; i++)
-                            dst[lo + i] = src[(size_t)2 * i];
-                    else
-                        for (int i = 0; i < hi - lo; i++)
-                            dst[lo + i] = src[(size_t)i * stride];
-                    if (hi < s->out_w)
-                        memset(dst + hi, 0, sizeof(float) * (s->out_w - hi));
-                }
+                for (int oy = 0; oy < s->out_h; oy++)
+                    memcpy(row + (size_t)oy * s->out_w, plane + (size_t)(oy + ky) * s->in_w + kx,
+                           sizeof(float) * s->out_w);
             }
-        }
     }
 }
 
 /* The adjoint of im2col: din[c][iy][ix] = sum of the col entries that read it (col's rows `ld` apart). */
 static void col2im(const cpu_conv_plan *plan, const float *col, size_t ld, float *din) {
     const hd_conv_shape *s = &plan->shape;
-    int k = s->kernel, stride = s->stride;
+    int k = s->kernel;
     memset(din, 0, sizeof(float) * (size_t)s->in_c * s->in_h * s->in_w);
     for (int c = 0; c < s->in_c; c++) {
         float *plane = din + (size_t)c * s->in_h * s->in_w;
-        for (int ky = 0; ky < k; ky++) {
+        for (int ky = 0; ky < k; ky++)
             for (int kx = 0; kx < k; kx++) {
                 const float *row = col + ((size_t)(c * k + ky) * k + kx) * ld;
-                int lo = plan->valid_lo[kx], hi = plan->valid_hi[kx];
                 for (int oy = 0; oy < s->out_h; oy++) {
-                    int iy = oy * stride + ky - s->pad;
-                    if (iy < 0 || iy >= s->in_h)
-                        continue;
-                    const float *src = row + (size_t)oy * s->out_w + lo;
-                    float *dst = plane + (size_t)iy * s->in_w + (lo * stride + kx - s->pad);
-                    if (stride == 1) { /* contiguous: the compiler vectorises it */
-                        float *restrict d = dst;
-                        const float *restrict from = src;
-                        for (int i = 0; i < hi - lo; i++)
-                            d[i] += from[i];
-                    } else {
-                        for (int i = 0; i < hi - lo; i++)
-                            dst[(size_t)i * stride] += src[i];
-                    }
+                    float *restrict d = plane + (size_t)(oy + ky) * s->in_w + kx;
+                    const float *restrict from = row + (size_t)oy * s->out_w;
+                    for (int i = 0; i < s->out_w; i++) /* contiguous: the compiler vectorises it */
+                        d[i] += from[i];
                 }
             }
-        }
     }
 }
 
