@@ -145,6 +145,7 @@ static void gpu_fill_ops(hd_backend_ops *ops) {
     ops->softmax_xent = gpu_softmax_xent;
     ops->adam_step = gpu_adam_step;
     ops->sgd_step = gpu_sgd_step;
+    ops->ema_update = gpu_ema_update;
 }
 
 static int gpu_context_init(hd_gpu_backend *gpu) {

@@ -226,6 +226,7 @@ void gpu_adam_step(hd_backend *be, size_t count, float *params, const float *gra
                    float beta1, float beta2, float eps, const hd_step_scalars *step);
 void gpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grads, float *velocity,
                   float momentum, int nesterov, const hd_step_scalars *step);
+void gpu_ema_update(hd_backend *be, size_t count, float *avg, const float *x, const hd_step_scalars *step);
 
 #ifdef __cplusplus
 }

@@ -80,6 +80,7 @@ expect 0 "^\.TH HD-GPU 1" -- "$bin" --man
 expect 0 "--optimizer NAME .*one of: adam sgd" -- "$bin" train --help
 expect 2 "--optimizer 'adamw': expected one of: adam sgd" -- "$bin" train --optimizer adamw
 expect 2 "--nesterov is for --optimizer sgd" -- "$bin" train --nesterov
+expect 2 "--ema '1': expected a decay in \[0, 1\)" -- "$bin" train --ema 1
 expect 2 "--nesterov needs a momentum above 0" -- "$bin" train --optimizer sgd --momentum 0 --nesterov
 # A run directory where a model is asked for must hold best.safetensors.
 mkdir -p "$tmp/no-model"

@@ -209,6 +209,48 @@ static void test_optimizer(const backend_pair *p, int adam, int nesterov, size_t
     free(h);
 }
 
+/* The weights' moving average (--ema): avg += w (x - avg) with this step's w read from the step scalars,
+ * over fresh random averages and weights, five steps with w from 1 (a copy) down to 1e-4. The kernel and
+ * the CPU loop both call hd_ema_update, three rounded operations with no fused multiply-add on the device:
+ * equal bit for bit (tolerance 0). */
+static void test_ema(const backend_pair *p, size_t count, uint64_t *rng) {
+    float *h = malloc(count * sizeof *h),
+          *out[2] = {malloc(count * sizeof(float)), malloc(count * sizeof(float))};
+    hd_backend *be[2] = {p->cpu, p->gpu};
+    float *avg[2], *x[2];
+    hd_step_scalars *scalars[2];
+    test_fill_uniform(h, count, -1.0f, 1.0f, rng);
+    for (int k = 0; k < 2; k++) {
+        scalars[k] = hd_backend_alloc_step_scalars(be[k]);
+        avg[k] = gpu_device_copy(be[k], h, count);
+        x[k] = gpu_device_copy(be[k], NULL, count);
+    }
+    const float weights[5] = {1.0f, 0.5f, 0.0909090936f, 1e-3f, 1e-4f};
+    for (int t = 0; t < 5; t++) {
+        test_fill_uniform(h, count, -0.3f, 0.3f, rng);
+        const hd_step_scalars value = {(uint64_t)t, 1e-3f, weights[t]};
+        for (int k = 0; k < 2; k++) {
+            be[k]->ops->upload(be[k], x[k], h, count * 4);
+            be[k]->ops->set_step_scalars(be[k], scalars[k], &value);
+            be[k]->ops->ema_update(be[k], count, avg[k], x[k], scalars[k]);
+        }
+    }
+    for (int k = 0; k < 2; k++)
+        be[k]->ops->download(be[k], out[k], avg[k], count * sizeof(float));
+    size_t differ = 0;
+    for (size_t i = 0; i < count; i++)
+        differ += memcmp(&out[0][i], &out[1][i], sizeof(float)) != 0;
+    CHECK(differ == 0, "ema_update over %zu floats: %zu differ from the CPU's", count, differ);
+    float *bufs[2][2] = {{avg[0], avg[1]}, {x[0], x[1]}};
+    for (int j = 0; j < 2; j++)
+        free_pair(p, bufs[j]);
+    for (int k = 0; k < 2; k++) {
+        be[k]->ops->free(be[k], scalars[k]);
+        free(out[k]);
+    }
+    free(h);
+}
+
 int main(void) {
     uint64_t rng = test_fresh_seed();
     backend_pair p;
@@ -239,6 +281,8 @@ int main(void) {
     test_optimizer(&p, 0, 0, param_count, &rng);
     test_optimizer(&p, 0, 1, param_count, &rng);
     test_optimizer(&p, 1, 0, 5, &rng);
+    test_ema(&p, param_count, &rng);
+    test_ema(&p, 3, &rng);
 
     gpu_pair_close(&p);
     return test_finish();

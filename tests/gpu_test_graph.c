@@ -57,6 +57,7 @@ static int trainer_open(trainer *t, int no_graphs, uint64_t init_seed, uint64_t 
     t->own_labels = t->model.labels;
     hd_model_init_weights(&t->model, init_seed);
     hd_optimizer_defaults(&t->opt, HD_OPT_ADAM);
+    t->opt.ema_decay = 0.99; /* the average's weight changes every step: a replay must read this step's */
     CHECK(hd_optimizer_init(&t->opt, &t->model) == 0, "optimizer: %s", hd_last_error());
     hd_train_step_init(&t->runner, &t->model, &t->opt, dropout_seed);
     for (int b = 0; b < 2; b++) {
@@ -174,6 +175,8 @@ int main(void) {
                             GPU_TOL_EXACT);
         gpu_compare_tensors("adam v", &pair, replayed.opt.v, direct.opt.v, count, GPU_TOL_EXACT,
                             GPU_TOL_EXACT);
+        gpu_compare_tensors("weight average", &pair, replayed.opt.average, direct.opt.average, count,
+                            GPU_TOL_EXACT, GPU_TOL_EXACT);
         float metrics[2][2];
         for (int k = 0; k < 2; k++)
             both[k]->be->ops->download(both[k]->be, metrics[k], both[k]->model.metrics, sizeof metrics[k]);

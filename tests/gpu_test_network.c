@@ -160,7 +160,7 @@ static void compare_gradients(hd_model *cm, hd_model *gm, int n, uint64_t *rng) 
         hd_model *models[2] = {cm, gm};
         for (int k = 0; k < 2; k++) {
             upload_batch(models[k], images, labels, n);
-            hd_model_set_step(models[k], step, 0.0f);
+            hd_model_set_step(models[k], step, 0.0f, 0.0f);
             hd_model_forward(models[k], n, 1, seed);
         }
         size_t differ = pattern_differences(cm, gm, n);

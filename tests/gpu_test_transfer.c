@@ -82,7 +82,7 @@ static void test_frozen_gradients(const gpu_backend_pair *pair) {
             hd_backend *be = models[k]->be;
             be->ops->upload(be, models[k]->input, images, (size_t)n * HW * HW * sizeof(float));
             be->ops->upload(be, models[k]->labels, labels, (size_t)n * sizeof(int32_t));
-            hd_model_set_step(models[k], 11 + (uint64_t)pass, 1e-3f);
+            hd_model_set_step(models[k], 11 + (uint64_t)pass, 1e-3f, 0.0f);
             hd_model_forward(models[k], n, 1, drop_seed);
             hd_model_loss(models[k], n, 1);
             hd_model_backward(models[k], n, drop_seed);

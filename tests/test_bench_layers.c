@@ -67,8 +67,8 @@ static void test_layer_by_layer_is_the_pass(hd_backend *be, uint64_t *rng) {
     split.be->ops->upload(be, split.input, whole.input, (size_t)BATCH * HW * HW * sizeof(float));
     split.be->ops->upload(be, split.labels, whole.labels, BATCH * sizeof(int32_t));
     for (int step = 1; step <= 2; step++) { /* the second step sees the first's running statistics */
-        hd_model_set_step(&whole, (uint64_t)step, 0.0f);
-        hd_model_set_step(&split, (uint64_t)step, 0.0f);
+        hd_model_set_step(&whole, (uint64_t)step, 0.0f, 0.0f);
+        hd_model_set_step(&split, (uint64_t)step, 0.0f, 0.0f);
         const float *logits = hd_model_forward(&whole, BATCH, 1, seed);
         for (int i = 0; i < split.n_layers; i++)
             hd_model_forward_layer(&split, i, BATCH, 1, seed);

@@ -314,7 +314,7 @@ static void test_batchnorm(fixture *fx) {
     float images[BATCH * 28 * 28];
     test_fill_uniform(images, BATCH * 28 * 28, 0.0f, 1.0f, &fx->rng);
     a.be->ops->upload(a.be, a.input, images, sizeof images);
-    hd_model_set_step(&a, 0, 0.0f);
+    hd_model_set_step(&a, 0, 0.0f, 0.0f);
     for (int i = 0; i < 3; i++) /* three training forwards: running statistics away from 0 and 1 */
         hd_model_forward(&a, BATCH, 1, 1);
     a.batches_tracked = 9007199254740993ull; /* 2^53 + 1: only an integer type keeps it */
@@ -365,6 +365,75 @@ static void test_batchnorm(fixture *fx) {
               cases[i].needle);
     }
     free(sa), free(sb), free(path), free(bad);
+    hd_model_destroy(&a);
+    hd_model_destroy(&b);
+}
+
+/* The weight average (--ema) travels with the optimizer's state: "optimizer.average.<name>" for every
+ * parameter and running statistic, the decay as hd.optimizer.ema_decay. A load with an optimizer restores
+ * it bit for bit; a load without one ignores it; an optimizer with or without an average refuses a file
+ * that has the other. */
+static void test_weight_average(fixture *fx) {
+    const char *spec = "conv:4:3,bn,relu,maxpool:2,flatten,dense:8,bn,relu,dense:10";
+    hd_model a, b;
+    CHECK(hd_model_create(&a, fx->be, spec, 1, 28, 28, BATCH) == 0 &&
+              hd_model_create(&b, fx->be, spec, 1, 28, 28, BATCH) == 0,
+          "bn model: %s", hd_last_error());
+    hd_model_init_weights(&a, 5);
+    hd_optimizer opt_a, opt_b, plain;
+    hd_optimizer_defaults(&opt_a, HD_OPT_ADAM);
+    hd_optimizer_defaults(&opt_b, HD_OPT_ADAM);
+    hd_optimizer_defaults(&plain, HD_OPT_ADAM);
+    opt_a.ema_decay = 0.9990000000000001; /* 17 significant digits must survive */
+    opt_b.ema_decay = 0.5;
+    CHECK(hd_optimizer_init(&opt_a, &a) == 0 && hd_optimizer_init(&opt_b, &b) == 0 &&
+              hd_optimizer_init(&plain, &b) == 0,
+          "optimizer init: %s", hd_last_error());
+    float *avg = malloc(a.param_count * sizeof *avg), *avg_state = malloc(a.state_count * sizeof *avg_state);
+    test_fill_uniform(avg, a.param_count, -1.0f, 1.0f, &fx->rng);
+    test_fill_uniform(avg_state, a.state_count, 0.5f, 2.0f, &fx->rng);
+    a.be->ops->upload(a.be, opt_a.average, avg, a.param_count * sizeof *avg);
+    a.be->ops->upload(a.be, opt_a.average_state, avg_state, a.state_count * sizeof *avg_state);
+    char *path = test_path_join(fx->dir, "ema.safetensors"),
+         *no_ema = test_path_join(fx->dir, "no-ema.safetensors");
+    CHECK(hd_checkpoint_save(path, &a, &opt_a, NULL, 0) == 0, "save: %s", hd_last_error());
+    CHECK(hd_checkpoint_load(path, &b, &opt_b, NULL) == 0, "load: %s", hd_last_error());
+    float *got = download(&b, opt_b.average, b.param_count),
+          *got_state = download(&b, opt_b.average_state, b.state_count);
+    CHECK(same_bits(avg, got, a.param_count) && same_bits(avg_state, got_state, a.state_count),
+          "the average differs after the round trip");
+    CHECK(opt_b.ema_decay == opt_a.ema_decay, "decay %.17g back as %.17g", opt_a.ema_decay, opt_b.ema_decay);
+    float *pa = host_params(&a), *pb = host_params(&b);
+    CHECK(same_bits(pa, pb, a.param_count), "the live weights differ after the round trip");
+    hd_safetensors *file = NULL;
+    CHECK(hd_safetensors_read(path, &file) == 0, "read: %s", hd_last_error());
+    if (file) {
+        int rank = 0;
+        int64_t dims[4];
+        CHECK(hd_safetensors_find(file, "optimizer.average.conv1.weight", &rank, dims) && rank == 4 &&
+                  hd_safetensors_find(file, "optimizer.average.bn2.running_var", &rank, dims) && dims[0] == 8,
+              "the average's tensors are not in the file under their names");
+        hd_safetensors_free(file);
+    }
+    /* Model only (eval, predict, serve on last.safetensors): the average is not the model's; ignored. */
+    hd_model_init_weights(&b, 9);
+    CHECK(hd_checkpoint_load(path, &b, NULL, NULL) == 0, "load without optimizer: %s", hd_last_error());
+    free(pb);
+    pb = host_params(&b);
+    CHECK(same_bits(pa, pb, a.param_count), "model-only load: not the live weights");
+    expect_load_fails(path, &b, &plain, "holds a weight average (--ema 0.999", "average, none asked");
+    CHECK(hd_checkpoint_save(no_ema, &a, &plain, NULL, 0) == 0, "save plain: %s", hd_last_error());
+    expect_load_fails(no_ema, &b, &opt_b, "holds no weight average, which --ema 0.999",
+                      "no average, one asked");
+    /* An applied average: the model holds it, so saving or loading the optimizer's state is refused. */
+    CHECK(hd_optimizer_average_apply(&opt_a, &a) == 0, "apply: %s", hd_last_error());
+    CHECK(hd_checkpoint_save(no_ema, &a, &opt_a, NULL, 0) != 0 && strstr(hd_last_error(), "restore the live"),
+          "saving with the average applied: %s", hd_last_error());
+    CHECK(hd_optimizer_average_restore(&opt_a, &a) == 0, "restore: %s", hd_last_error());
+    free(got), free(got_state), free(pa), free(pb), free(avg), free(avg_state), free(path), free(no_ema);
+    hd_optimizer_free(&opt_a, &a);
+    hd_optimizer_free(&opt_b, &b);
+    hd_optimizer_free(&plain, &b);
     hd_model_destroy(&a);
     hd_model_destroy(&b);
 }
@@ -428,6 +497,7 @@ int main(void) {
         test_refusals(&fx);
         test_batchnorm(&fx);
         test_strided_round_trip(&fx);
+        test_weight_average(&fx);
     }
     test_remove_tree(fx.dir);
     free(fx.dir);

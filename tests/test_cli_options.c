@@ -135,6 +135,7 @@ static void test_train_help_defaults(void) {
         {"--min-lr", "(default ", d.min_lr},
         {"--lr-decay", "(default ", d.lr_decay},
         {"--label-smoothing", "(default ", d.label_smoothing},
+        {"--ema", "(default ", d.ema},
         {"--augment-rotation", "(default ", d.augment_rotation},
         {"--augment-shift", "(default ", d.augment_shift},
         {"--augment-zoom", "(default ", d.augment_zoom},

@@ -234,7 +234,7 @@ static void test_model(hd_backend *be) {
 
     const float images[8] = {1, 2, 3, 4, 5, 6, 7, 8}; /* bn1 sees mean 4.5, biased var 5.25, unbiased 6 */
     memcpy(model.input, images, sizeof images);
-    hd_model_set_step(&model, 0, 0.0f);
+    hd_model_set_step(&model, 0, 0.0f, 0.0f);
     hd_model_forward(&model, 2, 1, 1);
     hd_model_get_state(&model, state);
     CHECK(fabsf(state[0] - 0.45f) < 1e-6f && fabsf(state[1] - (0.9f + 0.6f)) < 1e-6f,

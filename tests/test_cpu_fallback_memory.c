@@ -45,7 +45,7 @@ static void train_one_step(hd_backend *be) {
         images[i] = (float)(i % 7) / 7.0f;
     be->ops->upload(be, model.input, images, sizeof images);
     be->ops->upload(be, model.labels, labels, sizeof labels);
-    hd_model_set_step(&model, 0, hd_optimizer_next_step_size(&opt));
+    hd_model_set_step(&model, 0, hd_optimizer_next_step_size(&opt), 0.0f);
     hd_model_forward(&model, 4, 1, 1);
     hd_model_loss(&model, 4, 1);
     hd_model_backward(&model, 4, 1);

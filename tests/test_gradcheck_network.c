@@ -79,7 +79,7 @@ static void check_network(hd_backend *be, const char *spec, int in_c, int hw, in
         model.labels[i] = (int32_t)(test_rand_u64(rng) % (uint64_t)model.classes);
 
     model.metrics[0] = model.metrics[1] = 0;
-    hd_model_set_step(&model, 3, 0.0f); /* the dropout masks of step 3 throughout */
+    hd_model_set_step(&model, 3, 0.0f, 0.0f); /* the dropout masks of step 3 throughout */
     hd_model_forward(&model, n, 1, seed);
     if (smoothing > 0.0f) {
         /* Evaluation (no gradient) reports the plain cross-entropy, the same bits as without smoothing;

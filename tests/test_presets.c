@@ -101,6 +101,7 @@ int main(void) {
           "(given)",
           (double)best.lr, best.lr_schedule, best.lr_decay, best.batch, best.epochs, best.augment,
           best.val_fraction, (double)best.label_smoothing);
+    CHECK(best.ema > 0.0 && best.ema < 1.0, "best averages its weights (--ema %g)", best.ema);
     CHECK(best.augment_rotation == 10.0f && best.augment_shift == 3.0f && best.augment_zoom == 0.1f,
           "best's augmentation: rotation %g, shift %g (given 3), zoom %g", (double)best.augment_rotation,
           (double)best.augment_shift, (double)best.augment_zoom);

@@ -166,11 +166,25 @@ static void test_adam_matches_formula(void) {
     CHECK(fabsf(q - 0.42f) < 1e-6 && fabsf(vel + 0.38f) < 1e-6, "sgd momentum: p %.6f v %.6f", q, vel);
 }
 
+/* The weight average's step: against the closed form of a constant weight (an average of a constant input
+ * converges to it as 1 - (1 - w)^t), the copy of w = 1 from zero exact, w = 0 a no-op. */
+static void test_ema_update(void) {
+    float avg = 0.0f, x = 0.7310586f;
+    CHECK(hd_ema_update(0.0f, x, 1.0f) == x && hd_ema_update(-2.5f, x, 0.0f) == -2.5f,
+          "ema: w = 1 from 0 copies, w = 0 keeps");
+    for (int t = 1; t <= 200; t++)
+        avg = hd_ema_update(avg, 2.0f, 0.01f);
+    double want = 2.0 * (1.0 - pow(0.99, 200)); /* 1.7320... */
+    CHECK(fabs(avg - want) < 1e-5, "ema of a constant 2 after 200 steps of w 0.01: %.7f, closed form %.7f",
+          (double)avg, want);
+}
+
 int main(void) {
     test_philox_known_answers();
     test_uniform_and_dropout_statistics();
     test_softmax_xent_row();
     test_label_smoothing();
     test_adam_matches_formula();
+    test_ema_update();
     return test_finish();
 }

@@ -8,7 +8,10 @@
  *  - --lr-schedule exp: each epoch's rate lr * decay^epoch, --lr-decay recorded and restored by --resume;
  *  - --augment-rotation/-shift/-zoom reach the augmentation: all three 0 trains exactly as --no-augment
  *    (the identity transform samples each pixel where it is), the default ranges do not; recorded,
- *    restored by --resume, and a contradicting one refused. */
+ *    restored by --resume, and a contradicting one refused;
+ *  - --ema: best.safetensors holds the average, which the run's test loss is of, last.safetensors the live
+ *    weights with the average beside them; a run stopped after an epoch and resumed ends with the same
+ *    bits as one that was not; a contradicting --ema refused. */
 #include "check.h"
 #include "hd/backend.h"
 #include "hd/checkpoint.h"
@@ -296,6 +299,82 @@ static void test_augment_ranges(hd_backend *be, const char *dir, const hd_datase
     free(settings);
 }
 
+/* The weights of `name` (optimizer.average.dense1.weight, ...) in a checkpoint, into out. */
+static int tensor_of(const char *path, const char *name, float *out, size_t count) {
+    hd_safetensors *file = NULL;
+    if (hd_safetensors_read(path, &file) != 0)
+        return -1;
+    int rank = 0;
+    int64_t dims[4] = {0};
+    const float *data = hd_safetensors_find(file, name, &rank, dims);
+    size_t have = rank == 2 ? (size_t)dims[0] * (size_t)dims[1] : rank == 1 ? (size_t)dims[0] : 0;
+    int rc = data && have == count ? 0 : hd_fail("%s: no %zu-float tensor %s", path, count, name);
+    if (rc == 0)
+        memcpy(out, data, count * sizeof *out);
+    hd_safetensors_free(file);
+    return rc;
+}
+
+static void test_weight_average(hd_backend *be, const char *dir, const hd_dataset *train,
+                                const hd_dataset *test) {
+    char whole[4200], split[4200], path[4300];
+    snprintf(whole, sizeof whole, "%s/ema-whole", dir);
+    snprintf(split, sizeof split, "%s/ema-split", dir);
+    /* A constant rate: a schedule spread over the run's length would differ between 1 + 1 and 2 epochs. */
+    hd_train_config cfg = recipe(whole);
+    cfg.lr_schedule = HD_LR_CONSTANT;
+    cfg.ema = 0.9;
+    cfg.epochs = 2;
+    hd_train_result result;
+    CHECK(hd_train(be, &cfg, train, test, &result) == 0, "--ema 0.9, 2 epochs: %s", hd_last_error());
+    enum { count = side * side * 10 };
+    static float last[count + 10], best[count + 10], average[count], resumed[count + 10];
+    double best_loss = -1.0;
+    snprintf(path, sizeof path, "%s/last.safetensors", whole);
+    CHECK(load_params(be, path, last, count + 10, NULL) == 0 &&
+              tensor_of(path, "optimizer.average.dense1.weight", average, count) == 0,
+          "last.safetensors: %s", hd_last_error());
+    snprintf(path, sizeof path, "%s/best.safetensors", whole);
+    CHECK(load_params(be, path, best, count + 10, &best_loss) == 0, "best.safetensors: %s", hd_last_error());
+    CHECK(memcmp(best, average, sizeof average) == 0, "best.safetensors does not hold the average");
+    CHECK(memcmp(best, last, sizeof last) != 0, "the average is the last weights");
+    CHECK(best_loss == result.test_loss, "the run's test loss %.17g is not its average's %.17g",
+          result.test_loss, best_loss);
+    char *settings = hd_run_settings_file_read(whole);
+    CHECK(settings_say(settings, "ema_decay", "0.9"), "settings.txt: %s",
+          settings ? settings : hd_last_error());
+    free(settings);
+
+    /* One epoch, then --resume to two: the same bits as the run straight through. */
+    cfg = recipe(split);
+    cfg.lr_schedule = HD_LR_CONSTANT;
+    cfg.ema = 0.9;
+    CHECK(hd_train(be, &cfg, train, test, &result) == 0, "--ema 0.9, 1 epoch: %s", hd_last_error());
+    hd_train_config more;
+    hd_train_config_defaults(&more);
+    more.run_dir = split;
+    more.resume = 1;
+    more.epochs = 2;
+    more.quiet = 1;
+    more.report = 0;
+    more.given = hd_run_settings_bit("epochs");
+    CHECK(hd_train(be, &more, train, test, &result) == 0, "resumed: %s", hd_last_error());
+    snprintf(path, sizeof path, "%s/best.safetensors", split);
+    CHECK(load_params(be, path, resumed, count + 10, NULL) == 0 && memcmp(resumed, best, sizeof best) == 0,
+          "resumed: the average differs from the run's straight through (%s)", hd_last_error());
+    snprintf(path, sizeof path, "%s/last.safetensors", split);
+    CHECK(load_params(be, path, resumed, count + 10, NULL) == 0 && memcmp(resumed, last, sizeof last) == 0,
+          "resumed: the live weights differ from the run's straight through (%s)", hd_last_error());
+    CHECK(result.test_loss == best_loss, "resumed: test loss %.17g, straight through %.17g", result.test_loss,
+          best_loss);
+    more.epochs = 3;
+    more.ema = 0.5;
+    more.given |= hd_run_settings_bit("ema");
+    CHECK(hd_train(be, &more, train, test, &result) != 0 &&
+              strstr(hd_last_error(), "--ema 0.5 contradicts") != NULL,
+          "a contradicting --ema refused: %s", hd_last_error());
+}
+
 int main(void) {
     hd_cpu_options cpu = {.threads = 1};
     hd_backend *be = hd_cpu_backend_create(&cpu);
@@ -343,6 +422,7 @@ int main(void) {
     test_fractional_epochs(be, dir, &train, &test);
     test_exp_schedule(be, dir, &train, &test);
     test_augment_ranges(be, dir, &train, &test);
+    test_weight_average(be, dir, &train, &test);
     test_remove_tree(dir);
     free(dir);
     hd_backend_destroy(be);

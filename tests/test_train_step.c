@@ -74,7 +74,7 @@ static void test_runner_matches_hand_written_step(hd_backend *be, hd_optimizer_k
         uint64_t global_step = 1000 + (uint64_t)step;
         hd_train_step_run(&runner, n, global_step);
 
-        hd_model_set_step(&by_hand, global_step, hd_optimizer_next_step_size(&opt_hand));
+        hd_model_set_step(&by_hand, global_step, hd_optimizer_next_step_size(&opt_hand), 0.0f);
         CHECK(by_hand.step->step == global_step, "the step scalars hold step %llu, not %llu",
               (unsigned long long)by_hand.step->step, (unsigned long long)global_step);
         hd_model_forward(&by_hand, n, 1, seed);
@@ -98,7 +98,7 @@ static void test_runner_matches_hand_written_step(hd_backend *be, hd_optimizer_k
      * momentum would still move the weights). */
     if (kind == HD_OPT_ADAM) {
         memcpy(before, by_hand.params, count * sizeof(float));
-        hd_model_set_step(&by_hand, 0, 0.0f);
+        hd_model_set_step(&by_hand, 0, 0.0f, 0.0f);
         hd_optimizer_update(&opt_hand, &by_hand);
         CHECK(memcmp(before, by_hand.params, count * sizeof(float)) == 0,
               "%s: an update with step size 0 changed the weights", name);
@@ -110,6 +110,91 @@ static void test_runner_matches_hand_written_step(hd_backend *be, hd_optimizer_k
     hd_optimizer_free(&opt_hand, &by_hand);
     hd_model_destroy(&by_runner);
     hd_model_destroy(&by_hand);
+}
+
+/* The weight average (--ema) of a network with batch norm and a frozen layer, trained by the runner, against
+ * the average worked out here on the host from each step's weights, with optimizer.h's formula written
+ * out again: bit for bit (both are the same three float operations). Then apply and restore. */
+#define BN_SPEC "conv:4:3:relu,bn,maxpool:2,flatten,dense:16:relu,bn,dropout:0.5,dense:10"
+
+static void test_weight_average(hd_backend *be, uint64_t *rng) {
+    hd_model model;
+    CHECK(hd_model_create(&model, be, BN_SPEC, 1, HW, HW, BATCH) == 0, "model: %s", hd_last_error());
+    hd_model_init_weights(&model, test_rand_u64(rng));
+    model.layers[0].frozen = 1; /* conv1: its average must stay its weights */
+    hd_optimizer opt;
+    hd_optimizer_defaults(&opt, HD_OPT_ADAM);
+    const double decay = 0.3; /* the warm-up's (1 + t) / (10 + t) passes 0.3 at t = 3 */
+    opt.ema_decay = decay;
+    CHECK(hd_optimizer_init(&opt, &model) == 0 && opt.average && opt.average_state, "optimizer: %s",
+          hd_last_error());
+    hd_train_step ts;
+    hd_train_step_init(&ts, &model, &opt, test_rand_u64(rng));
+    size_t np = model.param_count, ns = model.state_count;
+    float *want = calloc(np + ns, sizeof(float)),
+          *conv1 = malloc(model.layers[0].weight_count * sizeof(float));
+    memcpy(conv1, model.params + model.layers[0].weight_offset, model.layers[0].weight_count * sizeof(float));
+    int differs = 0;
+    for (uint64_t t = 1; t <= 8; t++) {
+        fill_batch(&model, rng);
+        hd_train_step_run(&ts, BATCH, t - 1);
+        double warm = (1.0 + (double)t) / (10.0 + (double)t);
+        float w = t == 1 ? 1.0f : (float)(1.0 - fmin(decay, warm));
+        CHECK(opt.average_weight == w, "step %llu: average weight %.9g, expected %.9g", (unsigned long long)t,
+              (double)opt.average_weight, (double)w);
+        for (size_t i = 0; i < np; i++)
+            want[i] = want[i] + w * (model.params[i] - want[i]);
+        for (size_t i = 0; i < ns; i++)
+            want[np + i] = want[np + i] + w * (model.state[i] - want[np + i]);
+        CHECK(memcmp(want, opt.average, np * sizeof(float)) == 0 &&
+                  memcmp(want + np, opt.average_state, ns * sizeof(float)) == 0,
+              "step %llu: the average is not the host's", (unsigned long long)t);
+        differs |= memcmp(opt.average, model.params, np * sizeof(float)) != 0;
+    }
+    CHECK(differs, "the average never differed from the live weights");
+    CHECK(memcmp(opt.average + model.layers[0].weight_offset, conv1,
+                 model.layers[0].weight_count * sizeof(float)) == 0,
+          "a frozen layer's average moved off its weights");
+
+    /* apply: the model holds the average; restore: the live weights again, bit for bit. */
+    float *live = malloc((np + ns) * sizeof(float));
+    memcpy(live, model.params, np * sizeof(float));
+    memcpy(live + np, model.state, ns * sizeof(float));
+    CHECK(hd_optimizer_average_apply(&opt, &model) == 0 && opt.applied, "apply: %s", hd_last_error());
+    CHECK(hd_optimizer_average_apply(&opt, &model) == 0, "apply twice: %s", hd_last_error());
+    CHECK(memcmp(model.params, want, np * sizeof(float)) == 0 &&
+              memcmp(model.state, want + np, ns * sizeof(float)) == 0,
+          "apply: the model does not hold the average");
+    CHECK(hd_optimizer_average_restore(&opt, &model) == 0 && !opt.applied, "restore: %s", hd_last_error());
+    CHECK(memcmp(model.params, live, np * sizeof(float)) == 0 &&
+              memcmp(model.state, live + np, ns * sizeof(float)) == 0,
+          "restore: the live weights did not come back");
+
+    /* Without --ema: no average, weight 0, apply does nothing. */
+    hd_optimizer plain;
+    hd_optimizer_defaults(&plain, HD_OPT_SGD);
+    CHECK(hd_optimizer_init(&plain, &model) == 0 && !plain.average, "plain optimizer");
+    CHECK(hd_optimizer_next_step_size(&plain) > 0.0f && plain.average_weight == 0.0f,
+          "an optimizer without an average has weight %g", (double)plain.average_weight);
+    CHECK(hd_optimizer_average_apply(&plain, &model) == 0 && !plain.applied &&
+              memcmp(model.params, live, np * sizeof(float)) == 0,
+          "apply without an average changed the model");
+    CHECK(hd_optimizer_average_weight(0.999, 1) == 1.0f && hd_optimizer_average_weight(0.0, 5) == 0.0f &&
+              hd_optimizer_average_weight(0.999, 100000) == (float)(1.0 - 0.999),
+          "hd_optimizer_average_weight's ends");
+    opt.ema_decay = 1.0; /* a decay of 1 would never move: refused */
+    hd_optimizer bad = opt;
+    bad.m = bad.v = bad.average = bad.average_state = bad.live = NULL;
+    CHECK(hd_optimizer_init(&bad, &model) != 0 && strstr(hd_last_error(), "[0, 1)"), "decay 1 accepted: %s",
+          hd_last_error());
+
+    free(live);
+    free(want);
+    free(conv1);
+    hd_train_step_free(&ts);
+    hd_optimizer_free(&plain, &model);
+    hd_optimizer_free(&opt, &model);
+    hd_model_destroy(&model);
 }
 
 /* ---- the runner's bookkeeping, on a CPU backend given mock record ops ----
@@ -252,6 +337,7 @@ int main(void) {
     test_runner_matches_hand_written_step(be, HD_OPT_ADAM, &rng);
     test_runner_matches_hand_written_step(be, HD_OPT_SGD, &rng);
     test_runner_bookkeeping(be);
+    test_weight_average(be, &rng);
     hd_backend_destroy(be);
     return test_finish();
 }

@@ -117,8 +117,8 @@ static void test_frozen_gradients(hd_backend *be) {
     for (int l = 0; l < 4; l++)
         for (size_t i = 0; part.layers[l].dout && i < (size_t)BATCH * part.layers[l].out_size; i++)
             part.layers[l].dout[i] = SENTINEL;
-    hd_model_set_step(&full, 7, 1e-3f);
-    hd_model_set_step(&part, 7, 1e-3f);
+    hd_model_set_step(&full, 7, 1e-3f, 0.0f);
+    hd_model_set_step(&part, 7, 1e-3f, 0.0f);
     for (int pass = 0; pass < 2; pass++) { /* twice: a full batch, then a smaller one */
         int n = pass ? BATCH - 2 : BATCH;
         hd_model *models[2] = {&full, &part};

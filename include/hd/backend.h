@@ -57,9 +57,9 @@ typedef struct {
  * (one block per model, written by set_step_scalars before each step) and the ops read them
  * there, so that a recorded step (record_begin below) reads this step's values when replayed. */
 typedef struct {
-    uint64_t step;   /* the global training step: the dropout mask's counter */
-    float step_size; /* the optimizer's: Adam's bias-corrected learning rate, or SGD's */
-    float unused;    /* pads the block to 16 bytes */
+    uint64_t step;        /* the global training step: the dropout mask's counter */
+    float step_size;      /* the optimizer's: Adam's bias-corrected learning rate, or SGD's */
+    float average_weight; /* the weight average's (--ema): this step's weights' share in it; 0 when off */
 } hd_step_scalars;
 
 typedef struct hd_backend hd_backend;
@@ -186,6 +186,9 @@ struct hd_backend_ops {
                       float beta1, float beta2, float eps, const hd_step_scalars *step);
     void (*sgd_step)(hd_backend *be, size_t count, float *params, const float *grads, float *velocity,
                      float momentum, int nesterov, const hd_step_scalars *step);
+    /* The weights' moving average (--ema): avg = hd_ema_update(avg, x, step->average_weight) over `count`
+     * floats (backend memory). */
+    void (*ema_update)(hd_backend *be, size_t count, float *avg, const float *x, const hd_step_scalars *step);
 
     /* ---- optional timing (NULL on the CPU) ---- */
     /* Optional (NULL on the CPU): milliseconds between two fences, measured on the device (CUDA events).

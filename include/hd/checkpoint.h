@@ -5,10 +5,13 @@
  *   "<layer>.bias"    (units)
  *   "optimizer.m.<layer>.weight", "optimizer.v.<layer>.bias", ...: Adam's moments, or SGD's
  *                     velocity as m (saved only when an optimizer is given)
+ *   "optimizer.average.<layer>.weight", "optimizer.average.<bn>.running_var", ...: the weight average
+ *                     of an optimizer with one (--ema), of every parameter and running statistic
  * Metadata (all strings):
  *   hd.format_version "1"        hd.spec   the model's spec    hd.input "1x28x28"
  *   hd.optimizer      "adam"/"sgd", with hd.optimizer.lr, .t, .beta1, .beta2, .eps,
- *                     .momentum, .nesterov (floats printed with 9 significant digits)
+ *                     .momentum, .nesterov (floats printed with 9 significant digits), and
+ *                     .ema_decay (17 digits) when the optimizer keeps a weight average
  *   hd.data_crc32     CRC-32 of the data, checked on load (safetensors.h)
  *   and the caller's extra pairs (the trainer's epoch, best loss, seed, ...).
  * The file is written atomically and is readable by Python's safetensors. */
@@ -33,7 +36,9 @@ int hd_checkpoint_save(const char *path, const hd_model *model, const hd_optimiz
 /* Loads a checkpoint into a model built with the same spec and input shape. When opt is not
  * NULL (already set up with hd_optimizer_init for this model, of the checkpoint's kind), its
  * state, step count t and hyperparameters (lr, betas, eps, momentum, nesterov) are replaced by
- * the checkpoint's; a caller that wants other hyperparameters sets them after loading.
+ * the checkpoint's; a caller that wants other hyperparameters sets them after loading. Its weight
+ * average too: the optimizer must keep one (ema_decay > 0 at init) exactly when the file has one.
+ * Without opt, the file's optimizer tensors (the average among them) are not read.
  * Nothing is changed unless everything checks out. Fails with "PATH: model spec mismatch:
  * checkpoint has X, model is Y", on a missing or misshapen tensor, on a tensor the model does
  * not have, and when optimizer state is requested but absent. When file_out is not NULL it

@@ -100,8 +100,9 @@ int hd_model_check_input(const hd_model *model, const char *source, int channels
 int hd_model_init_weights(hd_model *model, uint64_t seed);
 
 /* Queues the scalars of the next training step into model->step (backend memory): the
- * dropout masks' counter and the optimizer's step size (hd_optimizer_next_step_size). */
-void hd_model_set_step(hd_model *model, uint64_t step, float step_size);
+ * dropout masks' counter, the optimizer's step size (hd_optimizer_next_step_size) and the weight
+ * average's share of this step (hd_optimizer.average_weight; 0 without one). */
+void hd_model_set_step(hd_model *model, uint64_t step, float step_size, float average_weight);
 /* Forward over n images already in model->input. training=1 applies dropout with the
  * mask of (seed, model->step's step) and normalises batch norm with the batch's statistics
  * (updating the running ones) unless the layer is frozen; training=0 uses the running ones. Returns the

@@ -32,6 +32,7 @@ typedef struct {
     double lr_decay;                                     /* exp's factor per epoch (0: the default) */
     float label_smoothing;
     int batch, augment, normalize;
+    double ema; /* the weights' moving average's decay (0: none) */
     double epochs;
     double val_fraction;
 } hd_preset;

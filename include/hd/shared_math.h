@@ -183,6 +183,18 @@ HD_HOST_DEVICE static inline void hd_sgd_update(float *param, float *velocity, f
     *param += nesterov ? momentum * vel - lr * grad : vel;
 }
 
+/* Weight averaging (--ema): one step of an exponential moving average of the weights,
+ *   avg = avg + w (x - avg),  w = 1 - decay this step (optimizer.h's hd_optimizer_average_weight).
+ * Three rounded operations in this order on both sides (no fused multiply-add on the device), so the
+ * CPU and GPU averages agree bit for bit; with avg = 0 and w = 1 it is an exact copy of x. */
+HD_HOST_DEVICE static inline float hd_ema_update(float avg, float x, float w) {
+#ifdef __CUDA_ARCH__
+    return __fadd_rn(avg, __fmul_rn(w, __fsub_rn(x, avg)));
+#else
+    return avg + w * (x - avg);
+#endif
+}
+
 /* Batch normalisation (PyTorch's BatchNorm1d/2d), per channel c over the count = n * h * w values
  * of a batch. The per-channel sums (mean, biased variance; sum dy and sum dy * xhat) are the
  * backends' own reductions; these are the per-element and per-channel steps around them.

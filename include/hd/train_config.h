@@ -22,6 +22,8 @@ typedef struct {
     double pct_start;                /* onecycle: fraction of the steps spent rising */
     double lr_decay;                 /* exp: the learning rate's factor per epoch */
     float label_smoothing;           /* targets (1 - E) one_hot + E / classes in training, E in [0, 1) */
+    double ema; /* --ema: the decay of the weights' moving average that evaluation and the kept checkpoint
+                 * use (optimizer.h); 0: none, the live weights */
     uint64_t seed;
     double val_fraction;
     int es_patience;     /* early stopping: epochs without val-loss improvement */

@@ -50,7 +50,8 @@ static void profiled_step(const hd_bench_layers_input *in, op_timer *t, double m
     size_t k = (size_t)(step % (uint64_t)in->n_batches);
     model->input = in->images + k * (size_t)in->batch * (size_t)in->image_size;
     model->labels = in->labels + k * (size_t)in->batch;
-    hd_model_set_step(model, step, hd_optimizer_next_step_size(in->opt));
+    float step_size = hd_optimizer_next_step_size(in->opt);
+    hd_model_set_step(model, step, step_size, in->opt->average_weight);
     model->batches_tracked++;
     for (int i = 0; i < model->n_layers; i++) {
         timer_start(t);

@@ -102,6 +102,13 @@ static int set_label_smoothing(void *s, const char *v) {
         return hd_fail("expected a number in [0, 1)");
     return T(s)->cfg.label_smoothing = (float)e, 0;
 }
+static int set_ema(void *s, const char *v) {
+    GIVEN(s, "ema");
+    double d;
+    if (hd_parse_real(v, 0.0, 1.0, &d) != 0 || !(d < 1.0))
+        return hd_fail("expected a decay in [0, 1)");
+    return T(s)->cfg.ema = d, 0;
+}
 static int set_batch_size(void *s, const char *v) {
     GIVEN(s, "batch");
     return hd_cli_int(v, 1, 65536, &T(s)->cfg.batch);
@@ -232,6 +239,10 @@ static const hd_cli_option model_options[] = {
                   "label smoothing in [0, 1) (default 0): train against targets (1 - E) one-hot\n"
                   "+ E / classes, as PyTorch's CrossEntropyLoss(label_smoothing=E); evaluation\n"
                   "losses stay the plain cross-entropy"),
+    HD_CLI_OPTION("ema", "DECAY", set_ema,
+                  "average the weights, in [0, 1) (default 0: off): validation, test and\n"
+                  "best.safetensors use their moving average (batch norm's statistics too),\n"
+                  "avg += (1 - d) (w - avg) every step t, d = min(DECAY, (1 + t) / (10 + t))"),
     HD_CLI_OPTION("batch-size", "N", set_batch_size, "(default 128)"),
     HD_CLI_OPTION("epochs", "N", set_epochs,
                   "at most this many epochs (default 40); a fraction (1.5) trains that share\n"

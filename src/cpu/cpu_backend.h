@@ -117,5 +117,6 @@ void cpu_adam_step(hd_backend *be, size_t count, float *params, const float *gra
                    float beta1, float beta2, float eps, const hd_step_scalars *step);
 void cpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grads, float *velocity,
                   float momentum, int nesterov, const hd_step_scalars *step);
+void cpu_ema_update(hd_backend *be, size_t count, float *avg, const float *x, const hd_step_scalars *step);
 
 #endif

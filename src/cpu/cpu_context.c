@@ -120,6 +120,7 @@ static const hd_backend_ops cpu_ops = {
     .softmax_xent = cpu_softmax_xent,
     .adam_step = cpu_adam_step,
     .sgd_step = cpu_sgd_step,
+    .ema_update = cpu_ema_update,
 };
 
 hd_backend *hd_cpu_backend_create(const hd_cpu_options *options) {

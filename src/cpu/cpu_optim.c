@@ -1,4 +1,5 @@
-/* cpu_optim.c: the Adam and SGD-with-momentum updates over all parameters on the CPU
+/* cpu_optim.c: the Adam and SGD-with-momentum updates over all parameters on the CPU, and the weights'
+ * moving average
  * (kernels/gpu_optim.cu is its GPU twin), element by element through hd_adam_update / hd_sgd_update
  * from shared_math.h, the functions the GPU kernels call. The step size is read from hd_step_scalars,
  * as a recorded GPU step reads it. */
@@ -21,4 +22,12 @@ void cpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grad
 #pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
     for (long long i = 0; i < total; i++)
         hd_sgd_update(&params[i], &velocity[i], grads[i], lr, momentum, nesterov);
+}
+
+void cpu_ema_update(hd_backend *be, size_t count, float *avg, const float *x, const hd_step_scalars *step) {
+    long long total = (long long)count;
+    float w = step->average_weight;
+#pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
+    for (long long i = 0; i < total; i++)
+        avg[i] = hd_ema_update(avg[i], x[i], w);
 }

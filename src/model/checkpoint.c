@@ -11,9 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NAME_LEN    64
-#define MAX_TENSORS (9 * HD_MAX_LAYERS) /* weight, bias, m and v of both; bn's running mean, var, count */
-#define MAX_META    16
+#define NAME_LEN 64
+/* weight, bias, and their m, v and average; bn's running mean, var, their averages, and count */
+#define MAX_TENSORS (13 * HD_MAX_LAYERS)
+#define MAX_META    20
+/* The weight average's tensors (--ema, optimizer.h): the parameters' and the state's, under their names. */
+#define AVERAGE_PREFIX "optimizer.average."
 
 /* One named float tensor of the model: where it lives in the flat parameter array (or, for the
  * running statistics, in the flat state array). */
@@ -112,15 +115,17 @@ int hd_checkpoint_save(const char *path, const hd_model *model, const hd_optimiz
     if (opt && opt->count != model->param_count)
         return hd_fail("%s: optimizer state has %zu values, the model %zu parameters", path, opt->count,
                        model->param_count);
+    if (opt && opt->applied) /* the model holds the average: its live weights are on the host */
+        return hd_fail("%s: the weight average is applied; restore the live weights before saving", path);
     if (n_extra < 0 || (n_extra > 0 && !extra))
         return hd_fail("%s: bad extra metadata list", path);
 
     char names[MAX_TENSORS][NAME_LEN];
     hd_st_tensor tensors[MAX_TENSORS];
-    float *sources[3] = {NULL, NULL, NULL}; /* params, m, v (host copies) */
-    float *state = NULL;
+    float *sources[4] = {NULL, NULL, NULL, NULL}; /* params, m, v, average (host copies) */
+    float *state[2] = {NULL, NULL};               /* the model's, its average */
     const int64_t tracked = (int64_t)model->batches_tracked;
-    const char *prefixes[3] = {"", "optimizer.m.", "optimizer.v."};
+    const char *prefixes[4] = {"", "optimizer.m.", "optimizer.v.", AVERAGE_PREFIX};
     hd_st_meta *meta = hd_calloc((size_t)n_extra + MAX_META, sizeof *meta);
     int rc = -1, n_tensors = 0, n_meta = 0;
     if (!meta)
@@ -132,7 +137,9 @@ int hd_checkpoint_save(const char *path, const hd_model *model, const hd_optimiz
         goto done;
     if (opt && opt->v && !(sources[2] = download_copy(model, opt->v, opt->count)))
         goto done;
-    for (int s = 0; s < 3; s++) {
+    if (opt && opt->average && !(sources[3] = download_copy(model, opt->average, opt->count)))
+        goto done;
+    for (int s = 0; s < 4; s++) {
         for (int i = 0; sources[s] && i < n_params; i++) {
             hd_st_tensor *t = &tensors[n_tensors];
             join_name(names[n_tensors], prefixes[s], params[i].name);
@@ -143,16 +150,21 @@ int hd_checkpoint_save(const char *path, const hd_model *model, const hd_optimiz
             t->dtype = HD_ST_F32;
         }
     }
-    if (model->state_count && !(state = download_copy(model, model->state, model->state_count)))
+    if (model->state_count && !(state[0] = download_copy(model, model->state, model->state_count)))
         goto done;
-    for (int i = 0; i < n_states; i++) {
-        hd_st_tensor *t = &tensors[n_tensors];
-        join_name(names[n_tensors], "", states[i].name);
-        t->name = names[n_tensors++];
-        t->data = state + states[i].offset;
-        t->rank = states[i].rank;
-        memcpy(t->dims, states[i].dims, sizeof t->dims);
-        t->dtype = HD_ST_F32;
+    if (model->state_count && opt && opt->average_state &&
+        !(state[1] = download_copy(model, opt->average_state, model->state_count)))
+        goto done;
+    for (int s = 0; s < 2; s++) {
+        for (int i = 0; state[s] && i < n_states; i++) {
+            hd_st_tensor *t = &tensors[n_tensors];
+            join_name(names[n_tensors], s ? AVERAGE_PREFIX : "", states[i].name);
+            t->name = names[n_tensors++];
+            t->data = state[s] + states[i].offset;
+            t->rank = states[i].rank;
+            memcpy(t->dims, states[i].dims, sizeof t->dims);
+            t->dtype = HD_ST_F32;
+        }
     }
     for (int i = 0; i < model->n_layers; i++) {
         if (!model->layers[i].state_count)
@@ -162,7 +174,8 @@ int hd_checkpoint_save(const char *path, const hd_model *model, const hd_optimiz
         *t = (hd_st_tensor){names[n_tensors++], &tracked, 0, HD_ST_I64, {0, 0, 0, 0}}; /* shape [] */
     }
 
-    char input[48], lr[32], t_text[32], beta1[32], beta2[32], eps[32], momentum[32], mean[32], std[32];
+    char input[48], lr[32], t_text[32], beta1[32], beta2[32], eps[32], momentum[32], mean[32], std[32],
+        ema[32];
     snprintf(input, sizeof input, "%dx%dx%d", model->in_c, model->in_h, model->in_w);
     meta[n_meta++] = (hd_st_meta){"hd.format_version", HD_CHECKPOINT_FORMAT_VERSION};
     meta[n_meta++] = (hd_st_meta){"hd.spec", model->spec_text};
@@ -190,14 +203,19 @@ int hd_checkpoint_save(const char *path, const hd_model *model, const hd_optimiz
         meta[n_meta++] = (hd_st_meta){"hd.optimizer.eps", eps};
         meta[n_meta++] = (hd_st_meta){"hd.optimizer.momentum", momentum};
         meta[n_meta++] = (hd_st_meta){"hd.optimizer.nesterov", opt->nesterov ? "1" : "0"};
+        if (opt->average) { /* absent: no average (and the files of runs without --ema stay as they were) */
+            snprintf(ema, sizeof ema, "%.17g", opt->ema_decay);
+            meta[n_meta++] = (hd_st_meta){"hd.optimizer.ema_decay", ema};
+        }
     }
     for (int i = 0; i < n_extra; i++)
         meta[n_meta++] = extra[i];
     rc = hd_safetensors_write(path, tensors, n_tensors, meta, n_meta);
 done:
-    for (int s = 0; s < 3; s++)
+    for (int s = 0; s < 4; s++)
         free(sources[s]);
-    free(state);
+    free(state[0]);
+    free(state[1]);
     free(meta);
     return rc;
 }
@@ -252,13 +270,16 @@ static int check_no_stray_tensors(const char *path, const hd_safetensors *file, 
     for (int i = 0; i < hd_safetensors_count(file); i++) {
         const char *name = hd_safetensors_name(file, i);
         const char *base = name;
+        int averaged = strncmp(name, AVERAGE_PREFIX, strlen(AVERAGE_PREFIX)) == 0;
         if (strncmp(name, "optimizer.m.", 12) == 0 || strncmp(name, "optimizer.v.", 12) == 0)
             base = name + 12;
+        else if (averaged)
+            base = name + strlen(AVERAGE_PREFIX);
         int known = 0;
         for (int j = 0; j < n_params && !known; j++)
             known = strcmp(base, params[j].name) == 0;
         for (int j = 0; j < n_states && !known; j++)
-            known = strcmp(name, states[j].name) == 0;
+            known = strcmp(averaged ? base : name, states[j].name) == 0;
         for (int j = 0; j < model->n_layers && !known; j++) {
             char counter[NAME_LEN];
             count_name(counter, &model->layers[j]);
@@ -346,6 +367,19 @@ static int read_optimizer_meta(const char *path, const hd_safetensors *file, hd_
     state->eps = (float)eps;
     state->momentum = (float)momentum;
     state->nesterov = nesterov != 0;
+    /* The weight average: its decay when the run keeps one (absent: none). */
+    double ema = 0.0;
+    if (hd_safetensors_meta(file, "hd.optimizer.ema_decay") &&
+        meta_number(path, file, "hd.optimizer.ema_decay", &ema) != 0)
+        return -1;
+    if (!(ema >= 0.0 && ema < 1.0))
+        return hd_fail("%s: metadata hd.optimizer.ema_decay is %g, not a decay in [0, 1)", path, ema);
+    if ((ema > 0.0) != (state->average != NULL))
+        return ema > 0.0 ? hd_fail("%s: checkpoint holds a weight average (--ema %g); this run keeps none",
+                                   path, ema)
+                         : hd_fail("%s: checkpoint holds no weight average, which --ema %g needs", path,
+                                   state->ema_decay);
+    state->ema_decay = ema;
     return 0;
 }
 
@@ -382,10 +416,28 @@ static int read_batches_tracked(const char *path, const hd_safetensors *file, co
     return 0;
 }
 
-/* Reads and checks everything into host buffers (params, m, v; the model's state) and `state`,
- * changing nothing. */
+/* The state tensors named prefix + their names into *out (allocated here), running variances checked. */
+static int gather_state(const char *path, const hd_safetensors *file, const hd_model *model,
+                        const char *prefix, const param_tensor *states, int n_states, float **out) {
+    if (!(*out = hd_malloc(model->state_count * sizeof(float))))
+        return -1;
+    for (int i = 0; i < n_states; i++) {
+        char name[NAME_LEN];
+        join_name(name, prefix, states[i].name);
+        if (copy_tensor(path, file, name, &states[i], *out) != 0)
+            return -1;
+        /* A running variance below zero would make 1 / sqrt(var + eps) NaN. */
+        for (size_t j = 0; strstr(states[i].name, ".running_var") && j < states[i].count; j++)
+            if ((*out)[states[i].offset + j] < 0.0f)
+                return hd_fail("%s: tensor '%s' holds a negative variance at index %zu", path, name, j);
+    }
+    return 0;
+}
+
+/* Reads and checks everything into host buffers (params, m, v, average; the model's state and its
+ * average) and `state`, changing nothing. */
 static int gather(const char *path, const hd_safetensors *file, const hd_model *model,
-                  const hd_optimizer *opt, float *host[3], float **host_state, uint64_t *tracked,
+                  const hd_optimizer *opt, float *host[4], float *host_state[2], uint64_t *tracked,
                   hd_optimizer *state) {
     const char *version = hd_safetensors_meta(file, "hd.format_version");
     const char *spec = hd_safetensors_meta(file, "hd.spec");
@@ -409,19 +461,8 @@ static int gather(const char *path, const hd_safetensors *file, const hd_model *
         return -1;
     if (check_no_stray_tensors(path, file, model, params, n_params, states, n_states) != 0)
         return -1;
-    if (model->state_count) {
-        if (!(*host_state = hd_malloc(model->state_count * sizeof(float))))
-            return -1;
-        for (int i = 0; i < n_states; i++)
-            if (copy_tensor(path, file, states[i].name, &states[i], *host_state) != 0)
-                return -1;
-        /* A running variance below zero would make 1 / sqrt(var + eps) NaN. */
-        for (int i = 0; i < n_states; i++)
-            for (size_t j = 0; strstr(states[i].name, ".running_var") && j < states[i].count; j++)
-                if ((*host_state)[states[i].offset + j] < 0.0f)
-                    return hd_fail("%s: tensor '%s' holds a negative variance at index %zu", path,
-                                   states[i].name, j);
-    }
+    if (model->state_count && gather_state(path, file, model, "", states, n_states, &host_state[0]) != 0)
+        return -1;
     if (read_batches_tracked(path, file, model, tracked) != 0)
         return -1;
     if (opt) {
@@ -431,9 +472,13 @@ static int gather(const char *path, const hd_safetensors *file, const hd_model *
         if (read_optimizer_meta(path, file, state) != 0)
             return -1;
     }
-    const char *prefixes[3] = {"", "optimizer.m.", "optimizer.v."};
-    const float *wanted[3] = {model->params, opt ? opt->m : NULL, opt ? opt->v : NULL};
-    for (int s = 0; s < 3; s++) {
+    if (opt && opt->average_state && model->state_count &&
+        gather_state(path, file, model, AVERAGE_PREFIX, states, n_states, &host_state[1]) != 0)
+        return -1;
+    const char *prefixes[4] = {"", "optimizer.m.", "optimizer.v.", AVERAGE_PREFIX};
+    const float *wanted[4] = {model->params, opt ? opt->m : NULL, opt ? opt->v : NULL,
+                              opt ? opt->average : NULL};
+    for (int s = 0; s < 4; s++) {
         if (!wanted[s])
             continue;
         if (!(host[s] = hd_malloc(model->param_count * sizeof(float))))
@@ -454,12 +499,16 @@ int hd_checkpoint_load(const char *path, hd_model *model, hd_optimizer *opt, hd_
     hd_safetensors *file = NULL;
     if (hd_safetensors_read(path, &file) != 0)
         return -1;
-    float *host[3] = {NULL, NULL, NULL}; /* params, m, v */
-    float *host_state = NULL;
+    float *host[4] = {NULL, NULL, NULL, NULL}; /* params, m, v, average */
+    float *host_state[2] = {NULL, NULL};       /* the model's state, its average */
     uint64_t tracked = 0;
     hd_optimizer state;
     memset(&state, 0, sizeof state);
-    int rc = gather(path, file, model, opt, host, &host_state, &tracked, &state);
+    if (opt && opt->applied) {
+        hd_safetensors_free(file);
+        return hd_fail("%s: the weight average is applied; restore the live weights before loading", path);
+    }
+    int rc = gather(path, file, model, opt, host, host_state, &tracked, &state);
     if (rc == 0)
         rc = read_input_meta(path, file, model);
     if (rc == 0)
@@ -467,20 +516,24 @@ int hd_checkpoint_load(const char *path, hd_model *model, hd_optimizer *opt, hd_
     if (rc == 0)
         rc = hd_model_set_params(model, host[0]);
     if (rc == 0)
-        rc = hd_model_set_state(model, host_state);
+        rc = hd_model_set_state(model, host_state[0]);
     if (rc == 0)
         model->batches_tracked = tracked;
     if (rc == 0 && opt) {
+        hd_backend *be = model->be;
         size_t bytes = model->param_count * sizeof(float);
-        if (host[1] && bytes)
-            model->be->ops->upload(model->be, opt->m, host[1], bytes);
-        if (host[2] && bytes)
-            model->be->ops->upload(model->be, opt->v, host[2], bytes);
+        float *into[4] = {NULL, opt->m, opt->v, opt->average};
+        for (int s = 1; s < 4; s++)
+            if (host[s] && into[s] && bytes)
+                be->ops->upload(be, into[s], host[s], bytes);
+        if (host_state[1] && opt->average_state)
+            be->ops->upload(be, opt->average_state, host_state[1], model->state_count * sizeof(float));
         *opt = state;
     }
-    for (int s = 0; s < 3; s++)
+    for (int s = 0; s < 4; s++)
         free(host[s]);
-    free(host_state);
+    free(host_state[0]);
+    free(host_state[1]);
     if (rc == 0 && file_out)
         *file_out = file;
     else

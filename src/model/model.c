@@ -342,8 +342,8 @@ int hd_model_init_weights(hd_model *model, uint64_t seed) {
     return rc;
 }
 
-void hd_model_set_step(hd_model *model, uint64_t step, float step_size) {
-    const hd_step_scalars value = {step, step_size, 0.0f};
+void hd_model_set_step(hd_model *model, uint64_t step, float step_size, float average_weight) {
+    const hd_step_scalars value = {step, step_size, average_weight};
     model->be->ops->set_step_scalars(model->be, model->step, &value);
 }
 

@@ -5,6 +5,7 @@
 #include "hd/common.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* name, kind, default learning rate (Keras's) */
@@ -54,10 +55,26 @@ void hd_optimizer_defaults(hd_optimizer *opt, hd_optimizer_kind kind) {
 int hd_optimizer_init(hd_optimizer *opt, hd_model *model) {
     hd_backend *be = model->be;
     opt->count = model->param_count;
+    opt->state_count = model->state_count;
     opt->t = 0;
+    opt->applied = 0;
     opt->m = be->ops->alloc(be, opt->count);
     opt->v = opt->kind == HD_OPT_ADAM ? be->ops->alloc(be, opt->count) : NULL;
     if (!opt->m || (opt->kind == HD_OPT_ADAM && !opt->v)) {
+        hd_optimizer_free(opt, model);
+        return -1;
+    }
+    if (!(opt->ema_decay > 0.0))
+        return 0;
+    if (!(opt->ema_decay < 1.0)) {
+        hd_optimizer_free(opt, model);
+        return hd_fail("--ema %g: the decay must be in [0, 1)", opt->ema_decay);
+    }
+    /* Zero-filled: the first step's w = 1 makes the average that step's weights exactly. */
+    opt->average = be->ops->alloc(be, opt->count);
+    opt->average_state = opt->state_count ? be->ops->alloc(be, opt->state_count) : NULL;
+    opt->live = hd_malloc((opt->count + opt->state_count) * sizeof(float));
+    if (!opt->average || (opt->state_count && !opt->average_state) || !opt->live) {
         hd_optimizer_free(opt, model);
         return -1;
     }
@@ -66,15 +83,26 @@ int hd_optimizer_init(hd_optimizer *opt, hd_model *model) {
 
 void hd_optimizer_free(hd_optimizer *opt, hd_model *model) {
     hd_backend *be = model->be;
-    if (opt->m)
-        be->ops->free(be, opt->m);
-    if (opt->v)
-        be->ops->free(be, opt->v);
-    opt->m = opt->v = NULL;
+    float *buffers[4] = {opt->m, opt->v, opt->average, opt->average_state};
+    for (int i = 0; i < 4; i++)
+        if (buffers[i])
+            be->ops->free(be, buffers[i]);
+    free(opt->live);
+    opt->m = opt->v = opt->average = opt->average_state = opt->live = NULL;
+}
+
+float hd_optimizer_average_weight(double decay, uint64_t t) {
+    if (!(decay > 0.0))
+        return 0.0f;
+    if (t <= 1)
+        return 1.0f;
+    double warm = (1.0 + (double)t) / (10.0 + (double)t);
+    return (float)(1.0 - (decay < warm ? decay : warm));
 }
 
 float hd_optimizer_next_step_size(hd_optimizer *opt) {
     opt->t++;
+    opt->average_weight = opt->average ? hd_optimizer_average_weight(opt->ema_decay, opt->t) : 0.0f;
     if (opt->kind != HD_OPT_ADAM)
         return opt->lr;
     double t = (double)opt->t;
@@ -112,4 +140,44 @@ void hd_optimizer_update(const hd_optimizer *opt, hd_model *model) {
         }
     }
     update_range(opt, model, begin, end);
+    if (!opt->average)
+        return;
+    /* Over every parameter, frozen ones too (an average of a constant is that constant, bit for bit). */
+    hd_backend *be = model->be;
+    be->ops->ema_update(be, opt->count, opt->average, model->params, model->step);
+    if (opt->state_count)
+        be->ops->ema_update(be, opt->state_count, opt->average_state, model->state, model->step);
+}
+
+/* model (params, state) <- the host copy `from` (count + state_count floats). */
+static int set_model(const hd_optimizer *opt, hd_model *model, const float *from) {
+    if (hd_model_set_params(model, from) != 0)
+        return -1;
+    return opt->state_count ? hd_model_set_state(model, from + opt->count) : 0;
+}
+
+int hd_optimizer_average_apply(hd_optimizer *opt, hd_model *model) {
+    if (!opt->average || opt->applied)
+        return 0;
+    hd_backend *be = model->be;
+    float *avg = hd_malloc((opt->count + opt->state_count) * sizeof(float));
+    if (!avg || hd_model_get_params(model, opt->live) != 0 ||
+        (opt->state_count && hd_model_get_state(model, opt->live + opt->count) != 0)) {
+        free(avg);
+        return -1;
+    }
+    be->ops->download(be, avg, opt->average, opt->count * sizeof(float));
+    if (opt->state_count)
+        be->ops->download(be, avg + opt->count, opt->average_state, opt->state_count * sizeof(float));
+    int rc = set_model(opt, model, avg);
+    free(avg);
+    opt->applied = rc == 0;
+    return rc;
+}
+
+int hd_optimizer_average_restore(hd_optimizer *opt, hd_model *model) {
+    if (!opt->average || !opt->applied)
+        return 0;
+    opt->applied = 0;
+    return set_model(opt, model, opt->live);
 }

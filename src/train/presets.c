@@ -22,18 +22,21 @@
  * 42,000 Kaggle images with 10% held out for watching; here 30 epochs of all 60,000 (a similar count of
  * images seen, 1.8M, and the CPU budget of issue 18), with no validation split: the schedule, not early
  * stopping, ends the run, and the last weights are kept. */
+#define BEST_EMA         0.999
 #define AUGMENT_DEFAULTS HD_AUGMENT_DEFAULT_ROTATION_DEG, HD_AUGMENT_DEFAULT_SHIFT_PX, HD_AUGMENT_DEFAULT_ZOOM
 static const hd_preset presets[] = {
     {"fast", HD_PRESET_FAST_SPEC, "one epoch, one-cycle Adam, batch 256, no validation (issue 24)",
-     HD_OPT_ADAM, 1e-2f, 0.7f, 0.9f, HD_LR_ONECYCLE, AUGMENT_DEFAULTS, 0.0, 0.0f, 256, 0, 1, 1.0, 0.0},
+     HD_OPT_ADAM, 1e-2f, 0.7f, 0.9f, HD_LR_ONECYCLE, AUGMENT_DEFAULTS, 0.0, 0.0f, 256, 0, 1, 0.0, 1.0, 0.0},
     {"keras", HD_DEFAULT_SPEC, "the default model and recipe (Keras's MNIST CNN)", HD_OPT_ADAM, 1e-3f, 0.9f,
-     0.999f, HD_LR_CONSTANT, AUGMENT_DEFAULTS, 0.0, 0.0f, 128, 1, 0, 40.0, 0.1},
+     0.999f, HD_LR_CONSTANT, AUGMENT_DEFAULTS, 0.0, 0.0f, 128, 1, 0, 0.0, 40.0, 0.1},
     {"lenet5", HD_PRESET_LENET5_SPEC, "LeNet-5 (LeCun et al. 1998) on 28x28, ReLU; the default recipe",
-     HD_OPT_ADAM, 1e-3f, 0.9f, 0.999f, HD_LR_CONSTANT, AUGMENT_DEFAULTS, 0.0, 0.0f, 128, 1, 0, 40.0, 0.1},
+     HD_OPT_ADAM, 1e-3f, 0.9f, 0.999f, HD_LR_CONSTANT, AUGMENT_DEFAULTS, 0.0, 0.0f, 128, 1, 0, 0.0, 40.0,
+     0.1},
     {"best", HD_PRESET_BEST_SPEC,
      "Deotte (2018)'s 7 convs with batch norm; Adam x 0.95 an epoch, batch 64, 30 epochs, augmented, "
      "no validation",
-     HD_OPT_ADAM, 1e-3f, 0.9f, 0.999f, HD_LR_EXP, AUGMENT_DEFAULTS, 0.95, 0.0f, 64, 1, 0, 30.0, 0.0},
+     HD_OPT_ADAM, 1e-3f, 0.9f, 0.999f, HD_LR_EXP, AUGMENT_DEFAULTS, 0.95, 0.0f, 64, 1, 0, BEST_EMA, 30.0,
+     0.0},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
@@ -67,6 +70,7 @@ void hd_preset_apply(const hd_preset *p, hd_train_config *cfg) {
     if (p->lr_decay > 0)
         UNLESS_GIVEN("lr_decay", lr_decay, p->lr_decay);
     UNLESS_GIVEN("label_smoothing", label_smoothing, p->label_smoothing);
+    UNLESS_GIVEN("ema", ema, p->ema);
     UNLESS_GIVEN("batch", batch, p->batch);
     UNLESS_GIVEN("epochs", epochs, p->epochs);
     UNLESS_GIVEN("augment", augment, p->augment);

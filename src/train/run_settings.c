@@ -57,6 +57,7 @@ static const run_setting settings[] = {
     {"min_lr", "min_lr", "--min-lr", SET_DOUBLE, 0, AT(min_lr), 0, 10},
     {"label_smoothing", "label_smoothing", "--label-smoothing", SET_FLOAT, 0, AT(label_smoothing), 0,
      0.9999999},
+    {"ema", "ema_decay", "--ema", SET_DOUBLE, 0, AT(ema), 0, 0.999999999},
     /* "augmentation on/off" in messages */
     {"augment", "augmentation", "--no-augment", SET_AUGMENT, 1, AT(augment), 0, 1},
     {"augment_rotation", "augment_rotation_deg", "--augment-rotation", SET_FLOAT, 0, AT(augment_rotation), 0,
@@ -327,6 +328,7 @@ int hd_run_settings_file_write(const hd_train_config *cfg, const char *device) {
             continue;
         /* Nothing frozen, or the class count taken from the labels: the usual case goes unsaid. */
         if ((strcmp(settings[i].key, "freeze") == 0 && (!cfg->freeze || !cfg->freeze[0])) ||
+            (strcmp(settings[i].key, "ema") == 0 && cfg->ema == 0.0) ||
             (strcmp(settings[i].key, "num_classes") == 0 && cfg->num_classes == 0) ||
             (cfg->lr_schedule != HD_LR_EXP && strcmp(settings[i].key, "lr_decay") == 0))
             continue;

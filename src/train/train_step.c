@@ -98,7 +98,8 @@ static int replay(hd_train_step *ts, hd_step_recording *slot, int n) {
 
 void hd_train_step_run(hd_train_step *ts, int n, uint64_t step) {
     hd_model *model = ts->model;
-    hd_model_set_step(model, step, hd_optimizer_next_step_size(ts->opt));
+    float step_size = hd_optimizer_next_step_size(ts->opt); /* counts the step: sets its average_weight */
+    hd_model_set_step(model, step, step_size, ts->opt->average_weight);
     ts->steps_run++;
     model->batches_tracked++; /* every bn layer's num_batches_tracked */
     if (ts->recording_on) {

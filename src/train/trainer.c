@@ -300,6 +300,7 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     rc.opt.nesterov = cfg->nesterov;
     rc.opt.beta1 = cfg->adam_beta1;
     rc.opt.beta2 = cfg->adam_beta2;
+    rc.opt.ema_decay = cfg->ema;
     int steps_per_epoch = (rc.train.count + cfg->batch - 1) / cfg->batch, n_epochs = epochs_begun(cfg);
     rc.schedule = (hd_lr_schedule){.kind = cfg->lr_schedule,
                                    .peak = cfg->lr,
@@ -390,6 +391,9 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
                    rc.model.layers[lowest].name);
         }
     }
+    if (!cfg->quiet && cfg->ema > 0)
+        printf("weights averaged (--ema %g): validation, test and best.safetensors use the moving average\n",
+               cfg->ema);
     if (!cfg->quiet && rc.val.count)
         printf("training on %d images, validating on %d, testing on %d; %zu parameters\n", rc.train.count,
                rc.val.count, rc.test.count, rc.model.param_count);
@@ -417,6 +421,10 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
             goto diverged;
         if (cfg->lr_schedule != HD_LR_CONSTANT)
             row.lr = rc.opt.lr; /* the rate of the epoch's last step */
+        /* --ema: the average is what is validated and kept (best.safetensors); the live weights come back
+         * before last.safetensors is written and the next epoch trains. */
+        if (hd_optimizer_average_apply(&rc.opt, &rc.model) != 0)
+            goto done;
         hd_eval_result val = {0};
         if (rc.val.count && hd_evaluate(&rc.model, &rc.val, &val, NULL, NULL, NULL) != 0) {
             if (hd_interrupt_pending())
@@ -464,11 +472,14 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
             if (hd_train_state_save_best(&rc.state, cfg->run_dir, &rc.model) != 0)
                 goto done;
         }
-        if (hd_train_state_save(&rc.state, cfg, &rc.model, &rc.opt) != 0)
+        if (hd_optimizer_average_restore(&rc.opt, &rc.model) != 0 ||
+            hd_train_state_save(&rc.state, cfg, &rc.model, &rc.opt) != 0)
             goto done;
         if (cfg->time_to_accuracy > 0) {
             hd_eval_result t = {0};
-            if (hd_evaluate(&rc.model, &rc.test, &t, NULL, NULL, NULL) != 0) {
+            int evaluated = hd_optimizer_average_apply(&rc.opt, &rc.model) == 0 &&
+                            hd_evaluate(&rc.model, &rc.test, &t, NULL, NULL, NULL) == 0;
+            if (hd_optimizer_average_restore(&rc.opt, &rc.model) != 0 || !evaluated) {
                 if (hd_interrupt_pending())
                     goto stopped; /* the epoch is saved */
                 goto done;
@@ -507,7 +518,8 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
     goto done;
 interrupted:
     /* In an epoch (or its validation): save where it stands, so that --resume carries on from there. */
-    if (hd_train_state_save(&rc.state, cfg, &rc.model, &rc.opt) != 0)
+    if (hd_optimizer_average_restore(&rc.opt, &rc.model) != 0 ||
+        hd_train_state_save(&rc.state, cfg, &rc.model, &rc.opt) != 0)
         goto done;
 stopped:
     result->epochs_run = rc.state.epochs_done;
