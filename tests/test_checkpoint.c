@@ -369,6 +369,38 @@ static void test_batchnorm(fixture *fx) {
     hd_model_destroy(&b);
 }
 
+/* A copy of `from` (a checkpoint with optimizer state) with every tensor and the metadata a load reads, but
+ * hd.optimizer.ema_decay. */
+static int without_decay(const char *from, const char *to) {
+    hd_safetensors *f = NULL;
+    if (hd_safetensors_read(from, &f) != 0)
+        return -1;
+    hd_st_tensor tensors[64];
+    int n = 0;
+    for (int i = 0; i < hd_safetensors_count(f) && n < 64; i++, n++) {
+        hd_st_tensor *t = &tensors[n];
+        t->name = hd_safetensors_name(f, i);
+        t->data = hd_safetensors_find_any(f, t->name, &t->dtype, &t->rank, t->dims);
+    }
+    static const char *const keys[] = {"hd.format_version",
+                                       "hd.spec",
+                                       "hd.input",
+                                       "hd.optimizer",
+                                       "hd.optimizer.lr",
+                                       "hd.optimizer.t",
+                                       "hd.optimizer.beta1",
+                                       "hd.optimizer.beta2",
+                                       "hd.optimizer.eps",
+                                       "hd.optimizer.momentum",
+                                       "hd.optimizer.nesterov"};
+    hd_st_meta meta[11];
+    for (int i = 0; i < 11; i++)
+        meta[i] = (hd_st_meta){keys[i], hd_safetensors_meta(f, keys[i])};
+    int rc = hd_safetensors_write(to, tensors, n, meta, 11);
+    hd_safetensors_free(f);
+    return rc;
+}
+
 /* The weight average (--ema) travels with the optimizer's state: "optimizer.average.<name>" for every
  * parameter and running statistic, the decay as hd.optimizer.ema_decay. A load with an optimizer restores
  * it bit for bit; a load without one ignores it; an optimizer with or without an average refuses a file
@@ -425,6 +457,10 @@ static void test_weight_average(fixture *fx) {
     CHECK(hd_checkpoint_save(no_ema, &a, &plain, NULL, 0) == 0, "save plain: %s", hd_last_error());
     expect_load_fails(no_ema, &b, &opt_b, "holds no weight average, which --ema 0.999",
                       "no average, one asked");
+    /* Average tensors without the decay that says there is an average: refused, not ignored. */
+    CHECK(without_decay(path, no_ema) == 0, "rewrite: %s", hd_last_error());
+    expect_load_fails(no_ema, &b, &plain, "is a weight average, but there is no hd.optimizer.ema_decay",
+                      "average without its decay");
     /* An applied average: the model holds it, so saving or loading the optimizer's state is refused. */
     CHECK(hd_optimizer_average_apply(&opt_a, &a) == 0, "apply: %s", hd_last_error());
     CHECK(hd_checkpoint_save(no_ema, &a, &opt_a, NULL, 0) != 0 && strstr(hd_last_error(), "restore the live"),

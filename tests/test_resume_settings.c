@@ -138,6 +138,36 @@ static void test_settings_file(const char *dir) {
     CHECK(hd_run_settings_file_read(run) == NULL, "read settings.txt of a directory without one");
 }
 
+/* A checkpoint from before a setting existed (here: no hd.train.ema, no hd.train.augment_zoom) resumes with
+ * the setting's default, what that run trained with, not with a value a preset put in (best's --ema 0.999,
+ * not given); a value given on the command line stands. */
+static void test_setting_older_than_checkpoint(const char *dir) {
+    const hd_st_meta meta[] = {{"hd.train.seed", "7"},
+                               {"hd.train.batch", "64"},
+                               {"hd.train.augment", "1"},
+                               {"hd.train.val_split", "0"}};
+    char path[4200];
+    snprintf(path, sizeof path, "%s/older.safetensors", dir);
+    float x = 0.0f;
+    hd_st_tensor tensor = {.name = "dense1.bias", .data = &x, .rank = 1, .dims = {1}};
+    hd_safetensors *file = NULL;
+    CHECK(hd_safetensors_write(path, &tensor, 1, meta, 4) == 0 && hd_safetensors_read(path, &file) == 0,
+          "write and read %s: %s", path, hd_last_error());
+    if (!file)
+        return;
+    hd_train_config cfg;
+    hd_train_config_defaults(&cfg);
+    cfg.ema = 0.999;         /* a preset's, not given */
+    cfg.augment_zoom = 0.3f; /* given */
+    cfg.given = hd_run_settings_bit("augment_zoom");
+    hd_run_settings_text store;
+    CHECK(hd_run_settings_restore(&cfg, file, path, &store) == 0, "restore: %s", hd_last_error());
+    CHECK(cfg.ema == 0.0 && cfg.augment_zoom == 0.3f && cfg.batch == 64 && cfg.seed == 7,
+          "restored: ema %g (want the default 0), zoom %g (given 0.3), batch %d, seed %llu", cfg.ema,
+          (double)cfg.augment_zoom, cfg.batch, (unsigned long long)cfg.seed);
+    hd_safetensors_free(file);
+}
+
 int main(void) {
     hd_cpu_options cpu = {.threads = 1};
     hd_backend *be = hd_cpu_backend_create(&cpu);
@@ -162,6 +192,8 @@ int main(void) {
         test_round_trip(be, dir);
     if (dir)
         test_settings_file(dir);
+    if (dir)
+        test_setting_older_than_checkpoint(dir);
     if (dir)
         test_remove_tree(dir);
     free(dir);

@@ -340,12 +340,13 @@ static void test_leftovers(hd_backend *be, const char *root, const hd_dataset *t
 }
 
 /* 4. A signal mid-epoch: the resumed run equals the straight one, bit for bit. */
-static void test_interrupt(hd_backend *be, const char *root, const hd_dataset *train,
-                           const hd_dataset *test) {
+static void test_interrupt(hd_backend *be, const char *root, const hd_dataset *train, const hd_dataset *test,
+                           double ema) {
     char straight[4300], stopped[4300];
-    snprintf(straight, sizeof straight, "%s/straight", root);
-    snprintf(stopped, sizeof stopped, "%s/stopped", root);
+    snprintf(straight, sizeof straight, "%s/straight-%g", root, ema);
+    snprintf(stopped, sizeof stopped, "%s/stopped-%g", root, ema);
     hd_train_config a = small_config(straight, 3), b = small_config(stopped, 3);
+    a.ema = b.ema = ema; /* --ema: the average, validated each epoch, must survive the stops as well */
     hd_train_result ra, rb;
     CHECK(hd_train(be, &a, train, test, &ra) == 0, "straight run: %s", hd_last_error());
 
@@ -439,7 +440,8 @@ int main(void) {
     test_run_dir(be, root, &train, &test);
     test_resume_settings(be, root, &train, &test);
     test_leftovers(be, root, &train, &test);
-    test_interrupt(be, root, &train, &test);
+    test_interrupt(be, root, &train, &test, 0.0);
+    test_interrupt(be, root, &train, &test, 0.9);
     test_bad_checkpoints(be, root);
     hd_dataset_free(&train);
     hd_dataset_free(&test);

@@ -203,7 +203,7 @@ int hd_checkpoint_save(const char *path, const hd_model *model, const hd_optimiz
         meta[n_meta++] = (hd_st_meta){"hd.optimizer.eps", eps};
         meta[n_meta++] = (hd_st_meta){"hd.optimizer.momentum", momentum};
         meta[n_meta++] = (hd_st_meta){"hd.optimizer.nesterov", opt->nesterov ? "1" : "0"};
-        if (opt->average) { /* absent: no average (and the files of runs without --ema stay as they were) */
+        if (opt->average) { /* absent: no average */
             snprintf(ema, sizeof ema, "%.17g", opt->ema_decay);
             meta[n_meta++] = (hd_st_meta){"hd.optimizer.ema_decay", ema};
         }
@@ -472,6 +472,12 @@ static int gather(const char *path, const hd_safetensors *file, const hd_model *
         if (read_optimizer_meta(path, file, state) != 0)
             return -1;
     }
+    /* Average tensors with no decay to say the optimizer keeps one: a file edited or written by another tool.
+     */
+    for (int i = 0; opt && !state->average && i < hd_safetensors_count(file); i++)
+        if (strncmp(hd_safetensors_name(file, i), AVERAGE_PREFIX, strlen(AVERAGE_PREFIX)) == 0)
+            return hd_fail("%s: tensor '%s' is a weight average, but there is no hd.optimizer.ema_decay",
+                           path, hd_safetensors_name(file, i));
     if (opt && opt->average_state && model->state_count &&
         gather_state(path, file, model, AVERAGE_PREFIX, states, n_states, &host_state[1]) != 0)
         return -1;

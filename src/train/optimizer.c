@@ -171,6 +171,8 @@ int hd_optimizer_average_apply(hd_optimizer *opt, hd_model *model) {
         be->ops->download(be, avg + opt->count, opt->average_state, opt->state_count * sizeof(float));
     int rc = set_model(opt, model, avg);
     free(avg);
+    if (rc != 0) /* not half applied: the live weights back */
+        set_model(opt, model, opt->live);
     opt->applied = rc == 0;
     return rc;
 }

@@ -57,7 +57,7 @@ static const run_setting settings[] = {
     {"min_lr", "min_lr", "--min-lr", SET_DOUBLE, 0, AT(min_lr), 0, 10},
     {"label_smoothing", "label_smoothing", "--label-smoothing", SET_FLOAT, 0, AT(label_smoothing), 0,
      0.9999999},
-    {"ema", "ema_decay", "--ema", SET_DOUBLE, 0, AT(ema), 0, 0.999999999},
+    {"ema", "ema_decay", "--ema", SET_DOUBLE, 0, AT(ema), 0, 0.99999999999999989 /* below 1 */},
     /* "augmentation on/off" in messages */
     {"augment", "augmentation", "--no-augment", SET_AUGMENT, 1, AT(augment), 0, 1},
     {"augment_rotation", "augment_rotation_deg", "--augment-rotation", SET_FLOAT, 0, AT(augment_rotation), 0,
@@ -255,7 +255,15 @@ int hd_run_settings_restore(hd_train_config *cfg, const hd_safetensors *file, co
         if (!recorded) {
             if (s->required)
                 return hd_fail("%s: not a training checkpoint (no %s)", path, key);
-            continue; /* written by an older version: the command line's value stands */
+            /* Written by a version from before the setting: the run trained with its default (no --ema, the
+             * first augmentation ranges, ...), which a preset's value must not replace; a flag given now
+             * stands, as there is nothing to contradict. */
+            if (!((cfg->given >> i) & 1u)) {
+                hd_train_config defaults;
+                hd_train_config_defaults(&defaults);
+                memcpy((char *)cfg + s->offset, (const char *)&defaults + s->offset, s->size);
+            }
+            continue;
         }
         hd_train_config from_file = *cfg;
         if (parse_value(&from_file, s, recorded, store->values[i], sizeof store->values[i]) != 0) {

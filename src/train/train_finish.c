@@ -41,10 +41,12 @@ int hd_train_finish(hd_model *model, const hd_train_state *st, const hd_float_se
     result->test_accuracy = in.test_accuracy;
     result->test_loss = test_loss;
     if (!cfg->quiet) {
+        /* With --ema the weights kept are the moving average as it stood after that epoch. */
+        const char *which = cfg->ema > 0 ? "averaged weights" : "weights";
         if (result->no_validation)
-            printf("no validation split: kept the last weights (epoch %d)\n", st->best_epoch);
+            printf("no validation split: kept the last %s (epoch %d)\n", which, st->best_epoch);
         else
-            printf("kept the weights of epoch %d (val_loss %.4f, val_acc %.2f%%)\n", st->best_epoch,
+            printf("kept the %s of epoch %d (val_loss %.4f, val_acc %.2f%%)\n", which, st->best_epoch,
                    st->best_val_loss, 100 * st->best_val_acc);
         hd_print_test_results(stdout, in.test_accuracy, test_loss, in.confusion, in.classes,
                               model->class_names, test->count);

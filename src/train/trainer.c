@@ -398,9 +398,10 @@ int hd_train(hd_backend *be, const hd_train_config *user_cfg, const hd_dataset *
         printf("training on %d images, validating on %d, testing on %d; %zu parameters\n", rc.train.count,
                rc.val.count, rc.test.count, rc.model.param_count);
     else if (!cfg->quiet)
-        printf("training on %d images (no validation split: no early stopping, the last weights are kept), "
+        printf("training on %d images (no validation split: no early stopping, the last %s kept), "
                "testing on %d; %zu parameters\n",
-               rc.train.count, rc.test.count, rc.model.param_count);
+               rc.train.count, cfg->ema > 0 ? "averaged weights are" : "weights are", rc.test.count,
+               rc.model.param_count);
     fflush(stdout); /* a log file or pipe sees the start now, not after the first epoch */
 
     double epoch_seconds_sum = 0, ips_sum = 0;

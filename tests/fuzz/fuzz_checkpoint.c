@@ -1,7 +1,8 @@
 /* fuzz_checkpoint.c: safetensors files and checkpoints (safetensors.h, checkpoint.h), loaded into a
- * small model on the CPU backend with an Adam optimizer. A file that reads must hold tensors whose data
- * can all be read; a checkpoint that loads must have put its tensors into the model; one that fails must
- * have changed nothing, parameters and optimizer state alike. */
+ * small model on the CPU backend with an Adam optimizer, then with one that keeps a weight average (--ema).
+ * A file that reads must hold tensors whose data can all be read; a checkpoint that loads must have put its
+ * tensors into the model; one that fails must have changed nothing, parameters and optimizer state (the
+ * average too) alike. */
 #include "fuzz_util.h"
 
 #include "hd/backend.h"
@@ -22,7 +23,9 @@ typedef struct {
     hd_backend *be;
     hd_model model;
     hd_optimizer opt;
+    hd_optimizer averaging;        /* Adam with --ema 0.99 */
     float *params, *m, *v, *check; /* host copies before a load, and a scratch copy */
+    float *average;                /* the averaging optimizer's average before a load */
 } fixture;
 
 static fixture *fixture_get(void) {
@@ -36,12 +39,16 @@ static fixture *fixture_get(void) {
     FUZZ_ASSERT(hd_model_create(&fx.model, fx.be, FUZZ_SPEC, 1, 8, 8, 2) == 0, "model: %s", hd_last_error());
     hd_optimizer_defaults(&fx.opt, HD_OPT_ADAM);
     FUZZ_ASSERT(hd_optimizer_init(&fx.opt, &fx.model) == 0, "optimizer: %s", hd_last_error());
+    hd_optimizer_defaults(&fx.averaging, HD_OPT_ADAM);
+    fx.averaging.ema_decay = 0.99;
+    FUZZ_ASSERT(hd_optimizer_init(&fx.averaging, &fx.model) == 0, "optimizer: %s", hd_last_error());
     size_t n = fx.model.param_count;
+    fx.average = malloc(n * sizeof(float));
     fx.params = malloc(n * sizeof(float));
     fx.m = malloc(n * sizeof(float));
     fx.v = malloc(n * sizeof(float));
     fx.check = malloc(n * sizeof(float));
-    FUZZ_ASSERT(fx.params && fx.m && fx.v && fx.check, "out of memory");
+    FUZZ_ASSERT(fx.params && fx.m && fx.v && fx.check && fx.average, "out of memory");
     ready = 1;
     return &fx;
 }
@@ -123,6 +130,42 @@ static int load_into_model(fixture *fx, const char *path) {
     return rc;
 }
 
+/* The same file into the optimizer with an average: a failed load changes neither the parameters nor the
+ * average; one that loads put optimizer.average.<name> into the average. */
+static void load_into_averaging(fixture *fx, const char *path) {
+    size_t n = fx->model.param_count, bytes = n * sizeof(float);
+    FUZZ_ASSERT(hd_model_get_params(&fx->model, fx->params) == 0, "get params: %s", hd_last_error());
+    fx->be->ops->download(fx->be, fx->average, fx->averaging.average, bytes);
+    hd_safetensors *file = NULL;
+    hd_clear_error();
+    int rc = hd_checkpoint_load(path, &fx->model, &fx->averaging, &file);
+    fuzz_check_result(rc, path);
+    if (rc != 0) {
+        FUZZ_ASSERT(hd_model_get_params(&fx->model, fx->check) == 0, "get params: %s", hd_last_error());
+        FUZZ_ASSERT(memcmp(fx->check, fx->params, bytes) == 0, "failed load changed the parameters");
+        fx->be->ops->download(fx->be, fx->check, fx->averaging.average, bytes);
+        FUZZ_ASSERT(memcmp(fx->check, fx->average, bytes) == 0, "failed load changed the average");
+        return;
+    }
+    FUZZ_ASSERT(file && fx->averaging.ema_decay > 0.0 && fx->averaging.ema_decay < 1.0, "loaded decay %g",
+                fx->averaging.ema_decay);
+    fx->be->ops->download(fx->be, fx->check, fx->averaging.average, bytes);
+    for (int i = 0; i < fx->model.n_layers; i++) {
+        const hd_layer *layer = &fx->model.layers[i];
+        for (int part = 0; layer->weight_count > 0 && part < 2; part++) {
+            char name[96];
+            snprintf(name, sizeof name, "optimizer.average.%s.%s", layer->name, part ? "bias" : "weight");
+            const float *values = hd_safetensors_find(file, name, NULL, NULL);
+            size_t offset = part ? layer->bias_offset : layer->weight_offset;
+            size_t count = part ? layer->bias_count : layer->weight_count;
+            FUZZ_ASSERT(values, "loaded without %s", name);
+            FUZZ_ASSERT(memcmp(values, fx->check + offset, count * sizeof(float)) == 0,
+                        "%s differs from what was loaded", name);
+        }
+    }
+    hd_safetensors_free(file);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fixture *fx = fixture_get();
     const char *path = fuzz_temp_file(data, size);
@@ -142,5 +185,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_check_result(spec_rc, path);
     int load_rc = load_into_model(fx, path);
     FUZZ_ASSERT(spec_rc == 0 || load_rc != 0, "loaded a checkpoint whose spec cannot be read");
+    load_into_averaging(fx, path);
     return 0;
 }
