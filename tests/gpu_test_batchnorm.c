@@ -162,6 +162,7 @@ static int net_open(net *t, hd_backend *be) {
         return 0;
     hd_model_init_weights(&t->model, 99);
     hd_optimizer_defaults(&t->opt, HD_OPT_ADAM);
+    t->opt.ema_decay = 0.9; /* the weights' average and the running statistics' (--ema), replayed each step */
     if (hd_optimizer_init(&t->opt, &t->model) != 0)
         return 0;
     hd_train_step_init(&t->runner, &t->model, &t->opt, 5);
@@ -225,6 +226,10 @@ static void test_network(const gpu_backend_pair *p, uint64_t *rng) {
               (unsigned long long)c.model.batches_tracked);
         gpu_compare_tensors("bn network: running stats after all steps", p, g.model.state, c.model.state,
                             c.model.state_count, GPU_TOL_CURVE_RTOL, GPU_TOL_CURVE_ATOL);
+        gpu_compare_tensors("bn network: the weights' average (--ema)", p, g.opt.average, c.opt.average,
+                            c.model.param_count, GPU_TOL_CURVE_RTOL, GPU_TOL_CURVE_ATOL);
+        gpu_compare_tensors("bn network: the running stats' average (--ema)", p, g.opt.average_state,
+                            c.opt.average_state, c.model.state_count, GPU_TOL_CURVE_RTOL, GPU_TOL_CURVE_ATOL);
         /* Evaluation (running statistics) on one batch, from each backend's own weights. */
         const float *lgits = hd_model_forward(&g.model, BATCH, 0, 0);
         const float *lcits = hd_model_forward(&c.model, BATCH, 0, 0);
