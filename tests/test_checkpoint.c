@@ -279,23 +279,30 @@ static void test_refusals(fixture *fx) {
 
 /* Rewrites the bn model's checkpoint at `from` into `to` with tensor `name` dropped (data NULL) or
  * replaced by (data, dtype, rank, dim0). */
+/* The tensors of a file read, as written (up to 64), into out; their count. */
+static int file_tensors(const hd_safetensors *f, hd_st_tensor *out) {
+    int n = 0;
+    for (int i = 0; i < hd_safetensors_count(f) && n < 64; i++, n++) {
+        out[n].name = hd_safetensors_name(f, i);
+        out[n].data = hd_safetensors_find_any(f, out[n].name, &out[n].dtype, &out[n].rank, out[n].dims);
+    }
+    return n;
+}
+
 static int rewrite(const char *from, const char *to, const char *name, const void *data, hd_st_dtype dtype,
                    int rank, int64_t dim0) {
     hd_safetensors *f = NULL;
     if (hd_safetensors_read(from, &f) != 0)
         return -1;
     hd_st_tensor tensors[64];
-    int n = 0;
-    for (int i = 0; i < hd_safetensors_count(f) && n < 64; i++) {
-        hd_st_tensor *t = &tensors[n];
-        t->name = hd_safetensors_name(f, i);
-        t->data = hd_safetensors_find_any(f, t->name, &t->dtype, &t->rank, t->dims);
-        if (strcmp(t->name, name) == 0) {
-            if (!data)
-                continue;
-            *t = (hd_st_tensor){t->name, data, rank, dtype, {dim0, 0, 0, 0}};
-        }
-        n++;
+    int n = file_tensors(f, tensors);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(tensors[i].name, name) != 0)
+            continue;
+        if (data)
+            tensors[i] = (hd_st_tensor){tensors[i].name, data, rank, dtype, {dim0, 0, 0, 0}};
+        else
+            tensors[i--] = tensors[--n]; /* dropped (the writer sorts by name) */
     }
     hd_st_meta meta[] = {{"hd.format_version", HD_CHECKPOINT_FORMAT_VERSION},
                          {"hd.spec", hd_safetensors_meta(f, "hd.spec")},
@@ -376,12 +383,7 @@ static int without_decay(const char *from, const char *to) {
     if (hd_safetensors_read(from, &f) != 0)
         return -1;
     hd_st_tensor tensors[64];
-    int n = 0;
-    for (int i = 0; i < hd_safetensors_count(f) && n < 64; i++, n++) {
-        hd_st_tensor *t = &tensors[n];
-        t->name = hd_safetensors_name(f, i);
-        t->data = hd_safetensors_find_any(f, t->name, &t->dtype, &t->rank, t->dims);
-    }
+    int n = file_tensors(f, tensors);
     static const char *const keys[] = {"hd.format_version",
                                        "hd.spec",
                                        "hd.input",

@@ -57,6 +57,19 @@ static int settings_say(const char *settings, const char *label, const char *wan
            strcmp(value, want) == 0;
 }
 
+/* --resume RUN --epochs N, nothing else given: every other setting from the run. */
+static hd_train_config resume_config(const char *run, double epochs) {
+    hd_train_config cfg;
+    hd_train_config_defaults(&cfg);
+    cfg.run_dir = run;
+    cfg.resume = 1;
+    cfg.epochs = epochs;
+    cfg.quiet = 1;
+    cfg.report = 0;
+    cfg.given = hd_run_settings_bit("epochs");
+    return cfg;
+}
+
 static float onecycle_rate(uint64_t step, uint64_t total) {
     hd_lr_schedule s = {
         HD_LR_ONECYCLE, 0.01f, 0, 0.3, total, HD_ONECYCLE_DIV_FACTOR, HD_ONECYCLE_FINAL_DIV_FACTOR, 0, 0};
@@ -350,14 +363,7 @@ static void test_weight_average(hd_backend *be, const char *dir, const hd_datase
     cfg.lr_schedule = HD_LR_CONSTANT;
     cfg.ema = 0.9;
     CHECK(hd_train(be, &cfg, train, test, &result) == 0, "--ema 0.9, 1 epoch: %s", hd_last_error());
-    hd_train_config more;
-    hd_train_config_defaults(&more);
-    more.run_dir = split;
-    more.resume = 1;
-    more.epochs = 2;
-    more.quiet = 1;
-    more.report = 0;
-    more.given = hd_run_settings_bit("epochs");
+    hd_train_config more = resume_config(split, 2);
     CHECK(hd_train(be, &more, train, test, &result) == 0, "resumed: %s", hd_last_error());
     snprintf(path, sizeof path, "%s/best.safetensors", split);
     CHECK(load_params(be, path, resumed, count + 10, NULL) == 0 && memcmp(resumed, best, sizeof best) == 0,
@@ -400,14 +406,7 @@ int main(void) {
     check_files(be, run, 1, 1, result.test_loss);
 
     /* --resume RUN --epochs 2: everything else from the run (the defaults here would be constant, 0.9) */
-    hd_train_config more;
-    hd_train_config_defaults(&more);
-    more.run_dir = run;
-    more.resume = 1;
-    more.epochs = 2;
-    more.quiet = 1;
-    more.report = 0;
-    more.given = hd_run_settings_bit("epochs");
+    hd_train_config more = resume_config(run, 2);
     CHECK(hd_train(be, &more, &train, &test, &result) == 0, "resumed: %s", hd_last_error());
     CHECK(result.epochs_run == 2 && result.best_epoch == 2, "epochs %d, best %d", result.epochs_run,
           result.best_epoch);
