@@ -110,6 +110,16 @@ static void test_conv(hd_backend *be, int n, int in_c, int hw, int out_c, int k,
     memcpy(dout, r, out_n * 4);
     be->ops->conv2d_backward(be, plan, n, in, w, out, dout, din, dw, db);
 
+    /* Without an input gradient (a first layer) the weight and bias gradients are the same. */
+    float *dw_first = calloc(w_n, 4), *db_first = calloc(out_c, 4);
+    memcpy(dout, r, out_n * 4);
+    be->ops->conv2d_backward(be, plan, n, in, w, out, dout, NULL, dw_first, db_first);
+    snprintf(name, sizeof name, "conv dweight without din %dx%d c%d->%d k%d s%d p%d", hw, hw, in_c, out_c, k,
+             stride, pad);
+    check_tensor(name, dw_first, dw, w_n, 0, 0);
+    check_tensor("conv dbias without din", db_first, db, out_c, 0, 0);
+    free(dw_first), free(db_first);
+
     if (act == HD_ACT_RELU) {
         /* ReLU's derivative is a mask, not a smooth function: check that the ReLU layer's
          * gradients equal the linear layer's gradients for dout masked by (out > 0), exactly

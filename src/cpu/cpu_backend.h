@@ -35,6 +35,30 @@ static inline size_t cpu_part_stride(size_t floats) {
 }
 void *cpu_parts_alloc(size_t stride, int parts); /* stride in 4-byte elements (floats or int32) */
 
+/* CPU_SIMD: a hot loop compiled three times, for AVX-512, AVX2 and the x86-64 baseline (SSE2), the CPU
+ * choosing one when the program loads (GCC and Clang function multiversioning: an ifunc). The baseline
+ * build vectorises four floats wide; the optimizers' loops over every parameter, scalar before (sqrtf
+ * kept errno; -fno-math-errno now) and sixteen wide now, ran 2.5x faster (bench --layers, `update`). Every
+ * version computes the same bits: the loops are element-wise (no reduction whose order would follow the
+ * vector width), and neither reassociation (no -ffast-math) nor FMA contraction (-ffp-contract=off,
+ * CMakeLists.txt) is allowed. A CPU_SIMD function is static (Clang names the dispatcher after the function
+ * only where every declaration carries the attribute) and holds no OpenMP region (the region's outlined body
+ * would not be cloned): a parallel loop calls it for each thread's range. Not for short rows: a 13-wide
+ * pooling row left AVX-512 a scalar remainder of most of the row and ran slower (measured and dropped). On
+ * another architecture, and in a sanitizer build (the loader runs the dispatcher before the sanitizer's
+ * runtime has started: Clang's TSan build crashed in it), the loop is compiled once. */
+#if defined(__has_feature) /* Clang */
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define CPU_SIMD_SANITIZED 1
+#endif
+#endif
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__SANITIZE_THREAD__) &&       \
+    !defined(__SANITIZE_ADDRESS__) && !defined(CPU_SIMD_SANITIZED)
+#define CPU_SIMD __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CPU_SIMD
+#endif
+
 /* The ops, declared by file in the order of the ops table; each src/cpu_X.c has its twin in
  * kernels/gpu_X.cu, with the same ops in the same order. */
 

@@ -6,28 +6,53 @@
 #include "cpu_backend.h"
 #include "hd/shared_math.h"
 
+/* The element loops run in CPU_SIMD functions, one range of elements per thread (thread t of T takes
+ * [count t / T, count (t + 1) / T)): a loop written inside an OpenMP parallel region is compiled into the
+ * region's outlined function, which target_clones does not reach. */
+CPU_SIMD static void adam_range(size_t begin, size_t end, float *params, const float *grads, float *m,
+                                float *v, float beta1, float beta2, float eps, float step_size) {
+#pragma omp simd
+    for (size_t i = begin; i < end; i++)
+        hd_adam_update(&params[i], &m[i], &v[i], grads[i], beta1, beta2, eps, step_size);
+}
+
 void cpu_adam_step(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v,
                    float beta1, float beta2, float eps, const hd_step_scalars *step) {
-    long long total = (long long)count;
+    int threads = cpu_threads(be);
     float step_size = step->step_size;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
-    for (long long i = 0; i < total; i++)
-        hd_adam_update(&params[i], &m[i], &v[i], grads[i], beta1, beta2, eps, step_size);
+#pragma omp parallel for schedule(static, 1) num_threads(threads)
+    for (int t = 0; t < threads; t++)
+        adam_range(count * t / threads, count * (t + 1) / threads, params, grads, m, v, beta1, beta2, eps,
+                   step_size);
+}
+
+CPU_SIMD static void sgd_range(size_t begin, size_t end, float *params, const float *grads, float *velocity,
+                               float lr, float momentum, int nesterov) {
+#pragma omp simd
+    for (size_t i = begin; i < end; i++)
+        hd_sgd_update(&params[i], &velocity[i], grads[i], lr, momentum, nesterov);
 }
 
 void cpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grads, float *velocity,
                   float momentum, int nesterov, const hd_step_scalars *step) {
-    long long total = (long long)count;
+    int threads = cpu_threads(be);
     float lr = step->step_size;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
-    for (long long i = 0; i < total; i++)
-        hd_sgd_update(&params[i], &velocity[i], grads[i], lr, momentum, nesterov);
+#pragma omp parallel for schedule(static, 1) num_threads(threads)
+    for (int t = 0; t < threads; t++)
+        sgd_range(count * t / threads, count * (t + 1) / threads, params, grads, velocity, lr, momentum,
+                  nesterov);
+}
+
+CPU_SIMD static void ema_range(size_t begin, size_t end, float *avg, const float *x, float w) {
+#pragma omp simd
+    for (size_t i = begin; i < end; i++)
+        avg[i] = hd_ema_update(avg[i], x[i], w);
 }
 
 void cpu_ema_update(hd_backend *be, size_t count, float *avg, const float *x, const hd_step_scalars *step) {
-    long long total = (long long)count;
+    int threads = cpu_threads(be);
     float w = step->average_weight;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
-    for (long long i = 0; i < total; i++)
-        avg[i] = hd_ema_update(avg[i], x[i], w);
+#pragma omp parallel for schedule(static, 1) num_threads(threads)
+    for (int t = 0; t < threads; t++)
+        ema_range(count * t / threads, count * (t + 1) / threads, avg, x, w);
 }
