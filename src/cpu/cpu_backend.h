@@ -38,13 +38,13 @@ void *cpu_parts_alloc(size_t stride, int parts); /* stride in 4-byte elements (f
 /* CPU_SIMD: a hot loop compiled three times, for AVX-512, AVX2 and the x86-64 baseline (SSE2), the CPU
  * choosing one when the program loads (GCC and Clang function multiversioning: an ifunc). The baseline
  * build vectorises four floats wide; the optimizers' loops over every parameter, scalar before (sqrtf
- * kept errno; -fno-math-errno now) and sixteen wide now, ran 2.5x faster (bench --layers, `update`). Every
- * version computes the same bits: the loops are element-wise (no reduction whose order would follow the
+ * kept errno; -fno-math-errno now) and sixteen wide now, ran 2.5-2.8x faster (bench --layers, `update`).
+ * Every version computes the same bits: the loops are element-wise (no reduction whose order would follow the
  * vector width), and neither reassociation (no -ffast-math) nor FMA contraction (-ffp-contract=off,
  * CMakeLists.txt) is allowed. A CPU_SIMD function is static (Clang names the dispatcher after the function
  * only where every declaration carries the attribute) and holds no OpenMP region (the region's outlined body
  * would not be cloned): a parallel loop calls it for each thread's range. Not for short rows: a 13-wide
- * pooling row left AVX-512 a scalar remainder of most of the row and ran slower (measured and dropped). On
+ * pooling row left AVX-512 a scalar remainder of most of the row and looked slower (dropped). On
  * another architecture, and in a sanitizer build (the loader runs the dispatcher before the sanitizer's
  * runtime has started: Clang's TSan build crashed in it), the loop is compiled once. */
 #if defined(__has_feature) /* Clang */
