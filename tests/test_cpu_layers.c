@@ -117,7 +117,9 @@ static void test_conv(hd_backend *be, int n, int in_c, int hw, int out_c, int k,
     snprintf(name, sizeof name, "conv dweight without din %dx%d c%d->%d k%d s%d p%d", hw, hw, in_c, out_c, k,
              stride, pad);
     check_tensor(name, dw_first, dw, w_n, 0, 0);
-    check_tensor("conv dbias without din", db_first, db, out_c, 0, 0);
+    snprintf(name, sizeof name, "conv dbias without din %dx%d c%d->%d k%d s%d p%d", hw, hw, in_c, out_c, k,
+             stride, pad);
+    check_tensor(name, db_first, db, out_c, 0, 0);
     free(dw_first), free(db_first);
 
     if (act == HD_ACT_RELU) {
@@ -500,6 +502,49 @@ static void test_softmax_xent(hd_backend *be, float smoothing) {
     free(logits);
 }
 
+/* ---------- optimizers: every thread count, the shared per-element math bit for bit ---------- */
+
+/* The CPU ops split the elements into one range per thread and run each range in a multiversioned loop
+ * (CPU_SIMD, cpu_backend.h): for any thread count and any count, including ranges left empty, the result
+ * must be hd_adam_update / hd_sgd_update / hd_ema_update applied element by element, exactly. */
+static int same_bits(float a, float b) {
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
+static void test_optimizer_threads(int threads, size_t count) {
+    hd_cpu_options options = {threads};
+    hd_backend *be = hd_cpu_backend_create(&options);
+    CHECK(be != NULL, "cpu backend, %d threads", threads);
+    if (!be)
+        return;
+    size_t n = count ? count : 1;
+    float *p = random_tensor(n, -1, 1), *g = random_tensor(n, -1, 1), *m = random_tensor(n, -0.1f, 0.1f),
+          *v = random_tensor(n, 0, 0.01f), *vel = random_tensor(n, -0.1f, 0.1f),
+          *avg = random_tensor(n, -1, 1);
+    float *p2 = malloc(n * 4), *m2 = malloc(n * 4), *v2 = malloc(n * 4), *vel2 = malloc(n * 4),
+          *p3 = malloc(n * 4), *avg2 = malloc(n * 4);
+    memcpy(p2, p, n * 4), memcpy(m2, m, n * 4), memcpy(v2, v, n * 4), memcpy(vel2, vel, n * 4);
+    memcpy(p3, p, n * 4), memcpy(avg2, avg, n * 4);
+    hd_step_scalars step = {7, 1e-3f, 0.25f};
+    be->ops->adam_step(be, count, p, g, m, v, 0.9f, 0.999f, 1e-7f, &step);
+    be->ops->sgd_step(be, count, p3, g, vel, 0.9f, 1, &step);
+    be->ops->ema_update(be, count, avg, p2, &step);
+    size_t wrong = 0;
+    for (size_t i = 0; i < count; i++) {
+        float want_avg = hd_ema_update(avg2[i], p2[i], step.average_weight); /* p2: the params before */
+        float sgd_p = p2[i];
+        hd_sgd_update(&sgd_p, &vel2[i], g[i], step.step_size, 0.9f, 1);
+        hd_adam_update(&p2[i], &m2[i], &v2[i], g[i], 0.9f, 0.999f, 1e-7f, step.step_size);
+        wrong += !same_bits(p[i], p2[i]) || !same_bits(m[i], m2[i]) || !same_bits(v[i], v2[i]) ||
+                 !same_bits(p3[i], sgd_p) || !same_bits(vel[i], vel2[i]) || !same_bits(avg[i], want_avg);
+    }
+    CHECK(wrong == 0, "adam, sgd and ema ops at %d threads over %zu floats: %zu differ from the shared math",
+          threads, count, wrong);
+    free(p), free(g), free(m), free(v), free(vel), free(avg), free(p2), free(m2), free(v2), free(vel2),
+        free(p3), free(avg2);
+    hd_backend_destroy(be);
+}
+
 int main(void) {
     rng = test_fresh_seed();
     hd_cpu_options options = {2};
@@ -551,6 +596,11 @@ int main(void) {
     test_softmax_xent(be, 0.0f);
     test_softmax_xent(be, 0.1f);
     test_softmax_xent(be, 0.6f);
+    const int thread_counts[] = {1, 2, 3, 7};
+    const size_t counts[] = {0, 1, 17, 1000};
+    for (int t = 0; t < 4; t++)
+        for (int c = 0; c < 4; c++)
+            test_optimizer_threads(thread_counts[t], counts[c]);
     hd_backend_destroy(be);
     return test_finish();
 }

@@ -139,7 +139,7 @@ static void test_settings_file(const char *dir) {
 }
 
 /* A checkpoint from before a setting existed (here: no hd.train.ema, no hd.train.augment_zoom) resumes with
- * the setting's default, what that run trained with, not with a value a preset put in (best's --ema 0.999,
+ * the setting's default, what that run trained with, not with a value a preset put in (best's --ema 0.9998,
  * not given); a value given on the command line stands. */
 static void test_setting_older_than_checkpoint(const char *dir) {
     const hd_st_meta meta[] = {{"hd.train.seed", "7"},
@@ -157,7 +157,7 @@ static void test_setting_older_than_checkpoint(const char *dir) {
         return;
     hd_train_config cfg;
     hd_train_config_defaults(&cfg);
-    cfg.ema = 0.999;         /* a preset's, not given */
+    cfg.ema = 0.9998;        /* a preset's, not given */
     cfg.augment_zoom = 0.3f; /* given */
     cfg.given = hd_run_settings_bit("augment_zoom");
     hd_run_settings_text store;

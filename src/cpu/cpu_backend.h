@@ -6,6 +6,7 @@
 #include "hd/backend.h"
 
 #include <omp.h>
+#include <stdlib.h> /* and with it glibc's features.h: __GLIBC__, for CPU_SIMD */
 
 typedef struct {
     hd_backend base; /* must be first */
@@ -37,23 +38,29 @@ void *cpu_parts_alloc(size_t stride, int parts); /* stride in 4-byte elements (f
 
 /* CPU_SIMD: a hot loop compiled three times, for AVX-512, AVX2 and the x86-64 baseline (SSE2), the CPU
  * choosing one when the program loads (GCC and Clang function multiversioning: an ifunc). The baseline
- * build vectorises four floats wide; the optimizers' loops over every parameter, scalar before (sqrtf
- * kept errno; -fno-math-errno now) and sixteen wide now, ran 2.5-2.8x faster (bench --layers, `update`).
- * Every version computes the same bits: the loops are element-wise (no reduction whose order would follow the
- * vector width), and neither reassociation (no -ffast-math) nor FMA contraction (-ffp-contract=off,
- * CMakeLists.txt) is allowed. A CPU_SIMD function is static (Clang names the dispatcher after the function
- * only where every declaration carries the attribute) and holds no OpenMP region (the region's outlined body
- * would not be cloned): a parallel loop calls it for each thread's range. Not for short rows: a 13-wide
- * pooling row left AVX-512 a scalar remainder of most of the row and looked slower (dropped). On
- * another architecture, and in a sanitizer build (the loader runs the dispatcher before the sanitizer's
- * runtime has started: Clang's TSan build crashed in it), the loop is compiled once. */
+ * build vectorises four floats wide, AVX2 eight, AVX-512 sixteen; the optimizers' loops over every
+ * parameter, scalar before (sqrtf kept errno; -fno-math-errno now), ran 2.5-2.8x faster with them
+ * (bench --layers, `update`). Every version computes the same bits: the loops are element-wise (no
+ * reduction whose order would follow the vector width), and neither reassociation (no -ffast-math) nor
+ * FMA contraction (-ffp-contract=off, CMakeLists.txt) is allowed. A CPU_SIMD function is static (Clang
+ * names the dispatcher after the function only where every declaration carries the attribute) and holds
+ * no OpenMP region (the region's outlined body would not be cloned): a parallel loop calls it for each
+ * thread's range. Not for short rows: a 13-wide pooling row left AVX-512 a scalar remainder of most of the
+ * row and looked slower (dropped). Where the compiler or the C library has no ifuncs (another
+ * architecture, macOS, musl), and in a sanitizer build (the loader runs the dispatcher before the
+ * sanitizer's runtime has started: Clang's TSan build crashed in it), the loop is compiled once. */
 #if defined(__has_feature) /* Clang */
 #if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
 #define CPU_SIMD_SANITIZED 1
 #endif
 #endif
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__SANITIZE_THREAD__) &&       \
-    !defined(__SANITIZE_ADDRESS__) && !defined(CPU_SIMD_SANITIZED)
+#if defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define CPU_SIMD_CLONES 1
+#endif
+#endif
+#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && defined(CPU_SIMD_CLONES) &&           \
+    !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__) && !defined(CPU_SIMD_SANITIZED)
 #define CPU_SIMD __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CPU_SIMD
