@@ -25,6 +25,13 @@ static inline void cpu_split_range(int total, int parts, int index, int *begin, 
     *end = *begin + base + (index < extra ? 1 : 0);
 }
 
+/* The same split for element counts past int: range `index` of `parts` is [*begin, *end). */
+static inline void cpu_split_size(size_t total, int parts, int index, size_t *begin, size_t *end) {
+    size_t base = total / (size_t)parts, extra = total % (size_t)parts, i = (size_t)index;
+    *begin = i * base + (i < extra ? i : extra);
+    *end = *begin + base + (i < extra ? 1 : 0);
+}
+
 /* Per-thread scratch: each thread's part starts on a 128-byte boundary (a cache line and the one the
  * adjacent-line prefetcher pairs with it), so that two threads never write the same line. A part of
  * `floats` floats takes cpu_part_stride(floats) of the array (a whole number of 128-byte blocks, at least

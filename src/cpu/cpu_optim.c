@@ -6,9 +6,20 @@
 #include "cpu_backend.h"
 #include "hd/shared_math.h"
 
-/* The element loops run in CPU_SIMD functions, one range of elements per thread (thread t of T takes
- * [count t / T, count (t + 1) / T)): a loop written inside an OpenMP parallel region is compiled into the
- * region's outlined function, which target_clones does not reach. */
+/* The element loops run in CPU_SIMD functions, one range of elements per thread (cpu_split_size): a loop
+ * written inside an OpenMP parallel region is compiled into the region's outlined function, which
+ * target_clones does not reach. FOR_EACH_THREAD_RANGE runs `call` once per thread with its [begin, end). */
+#define FOR_EACH_THREAD_RANGE(be, count, call)                                                               \
+    do {                                                                                                     \
+        int threads_ = cpu_threads(be);                                                                      \
+        _Pragma("omp parallel for schedule(static, 1) num_threads(threads_)") for (int t_ = 0;               \
+                                                                                   t_ < threads_; t_++) {    \
+            size_t begin, end;                                                                               \
+            cpu_split_size((count), threads_, t_, &begin, &end);                                             \
+            call;                                                                                            \
+        }                                                                                                    \
+    } while (0)
+
 CPU_SIMD static void adam_range(size_t begin, size_t end, float *params, const float *grads, float *m,
                                 float *v, float beta1, float beta2, float eps, float step_size) {
 #pragma omp simd
@@ -18,12 +29,9 @@ CPU_SIMD static void adam_range(size_t begin, size_t end, float *params, const f
 
 void cpu_adam_step(hd_backend *be, size_t count, float *params, const float *grads, float *m, float *v,
                    float beta1, float beta2, float eps, const hd_step_scalars *step) {
-    int threads = cpu_threads(be);
     float step_size = step->step_size;
-#pragma omp parallel for schedule(static, 1) num_threads(threads)
-    for (int t = 0; t < threads; t++)
-        adam_range(count * t / threads, count * (t + 1) / threads, params, grads, m, v, beta1, beta2, eps,
-                   step_size);
+    FOR_EACH_THREAD_RANGE(be, count,
+                          adam_range(begin, end, params, grads, m, v, beta1, beta2, eps, step_size));
 }
 
 CPU_SIMD static void sgd_range(size_t begin, size_t end, float *params, const float *grads, float *velocity,
@@ -35,12 +43,8 @@ CPU_SIMD static void sgd_range(size_t begin, size_t end, float *params, const fl
 
 void cpu_sgd_step(hd_backend *be, size_t count, float *params, const float *grads, float *velocity,
                   float momentum, int nesterov, const hd_step_scalars *step) {
-    int threads = cpu_threads(be);
     float lr = step->step_size;
-#pragma omp parallel for schedule(static, 1) num_threads(threads)
-    for (int t = 0; t < threads; t++)
-        sgd_range(count * t / threads, count * (t + 1) / threads, params, grads, velocity, lr, momentum,
-                  nesterov);
+    FOR_EACH_THREAD_RANGE(be, count, sgd_range(begin, end, params, grads, velocity, lr, momentum, nesterov));
 }
 
 CPU_SIMD static void ema_range(size_t begin, size_t end, float *avg, const float *x, float w) {
@@ -50,9 +54,6 @@ CPU_SIMD static void ema_range(size_t begin, size_t end, float *avg, const float
 }
 
 void cpu_ema_update(hd_backend *be, size_t count, float *avg, const float *x, const hd_step_scalars *step) {
-    int threads = cpu_threads(be);
     float w = step->average_weight;
-#pragma omp parallel for schedule(static, 1) num_threads(threads)
-    for (int t = 0; t < threads; t++)
-        ema_range(count * t / threads, count * (t + 1) / threads, avg, x, w);
+    FOR_EACH_THREAD_RANGE(be, count, ema_range(begin, end, avg, x, w));
 }
