@@ -146,6 +146,12 @@ static void check_rows(const hd_bench_result *r, const hd_model *model) {
     }
     CHECK(strcmp(p->rows[0].kind, "conv") == 0 && strcmp(p->rows[2].kind, "bn") == 0, "kinds %s, %s",
           p->rows[0].kind, p->rows[2].kind);
+    /* conv1 and pool1 run as one op on the CPU: each row names the other; conv2 (no pooling after it), none
+     */
+    CHECK(strcmp(p->rows[0].fused_with, "pool1") == 0 && strcmp(p->rows[1].fused_with, "conv1") == 0 &&
+              p->rows[3].fused_with[0] == 0,
+          "fused_with: '%s', '%s', '%s'", p->rows[0].fused_with, p->rows[1].fused_with,
+          p->rows[3].fused_with);
     CHECK(isfinite(p->loss_ms.median) && p->loss_ms.median >= 0.0 && isfinite(p->update_ms.median) &&
               p->update_ms.median > 0.0,
           "loss %g ms, update %g ms", p->loss_ms.median, p->update_ms.median);
@@ -169,6 +175,10 @@ static void check_reports(const hd_bench_config *c, const hd_bench_result *r) {
         const json_t *name = json_object_get(json_array_get(rows, 3), "name");
         CHECK(json_is_string(name) && strcmp(json_string_value(name), "conv2") == 0,
               "JSON: row 3 is not conv2");
+        const json_t *fused = json_object_get(json_array_get(rows, 1), "fused_with");
+        CHECK(json_is_string(fused) && strcmp(json_string_value(fused), "conv1") == 0 &&
+                  json_is_null(json_object_get(json_array_get(rows, 3), "fused_with")),
+              "JSON: fused_with of pool1 and conv2");
         double sum = json_number_value(json_object_get(json_object_get(profile, "sum_ms"), "median"));
         CHECK(fabs(sum - r->train[0].layers.sum_ms.median) <= 1e-5 * sum, "JSON sum_ms %g", sum);
         json_decref(root);
@@ -178,6 +188,9 @@ static void check_reports(const hd_bench_config *c, const hd_bench_result *r) {
     if (markdown) {
         CHECK(strstr(markdown, "## Per layer, batch 8") != NULL, "Markdown: no per-layer table for batch 8");
         CHECK(strstr(markdown, "| 3 | conv2 | conv | 6x11x11 |") != NULL, "Markdown: no conv2 row");
+        CHECK(strstr(markdown, "| 0 | conv1 | conv + pool1 | 4x26x26 |") != NULL &&
+                  strstr(markdown, "| 1 | pool1 | maxpool, in conv1's op | 4x13x13 |") != NULL,
+              "Markdown: no fused conv1 / pool1 rows");
         CHECK(strstr(markdown, "| | update | Adam |") != NULL, "Markdown: no update row");
     }
     free(json);

@@ -545,6 +545,100 @@ static void test_optimizer_threads(int threads, size_t count) {
     hd_backend_destroy(be);
 }
 
+/* ---------- the fused conv + max pooling op: the two ops' results, bit for bit ---------- */
+
+/* conv2d_maxpool_forward / _backward (what the model runs for conv then maxpool on the CPU) against
+ * conv2d_forward, maxpool_forward, maxpool_backward, conv2d_backward: pooled output, din, dweight and
+ * dbias must be equal bit for bit, for any thread count. `quantised` draws inputs and weights from a few
+ * exact values, so that windows hold ties (the first maximum must win in both) and ReLU zeros; dpool holds
+ * some -0 and 0. */
+static void test_conv_maxpool_fused(int threads, int n, int in_c, int hw, int out_c, int k, int stride,
+                                    int pad, hd_activation act, int size, int quantised) {
+    hd_cpu_options options = {threads};
+    hd_backend *be = hd_cpu_backend_create(&options);
+    CHECK(be != NULL, "cpu backend, %d threads", threads);
+    if (!be)
+        return;
+    int conv_hw = (hw + 2 * pad - k) / stride + 1, pool_hw = conv_hw / size;
+    hd_conv_shape cs = {n, in_c, hw, hw, out_c, k, pad, conv_hw, conv_hw, act, stride};
+    hd_pool_shape ps = {n, out_c, conv_hw, conv_hw, size, pool_hw, pool_hw};
+    size_t in_n = (size_t)n * in_c * hw * hw, w_n = (size_t)out_c * in_c * k * k;
+    size_t conv_n = (size_t)n * out_c * conv_hw * conv_hw, pool_n = (size_t)n * out_c * pool_hw * pool_hw;
+    float *in = random_tensor(in_n, -1, 1), *w = random_tensor(w_n, -0.5f, 0.5f),
+          *b = random_tensor(out_c, -0.2f, 0.1f), *dpool = random_tensor(pool_n, -1, 1);
+    if (quantised) {
+        for (size_t i = 0; i < in_n; i++)
+            in[i] = (float)(int)(in[i] * 2.0f) * 0.5f; /* -0.5, 0, 0.5 */
+        for (size_t i = 0; i < w_n; i++)
+            w[i] = (float)(int)(w[i] * 4.0f) * 0.25f; /* -0.25, 0, 0.25 */
+        for (int i = 0; i < out_c; i++)
+            b[i] = 0.0f;
+    }
+    for (size_t i = 0; i < pool_n; i += 7)
+        dpool[i] = i % 14 ? -0.0f : 0.0f;
+    float *conv_out = calloc(conv_n, 4), *dconv = calloc(conv_n, 4);
+    float *pooled[2] = {calloc(pool_n, 4), calloc(pool_n, 4)},
+          *dpool_copy[2] = {malloc(pool_n * 4), malloc(pool_n * 4)};
+    float *din[2] = {calloc(in_n, 4), calloc(in_n, 4)}, *dw[2] = {calloc(w_n, 4), calloc(w_n, 4)},
+          *db[2] = {calloc(out_c, 4), calloc(out_c, 4)};
+    float *dw_nodin = calloc(w_n, 4), *db_nodin = calloc(out_c, 4);
+    void *conv_plan[2] = {be->ops->conv2d_plan(be, &cs), be->ops->conv2d_plan(be, &cs)};
+    void *pool_plan[2] = {be->ops->maxpool_plan(be, &ps), be->ops->maxpool_plan(be, &ps)};
+    CHECK(conv_plan[0] && conv_plan[1] && pool_plan[0] && pool_plan[1], "plans");
+    memcpy(dpool_copy[0], dpool, pool_n * 4);
+    memcpy(dpool_copy[1], dpool, pool_n * 4);
+
+    be->ops->conv2d_forward(be, conv_plan[0], n, in, w, b, conv_out);
+    be->ops->maxpool_forward(be, pool_plan[0], n, conv_out, pooled[0]);
+    be->ops->maxpool_backward(be, pool_plan[0], n, conv_out, pooled[0], dpool_copy[0], dconv);
+    be->ops->conv2d_backward(be, conv_plan[0], n, in, w, conv_out, dconv, din[0], dw[0], db[0]);
+
+    be->ops->conv2d_maxpool_forward(be, conv_plan[1], pool_plan[1], n, in, w, b, pooled[1]);
+    be->ops->conv2d_maxpool_backward(be, conv_plan[1], pool_plan[1], n, in, w, pooled[1], dpool_copy[1],
+                                     din[1], dw[1], db[1]);
+    be->ops->conv2d_maxpool_backward(be, conv_plan[1], pool_plan[1], n, in, w, pooled[1], dpool_copy[1], NULL,
+                                     dw_nodin, db_nodin);
+
+    char name[128];
+    snprintf(name, sizeof name,
+             "fused conv+maxpool, %d threads, n %d, %dx%d c%d->%d k%d s%d p%d%s, pool %d%s", threads, n, hw,
+             hw, in_c, out_c, k, stride, pad, act == HD_ACT_RELU ? " relu" : "", size,
+             quantised ? ", quantised" : "");
+    CHECK(memcmp(pooled[0], pooled[1], pool_n * 4) == 0, "%s: pooled output differs", name);
+    CHECK(memcmp(din[0], din[1], in_n * 4) == 0, "%s: din differs", name);
+    CHECK(memcmp(dw[0], dw[1], w_n * 4) == 0, "%s: dweight differs", name);
+    CHECK(memcmp(db[0], db[1], (size_t)out_c * 4) == 0, "%s: dbias differs", name);
+    CHECK(memcmp(dw[0], dw_nodin, w_n * 4) == 0 && memcmp(db[0], db_nodin, (size_t)out_c * 4) == 0,
+          "%s: dweight or dbias differs without din", name);
+    CHECK(memcmp(dpool, dpool_copy[1], pool_n * 4) == 0, "%s: the fused backward changed dout", name);
+    /* Not vacuous: the pass has gradients, and the quantised inputs have tied windows. */
+    size_t nonzero = 0;
+    for (size_t i = 0; i < w_n; i++)
+        nonzero += dw[0][i] != 0.0f;
+    CHECK(nonzero > 0, "%s: dweight all zero", name);
+    if (quantised) {
+        size_t tied = 0; /* windows whose maximum is held twice or more */
+        for (int p = 0; p < n * out_c; p++)
+            for (int o = 0; o < pool_hw * pool_hw; o++) {
+                int held = 0;
+                for (int d = 0; d < size * size; d++)
+                    held += conv_out[((size_t)p * conv_hw + (o / pool_hw) * size + d / size) * conv_hw +
+                                     (o % pool_hw) * size + d % size] ==
+                            pooled[0][(size_t)p * pool_hw * pool_hw + o];
+                tied += held > 1;
+            }
+        CHECK(tied > 0, "%s: no tied window", name);
+    }
+
+    for (int i = 0; i < 2; i++) {
+        be->ops->conv2d_plan_free(be, conv_plan[i]);
+        be->ops->maxpool_plan_free(be, pool_plan[i]);
+        free(pooled[i]), free(dpool_copy[i]), free(din[i]), free(dw[i]), free(db[i]);
+    }
+    free(in), free(w), free(b), free(dpool), free(conv_out), free(dconv), free(dw_nodin), free(db_nodin);
+    hd_backend_destroy(be);
+}
+
 int main(void) {
     rng = test_fresh_seed();
     hd_cpu_options options = {2};
@@ -596,6 +690,16 @@ int main(void) {
     test_softmax_xent(be, 0.0f);
     test_softmax_xent(be, 0.1f);
     test_softmax_xent(be, 0.6f);
+    for (int threads = 1; threads <= 3; threads++) {
+        test_conv_maxpool_fused(threads, 5, 1, 28, 8, 3, 1, 0, HD_ACT_RELU, 2,
+                                0); /* conv1's shape: 26 -> 13 */
+        test_conv_maxpool_fused(threads, 9, 4, 13, 6, 3, 1, 0, HD_ACT_RELU, 2,
+                                1); /* 11 -> 5: a row dropped */
+        test_conv_maxpool_fused(threads, 21, 2, 6, 3, 3, 1, 0, HD_ACT_RELU, 2, 1); /* groups of 32 images */
+        test_conv_maxpool_fused(threads, 4, 3, 12, 5, 5, 1, 0, HD_ACT_NONE, 2, 0);
+        test_conv_maxpool_fused(threads, 3, 2, 11, 4, 3, 1, 1, HD_ACT_RELU, 3, 1); /* padded; 3x3 windows */
+        test_conv_maxpool_fused(threads, 3, 2, 16, 4, 5, 2, 2, HD_ACT_RELU, 2, 0); /* strided, phased */
+    }
     const int thread_counts[] = {1, 2, 3, 7};
     const size_t counts[] = {0, 1, 17, 1000};
     for (int t = 0; t < 4; t++)

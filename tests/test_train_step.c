@@ -1,6 +1,8 @@
 /* test_train_step.c: the optimizer's step size, its path to the update through the model's
  * step scalars, and hd_train_step on the CPU backend (which records nothing, so every step runs
- * op by op) against the same step written out by hand. Fresh random weights and batches. */
+ * op by op) against the same step written out by hand, on a model that runs every layer's own op
+ * (hd_model_fuse off: the conv + max pooling fused op against the two ops, bit for bit, at the model's
+ * level). Fresh random weights and batches. */
 #include "check.h"
 #include "hd/backend.h"
 #include "hd/common.h"
@@ -51,6 +53,9 @@ static void test_runner_matches_hand_written_step(hd_backend *be, hd_optimizer_k
     CHECK(ok, "model: %s", hd_last_error());
     if (!ok)
         return;
+    CHECK(by_runner.layers[0].fused_pool, "the CPU backend does not fuse conv1 with its pooling");
+    CHECK(hd_model_fuse(&by_hand, 0) == 0 && by_hand.layers[0].out && !by_hand.layers[0].fused_pool,
+          "unfused: %s", hd_last_error());
     uint64_t init_seed = test_rand_u64(rng), seed = test_rand_u64(rng);
     hd_model_init_weights(&by_runner, init_seed);
     hd_model_init_weights(&by_hand, init_seed);

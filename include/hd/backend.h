@@ -117,6 +117,19 @@ struct hd_backend_ops {
     void (*maxpool_backward)(hd_backend *be, void *plan, int n, const float *in, const float *out,
                              const float *dout, float *din);
 
+    /* ---- optional: a convolution and the max pooling that takes its output, as one op ---- */
+    /* NULL (the GPU's): the model calls the two layers' ops in turn. Same as conv2d_forward then
+     * maxpool_forward, bit for bit, but the convolution's output is never written: each of its planes is
+     * pooled while it is still in cache (pool_plan keeps the arg-max, as maxpool_forward does). out is the
+     * pooling's output. */
+    void (*conv2d_maxpool_forward)(hd_backend *be, void *conv_plan, void *pool_plan, int n, const float *in,
+                                   const float *weight, const float *bias, float *out);
+    /* Same as maxpool_backward then conv2d_backward, bit for bit, from the pooling's out and dout (the
+     * convolution's gradient is built from the arg-max and the pooled values, never read from memory). */
+    void (*conv2d_maxpool_backward)(hd_backend *be, void *conv_plan, void *pool_plan, int n, const float *in,
+                                    const float *weight, const float *out, const float *dout, float *din,
+                                    float *dweight, float *dbias);
+
     /* ---- average pooling (no plan: nothing to keep between calls) ---- */
     /* out = the mean of each size x size window; rows and columns no window covers are ignored. */
     void (*avgpool_forward)(hd_backend *be, const hd_pool_shape *shape, int n, const float *in, float *out);

@@ -79,6 +79,9 @@ typedef struct {
     int index;        /* 0-based, in the model's order */
     char name[16];    /* the model's name: conv1, pool1, ... */
     const char *kind; /* as the spec spells it: conv, maxpool, ... (static) */
+    /* "" or, where one op runs two layers (hd_layer.fused_pool), the other layer's name: on a conv's row
+     * the pooling its op also runs (whose row then times nothing), on the pooling's row that conv. */
+    char fused_with[16];
     int out_c, out_h, out_w;
     hd_bench_stat forward_ms;
     hd_bench_stat backward_ms; /* count 0 (NaN) below the lowest trainable layer: no backward work */

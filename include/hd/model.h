@@ -35,8 +35,11 @@ typedef struct {
     int weight_dims[4], weight_rank;  /* shape of the weight tensor */
     int fan_in, fan_out;              /* for Glorot initialisation */
     size_t state_offset, state_count; /* into model state: bn's running mean, then running variance */
-    int frozen;   /* --freeze: no optimizer step; batch norm uses its running statistics */
-    void *plan;   /* backend plan (conv, pool) */
+    int frozen; /* --freeze: no optimizer step; batch norm uses its running statistics */
+    void *plan; /* backend plan (conv, pool) */
+    /* conv: its op also runs the max pooling layer after it (the backend's conv2d_maxpool_*), whose own op
+     * then does nothing; this layer's out and dout are then NULL or unused (hd_model_fuse). */
+    int fused_pool;
     float *saved; /* bn: the mean and 1/std of the last forward (2 * channels floats) */
     float *out;   /* activations, max_batch * out_size (NULL: flatten aliases its input) */
     float *dout;  /* gradient of the loss with respect to out */
@@ -82,6 +85,13 @@ typedef struct {
 int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c, int in_h, int in_w,
                     int max_batch);
 void hd_model_destroy(hd_model *model);
+/* on = 1 (what hd_model_create does): each conv followed by a max pooling runs the two as one op where the
+ * backend has it (hd_backend_ops.conv2d_maxpool_*; the CPU's), the same results bit for bit, and the conv
+ * has no out and dout buffers (its output never exists in memory: 22 MB fewer at batch 128 for the default
+ * model's conv1); on = 0: every layer runs its own op and writes its out, the buffers allocated now, for a
+ * caller that reads every layer's activations (the gradient and GPU-vs-CPU tests). -1 + hd_fail() when they
+ * cannot be allocated (the model is left fused). */
+int hd_model_fuse(hd_model *model, int on);
 /* The shapes, names and parameter layout of hd_model_create without a backend (nothing allocated, be NULL):
  * what a checkpoint's tensors are matched against before a run starts. */
 int hd_model_layout(hd_model *model, const char *spec, int in_c, int in_h, int in_w, int max_batch);

@@ -78,11 +78,12 @@ static json_t *json_settings(const hd_bench_config *c) {
 }
 
 static json_t *json_layer_row(const hd_bench_layer_row *row) {
-    return json_pack("{s:i, s:s, s:s, s:[i, i, i], s:o, s:o, s:o, s:o, s:o, s:o}", "index", row->index,
-                     "name", row->name, "kind", row->kind, "output", row->out_c, row->out_h, row->out_w,
-                     "forward_ms", json_stat(&row->forward_ms), "backward_ms", json_stat(&row->backward_ms),
-                     "flops_per_image", hd_json_number(row->flops), "share", hd_json_number(row->share),
-                     "gflops", hd_json_number(row->gflops), "peak_fraction",
+    return json_pack("{s:i, s:s, s:s, s:o, s:[i, i, i], s:o, s:o, s:o, s:o, s:o, s:o}", "index", row->index,
+                     "name", row->name, "kind", row->kind, "fused_with",
+                     row->fused_with[0] ? json_string(row->fused_with) : json_null(), "output", row->out_c,
+                     row->out_h, row->out_w, "forward_ms", json_stat(&row->forward_ms), "backward_ms",
+                     json_stat(&row->backward_ms), "flops_per_image", hd_json_number(row->flops), "share",
+                     hd_json_number(row->share), "gflops", hd_json_number(row->gflops), "peak_fraction",
                      hd_json_number(row->peak_fraction));
 }
 
@@ -176,7 +177,11 @@ static void put_shape(text_buffer *b, int c, int h, int w) {
 }
 
 static void put_layer_row(text_buffer *b, const hd_bench_layer_row *row) {
-    put(b, "| %d | %s | %s |", row->index, row->name, row->kind);
+    put(b, "| %d | %s | %s", row->index, row->name, row->kind);
+    if (row->fused_with[0]) /* one op runs the two: the conv's row times both */
+        put(b, strcmp(row->kind, "conv") == 0 ? " + %s |" : ", in %s's op |", row->fused_with);
+    else
+        put(b, " |");
     put_shape(b, row->out_c, row->out_h, row->out_w);
     put_stat_cells(b, &row->forward_ms, 4);
     put_stat_cells(b, &row->backward_ms, 4);

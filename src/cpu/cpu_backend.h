@@ -92,6 +92,12 @@ void cpu_conv2d_forward(hd_backend *be, void *plan, int n, const float *in, cons
                         const float *bias, float *out);
 void cpu_conv2d_backward(hd_backend *be, void *plan, int n, const float *in, const float *weight,
                          const float *out, float *dout, float *din, float *dweight, float *dbias);
+/* The convolution and the max pooling after it as one op (hd_backend_ops.conv2d_maxpool_*). */
+void cpu_conv2d_maxpool_forward(hd_backend *be, void *conv_plan, void *pool_plan, int n, const float *in,
+                                const float *weight, const float *bias, float *out);
+void cpu_conv2d_maxpool_backward(hd_backend *be, void *conv_plan, void *pool_plan, int n, const float *in,
+                                 const float *weight, const float *out, const float *dout, float *din,
+                                 float *dweight, float *dbias);
 
 /* cpu_pool.c */
 void cpu_maxpool_plan_free(hd_backend *be, void *plan);
@@ -99,6 +105,14 @@ void *cpu_maxpool_plan(hd_backend *be, const hd_pool_shape *shape);
 void cpu_maxpool_forward(hd_backend *be, void *plan, int n, const float *in, float *out);
 void cpu_maxpool_backward(hd_backend *be, void *plan, int n, const float *in, const float *out,
                           const float *dout, float *din);
+/* One plane's part of each, for the fused op (cpu_conv.c): plane p of the batch (image * channels +
+ * channel) pooled from x into y, its arg-max kept in the plan, with thread `thread`'s scratch; and the
+ * gradient dx of the plane's input that maxpool_backward followed by the convolution's act'(out) mask
+ * gives (y, dy: the plane's pooled output and its gradient). */
+void cpu_maxpool_plane_forward(void *plan, int thread, int p, const float *x, float *y);
+size_t cpu_maxpool_plane_outputs(const void *plan); /* a plane's pooled outputs: out_h * out_w */
+void cpu_maxpool_plane_backward(const void *plan, int p, const float *y, const float *dy, float *dx,
+                                hd_activation act);
 
 /* cpu_avgpool.c: average pooling and global average pooling */
 void cpu_avgpool_forward(hd_backend *be, const hd_pool_shape *shape, int n, const float *in, float *out);
@@ -124,6 +138,8 @@ void cpu_bias_act_rows(const float *y, size_t ld, float *out, const float *bias,
 /* dst = dout * act'(out) (out post-activation), and returns the sum of dst, summed in a fixed order that
  * depends only on count (a convolution's dbias for one channel and image). */
 float cpu_act_grad_gather(const float *out, const float *dout, float *dst, size_t count, hd_activation act);
+/* The sum of x in the same fixed order as cpu_act_grad_gather's: the fused op's dbias. */
+float cpu_lane_sum(const float *x, size_t count);
 
 /* cpu_batchnorm.c */
 void cpu_batchnorm_forward(hd_backend *be, const hd_batchnorm_shape *shape, int n, int batch_stats,

@@ -82,3 +82,19 @@ float cpu_act_grad_gather(const float *out, const float *dout, float *dst, size_
         sum += lanes[l];
     return sum;
 }
+
+float cpu_lane_sum(const float *x, size_t count) {
+    float lanes[CPU_SUM_LANES] = {0};
+    size_t i = 0;
+    for (; i + CPU_SUM_LANES <= count; i += CPU_SUM_LANES) {
+#pragma omp simd
+        for (int l = 0; l < CPU_SUM_LANES; l++)
+            lanes[l] += x[i + l];
+    }
+    for (int l = 0; i < count; i++, l++)
+        lanes[l] += x[i];
+    float sum = 0.0f;
+    for (int l = 0; l < CPU_SUM_LANES; l++)
+        sum += lanes[l];
+    return sum;
+}

@@ -54,6 +54,9 @@ typedef struct {
     int phased, phase_h, phase_w;
     size_t phase_size;  /* >= C * S * S * phase_h * phase_w floats */
     float *phase_parts; /* threads * phase_size */
+    /* The fused op's (cpu_conv2d_maxpool_*): one output plane, OH*OW floats, per thread. */
+    size_t plane_size;
+    float *plane_parts; /* threads * plane_size */
 } cpu_conv_plan;
 
 void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
@@ -66,6 +69,7 @@ void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
     free(plan->dweight_parts);
     free(plan->dbias_parts);
     free(plan->phase_parts);
+    free(plan->plane_parts);
     free(plan);
 }
 
@@ -98,6 +102,8 @@ void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
     plan->y = cpu_parts_alloc(plan->y_size, plan->threads);
     plan->dweight_parts = cpu_parts_alloc(plan->dw_size, plan->threads);
     plan->dbias_parts = cpu_parts_alloc(plan->db_size, plan->threads);
+    plan->plane_size = cpu_part_stride((size_t)shape->out_h * shape->out_w);
+    plan->plane_parts = cpu_parts_alloc(plan->plane_size, plan->threads);
     plan->phased = shape->stride > 1 || shape->pad > 0;
     if (plan->phased) {
         int stride = shape->stride;
@@ -107,7 +113,7 @@ void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
             cpu_part_stride((size_t)shape->in_c * stride * stride * plan->phase_h * plan->phase_w);
         plan->phase_parts = cpu_parts_alloc(plan->phase_size, plan->threads);
     }
-    if (!plan->col || !plan->y || !plan->dweight_parts || !plan->dbias_parts ||
+    if (!plan->col || !plan->y || !plan->dweight_parts || !plan->dbias_parts || !plan->plane_parts ||
         (plan->phased && !plan->phase_parts)) {
         cpu_conv2d_plan_free(be, plan);
         return NULL;
@@ -241,13 +247,15 @@ static void fold(const cpu_conv_plan *plan, const float *col, size_t ld, float *
         col2im(plan, col, ld, din);
 }
 
-void cpu_conv2d_forward(hd_backend *be, void *plan_ptr, int n, const float *in, const float *weight,
-                        const float *bias, float *out) {
-    cpu_conv_plan *plan = plan_ptr;
+/* The forward, and with a pool plan the fused op's: each output plane, bias and activation applied, goes
+ * to the thread's plane scratch (in L1) and is pooled from there into out, instead of being written to the
+ * layer's output and read back from memory by maxpool_forward. The same values in the same order either
+ * way. */
+static void conv_forward(cpu_conv_plan *plan, void *pool_plan, int n, const float *in, const float *weight,
+                         const float *bias, float *out) {
     const hd_conv_shape *s = &plan->shape;
     int ckk = s->in_c * s->kernel * s->kernel, out_hw = s->out_h * s->out_w;
     size_t in_size = (size_t)s->in_c * s->in_h * s->in_w, out_size = (size_t)s->out_c * out_hw;
-    (void)be;
 #pragma omp parallel num_threads(plan->threads)
     {
         int t = omp_get_thread_num();
@@ -255,6 +263,8 @@ void cpu_conv2d_forward(hd_backend *be, void *plan_ptr, int n, const float *in, 
         cpu_split_range(n, plan->threads, t, &begin, &end);
         float *col = plan->col + (size_t)t * plan->col_size, *yg = plan->y + (size_t)t * plan->y_size;
         float *phases = plan->phased ? plan->phase_parts + (size_t)t * plan->phase_size : NULL;
+        float *plane = plan->plane_parts + (size_t)t * plan->plane_size;
+        size_t pooled_hw = pool_plan ? cpu_maxpool_plane_outputs(pool_plan) : 0;
         for (int first = begin; first < end; first += plan->group) {
             int g = end - first < plan->group ? end - first : plan->group;
             int width = g * out_hw; /* the group's columns, and yg's row length */
@@ -263,20 +273,45 @@ void cpu_conv2d_forward(hd_backend *be, void *plan_ptr, int n, const float *in, 
                        phases);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_c, width, ckk, 1.0f, weight, ckk,
                         col, width, 0.0f, yg, width);
-            for (int j = 0; j < g; j++)
-                cpu_bias_act_rows(yg + (size_t)j * out_hw, (size_t)width,
-                                  out + (size_t)(first + j) * out_size, bias, s->out_c, out_hw, s->act);
+            for (int j = 0; j < g; j++) {
+                if (!pool_plan) {
+                    cpu_bias_act_rows(yg + (size_t)j * out_hw, (size_t)width,
+                                      out + (size_t)(first + j) * out_size, bias, s->out_c, out_hw, s->act);
+                    continue;
+                }
+                for (int oc = 0; oc < s->out_c; oc++) {
+                    int p = (first + j) * s->out_c + oc;
+                    cpu_bias_act_rows(yg + (size_t)oc * width + (size_t)j * out_hw, (size_t)width, plane,
+                                      bias + oc, 1, out_hw, s->act);
+                    cpu_maxpool_plane_forward(pool_plan, t, p, plane, out + (size_t)p * pooled_hw);
+                }
+            }
         }
     }
 }
 
-void cpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in, const float *weight,
-                         const float *out, float *dout, float *din, float *dweight, float *dbias) {
-    cpu_conv_plan *plan = plan_ptr;
+void cpu_conv2d_forward(hd_backend *be, void *plan, int n, const float *in, const float *weight,
+                        const float *bias, float *out) {
+    (void)be;
+    conv_forward(plan, NULL, n, in, weight, bias, out);
+}
+
+void cpu_conv2d_maxpool_forward(hd_backend *be, void *conv_plan, void *pool_plan, int n, const float *in,
+                                const float *weight, const float *bias, float *out) {
+    (void)be;
+    conv_forward(conv_plan, pool_plan, n, in, weight, bias, out);
+}
+
+/* The backward, and with a pool plan the fused op's (out, dout: the pooling's output and gradient): each
+ * plane's masked output gradient is built in the group's dyg from the pooled values and the arg-max
+ * (cpu_maxpool_plane_backward), not gathered from full-size planes in memory; dbias sums it in the same
+ * order as cpu_act_grad_gather. */
+static void conv_backward(cpu_conv_plan *plan, const void *pool_plan, int n, const float *in,
+                          const float *weight, const float *out, const float *dout, float *din,
+                          float *dweight, float *dbias) {
     const hd_conv_shape *s = &plan->shape;
     int ckk = s->in_c * s->kernel * s->kernel, out_hw = s->out_h * s->out_w;
     size_t in_size = (size_t)s->in_c * s->in_h * s->in_w, out_size = (size_t)s->out_c * out_hw;
-    (void)be;
 #pragma omp parallel num_threads(plan->threads)
     {
         int t = omp_get_thread_num();
@@ -286,6 +321,7 @@ void cpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
         float *phases = plan->phased ? plan->phase_parts + (size_t)t * plan->phase_size : NULL;
         float *dw = plan->dweight_parts + (size_t)t * plan->dw_size;
         float *db = plan->dbias_parts + (size_t)t * plan->db_size;
+        size_t pooled_hw = pool_plan ? cpu_maxpool_plane_outputs(pool_plan) : 0;
         memset(dw, 0, sizeof(float) * plan->weight_count);
         memset(db, 0, sizeof(float) * s->out_c);
         for (int first = begin; first < end; first += plan->group) {
@@ -293,10 +329,19 @@ void cpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
             int width = g * out_hw;
             for (int j = 0; j < g; j++) {
                 size_t at = (size_t)(first + j) * out_size;
-                for (int oc = 0; oc < s->out_c; oc++)
-                    db[oc] += cpu_act_grad_gather(
-                        out + at + (size_t)oc * out_hw, dout + at + (size_t)oc * out_hw,
-                        dyg + (size_t)oc * width + (size_t)j * out_hw, (size_t)out_hw, s->act);
+                for (int oc = 0; oc < s->out_c; oc++) {
+                    float *row = dyg + (size_t)oc * width + (size_t)j * out_hw;
+                    if (pool_plan) {
+                        int p = (first + j) * s->out_c + oc;
+                        size_t pooled = (size_t)p * pooled_hw;
+                        cpu_maxpool_plane_backward(pool_plan, p, out + pooled, dout + pooled, row, s->act);
+                        db[oc] += cpu_lane_sum(row, (size_t)out_hw);
+                    } else {
+                        db[oc] +=
+                            cpu_act_grad_gather(out + at + (size_t)oc * out_hw,
+                                                dout + at + (size_t)oc * out_hw, row, (size_t)out_hw, s->act);
+                    }
+                }
                 unfold(plan, in + (size_t)(first + j) * in_size, col + (size_t)j * out_hw, (size_t)width,
                        phases);
             }
@@ -322,4 +367,17 @@ void cpu_conv2d_backward(hd_backend *be, void *plan_ptr, int n, const float *in,
         for (int oc = 0; oc < s->out_c; oc++)
             dbias[oc] += db[oc];
     }
+}
+
+void cpu_conv2d_backward(hd_backend *be, void *plan, int n, const float *in, const float *weight,
+                         const float *out, float *dout, float *din, float *dweight, float *dbias) {
+    (void)be;
+    conv_backward(plan, NULL, n, in, weight, out, dout, din, dweight, dbias);
+}
+
+void cpu_conv2d_maxpool_backward(hd_backend *be, void *conv_plan, void *pool_plan, int n, const float *in,
+                                 const float *weight, const float *out, const float *dout, float *din,
+                                 float *dweight, float *dbias) {
+    (void)be;
+    conv_backward(conv_plan, pool_plan, n, in, weight, out, dout, din, dweight, dbias);
 }

@@ -118,6 +118,23 @@ static void pool_plane_2x2(const hd_pool_shape *s, const float *restrict x, floa
     }
 }
 
+size_t cpu_maxpool_plane_outputs(const void *plan_ptr) {
+    const cpu_pool_plan *plan = plan_ptr;
+    return (size_t)plan->shape.out_h * plan->shape.out_w;
+}
+
+void cpu_maxpool_plane_forward(void *plan_ptr, int thread, int p, const float *x, float *y) {
+    cpu_pool_plan *plan = plan_ptr;
+    const hd_pool_shape *s = &plan->shape;
+    int32_t *arg = plan->argmax + (size_t)p * s->out_h * s->out_w;
+    if (plan->vals && plan->idx) { /* a 2x2 plan */
+        size_t at = (size_t)thread * plan->stride;
+        pool_plane_2x2(s, x, y, arg, plan->vals + at, plan->idx + at);
+    } else {
+        pool_plane(s, x, y, arg);
+    }
+}
+
 void cpu_maxpool_forward(hd_backend *be, void *plan_ptr, int n, const float *in, float *out) {
     cpu_pool_plan *plan = plan_ptr;
     const hd_pool_shape *s = &plan->shape;
@@ -125,19 +142,29 @@ void cpu_maxpool_forward(hd_backend *be, void *plan_ptr, int n, const float *in,
     (void)be;
 #pragma omp parallel num_threads(plan->threads)
     {
-        size_t at = (size_t)omp_get_thread_num() * plan->stride;
-        float *vals = plan->vals ? plan->vals + at : NULL; /* a 2x2 plan's */
-        int32_t *idx = plan->idx ? plan->idx + at : NULL;
+        int t = omp_get_thread_num();
 #pragma omp for schedule(static)
-        for (int p = 0; p < planes; p++) {
-            const float *x = in + (size_t)p * s->in_h * s->in_w;
-            float *y = out + (size_t)p * s->out_h * s->out_w;
-            int32_t *arg = plan->argmax + (size_t)p * s->out_h * s->out_w;
-            if (vals && idx) /* a 2x2 plan */
-                pool_plane_2x2(s, x, y, arg, vals, idx);
-            else
-                pool_plane(s, x, y, arg);
-        }
+        for (int p = 0; p < planes; p++)
+            cpu_maxpool_plane_forward(plan, t, p, in + (size_t)p * s->in_h * s->in_w,
+                                      out + (size_t)p * s->out_h * s->out_w);
+    }
+}
+
+/* The fused op's backward for one plane: what maxpool_backward writes into the plane and the
+ * convolution's act'(out) mask then makes of it, without either pass over the full-size plane in memory.
+ * Only the window maxima get a gradient, and out there is the pooled value y, so the mask reads y. The
+ * `0.0f +` is maxpool_backward's `+=` onto its zeroed plane, which turns a -0 into +0 (every sum after
+ * this starts from +0 anyway, so no result could tell; the plane itself is then the same bits too). */
+void cpu_maxpool_plane_backward(const void *plan_ptr, int p, const float *y, const float *dy, float *dx,
+                                hd_activation act) {
+    const cpu_pool_plan *plan = plan_ptr;
+    const hd_pool_shape *s = &plan->shape;
+    const int32_t *arg = plan->argmax + (size_t)p * s->out_h * s->out_w;
+    const int relu = act == HD_ACT_RELU;
+    memset(dx, 0, sizeof(float) * s->in_h * s->in_w);
+    for (int i = 0; i < s->out_h * s->out_w; i++) {
+        float g = 0.0f + dy[i];
+        dx[arg[i]] = (relu & !(y[i] > 0.0f)) ? 0.0f : g;
     }
 }
 

@@ -155,7 +155,7 @@ static double model_buffer_bytes(const hd_model *model) {
                     + sizeof(hd_step_scalars) / sizeof(float)      /* step */
                     + (double)model->state_count;                  /* state */
     for (int i = 0; i < model->n_layers; i++) {
-        if (model->layers[i].spec.kind != HD_LAYER_FLATTEN)
+        if (model->layers[i].spec.kind != HD_LAYER_FLATTEN && !model->layers[i].fused_pool)
             floats += 2.0 * mb * (double)model->layers[i].out_size; /* out, dout */
         floats += (double)model->layers[i].state_count;             /* saved: bn's mean and 1/std */
     }
@@ -225,11 +225,23 @@ int hd_model_layout(hd_model *model, const char *spec, int in_c, int in_h, int i
     return 0;
 }
 
+/* fused_pool for every layer: each conv followed by a max pooling, where `on` and the backend has the fused
+ * op (hd_model_fuse). */
+static void set_fusion(hd_model *model, int on) {
+    const hd_backend_ops *ops = model->be->ops;
+    int can = on && ops->conv2d_maxpool_forward && ops->conv2d_maxpool_backward;
+    for (int i = 0; i < model->n_layers; i++)
+        model->layers[i].fused_pool = can && i + 1 < model->n_layers &&
+                                      model->layers[i].spec.kind == HD_LAYER_CONV &&
+                                      model->layers[i + 1].spec.kind == HD_LAYER_MAXPOOL;
+}
+
 int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c, int in_h, int in_w,
                     int max_batch) {
     if (hd_model_layout(model, spec, in_c, in_h, in_w, max_batch) != 0)
         return -1;
     model->be = be;
+    set_fusion(model, 1);
     size_t cursor = model->param_count;
     size_t mb = (size_t)max_batch;
     if (check_memory(model) != 0)
@@ -252,9 +264,13 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
             layer->dout = i ? model->layers[i - 1].dout : NULL;
             continue;
         }
-        layer->out = be->ops->alloc(be, mb * layer->out_size);
-        layer->dout = be->ops->alloc(be, mb * layer->out_size);
-        if (!layer->out || !layer->dout || make_plan(model, layer) != 0)
+        if (!layer->fused_pool) { /* a fused conv's output is never written: no buffers (hd_model_fuse) */
+            layer->out = be->ops->alloc(be, mb * layer->out_size);
+            layer->dout = be->ops->alloc(be, mb * layer->out_size);
+            if (!layer->out || !layer->dout)
+                goto fail;
+        }
+        if (make_plan(model, layer) != 0)
             goto fail;
         if (layer->state_count && !(layer->saved = be->ops->alloc(be, layer->state_count)))
             goto fail;
@@ -263,6 +279,26 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
 fail:
     hd_model_destroy(model);
     return -1;
+}
+
+int hd_model_fuse(hd_model *model, int on) {
+    set_fusion(model, on);
+    hd_backend *be = model->be;
+    size_t mb = (size_t)model->max_batch;
+    for (int i = 0; i < model->n_layers; i++) {
+        hd_layer *layer = &model->layers[i];
+        if (layer->spec.kind == HD_LAYER_FLATTEN || layer->fused_pool || layer->out)
+            continue;
+        layer->out = be->ops->alloc(be, mb * layer->out_size);
+        layer->dout = layer->out ? be->ops->alloc(be, mb * layer->out_size) : NULL;
+        if (!layer->dout) { /* stay fused: the layers without buffers are the fused ones again */
+            be->ops->free(be, layer->out);
+            layer->out = NULL;
+            set_fusion(model, 1);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 const char *hd_class_name(const char *names, int c, char *buf, size_t len) {
@@ -286,8 +322,10 @@ void hd_model_destroy(hd_model *model) {
         hd_layer *layer = &model->layers[i];
         if (layer->spec.kind == HD_LAYER_FLATTEN)
             continue;
-        be->ops->free(be, layer->out);
-        be->ops->free(be, layer->dout);
+        if (layer->out) /* NULL: a fused conv's (hd_model_fuse) */
+            be->ops->free(be, layer->out);
+        if (layer->dout)
+            be->ops->free(be, layer->dout);
         if (layer->saved)
             be->ops->free(be, layer->saved);
         if (layer->plan && layer->spec.kind == HD_LAYER_CONV)
@@ -372,10 +410,14 @@ void hd_model_forward_layer(hd_model *model, int i, int n, int training, uint64_
     const float *bias = model->params + layer->bias_offset;
     switch (layer->spec.kind) {
     case HD_LAYER_CONV:
-        be->ops->conv2d_forward(be, layer->plan, n, x, weight, bias, layer->out);
+        if (layer->fused_pool)
+            be->ops->conv2d_maxpool_forward(be, layer->plan, layer[1].plan, n, x, weight, bias, layer[1].out);
+        else
+            be->ops->conv2d_forward(be, layer->plan, n, x, weight, bias, layer->out);
         break;
     case HD_LAYER_MAXPOOL:
-        be->ops->maxpool_forward(be, layer->plan, n, x, layer->out);
+        if (!(i > 0 && layer[-1].fused_pool)) /* else the convolution's op pooled */
+            be->ops->maxpool_forward(be, layer->plan, n, x, layer->out);
         break;
     case HD_LAYER_AVGPOOL: {
         hd_pool_shape pool = pool_shape(model, layer);
@@ -438,10 +480,16 @@ void hd_model_backward_layer(hd_model *model, int i, int lowest, int n, uint64_t
     float *dbias = model->grads + layer->bias_offset;
     switch (layer->spec.kind) {
     case HD_LAYER_CONV:
-        be->ops->conv2d_backward(be, layer->plan, n, x, weight, layer->out, layer->dout, dx, dweight, dbias);
+        if (layer->fused_pool)
+            be->ops->conv2d_maxpool_backward(be, layer->plan, layer[1].plan, n, x, weight, layer[1].out,
+                                             layer[1].dout, dx, dweight, dbias);
+        else
+            be->ops->conv2d_backward(be, layer->plan, n, x, weight, layer->out, layer->dout, dx, dweight,
+                                     dbias);
         break;
     case HD_LAYER_MAXPOOL:
-        be->ops->maxpool_backward(be, layer->plan, n, x, layer->out, layer->dout, dx);
+        if (!(i > 0 && layer[-1].fused_pool)) /* else the convolution's op routes the gradient */
+            be->ops->maxpool_backward(be, layer->plan, n, x, layer->out, layer->dout, dx);
         break;
     case HD_LAYER_AVGPOOL:
         if (dx) {
