@@ -170,7 +170,9 @@ double hd_bench_cpu_peak_gflops(int n, int threads, int repeats, hd_bench_stat *
  *   parameters: forward and backward read the weights, backward writes the gradients,
  *     Adam reads parameters, gradients, m, v and writes parameters, m, v (10 passes);
  *   the input batch and labels are read once; batch norm reads its input twice more in the forward
- *     (mean, variance) and its input and output gradient once more in the backward (the sums).
+ *     (mean, variance) and its input and output gradient once more in the backward (the sums);
+ *   a conv and its max pooling run as one op (hd_layer.fused_pool) move the conv's input, input gradient
+ *   and the pooled output and its gradient, never the conv's output.
  *   Convolution scratch (im2col) is left out. */
 double hd_bench_bytes_per_step(const hd_model *model, int n);
 

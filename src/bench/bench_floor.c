@@ -59,6 +59,13 @@ double hd_bench_bytes_per_step(const hd_model *model, int n) {
             forward += 2.0 * in;                      /* the mean, then the variance */
             backward += in + out;                     /* the sums of dout and dout * xhat, before dx */
         }
+        if (layer->fused_pool) { /* with the pooling after it, one op: the conv's output never in memory */
+            forward = in;
+            backward = in + (after_first ? in : 0.0);
+        } else if (i > 0 && layer[-1].fused_pool) { /* that op writes the pooled output, reads it and dout */
+            forward = out;
+            backward = 2.0 * out;
+        }
         activation_floats += forward + backward;
         after_first = 1;
     }
