@@ -42,6 +42,10 @@ expect 2 "unknown option '--bogus'" -- "$bin" train --bogus
 expect 2 "--epochs '0'" -- "$bin" train --epochs 0
 expect 2 "--device 'gpu7'" -- "$bin" train --device gpu7 --data "$tmp" --no-download
 expect 2 "--model FILE is required" -- "$bin" eval
+# bench --spec takes a preset's name for its layers, as train --model-spec does.
+expect 0 "model: \`conv:24:5:relu,maxpool:2,conv:32:3:relu,maxpool:2,flatten,dense:256:relu,dense:10\`" -- \
+    "$bin" bench --device cpu --threads 1 --quick --spec fast --batches 4 --repeats 1 --min-steps 1 --min-time 0 \
+    --infer-batch 4 --latency-iters 1 --peak-size 64 --markdown -
 # help COMMAND is COMMAND --help; misspelt commands and options get the nearest name.
 expect 0 "^usage: hd-gpu train \[options\]" -- "$bin" help train
 expect 0 "usage: hd-gpu COMMAND" -- "$bin" help

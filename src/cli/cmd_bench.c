@@ -3,6 +3,7 @@
 #include "hd/bench.h"
 #include "hd/cli.h"
 #include "hd/common.h"
+#include "hd/presets.h"
 
 #include <errno.h>
 #include <math.h>
@@ -67,8 +68,9 @@ static int set_peak_size(void *s, const char *v) {
 static int set_resident(void *s, const char *v) {
     return hd_cli_int(v, 1, 1024, &C(s)->resident_batches);
 }
-static int set_spec(void *s, const char *v) {
-    return C(s)->spec = v, 0;
+static int set_spec(void *s, const char *v) { /* a preset's name: its layers (its recipe is train's) */
+    const hd_preset *preset = hd_preset_find(v);
+    return C(s)->spec = preset ? preset->spec : v, 0;
 }
 static int set_mnist(void *s, const char *v) {
     return (void)v, C(s)->real_data = 1, 0;
@@ -106,7 +108,8 @@ static const hd_cli_option bench_options[] = {
     HD_CLI_OPTION("latency-iters", "N", set_latency_iters, "single-image latency samples (default 200)"),
     HD_CLI_OPTION("peak-size", "N", set_peak_size, "N x N x N SGEMM for the FP32 peak (default 2048)"),
     HD_CLI_OPTION("resident", "N", set_resident, "distinct batches uploaded once and cycled (default 4)"),
-    HD_CLI_OPTION("spec", "SPEC", set_spec, "model spec (default the Keras MNIST CNN)"),
+    HD_CLI_OPTION("spec", "SPEC", set_spec,
+                  "model spec, or a preset's name for its layers (default the Keras MNIST CNN)"),
     HD_CLI_OPTION("mnist", NULL, set_mnist, "train on MNIST images (default: synthetic images)"),
     HD_CLI_OPTION("data", "DIR", set_data, "MNIST directory (implies --mnist)"),
     HD_CLI_OPTION("seed", "N", set_seed, "weights and synthetic data seed (default 42)"),
