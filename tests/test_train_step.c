@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SPEC  "conv:4:3:relu,maxpool:2,flatten,dense:16:relu,dropout:0.5,dense:10"
+/* Two conv + pooling pairs: on the CPU both run as the fused op, the second with its input gradient. */
+#define SPEC  "conv:4:3:relu,maxpool:2,conv:6:3:relu,maxpool:2,flatten,dense:16:relu,dropout:0.5,dense:10"
 #define BATCH 6
 #define HW    10
 
@@ -53,7 +54,8 @@ static void test_runner_matches_hand_written_step(hd_backend *be, hd_optimizer_k
     CHECK(ok, "model: %s", hd_last_error());
     if (!ok)
         return;
-    CHECK(by_runner.layers[0].fused_pool, "the CPU backend does not fuse conv1 with its pooling");
+    CHECK(by_runner.layers[0].fused_pool && by_runner.layers[2].fused_pool,
+          "the CPU backend does not fuse each conv with its pooling");
     CHECK(hd_model_fuse(&by_hand, 0) == 0 && by_hand.layers[0].out && !by_hand.layers[0].fused_pool,
           "unfused: %s", hd_last_error());
     uint64_t init_seed = test_rand_u64(rng), seed = test_rand_u64(rng);

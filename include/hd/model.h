@@ -38,11 +38,13 @@ typedef struct {
     int frozen; /* --freeze: no optimizer step; batch norm uses its running statistics */
     void *plan; /* backend plan (conv, pool) */
     /* conv: its op also runs the max pooling layer after it (the backend's conv2d_maxpool_*), whose own op
-     * then does nothing; this layer's out and dout are then NULL or unused (hd_model_fuse). */
+     * then does nothing (hd_layer_pooled_by_conv); this layer's out and dout are then NULL (hd_model_fuse).
+     */
     int fused_pool;
     float *saved; /* bn: the mean and 1/std of the last forward (2 * channels floats) */
-    float *out;   /* activations, max_batch * out_size (NULL: flatten aliases its input) */
-    float *dout;  /* gradient of the loss with respect to out */
+    /* activations, max_batch * out_size (flatten: its input's, an alias; a fused conv: NULL) */
+    float *out;
+    float *dout; /* gradient of the loss with respect to out */
 } hd_layer;
 
 typedef struct {
@@ -88,10 +90,17 @@ void hd_model_destroy(hd_model *model);
 /* on = 1 (what hd_model_create does): each conv followed by a max pooling runs the two as one op where the
  * backend has it (hd_backend_ops.conv2d_maxpool_*; the CPU's), the same results bit for bit, and the conv
  * has no out and dout buffers (its output never exists in memory: 22 MB fewer at batch 128 for the default
- * model's conv1); on = 0: every layer runs its own op and writes its out, the buffers allocated now, for a
- * caller that reads every layer's activations (the gradient and GPU-vs-CPU tests). -1 + hd_fail() when they
- * cannot be allocated (the model is left fused). */
+ * model's conv1; buffers an earlier call allocated are freed); on = 0: every layer runs its own op and
+ * writes its out, the buffers allocated now (without hd_model_create's memory check: they are a test's),
+ * for a caller that reads every layer's activations (the gradient and GPU-vs-CPU tests). Switch between
+ * passes only: a backward must follow a forward run the same way. -1 + hd_fail() when the buffers cannot be
+ * allocated (the model is left fused). */
 int hd_model_fuse(hd_model *model, int on);
+/* Layer i is a max pooling that the conv before it runs in its op (hd_layer.fused_pool): its own op does
+ * nothing, and it has no input in memory. */
+static inline int hd_layer_pooled_by_conv(const hd_model *model, int i) {
+    return i > 0 && model->layers[i - 1].fused_pool;
+}
 /* The shapes, names and parameter layout of hd_model_create without a backend (nothing allocated, be NULL):
  * what a checkpoint's tensors are matched against before a run starts. */
 int hd_model_layout(hd_model *model, const char *spec, int in_c, int in_h, int in_w, int max_batch);

@@ -39,6 +39,9 @@ typedef struct {
 
 /* The preset of that name, or NULL (then the text is a spec). */
 const hd_preset *hd_preset_find(const char *name);
+/* The layers a --model-spec value names without its recipe (bench --spec, summary): a preset's spec, or the
+ * text itself. */
+const char *hd_preset_layers(const char *spec_or_name);
 /* The names, space separated ("fast keras lenet5 best"). */
 const char *hd_preset_names(void);
 /* For train --help and the man page: each preset with its parameter count, layers and recipe. */

@@ -62,7 +62,8 @@ double hd_bench_bytes_per_step(const hd_model *model, int n) {
         if (layer->fused_pool) { /* with the pooling after it, one op: the conv's output never in memory */
             forward = in;
             backward = in + (after_first ? in : 0.0);
-        } else if (i > 0 && layer[-1].fused_pool) { /* that op writes the pooled output, reads it and dout */
+        } else if (hd_layer_pooled_by_conv(model,
+                                           i)) { /* that op writes the pooled output, reads it and dout */
             forward = out;
             backward = 2.0 * out;
         }

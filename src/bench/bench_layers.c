@@ -82,8 +82,8 @@ static void fill_row(const hd_model *model, int i, int has_backward, double *for
     row->kind = kind < sizeof kind_names / sizeof kind_names[0] ? kind_names[kind] : "?";
     if (layer->fused_pool)
         memcpy(row->fused_with, layer[1].name, sizeof row->fused_with);
-    else if (i > 0 && layer[-1].fused_pool)
-        memcpy(row->fused_with, layer[-1].name, sizeof row->fused_with);
+    else if (hd_layer_pooled_by_conv(model, i))
+        memcpy(row->fused_with, model->layers[i - 1].name, sizeof row->fused_with);
     row->out_c = layer->out_c;
     row->out_h = layer->out_h;
     row->out_w = layer->out_w;

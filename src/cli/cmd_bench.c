@@ -69,8 +69,7 @@ static int set_resident(void *s, const char *v) {
     return hd_cli_int(v, 1, 1024, &C(s)->resident_batches);
 }
 static int set_spec(void *s, const char *v) { /* a preset's name: its layers (its recipe is train's) */
-    const hd_preset *preset = hd_preset_find(v);
-    return C(s)->spec = preset ? preset->spec : v, 0;
+    return C(s)->spec = hd_preset_layers(v), 0;
 }
 static int set_mnist(void *s, const char *v) {
     return (void)v, C(s)->real_data = 1, 0;

@@ -17,8 +17,7 @@ typedef struct {
 } summary_settings;
 
 static int set_model_spec(void *s, const char *v) {
-    const hd_preset *preset = hd_preset_find(v); /* a preset's layers */
-    return ((summary_settings *)s)->spec = preset ? preset->spec : v, 0;
+    return ((summary_settings *)s)->spec = hd_preset_layers(v), 0;
 }
 static int set_model(void *s, const char *v) {
     return ((summary_settings *)s)->model = v, 0;

@@ -106,7 +106,8 @@ void cpu_maxpool_forward(hd_backend *be, void *plan, int n, const float *in, flo
 void cpu_maxpool_backward(hd_backend *be, void *plan, int n, const float *in, const float *out,
                           const float *dout, float *din);
 /* One plane's part of each, for the fused op (cpu_conv.c): plane p of the batch (image * channels +
- * channel) pooled from x into y, its arg-max kept in the plan, with thread `thread`'s scratch; and the
+ * channel) pooled from x into y, its arg-max kept in the plan, with thread `thread`'s scratch (the conv's
+ * thread number: both plans have the backend's thread count); and the
  * gradient dx of the plane's input that maxpool_backward followed by the convolution's act'(out) mask
  * gives (y, dy: the plane's pooled output and its gradient). */
 void cpu_maxpool_plane_forward(void *plan, int thread, int p, const float *x, float *y);

@@ -56,7 +56,9 @@ void cpu_bias_act_rows(const float *y, size_t ld, float *out, const float *bias,
 
 /* The sum in CPU_SUM_LANES running partial sums (element i goes to lane i % CPU_SUM_LANES), added
  * lane by lane at the end: a fixed order, so the result depends only on the data, and one the
- * compiler keeps in vector registers (a single running sum is a chain of dependent adds). */
+ * compiler keeps in vector registers (a single running sum is a chain of dependent adds).
+ * cpu_lane_sum below sums in the same order (the fused conv + pooling op's dbias must equal this one's bit
+ * for bit: tests/test_cpu_layers.c): change both or neither. */
 #define CPU_SUM_LANES 16
 
 float cpu_act_grad_gather(const float *out, const float *dout, float *dst, size_t count, hd_activation act) {

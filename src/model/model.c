@@ -287,6 +287,11 @@ int hd_model_fuse(hd_model *model, int on) {
     size_t mb = (size_t)model->max_batch;
     for (int i = 0; i < model->n_layers; i++) {
         hd_layer *layer = &model->layers[i];
+        if (layer->fused_pool && layer->out) { /* fused again: its buffers go (no stale activations) */
+            be->ops->free(be, layer->out);
+            be->ops->free(be, layer->dout);
+            layer->out = layer->dout = NULL;
+        }
         if (layer->spec.kind == HD_LAYER_FLATTEN || layer->fused_pool || layer->out)
             continue;
         layer->out = be->ops->alloc(be, mb * layer->out_size);
@@ -416,7 +421,7 @@ void hd_model_forward_layer(hd_model *model, int i, int n, int training, uint64_
             be->ops->conv2d_forward(be, layer->plan, n, x, weight, bias, layer->out);
         break;
     case HD_LAYER_MAXPOOL:
-        if (!(i > 0 && layer[-1].fused_pool)) /* else the convolution's op pooled */
+        if (!hd_layer_pooled_by_conv(model, i)) /* else the convolution's op pooled */
             be->ops->maxpool_forward(be, layer->plan, n, x, layer->out);
         break;
     case HD_LAYER_AVGPOOL: {
@@ -488,7 +493,7 @@ void hd_model_backward_layer(hd_model *model, int i, int lowest, int n, uint64_t
                                      dbias);
         break;
     case HD_LAYER_MAXPOOL:
-        if (!(i > 0 && layer[-1].fused_pool)) /* else the convolution's op routes the gradient */
+        if (!hd_layer_pooled_by_conv(model, i)) /* else the convolution's op routes the gradient */
             be->ops->maxpool_backward(be, layer->plan, n, x, layer->out, layer->dout, dx);
         break;
     case HD_LAYER_AVGPOOL:

@@ -53,6 +53,11 @@ const hd_preset *hd_preset_find(const char *name) {
     return NULL;
 }
 
+const char *hd_preset_layers(const char *spec_or_name) {
+    const hd_preset *preset = hd_preset_find(spec_or_name);
+    return preset ? preset->spec : spec_or_name;
+}
+
 const char *hd_preset_names(void) {
     static char names[N_PRESETS * 16];
     size_t used = 0;
