@@ -675,6 +675,14 @@ int main(void) {
     test_conv(be, 37, 2, 6, 3, 3, 1, 0, HD_ACT_RELU);
     test_conv(be, 21, 2, 7, 3, 5, 2, 2, HD_ACT_NONE);
     test_conv(be, 21, 1, 13, 2, 3, 1, 0, HD_ACT_RELU);
+    /* Stride 1, no padding, 8 or more input channels, the kernel small beside the width: the implicit path
+     * (a GEMM per tap on the image, rows of the input's width; cpu_conv.c), with a 3x3 and a 5x5 kernel,
+     * 3 and 5 images (split 2 / 1 and 3 / 2). The 7x7 one takes the columns (its 2 extra columns a row are
+     * more than 5 / 4). */
+    test_conv(be, 3, 8, 10, 4, 3, 1, 0, HD_ACT_NONE); /* finite differences (a ReLU case checks against it) */
+    test_conv(be, 5, 8, 10, 4, 3, 1, 0, HD_ACT_RELU);
+    test_conv(be, 1, 9, 22, 3, 5, 1, 0, HD_ACT_NONE);
+    test_conv(be, 3, 8, 7, 4, 3, 1, 0, HD_ACT_RELU);
     test_avgpool(be, 3, 2, 8, 2);
     test_avgpool(be, 2, 3, 7, 3); /* 7 / 3: the last row and column in no window */
     test_gap(be, 3, 4, 5);
@@ -711,6 +719,8 @@ int main(void) {
         test_conv_maxpool_fused(threads, 4, 3, 12, 5, 5, 1, 0, HD_ACT_NONE, 2, 0);
         test_conv_maxpool_fused(threads, 3, 2, 11, 4, 3, 1, 1, HD_ACT_RELU, 3, 1); /* padded; 3x3 windows */
         test_conv_maxpool_fused(threads, 3, 2, 16, 4, 5, 2, 2, HD_ACT_RELU, 2, 0); /* strided, phased */
+        test_conv_maxpool_fused(threads, 5, 8, 12, 5, 3, 1, 0, HD_ACT_RELU, 2, 1); /* the implicit path */
+        test_conv_maxpool_fused(threads, 3, 9, 10, 4, 2, 1, 0, HD_ACT_NONE, 3, 0);
     }
     const int thread_counts[] = {1, 2, 3, 7};
     const size_t counts[] = {0, 1, 17, 1000};
