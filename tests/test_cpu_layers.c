@@ -683,6 +683,8 @@ int main(void) {
     test_conv(be, 5, 8, 10, 4, 3, 1, 0, HD_ACT_RELU);
     test_conv(be, 1, 9, 22, 3, 5, 1, 0, HD_ACT_NONE);
     test_conv(be, 3, 8, 7, 4, 3, 1, 0, HD_ACT_RELU);
+    test_conv(be, 2, 8, 5, 3, 1, 1, 0, HD_ACT_NONE); /* 1x1 kernel: no extra columns */
+    test_conv(be, 2, 8, 1, 3, 1, 1, 0, HD_ACT_NONE); /* a 1x1 image */
     test_avgpool(be, 3, 2, 8, 2);
     test_avgpool(be, 2, 3, 7, 3); /* 7 / 3: the last row and column in no window */
     test_gap(be, 3, 4, 5);

@@ -7,8 +7,9 @@
  * padded convolution unfolds from phase planes instead (im2col_phased), so that every row piece of col is
  * one contiguous copy.
  *
- * A stride-1 unpadded convolution over 8 or more input channels skips the columns: one GEMM per tap on
- * the image itself (the implicit path, below implicit_forward).
+ * A stride-1 unpadded convolution over 8 or more input channels, with a kernel small beside the width
+ * ((W - OW) * 4 <= OW), skips the columns: one GEMM per tap on the image itself (the implicit path, at
+ * implicit_forward).
  *
  * Each thread owns a slice of the batch and takes it `group` images at a time: their columns side by
  * side, (C*K*K, group*OH*OW), so that each of the three GEMMs is one call `group` times wider (or deeper)
@@ -48,12 +49,14 @@ typedef struct {
     int group;           /* images per GEMM */
     size_t weight_count; /* OC*C*K*K */
     /* Per-thread parts, each on cache lines of its own (cpu_part_stride): */
-    size_t col_size;      /* >= C*K*K * group*OH*OW floats: one group's columns (or dcol) */
-    size_t y_size;        /* >= OC * group*OH*OW floats: one group's output (or output gradient) */
-    size_t dw_size;       /* >= weight_count */
-    size_t db_size;       /* >= OC */
-    float *col;           /* threads * col_size */
-    float *y;             /* threads * y_size */
+    size_t col_size; /* >= C*K*K * group*OH*OW floats: one group's columns (or dcol); none on the implicit
+                        path */
+    size_t y_size;   /* >= OC * group*OH*OW floats: one group's output (or output gradient); the implicit
+                      * path's, OC * OH*W */
+    size_t dw_size;  /* >= weight_count */
+    size_t db_size;  /* >= OC */
+    float *col;      /* threads * col_size */
+    float *y;        /* threads * y_size */
     float *dweight_parts; /* threads * dw_size */
     float *dbias_parts;   /* threads * db_size */
     /* A strided or padded convolution unfolds from phase planes (im2col_phased): the image zero-padded
@@ -322,7 +325,7 @@ static void implicit_backward(const cpu_conv_plan *plan, const float *img, const
                     din + (t / k) * s->in_w + t % k, hw);
 }
 
-/* The GEMM output's plane of channel oc of image j (rows `pitch` apart) with bias and activation, into
+/* One output plane of a GEMM's output, y (OH rows `pitch` floats apart), with bias and activation, into
  * `to` (OH * OW). */
 static void take_plane(const cpu_conv_plan *plan, const float *y, int pitch, float bias, float *to) {
     const hd_conv_shape *s = &plan->shape;
@@ -415,9 +418,10 @@ void cpu_conv2d_maxpool_forward(hd_backend *be, void *conv_plan, void *pool_plan
 }
 
 /* The backward, and with a pool plan the fused op's (out, dout: the pooling's output and gradient): each
- * plane's masked output gradient is built in the group's dyg from the pooled values and the arg-max
- * (cpu_maxpool_plane_backward), not gathered from full-size planes in memory; dbias sums it in the same
- * order as cpu_act_grad_gather. */
+ * plane's masked output gradient is built from the pooled values and the arg-max
+ * (cpu_maxpool_plane_backward), not gathered from full-size planes in memory, in the group's dyg (the
+ * implicit path: in the thread's plane, then spread to its pitch); dbias sums it in the same order as
+ * cpu_act_grad_gather. */
 static void conv_backward(cpu_conv_plan *plan, const void *pool_plan, int n, const float *in,
                           const float *weight, const float *out, const float *dout, float *din,
                           float *dweight, float *dbias) {
