@@ -139,7 +139,7 @@ void cpu_bias_act_rows(const float *y, size_t ld, float *out, const float *bias,
 /* dst = dout * act'(out) (out post-activation), and returns the sum of dst, summed in a fixed order that
  * depends only on count (a convolution's dbias for one channel and image). */
 float cpu_act_grad_gather(const float *out, const float *dout, float *dst, size_t count, hd_activation act);
-/* The sum of x in the same fixed order as cpu_act_grad_gather's: the fused op's dbias. */
+/* The sum of x in a fixed order that depends only on count (cpu_act_grad_gather's; the fused op's dbias). */
 float cpu_lane_sum(const float *x, size_t count);
 
 /* cpu_batchnorm.c */

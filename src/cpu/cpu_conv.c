@@ -349,59 +349,86 @@ static void spread_plane(const hd_conv_shape *s, const float *from, float *y) {
     }
 }
 
-/* The forward, and with a pool plan the fused op's: each output plane, bias and activation applied, goes
- * to the thread's plane scratch (in L1) and is pooled from there into out, instead of being written to the
- * layer's output and read back from memory by maxpool_forward. The same values in the same order either
- * way. */
+/* Output plane p of the batch (y: its GEMM output, OH rows `pitch` apart) with bias and activation: into out
+ * (the conv's output); with a pool plan, into thread t's plane scratch (in L1) and pooled from there into out
+ * (the pooling's output), instead of being written to the conv's output and read back from memory by
+ * maxpool_forward. The same values in the same order either way. */
+static void emit_plane(const cpu_conv_plan *plan, void *pool_plan, int t, int p, const float *y, int pitch,
+                       float bias, float *out) {
+    const hd_conv_shape *s = &plan->shape;
+    if (!pool_plan) {
+        take_plane(plan, y, pitch, bias, out + (size_t)p * s->out_h * s->out_w);
+        return;
+    }
+    float *plane = plan->plane_parts + (size_t)t * plan->plane_size;
+    take_plane(plan, y, pitch, bias, plane);
+    cpu_maxpool_plane_forward(pool_plan, t, p, plane, out + (size_t)p * cpu_maxpool_plane_outputs(pool_plan));
+}
+
+/* Plane p's output gradient, dout * act'(out), into dst (OH * OW); returns its sum, dbias's share. With a
+ * pool plan (out, dout: the pooling's), built from the pooled values and the arg-max
+ * (cpu_maxpool_plane_backward), not gathered from full-size planes in memory; summed in the same order. */
+static float plane_grad(const cpu_conv_plan *plan, const void *pool_plan, int p, const float *out,
+                        const float *dout, float *dst) {
+    const hd_conv_shape *s = &plan->shape;
+    size_t out_hw = (size_t)s->out_h * s->out_w;
+    if (!pool_plan)
+        return cpu_act_grad_gather(out + (size_t)p * out_hw, dout + (size_t)p * out_hw, dst, out_hw, s->act);
+    size_t pooled = (size_t)p * cpu_maxpool_plane_outputs(pool_plan);
+    cpu_maxpool_plane_backward(pool_plan, p, out + pooled, dout + pooled, dst, s->act);
+    return cpu_lane_sum(dst, out_hw);
+}
+
+/* Thread t's images [begin, end), forward. The implicit path: one image at a time, its GEMM output on the
+ * input's row length. */
+static void forward_implicit(const cpu_conv_plan *plan, void *pool_plan, int t, int begin, int end,
+                             const float *in, const float *bias, float *out) {
+    const hd_conv_shape *s = &plan->shape;
+    size_t in_size = (size_t)s->in_c * s->in_h * s->in_w, ldy = (size_t)s->out_h * s->in_w;
+    float *y = plan->y + (size_t)t * plan->y_size;
+    for (int img = begin; img < end; img++) {
+        implicit_forward(plan, in + (size_t)img * in_size, y);
+        for (int oc = 0; oc < s->out_c; oc++)
+            emit_plane(plan, pool_plan, t, img * s->out_c + oc, y + (size_t)oc * ldy, s->in_w, bias[oc], out);
+    }
+}
+
+/* The columns: `group` images at a time side by side, one GEMM. */
+static void forward_columns(const cpu_conv_plan *plan, void *pool_plan, int t, int begin, int end,
+                            const float *in, const float *weight, const float *bias, float *out) {
+    const hd_conv_shape *s = &plan->shape;
+    int ckk = s->in_c * s->kernel * s->kernel, out_hw = s->out_h * s->out_w;
+    size_t in_size = (size_t)s->in_c * s->in_h * s->in_w;
+    float *col = plan->col + (size_t)t * plan->col_size, *yg = plan->y + (size_t)t * plan->y_size;
+    float *phases = plan->phased ? plan->phase_parts + (size_t)t * plan->phase_size : NULL;
+    for (int first = begin; first < end; first += plan->group) {
+        int g = end - first < plan->group ? end - first : plan->group;
+        int width = g * out_hw; /* the group's columns, and yg's row length */
+        for (int j = 0; j < g; j++)
+            unfold(plan, in + (size_t)(first + j) * in_size, col + (size_t)j * out_hw, (size_t)width, phases);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_c, width, ckk, 1.0f, weight, ckk, col,
+                    width, 0.0f, yg, width);
+        for (int j = 0; j < g; j++)
+            for (int oc = 0; oc < s->out_c; oc++)
+                emit_plane(plan, pool_plan, t, (first + j) * s->out_c + oc,
+                           yg + (size_t)oc * width + (size_t)j * out_hw, s->out_w, bias[oc], out);
+    }
+}
+
+/* The forward, and with a pool plan the fused op's (out: the pooling's output). */
 static void conv_forward(cpu_conv_plan *plan, void *pool_plan, int n, const float *in, const float *weight,
                          const float *bias, float *out) {
-    const hd_conv_shape *s = &plan->shape;
     if (plan->implicit)
         implicit_tap_weights(plan, weight);
-    int ckk = s->in_c * s->kernel * s->kernel, out_hw = s->out_h * s->out_w;
-    size_t in_size = (size_t)s->in_c * s->in_h * s->in_w, out_size = (size_t)s->out_c * out_hw;
 #pragma omp parallel num_threads(plan->threads)
     {
         int t = omp_get_thread_num();
         int begin, end;
         cpu_split_range(n, plan->threads, t, &begin, &end);
-        float *col = plan->col + (size_t)t * plan->col_size, *yg = plan->y + (size_t)t * plan->y_size;
-        float *phases = plan->phased ? plan->phase_parts + (size_t)t * plan->phase_size : NULL;
-        float *plane = plan->plane_parts + (size_t)t * plan->plane_size;
-        size_t pooled_hw = pool_plan ? cpu_maxpool_plane_outputs(pool_plan) : 0;
-        for (int img = begin; plan->implicit && img < end; img++) {
-            implicit_forward(plan, in + (size_t)img * in_size, yg);
-            size_t ldy = (size_t)s->out_h * s->in_w;
-            for (int oc = 0; oc < s->out_c; oc++) {
-                int p = img * s->out_c + oc; /* the plane's index in the batch */
-                take_plane(plan, yg + (size_t)oc * ldy, s->in_w, bias[oc],
-                           pool_plan ? plane : out + (size_t)p * out_hw);
-                if (pool_plan)
-                    cpu_maxpool_plane_forward(pool_plan, t, p, plane, out + (size_t)p * pooled_hw);
-            }
-        }
-        for (int first = begin; !plan->implicit && first < end; first += plan->group) {
-            int g = end - first < plan->group ? end - first : plan->group;
-            int width = g * out_hw; /* the group's columns, and yg's row length */
-            for (int j = 0; j < g; j++)
-                unfold(plan, in + (size_t)(first + j) * in_size, col + (size_t)j * out_hw, (size_t)width,
-                       phases);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_c, width, ckk, 1.0f, weight, ckk,
-                        col, width, 0.0f, yg, width);
-            for (int j = 0; j < g; j++) {
-                if (!pool_plan) {
-                    cpu_bias_act_rows(yg + (size_t)j * out_hw, (size_t)width,
-                                      out + (size_t)(first + j) * out_size, bias, s->out_c, out_hw, s->act);
-                    continue;
-                }
-                for (int oc = 0; oc < s->out_c; oc++) {
-                    int p = (first + j) * s->out_c + oc;
-                    cpu_bias_act_rows(yg + (size_t)oc * width + (size_t)j * out_hw, (size_t)width, plane,
-                                      bias + oc, 1, out_hw, s->act);
-                    cpu_maxpool_plane_forward(pool_plan, t, p, plane, out + (size_t)p * pooled_hw);
-                }
-            }
-        }
+        if (plan->implicit)
+            forward_implicit(plan, pool_plan, t, begin, end, in, bias, out);
+        else
+            forward_columns(plan, pool_plan, t, begin, end, in, weight, bias, out);
     }
 }
 
@@ -417,17 +444,59 @@ void cpu_conv2d_maxpool_forward(hd_backend *be, void *conv_plan, void *pool_plan
     conv_forward(conv_plan, pool_plan, n, in, weight, bias, out);
 }
 
-/* The backward, and with a pool plan the fused op's (out, dout: the pooling's output and gradient): each
- * plane's masked output gradient is built from the pooled values and the arg-max
- * (cpu_maxpool_plane_backward), not gathered from full-size planes in memory, in the group's dyg (the
- * implicit path: in the thread's plane, then spread to its pitch); dbias sums it in the same order as
- * cpu_act_grad_gather. */
+/* Thread t's images [begin, end), backward, into its partials dw and db. The implicit path: each plane's
+ * gradient in the plane scratch, spread to the input's row length. */
+static void backward_implicit(const cpu_conv_plan *plan, const void *pool_plan, int t, int begin, int end,
+                              const float *in, const float *out, const float *dout, float *din, float *dw,
+                              float *db) {
+    const hd_conv_shape *s = &plan->shape;
+    size_t in_size = (size_t)s->in_c * s->in_h * s->in_w, ldy = (size_t)s->out_h * s->in_w;
+    float *dy = plan->y + (size_t)t * plan->y_size, *plane = plan->plane_parts + (size_t)t * plan->plane_size;
+    for (int img = begin; img < end; img++) {
+        for (int oc = 0; oc < s->out_c; oc++) {
+            db[oc] += plane_grad(plan, pool_plan, img * s->out_c + oc, out, dout, plane);
+            spread_plane(s, plane, dy + (size_t)oc * ldy);
+        }
+        implicit_backward(plan, in + (size_t)img * in_size, dy, dw, din ? din + (size_t)img * in_size : NULL);
+    }
+}
+
+/* The columns: each plane's gradient straight into the group's dyg; dweight += dyg x colg^T, dcolg = weight^T
+ * x dyg, scattered back by col2im into din. */
+static void backward_columns(const cpu_conv_plan *plan, const void *pool_plan, int t, int begin, int end,
+                             const float *in, const float *weight, const float *out, const float *dout,
+                             float *din, float *dw, float *db) {
+    const hd_conv_shape *s = &plan->shape;
+    int ckk = s->in_c * s->kernel * s->kernel, out_hw = s->out_h * s->out_w;
+    size_t in_size = (size_t)s->in_c * s->in_h * s->in_w;
+    float *col = plan->col + (size_t)t * plan->col_size, *dyg = plan->y + (size_t)t * plan->y_size;
+    float *phases = plan->phased ? plan->phase_parts + (size_t)t * plan->phase_size : NULL;
+    for (int first = begin; first < end; first += plan->group) {
+        int g = end - first < plan->group ? end - first : plan->group;
+        int width = g * out_hw;
+        for (int j = 0; j < g; j++) {
+            for (int oc = 0; oc < s->out_c; oc++)
+                db[oc] += plane_grad(plan, pool_plan, (first + j) * s->out_c + oc, out, dout,
+                                     dyg + (size_t)oc * width + (size_t)j * out_hw);
+            unfold(plan, in + (size_t)(first + j) * in_size, col + (size_t)j * out_hw, (size_t)width, phases);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->out_c, ckk, width, 1.0f, dyg, width, col,
+                    width, 1.0f, dw, ckk);
+        if (din) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, width, s->out_c, 1.0f, weight, ckk, dyg,
+                        width, 0.0f, col, width);
+            for (int j = 0; j < g; j++)
+                fold(plan, col + (size_t)j * out_hw, (size_t)width, din + (size_t)(first + j) * in_size,
+                     phases);
+        }
+    }
+}
+
+/* The backward, and with a pool plan the fused op's (out, dout: the pooling's output and gradient). */
 static void conv_backward(cpu_conv_plan *plan, const void *pool_plan, int n, const float *in,
                           const float *weight, const float *out, const float *dout, float *din,
                           float *dweight, float *dbias) {
     const hd_conv_shape *s = &plan->shape;
-    int ckk = s->in_c * s->kernel * s->kernel, out_hw = s->out_h * s->out_w;
-    size_t in_size = (size_t)s->in_c * s->in_h * s->in_w, out_size = (size_t)s->out_c * out_hw;
     if (plan->implicit)
         implicit_tap_weights(plan, weight);
 #pragma omp parallel num_threads(plan->threads)
@@ -435,62 +504,14 @@ static void conv_backward(cpu_conv_plan *plan, const void *pool_plan, int n, con
         int t = omp_get_thread_num();
         int begin, end;
         cpu_split_range(n, plan->threads, t, &begin, &end);
-        float *col = plan->col + (size_t)t * plan->col_size, *dyg = plan->y + (size_t)t * plan->y_size;
-        float *phases = plan->phased ? plan->phase_parts + (size_t)t * plan->phase_size : NULL;
         float *dw = plan->dweight_parts + (size_t)t * plan->dw_size;
         float *db = plan->dbias_parts + (size_t)t * plan->db_size;
-        size_t pooled_hw = pool_plan ? cpu_maxpool_plane_outputs(pool_plan) : 0;
-        float *plane = plan->plane_parts + (size_t)t * plan->plane_size;
         memset(dw, 0, sizeof(float) * plan->weight_count);
         memset(db, 0, sizeof(float) * s->out_c);
-        for (int img = begin; plan->implicit && img < end; img++) {
-            size_t ldy = (size_t)s->out_h * s->in_w;
-            for (int oc = 0; oc < s->out_c; oc++) {
-                int p = img * s->out_c + oc; /* the plane's index in the batch */
-                if (pool_plan) {
-                    size_t pooled = (size_t)p * pooled_hw;
-                    cpu_maxpool_plane_backward(pool_plan, p, out + pooled, dout + pooled, plane, s->act);
-                    db[oc] += cpu_lane_sum(plane, (size_t)out_hw);
-                } else {
-                    size_t at = (size_t)p * out_hw;
-                    db[oc] += cpu_act_grad_gather(out + at, dout + at, plane, (size_t)out_hw, s->act);
-                }
-                spread_plane(s, plane, dyg + (size_t)oc * ldy);
-            }
-            implicit_backward(plan, in + (size_t)img * in_size, dyg, dw,
-                              din ? din + (size_t)img * in_size : NULL);
-        }
-        for (int first = begin; !plan->implicit && first < end; first += plan->group) {
-            int g = end - first < plan->group ? end - first : plan->group;
-            int width = g * out_hw;
-            for (int j = 0; j < g; j++) {
-                size_t at = (size_t)(first + j) * out_size;
-                for (int oc = 0; oc < s->out_c; oc++) {
-                    float *row = dyg + (size_t)oc * width + (size_t)j * out_hw;
-                    if (pool_plan) {
-                        int p = (first + j) * s->out_c + oc;
-                        size_t pooled = (size_t)p * pooled_hw;
-                        cpu_maxpool_plane_backward(pool_plan, p, out + pooled, dout + pooled, row, s->act);
-                        db[oc] += cpu_lane_sum(row, (size_t)out_hw);
-                    } else {
-                        db[oc] +=
-                            cpu_act_grad_gather(out + at + (size_t)oc * out_hw,
-                                                dout + at + (size_t)oc * out_hw, row, (size_t)out_hw, s->act);
-                    }
-                }
-                unfold(plan, in + (size_t)(first + j) * in_size, col + (size_t)j * out_hw, (size_t)width,
-                       phases);
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->out_c, ckk, width, 1.0f, dyg, width, col,
-                        width, 1.0f, dw, ckk);
-            if (din) {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ckk, width, s->out_c, 1.0f, weight, ckk,
-                            dyg, width, 0.0f, col, width);
-                for (int j = 0; j < g; j++)
-                    fold(plan, col + (size_t)j * out_hw, (size_t)width, din + (size_t)(first + j) * in_size,
-                         phases);
-            }
-        }
+        if (plan->implicit)
+            backward_implicit(plan, pool_plan, t, begin, end, in, out, dout, din, dw, db);
+        else
+            backward_columns(plan, pool_plan, t, begin, end, in, weight, out, dout, din, dw, db);
     }
     /* Sum the per-thread partials in thread order (deterministic for a thread count). */
     memcpy(dbias, plan->dbias_parts, sizeof(float) * s->out_c);

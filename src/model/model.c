@@ -236,6 +236,38 @@ static void set_fusion(hd_model *model, int on) {
                                       model->layers[i + 1].spec.kind == HD_LAYER_MAXPOOL;
 }
 
+/* out and dout for every layer that has its own and lacks them (not a flatten, not a fused conv); -1 +
+ * hd_fail() when the backend is out of memory (the buffers made so far stay, for the caller to free). */
+static int alloc_activations(hd_model *model) {
+    hd_backend *be = model->be;
+    size_t mb = (size_t)model->max_batch;
+    for (int i = 0; i < model->n_layers; i++) {
+        hd_layer *layer = &model->layers[i];
+        if (layer->spec.kind == HD_LAYER_FLATTEN || layer->fused_pool)
+            continue;
+        if (!layer->out && !(layer->out = be->ops->alloc(be, mb * layer->out_size)))
+            return -1;
+        if (!layer->dout && !(layer->dout = be->ops->alloc(be, mb * layer->out_size)))
+            return -1;
+    }
+    return 0;
+}
+
+/* A fused conv's out and dout, where an unfused pass allocated them (hd_model_fuse), freed. */
+static void free_fused_activations(hd_model *model) {
+    hd_backend *be = model->be;
+    for (int i = 0; i < model->n_layers; i++) {
+        hd_layer *layer = &model->layers[i];
+        if (!layer->fused_pool)
+            continue;
+        if (layer->out)
+            be->ops->free(be, layer->out);
+        if (layer->dout)
+            be->ops->free(be, layer->dout);
+        layer->out = layer->dout = NULL;
+    }
+}
+
 int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c, int in_h, int in_w,
                     int max_batch) {
     if (hd_model_layout(model, spec, in_c, in_h, in_w, max_batch) != 0)
@@ -256,6 +288,8 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
         goto fail;
     if (model->state_count && !(model->state = be->ops->alloc(be, model->state_count)))
         goto fail;
+    if (alloc_activations(model) != 0) /* a fused conv's output is never written: none (hd_model_fuse) */
+        goto fail;
     for (int i = 0; i < model->n_layers; i++) {
         hd_layer *layer = &model->layers[i];
         if (layer->spec.kind == HD_LAYER_FLATTEN) {
@@ -263,12 +297,6 @@ int hd_model_create(hd_model *model, hd_backend *be, const char *spec, int in_c,
             layer->out = i ? model->layers[i - 1].out : model->input;
             layer->dout = i ? model->layers[i - 1].dout : NULL;
             continue;
-        }
-        if (!layer->fused_pool) { /* a fused conv's output is never written: no buffers (hd_model_fuse) */
-            layer->out = be->ops->alloc(be, mb * layer->out_size);
-            layer->dout = be->ops->alloc(be, mb * layer->out_size);
-            if (!layer->out || !layer->dout)
-                goto fail;
         }
         if (make_plan(model, layer) != 0)
             goto fail;
@@ -283,27 +311,12 @@ fail:
 
 int hd_model_fuse(hd_model *model, int on) {
     set_fusion(model, on);
-    hd_backend *be = model->be;
-    size_t mb = (size_t)model->max_batch;
-    for (int i = 0; i < model->n_layers; i++) {
-        hd_layer *layer = &model->layers[i];
-        if (layer->fused_pool && layer->out) { /* fused again: its buffers go (no stale activations) */
-            be->ops->free(be, layer->out);
-            be->ops->free(be, layer->dout);
-            layer->out = layer->dout = NULL;
-        }
-        if (layer->spec.kind == HD_LAYER_FLATTEN || layer->fused_pool || layer->out)
-            continue;
-        layer->out = be->ops->alloc(be, mb * layer->out_size);
-        layer->dout = layer->out ? be->ops->alloc(be, mb * layer->out_size) : NULL;
-        if (!layer->dout) { /* stay fused: the layers without buffers are the fused ones again */
-            be->ops->free(be, layer->out);
-            layer->out = NULL;
-            set_fusion(model, 1);
-            return -1;
-        }
-    }
-    return 0;
+    free_fused_activations(model); /* fused again: no stale activations */
+    if (alloc_activations(model) == 0)
+        return 0;
+    set_fusion(model, 1); /* stay fused: what was just allocated goes */
+    free_fused_activations(model);
+    return -1;
 }
 
 const char *hd_class_name(const char *names, int c, char *buf, size_t len) {
