@@ -685,6 +685,15 @@ int main(void) {
     test_conv(be, 3, 8, 7, 4, 3, 1, 0, HD_ACT_RELU);
     test_conv(be, 2, 8, 5, 3, 1, 1, 0, HD_ACT_NONE); /* 1x1 kernel: no extra columns */
     test_conv(be, 2, 8, 1, 3, 1, 1, 0, HD_ACT_NONE); /* a 1x1 image */
+    /* The implicit path over phase planes (strided or padded, 8 or more input channels, the planes' rows at
+     * most 1/4 longer than the output's): `best`'s 5x5 stride-2 "same" shape on an even and an odd side,
+     * a padded stride-1 one, stride 2 unpadded (the last row unread) and stride 3 over padding 2. */
+    test_conv(be, 2, 8, 16, 4, 5, 2, 2, HD_ACT_NONE); /* 16 -> 8, planes 10 wide */
+    test_conv(be, 3, 9, 17, 3, 5, 2, 2, HD_ACT_NONE); /* 17 -> 9, planes 11 wide; 3 images: 2 / 1 */
+    test_conv(be, 3, 8, 16, 4, 5, 2, 2, HD_ACT_RELU);
+    test_conv(be, 2, 8, 10, 3, 3, 1, 1, HD_ACT_NONE); /* "same", stride 1: 10 -> 10, planes 12 wide */
+    test_conv(be, 2, 8, 18, 3, 3, 2, 0, HD_ACT_NONE); /* 18 -> 8, planes 9 wide */
+    test_conv(be, 2, 8, 13, 3, 3, 3, 2, HD_ACT_NONE); /* 13 -> 5, planes 6 wide */
     test_avgpool(be, 3, 2, 8, 2);
     test_avgpool(be, 2, 3, 7, 3); /* 7 / 3: the last row and column in no window */
     test_gap(be, 3, 4, 5);
@@ -722,6 +731,7 @@ int main(void) {
         test_conv_maxpool_fused(threads, 3, 2, 11, 4, 3, 1, 1, HD_ACT_RELU, 3, 1); /* padded; 3x3 windows */
         test_conv_maxpool_fused(threads, 3, 2, 16, 4, 5, 2, 2, HD_ACT_RELU, 2, 0); /* strided, phased */
         test_conv_maxpool_fused(threads, 5, 8, 12, 5, 3, 1, 0, HD_ACT_RELU, 2, 1); /* the implicit path */
+        test_conv_maxpool_fused(threads, 3, 8, 16, 4, 5, 2, 2, HD_ACT_RELU, 2, 1); /* implicit, phased */
         test_conv_maxpool_fused(threads, 3, 9, 10, 4, 2, 1, 0, HD_ACT_NONE, 3, 0);
     }
     const int thread_counts[] = {1, 2, 3, 7};

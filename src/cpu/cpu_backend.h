@@ -73,6 +73,20 @@ void *cpu_parts_alloc(size_t stride, int parts); /* stride in 4-byte elements (f
 #define CPU_SIMD
 #endif
 
+/* The element loops run in CPU_SIMD functions, one range of elements per thread (cpu_split_size): a loop
+ * written inside an OpenMP parallel region is compiled into the region's outlined function, which
+ * target_clones does not reach. FOR_EACH_THREAD_RANGE runs `call` once per thread with its [begin, end). */
+#define FOR_EACH_THREAD_RANGE(be, count, call)                                                               \
+    do {                                                                                                     \
+        int threads_ = cpu_threads(be);                                                                      \
+        _Pragma("omp parallel for schedule(static, 1) num_threads(threads_)") for (int t_ = 0;               \
+                                                                                   t_ < threads_; t_++) {    \
+            size_t begin, end;                                                                               \
+            cpu_split_size((count), threads_, t_, &begin, &end);                                             \
+            call;                                                                                            \
+        }                                                                                                    \
+    } while (0)
+
 /* The ops, declared by file in the order of the ops table; each src/cpu_X.c has its twin in
  * kernels/gpu_X.cu, with the same ops in the same order. */
 

@@ -73,53 +73,77 @@ void cpu_batchnorm_forward(hd_backend *be, const hd_batchnorm_shape *shape, int 
                            float *saved, float *out) {
     const int channels = shape->channels, spatial = shape->spatial;
     const double count = (double)n * spatial;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
-    for (int c = 0; c < channels; c++) {
-        float mean, var;
-        if (batch_stats) {
-            double m = channel_sum(in, n, channels, spatial, c, 0.0, 1) / count;
-            mean = (float)m;
-            var = (float)(channel_sum(in, n, channels, spatial, c, m, 2) / count);
-            running[c] = hd_bn_running_update(running[c], mean, shape->momentum);
-            running[channels + c] =
-                hd_bn_running_update(running[channels + c], hd_bn_unbiased_var(var, count), shape->momentum);
-        } else {
-            mean = running[c];
-            var = running[channels + c];
+    const long long planes = (long long)n * channels;
+#pragma omp parallel num_threads(cpu_threads(be))
+    {
+#pragma omp for schedule(static)
+        for (int c = 0; c < channels; c++) {
+            float mean, var;
+            if (batch_stats) {
+                double m = channel_sum(in, n, channels, spatial, c, 0.0, 1) / count;
+                mean = (float)m;
+                var = (float)(channel_sum(in, n, channels, spatial, c, m, 2) / count);
+                running[c] = hd_bn_running_update(running[c], mean, shape->momentum);
+                running[channels + c] = hd_bn_running_update(running[channels + c],
+                                                             hd_bn_unbiased_var(var, count), shape->momentum);
+            } else {
+                mean = running[c];
+                var = running[channels + c];
+            }
+            saved[c] = mean;
+            saved[channels + c] = hd_bn_invstd(var, shape->eps);
         }
-        float invstd = hd_bn_invstd(var, shape->eps);
-        saved[c] = mean;
-        saved[channels + c] = invstd;
-        for (int i = 0; i < n; i++) {
-            size_t at = ((size_t)i * channels + c) * spatial;
+        /* Normalised plane by plane in memory order, each thread a contiguous run of planes: streams that the
+         * prefetcher follows, where a channel's planes lie a whole image apart. */
+#pragma omp for schedule(static)
+        for (long long p = 0; p < planes; p++) {
+            int c = (int)(p % channels);
+            float mean = saved[c], invstd = saved[channels + c];
+            size_t at = (size_t)p * spatial;
             for (int s = 0; s < spatial; s++)
                 out[at + s] = hd_bn_normalize(in[at + s], mean, invstd, gamma[c], beta[c]);
         }
     }
 }
 
+/* The backward's per-channel scalars wait on the stack for the din pass, BN_BLOCK channels at a time. */
+#define BN_BLOCK 256
+
 void cpu_batchnorm_backward(hd_backend *be, const hd_batchnorm_shape *shape, int n, int batch_stats,
                             const float *in, const float *gamma, const float *saved, const float *dout,
                             float *din, float *dgamma, float *dbeta) {
     const int channels = shape->channels, spatial = shape->spatial;
     const double count = (double)n * spatial;
-#pragma omp parallel for schedule(static) num_threads(cpu_threads(be))
-    for (int c = 0; c < channels; c++) {
-        const float mean = saved[c], invstd = saved[channels + c];
-        double sum_dy, sum_dy_xhat;
-        channel_grad_sums(in, dout, n, channels, spatial, c, mean, invstd, &sum_dy, &sum_dy_xhat);
-        dgamma[c] = (float)sum_dy_xhat;
-        dbeta[c] = (float)sum_dy;
-        if (!din)
-            continue;
-        const float mean_dy = batch_stats ? (float)(sum_dy / count) : 0.0f;
-        const float mean_dy_xhat = batch_stats ? (float)(sum_dy_xhat / count) : 0.0f;
-        const float gamma_invstd = gamma[c] * invstd;
-        for (int i = 0; i < n; i++) {
-            size_t at = ((size_t)i * channels + c) * spatial;
-            for (int s = 0; s < spatial; s++)
-                din[at + s] = hd_bn_backward_dx(dout[at + s], (in[at + s] - mean) * invstd, gamma_invstd,
-                                                mean_dy, mean_dy_xhat);
+    float mean_dy[BN_BLOCK], mean_dy_xhat[BN_BLOCK];
+    for (int first = 0; first < channels; first += BN_BLOCK) {
+        const int block = channels - first < BN_BLOCK ? channels - first : BN_BLOCK;
+        const long long planes = (long long)n * block;
+#pragma omp parallel num_threads(cpu_threads(be))
+        {
+#pragma omp for schedule(static)
+            for (int b = 0; b < block; b++) {
+                int c = first + b;
+                double sum_dy, sum_dy_xhat;
+                channel_grad_sums(in, dout, n, channels, spatial, c, saved[c], saved[channels + c], &sum_dy,
+                                  &sum_dy_xhat);
+                dgamma[c] = (float)sum_dy_xhat;
+                dbeta[c] = (float)sum_dy;
+                mean_dy[b] = batch_stats ? (float)(sum_dy / count) : 0.0f;
+                mean_dy_xhat[b] = batch_stats ? (float)(sum_dy_xhat / count) : 0.0f;
+            }
+            /* din plane by plane in memory order (the forward's normalisation says why). */
+            if (din) {
+#pragma omp for schedule(static)
+                for (long long q = 0; q < planes; q++) {
+                    int b = (int)(q % block), c = first + b;
+                    const float mean = saved[c], invstd = saved[channels + c],
+                                gamma_invstd = gamma[c] * invstd;
+                    size_t at = ((size_t)(q / block) * channels + c) * spatial;
+                    for (int s = 0; s < spatial; s++)
+                        din[at + s] = hd_bn_backward_dx(dout[at + s], (in[at + s] - mean) * invstd,
+                                                        gamma_invstd, mean_dy[b], mean_dy_xhat[b]);
+                }
+            }
         }
     }
 }

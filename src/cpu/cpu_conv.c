@@ -7,9 +7,9 @@
  * padded convolution unfolds from phase planes instead (im2col_phased), so that every row piece of col is
  * one contiguous copy.
  *
- * A stride-1 unpadded convolution over 8 or more input channels, with a kernel small beside the width
- * ((W - OW) * 4 <= OW), skips the columns: one GEMM per tap on the image itself (the implicit path, at
- * implicit_forward).
+ * A convolution over 8 or more input channels, with a kernel small beside the width ((W - OW) * 4 <= OW
+ * for stride 1 unpadded; for the others, the phase planes' width in place of W), skips the columns: one
+ * GEMM per tap on the image itself, or on its phase planes (the implicit path, at implicit_forward).
  *
  * Each thread owns a slice of the batch and takes it `group` images at a time: their columns side by
  * side, (C*K*K, group*OH*OW), so that each of the three GEMMs is one call `group` times wider (or deeper)
@@ -40,7 +40,8 @@
 #define GROUP_COLUMNS (128 * 1024)
 /* The implicit path's GEMMs have C as their depth: below this many input channels the columns win. It also
  * needs the kernel small beside the width (below: its extra columns cost GEMM work, and a 4x4 kernel over a
- * 4x4 input, `best`'s conv7, would be 16 GEMMs a single column wide). */
+ * 4x4 input, `best`'s conv7, would be 16 GEMMs a single column wide; `best`'s conv6, 5x5 stride 2 over 8x8,
+ * would compute 6 columns a row for 4). */
 #define IMPLICIT_MIN_CHANNELS 8
 
 typedef struct {
@@ -74,6 +75,9 @@ typedef struct {
      * in that order too. */
     int implicit;
     float *tap_weight;
+    /* The plane the implicit path's GEMMs read: the image (in_h, in_w), or for a strided or padded
+     * convolution its phase planes (phase_h, phase_w); outputs lie on rows of src_w. */
+    int src_h, src_w;
 } cpu_conv_plan;
 
 void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
@@ -111,14 +115,22 @@ void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
     if (group * image_cols > GROUP_COLUMNS)
         group = GROUP_COLUMNS / image_cols;
     plan->group = group < 1 ? 1 : (int)group;
-    plan->implicit = shape->stride == 1 && shape->pad == 0 && shape->in_c >= IMPLICIT_MIN_CHANNELS &&
-                     (shape->in_w - shape->out_w) * 4 <= shape->out_w; /* at most 1/4 more columns */
+    plan->phased = shape->stride > 1 || shape->pad > 0;
+    plan->src_h = shape->in_h;
+    plan->src_w = shape->in_w;
+    if (plan->phased) {
+        int stride = shape->stride;
+        plan->phase_h = plan->src_h = (shape->in_h + 2 * shape->pad + stride - 1) / stride;
+        plan->phase_w = plan->src_w = (shape->in_w + 2 * shape->pad + stride - 1) / stride;
+    }
+    plan->implicit = shape->in_c >= IMPLICIT_MIN_CHANNELS &&
+                     (plan->src_w - shape->out_w) * 4 <= shape->out_w; /* at most 1/4 more columns */
     if (plan->implicit)
         plan->group = 1;
     plan->weight_count = (size_t)shape->out_c * shape->in_c * shape->kernel * shape->kernel;
     plan->col_size = cpu_part_stride(plan->implicit ? 0 : image_cols * plan->group);
     plan->y_size = cpu_part_stride((size_t)shape->out_c * shape->out_h *
-                                   (plan->implicit ? shape->in_w : shape->out_w * plan->group));
+                                   (plan->implicit ? plan->src_w : shape->out_w * plan->group));
     plan->dw_size = cpu_part_stride(plan->weight_count);
     plan->db_size = cpu_part_stride((size_t)shape->out_c);
     plan->col = cpu_parts_alloc(plan->col_size, plan->threads);
@@ -127,11 +139,8 @@ void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
     plan->dbias_parts = cpu_parts_alloc(plan->db_size, plan->threads);
     plan->plane_size = cpu_part_stride((size_t)shape->out_h * shape->out_w);
     plan->plane_parts = cpu_parts_alloc(plan->plane_size, plan->threads);
-    plan->phased = shape->stride > 1 || shape->pad > 0;
     if (plan->phased) {
         int stride = shape->stride;
-        plan->phase_h = (shape->in_h + 2 * shape->pad + stride - 1) / stride;
-        plan->phase_w = (shape->in_w + 2 * shape->pad + stride - 1) / stride;
         plan->phase_size =
             cpu_part_stride((size_t)shape->in_c * stride * stride * plan->phase_h * plan->phase_w);
         plan->phase_parts = cpu_parts_alloc(plan->phase_size, plan->threads);
@@ -146,6 +155,27 @@ void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
     return plan;
 }
 
+/* One row piece of columns, n floats. The C library's memcpy costs more than the copy itself on short
+ * pieces (`best`'s conv6 unfolds 6400 pieces of 4 floats an image), so up to 16 floats are copied inline
+ * by two fixed-size copies that overlap in the middle, as memcpy does itself (a fixed-size memcpy compiles
+ * to one move; a loop would be turned back into a call to memmove by the compiler). */
+static inline void copy_piece(float *restrict to, const float *restrict from, int n) {
+    size_t at = (size_t)n;
+    if (n > 16)
+        memcpy(to, from, sizeof(float) * at);
+    else if (n >= 8) {
+        memcpy(to, from, 8 * sizeof(float));
+        memcpy(to + at - 8, from + at - 8, 8 * sizeof(float));
+    } else if (n >= 4) {
+        memcpy(to, from, 4 * sizeof(float));
+        memcpy(to + at - 4, from + at - 4, 4 * sizeof(float));
+    } else if (n >= 2) {
+        memcpy(to, from, 2 * sizeof(float));
+        memcpy(to + at - 2, from + at - 2, 2 * sizeof(float));
+    } else if (n == 1)
+        to[0] = from[0];
+}
+
 /* Stride 1, no padding (the others unfold from phase planes, below):
  * col[(c*K + ky)*K + kx][oy*OW + ox] = in[c][oy + ky][ox + kx], col's rows `ld` floats apart (a group's
  * images side by side). Each row piece is out_w contiguous floats of an input row. */
@@ -158,8 +188,8 @@ static void im2col(const cpu_conv_plan *plan, const float *in, float *col, size_
             for (int kx = 0; kx < k; kx++) {
                 float *row = col + ((size_t)(c * k + ky) * k + kx) * ld;
                 for (int oy = 0; oy < s->out_h; oy++)
-                    memcpy(row + (size_t)oy * s->out_w, plane + (size_t)(oy + ky) * s->in_w + kx,
-                           sizeof(float) * s->out_w);
+                    copy_piece(row + (size_t)oy * s->out_w, plane + (size_t)(oy + ky) * s->in_w + kx,
+                               s->out_w);
             }
     }
 }
@@ -199,9 +229,10 @@ static float *phase_plane(const cpu_conv_plan *plan, float *phases, int c, int k
            ((size_t)(c * stride + ky % stride) * stride + kx % stride) * plan->phase_h * plan->phase_w;
 }
 
-static void im2col_phased(const cpu_conv_plan *plan, const float *in, float *col, size_t ld, float *phases) {
+/* One image's phase planes, (C, S, S, phase_h, phase_w). */
+static void fill_phases(const cpu_conv_plan *plan, const float *in, float *phases) {
     const hd_conv_shape *s = &plan->shape;
-    int k = s->kernel, stride = s->stride, ph = plan->phase_h, pw = plan->phase_w;
+    int stride = s->stride, ph = plan->phase_h, pw = plan->phase_w;
     float *to = phases;
     for (int c = 0; c < s->in_c; c++)
         for (int py = 0; py < stride; py++)
@@ -218,6 +249,27 @@ static void im2col_phased(const cpu_conv_plan *plan, const float *in, float *col
                         to[j] = x >= 0 && x < s->in_w ? from[x] : 0.0f;
                     }
                 }
+}
+
+/* The adjoint of fill_phases: din (C, H, W) from the gradient of the phase planes (the padding's dropped). */
+static void drain_phases(const cpu_conv_plan *plan, const float *phases, float *din) {
+    const hd_conv_shape *s = &plan->shape;
+    int stride = s->stride, ph = plan->phase_h, pw = plan->phase_w;
+    for (int c = 0; c < s->in_c; c++)
+        for (int y = 0; y < s->in_h; y++) {
+            int py = (y + s->pad) % stride, i = (y + s->pad) / stride;
+            float *to = din + ((size_t)c * s->in_h + y) * s->in_w;
+            for (int x = 0; x < s->in_w; x++) {
+                int px = (x + s->pad) % stride, j = (x + s->pad) / stride;
+                to[x] = phases[(((size_t)(c * stride + py) * stride + px) * ph + i) * pw + j];
+            }
+        }
+}
+
+static void im2col_phased(const cpu_conv_plan *plan, const float *in, float *col, size_t ld, float *phases) {
+    const hd_conv_shape *s = &plan->shape;
+    int k = s->kernel, stride = s->stride, pw = plan->phase_w;
+    fill_phases(plan, in, phases);
     for (int c = 0; c < s->in_c; c++)
         for (int ky = 0; ky < k; ky++)
             for (int kx = 0; kx < k; kx++) {
@@ -225,7 +277,7 @@ static void im2col_phased(const cpu_conv_plan *plan, const float *in, float *col
                     phase_plane(plan, phases, c, ky, kx) + (size_t)(ky / stride) * pw + kx / stride;
                 float *row = col + ((size_t)(c * k + ky) * k + kx) * ld;
                 for (int oy = 0; oy < s->out_h; oy++)
-                    memcpy(row + (size_t)oy * s->out_w, plane + (size_t)oy * pw, sizeof(float) * s->out_w);
+                    copy_piece(row + (size_t)oy * s->out_w, plane + (size_t)oy * pw, s->out_w);
             }
 }
 
@@ -246,15 +298,7 @@ static void col2im_phased(const cpu_conv_plan *plan, const float *col, size_t ld
                         d[i] += from[i];
                 }
             }
-    for (int c = 0; c < s->in_c; c++)
-        for (int y = 0; y < s->in_h; y++) {
-            int py = (y + s->pad) % stride, i = (y + s->pad) / stride;
-            float *to = din + ((size_t)c * s->in_h + y) * s->in_w;
-            for (int x = 0; x < s->in_w; x++) {
-                int px = (x + s->pad) % stride, j = (x + s->pad) / stride;
-                to[x] = phases[(((size_t)(c * stride + py) * stride + px) * ph + i) * pw + j];
-            }
-        }
+    drain_phases(plan, phases, din);
 }
 
 /* One image's columns, and their adjoint: the phased way for a strided or padded convolution. */
@@ -272,17 +316,28 @@ static void fold(const cpu_conv_plan *plan, const float *col, size_t ld, float *
         col2im(plan, col, ld, din);
 }
 
-/* ---- The implicit path: stride 1, no padding, at least IMPLICIT_MIN_CHANNELS input channels ----
- * Output (oy, ox) of tap (ky, kx) reads in[c][(oy + ky) * W + ox + kx]. With the outputs laid out on the
- * input's row length, j = oy * W + ox, that is in[c][ky * W + kx + j]: the tap's whole contribution is one
- * GEMM, y (OC, OH*W) += weight_tap (OC, C) x in[:, ky * W + kx + j] (C rows H*W apart), on the image as it
- * lies, with no columns to write and read back. The W - OW extra columns of each row are dropped (forward)
- * or given a zero gradient (backward: they add zeros to din and nothing to dweight); the last K - 1, past
- * the image, are never computed (N = OH*W - (K - 1)). Standalone (one thread, 32 images): `best`'s conv2
- * forward 150 us an image against 215 for unfold + one GEMM, the default model's conv2 56-64 against 80, in
- * spite of the (W - OW) / OW more columns. */
-static int implicit_span(const hd_conv_shape *s) {
-    return s->out_h * s->in_w - (s->kernel - 1);
+/* ---- The implicit path: at least IMPLICIT_MIN_CHANNELS input channels, a kernel small beside the width ----
+ * Stride 1, no padding: output (oy, ox) of tap (ky, kx) reads in[c][(oy + ky) * W + ox + kx]. With the
+ * outputs laid out on the input's row length, j = oy * W + ox, that is in[c][ky * W + kx + j]: the tap's
+ * whole contribution is one GEMM, y (OC, OH*W) += weight_tap (OC, C) x in[:, ky * W + kx + j] (C rows H*W
+ * apart), on the image as it lies, with no columns to write and read back. A strided or padded
+ * convolution does the same on its phase planes (im2col_phased's comment): tap (ky, kx) reads plane
+ * (ky % S, kx % S) at (oy + ky / S, ox + kx / S), so with the outputs on the planes' row length pw,
+ * j = oy * pw + ox, it reads that plane at (ky / S) * pw + kx / S + j (C rows S*S*ph*pw apart). In both,
+ * the src_w - OW extra columns of each row are dropped (forward) or given a zero gradient (backward: they
+ * add zeros to din and nothing to dweight); the last (K - 1) / S, past the plane, are never computed
+ * (N = OH*src_w - (K - 1) / S). Standalone (one thread, 32 images): `best`'s conv2 forward 150 us an image
+ * against 215 for unfold + one GEMM, the default model's conv2 56-64 against 80, in spite of the
+ * (W - OW) / OW more columns. */
+static int implicit_span(const cpu_conv_plan *plan) {
+    return plan->shape.out_h * plan->src_w - (plan->shape.kernel - 1) / plan->shape.stride;
+}
+
+/* Where tap t's GEMM starts reading in the source (its channel 0). */
+static size_t implicit_tap_offset(const cpu_conv_plan *plan, int t) {
+    int k = plan->shape.kernel, stride = plan->shape.stride, ky = t / k, kx = t % k;
+    return (size_t)((ky % stride) * stride + kx % stride) * plan->src_h * plan->src_w +
+           (size_t)(ky / stride) * plan->src_w + (size_t)(kx / stride);
 }
 
 /* plan->tap_weight (K*K, OC, C) from the layer's (OC, C, K, K). */
@@ -296,33 +351,37 @@ static void implicit_tap_weights(cpu_conv_plan *plan, const float *weight) {
                     weight[((size_t)oc * s->in_c + c) * kk + t];
 }
 
-/* y (OC rows of OH*W) = one image's convolution, before bias; columns ox >= OW of each row unused. */
-static void implicit_forward(const cpu_conv_plan *plan, const float *img, float *y) {
+/* y (OC rows of OH*src_w) = one image's convolution, before bias, from src (the image, or its phase
+ * planes); columns ox >= OW of each row unused. */
+static void implicit_forward(const cpu_conv_plan *plan, const float *src, float *y) {
     const hd_conv_shape *s = &plan->shape;
-    int k = s->kernel, hw = s->in_h * s->in_w, ldy = s->out_h * s->in_w;
+    int k = s->kernel, ldy = s->out_h * plan->src_w;
+    int lds = s->stride * s->stride * plan->src_h * plan->src_w; /* one input channel's source */
     for (int t = 0; t < k * k; t++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_c, implicit_span(s), s->in_c, 1.0f,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_c, implicit_span(plan), s->in_c, 1.0f,
                     plan->tap_weight + (size_t)t * s->out_c * s->in_c, s->in_c,
-                    img + (t / k) * s->in_w + t % k, hw, t ? 1.0f : 0.0f, y, ldy);
+                    src + implicit_tap_offset(plan, t), lds, t ? 1.0f : 0.0f, y, ldy);
 }
 
-/* From dy (OC rows of OH*W, zeros in the columns ox >= OW): adds each tap's dweight (OC, C) into dw (K*K,
- * OC, C), and writes the image's din when din is not NULL. */
-static void implicit_backward(const cpu_conv_plan *plan, const float *img, const float *dy, float *dw,
-                              float *din) {
+/* From dy (OC rows of OH*src_w, zeros in the columns ox >= OW) and the image's source src: adds each tap's
+ * dweight (OC, C) into dw (K*K, OC, C); then, when dsrc is not NULL, writes the source's gradient into dsrc
+ * (which may be src itself: it is read no more). */
+static void implicit_backward(const cpu_conv_plan *plan, const float *src, const float *dy, float *dw,
+                              float *dsrc) {
     const hd_conv_shape *s = &plan->shape;
-    int k = s->kernel, hw = s->in_h * s->in_w, ldy = s->out_h * s->in_w, span = implicit_span(s);
+    int k = s->kernel, ldy = s->out_h * plan->src_w, span = implicit_span(plan);
+    int lds = s->stride * s->stride * plan->src_h * plan->src_w;
     size_t tap_size = (size_t)s->out_c * s->in_c;
     for (int t = 0; t < k * k; t++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->out_c, s->in_c, span, 1.0f, dy, ldy,
-                    img + (t / k) * s->in_w + t % k, hw, 1.0f, dw + (size_t)t * tap_size, s->in_c);
-    if (!din)
+                    src + implicit_tap_offset(plan, t), lds, 1.0f, dw + (size_t)t * tap_size, s->in_c);
+    if (!dsrc)
         return;
-    memset(din, 0, sizeof(float) * (size_t)s->in_c * hw);
+    memset(dsrc, 0, sizeof(float) * (size_t)s->in_c * lds);
     for (int t = 0; t < k * k; t++)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->in_c, span, s->out_c, 1.0f,
                     plan->tap_weight + (size_t)t * tap_size, s->in_c, dy, ldy, 1.0f,
-                    din + (t / k) * s->in_w + t % k, hw);
+                    dsrc + implicit_tap_offset(plan, t), lds);
 }
 
 /* One output plane of a GEMM's output, y (OH rows `pitch` floats apart), with bias and activation, into
@@ -337,14 +396,16 @@ static void take_plane(const cpu_conv_plan *plan, const float *y, int pitch, flo
         cpu_bias_act_rows(y + (size_t)oy * pitch, 0, to + (size_t)oy * s->out_w, &bias, 1, s->out_w, s->act);
 }
 
-/* An output gradient plane (OH * OW) into the implicit path's rows of OH*W, zeros in the extra columns. */
-static void spread_plane(const hd_conv_shape *s, const float *from, float *y) {
+/* An output gradient plane (OH * OW) into the implicit path's rows of OH*src_w, zeros in the extra
+ * columns. */
+static void spread_plane(const cpu_conv_plan *plan, const float *from, float *y) {
+    const hd_conv_shape *s = &plan->shape;
     for (int oy = 0; oy < s->out_h; oy++) {
-        float *restrict d = y + (size_t)oy * s->in_w;
+        float *restrict d = y + (size_t)oy * plan->src_w;
         const float *restrict f = from + (size_t)oy * s->out_w;
         for (int i = 0; i < s->out_w; i++)
             d[i] = f[i];
-        for (int i = s->out_w; i < s->in_w; i++)
+        for (int i = s->out_w; i < plan->src_w; i++)
             d[i] = 0.0f;
     }
 }
@@ -379,17 +440,24 @@ static float plane_grad(const cpu_conv_plan *plan, const void *pool_plan, int p,
     return cpu_lane_sum(dst, out_hw);
 }
 
-/* Thread t's images [begin, end), forward. The implicit path: one image at a time, its GEMM output on the
- * input's row length. */
+/* Thread t's images [begin, end), forward. The implicit path: one image at a time (its phase planes
+ * first, when it has them), its GEMM output on the source's row length. */
 static void forward_implicit(const cpu_conv_plan *plan, void *pool_plan, int t, int begin, int end,
                              const float *in, const float *bias, float *out) {
     const hd_conv_shape *s = &plan->shape;
-    size_t in_size = (size_t)s->in_c * s->in_h * s->in_w, ldy = (size_t)s->out_h * s->in_w;
+    size_t in_size = (size_t)s->in_c * s->in_h * s->in_w, ldy = (size_t)s->out_h * plan->src_w;
     float *y = plan->y + (size_t)t * plan->y_size;
+    float *phases = plan->phased ? plan->phase_parts + (size_t)t * plan->phase_size : NULL;
     for (int img = begin; img < end; img++) {
-        implicit_forward(plan, in + (size_t)img * in_size, y);
+        const float *src = in + (size_t)img * in_size;
+        if (phases) {
+            fill_phases(plan, src, phases);
+            src = phases;
+        }
+        implicit_forward(plan, src, y);
         for (int oc = 0; oc < s->out_c; oc++)
-            emit_plane(plan, pool_plan, t, img * s->out_c + oc, y + (size_t)oc * ldy, s->in_w, bias[oc], out);
+            emit_plane(plan, pool_plan, t, img * s->out_c + oc, y + (size_t)oc * ldy, plan->src_w, bias[oc],
+                       out);
     }
 }
 
@@ -450,14 +518,25 @@ static void backward_implicit(const cpu_conv_plan *plan, const void *pool_plan, 
                               const float *in, const float *out, const float *dout, float *din, float *dw,
                               float *db) {
     const hd_conv_shape *s = &plan->shape;
-    size_t in_size = (size_t)s->in_c * s->in_h * s->in_w, ldy = (size_t)s->out_h * s->in_w;
+    size_t in_size = (size_t)s->in_c * s->in_h * s->in_w, ldy = (size_t)s->out_h * plan->src_w;
     float *dy = plan->y + (size_t)t * plan->y_size, *plane = plan->plane_parts + (size_t)t * plan->plane_size;
+    float *phases = plan->phased ? plan->phase_parts + (size_t)t * plan->phase_size : NULL;
     for (int img = begin; img < end; img++) {
         for (int oc = 0; oc < s->out_c; oc++) {
             db[oc] += plane_grad(plan, pool_plan, img * s->out_c + oc, out, dout, plane);
-            spread_plane(s, plane, dy + (size_t)oc * ldy);
+            spread_plane(plan, plane, dy + (size_t)oc * ldy);
         }
-        implicit_backward(plan, in + (size_t)img * in_size, dy, dw, din ? din + (size_t)img * in_size : NULL);
+        const float *image = in + (size_t)img * in_size;
+        float *din_image = din ? din + (size_t)img * in_size : NULL;
+        if (!phases) {
+            implicit_backward(plan, image, dy, dw, din_image);
+            continue;
+        }
+        /* The phase planes serve as the source, then (overwritten) as its gradient. */
+        fill_phases(plan, image, phases);
+        implicit_backward(plan, phases, dy, dw, din_image ? phases : NULL);
+        if (din_image)
+            drain_phases(plan, phases, din_image);
     }
 }
 

@@ -6,25 +6,31 @@
 #include "cpu_backend.h"
 #include "hd/shared_math.h"
 
-/* x[i] * hd_dropout_multiplier(...) for i in [0, count): the rate > 0 case of that function written out
+/* x[i] * hd_dropout_multiplier(...) for i in [begin, end): the rate > 0 case of that function written out
  * (the same Philox draw and comparison), with the branch on the rate outside the loop so that the
- * compiler vectorises the Philox rounds across elements. A test holds it to the shared function bit for
- * bit. */
+ * compiler vectorises the Philox rounds across elements, 16 wide with AVX-512 (CPU_SIMD: `best`'s three
+ * dropout layers, forward and backward, took 3.9% of its step on the SSE2 baseline). A test holds it to
+ * the shared function bit for bit. */
+CPU_SIMD static void dropout_range(size_t begin, size_t end, float rate, uint64_t seed, uint32_t layer_index,
+                                   uint64_t step, const float *x, float *y) {
+    const float scale = 1.0f / (1.0f - rate);
+#pragma omp simd
+    for (size_t i = begin; i < end; i++) {
+        float u = hd_random_unit(seed, HD_RNG_STREAM_DROPOUT + layer_index, step, (uint64_t)i);
+        y[i] = x[i] * (u >= rate ? scale : 0.0f);
+    }
+}
+
 static void dropout_apply(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,
                           uint64_t step, const float *x, float *y) {
-    long long total = (long long)count;
     if (rate <= 0.0f) {
+        long long total = (long long)count;
 #pragma omp parallel for simd schedule(static) num_threads(cpu_threads(be))
         for (long long i = 0; i < total; i++)
             y[i] = x[i] * 1.0f;
         return;
     }
-    const float scale = 1.0f / (1.0f - rate);
-#pragma omp parallel for simd schedule(static) num_threads(cpu_threads(be))
-    for (long long i = 0; i < total; i++) {
-        float u = hd_random_unit(seed, HD_RNG_STREAM_DROPOUT + layer_index, step, (uint64_t)i);
-        y[i] = x[i] * (u >= rate ? scale : 0.0f);
-    }
+    FOR_EACH_THREAD_RANGE(be, count, dropout_range(begin, end, rate, seed, layer_index, step, x, y));
 }
 
 void cpu_dropout_forward(hd_backend *be, size_t count, float rate, uint64_t seed, uint32_t layer_index,

@@ -6,20 +6,7 @@
 #include "cpu_backend.h"
 #include "hd/shared_math.h"
 
-/* The element loops run in CPU_SIMD functions, one range of elements per thread (cpu_split_size): a loop
- * written inside an OpenMP parallel region is compiled into the region's outlined function, which
- * target_clones does not reach. FOR_EACH_THREAD_RANGE runs `call` once per thread with its [begin, end). */
-#define FOR_EACH_THREAD_RANGE(be, count, call)                                                               \
-    do {                                                                                                     \
-        int threads_ = cpu_threads(be);                                                                      \
-        _Pragma("omp parallel for schedule(static, 1) num_threads(threads_)") for (int t_ = 0;               \
-                                                                                   t_ < threads_; t_++) {    \
-            size_t begin, end;                                                                               \
-            cpu_split_size((count), threads_, t_, &begin, &end);                                             \
-            call;                                                                                            \
-        }                                                                                                    \
-    } while (0)
-
+/* Each loop is a CPU_SIMD function over one thread's range (FOR_EACH_THREAD_RANGE, cpu_backend.h). */
 CPU_SIMD static void adam_range(size_t begin, size_t end, float *params, const float *grads, float *m,
                                 float *v, float beta1, float beta2, float eps, float step_size) {
 #pragma omp simd
