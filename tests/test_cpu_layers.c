@@ -448,6 +448,36 @@ static void test_dropout(hd_backend *be) {
     free(in), free(out), free(dout), free(din);
 }
 
+/* cpu_dropout.c draws one Philox counter per quad of elements, the quads split among the threads and a
+ * partial last quad on its own: every count and thread count gives in * hd_dropout_multiplier bit for bit. */
+static void test_dropout_counts(void) {
+    const int thread_counts[] = {1, 2, 3};
+    const size_t counts[] = {1, 2, 3, 5, 7, 8, 17, 1001};
+    size_t unequal = 0;
+    for (int t = 0; t < 3; t++) {
+        hd_cpu_options options = {thread_counts[t]};
+        hd_backend *be = hd_cpu_backend_create(&options);
+        CHECK(be != NULL, "cpu backend, %d threads", thread_counts[t]);
+        if (!be)
+            return;
+        hd_step_scalars step;
+        be->ops->set_step_scalars(be, &step, &(hd_step_scalars){9, 0.0f, 0.0f});
+        for (int c = 0; c < 8; c++) {
+            size_t n = counts[c];
+            float *in = random_tensor(n, 0.5f, 1.0f), *out = calloc(n, 4);
+            be->ops->dropout_forward(be, n, 0.5f, 3, 1, &step, in, out);
+            for (size_t i = 0; i < n; i++) {
+                float want = in[i] * hd_dropout_multiplier(3, 1, 9, i, 0.5f);
+                unequal += memcmp(&out[i], &want, sizeof want) != 0;
+            }
+            free(in), free(out);
+        }
+        hd_backend_destroy(be);
+    }
+    CHECK(unequal == 0, "dropout at 1-1001 elements, 1-3 threads, equals hd_dropout_multiplier (%zu differ)",
+          unequal);
+}
+
 typedef struct {
     hd_backend *be;
     int n, classes;
@@ -718,6 +748,7 @@ int main(void) {
     test_dense(be, 3, 12, 8, HD_ACT_RELU);
     test_dense(be, 1, 7, 3, HD_ACT_NONE);
     test_dropout(be);
+    test_dropout_counts();
     test_softmax_xent(be, 0.0f);
     test_softmax_xent(be, 0.1f);
     test_softmax_xent(be, 0.6f);

@@ -50,6 +50,26 @@ static void test_uniform_and_dropout_statistics(void) {
     CHECK(same_step > 400 && same_step < 600, "step changes the mask (%d/1000 equal)", same_step);
     CHECK(same_layer > 400 && same_layer < 600, "layer changes the mask (%d/1000 equal)", same_layer);
     CHECK(same_seed > 400 && same_seed < 600, "seed changes the mask (%d/1000 equal)", same_seed);
+    /* Four neighbouring elements share a Philox counter (one word each): their units are as independent as
+     * any two. Element i against i + 1, i + 2 and i + 3 (same quad or the next), at rate 0.5: about half
+     * equal; and all four of a quad kept or all dropped in about 1/8 of the quads. */
+    int same_next[3] = {0, 0, 0}, uniform_quads = 0;
+    for (int i = 0; i < 4000; i++)
+        for (int d = 1; d <= 3; d++)
+            same_next[d - 1] += hd_dropout_multiplier(99, 3, 11, (uint64_t)i, 0.5f) ==
+                                hd_dropout_multiplier(99, 3, 11, (uint64_t)(i + d), 0.5f);
+    for (int q = 0; q < 4000; q++) {
+        int kept_in_quad = 0;
+        for (int k = 0; k < 4; k++)
+            kept_in_quad += hd_dropout_multiplier(99, 3, 11, (uint64_t)(4 * q + k), 0.5f) != 0.0f;
+        uniform_quads += kept_in_quad == 0 || kept_in_quad == 4;
+    }
+    for (int d = 0; d < 3; d++) /* sd = sqrt(4000 / 4) ~ 32: 5 sd */
+        CHECK(same_next[d] > 1840 && same_next[d] < 2160, "element i and i + %d equal in %d of 4000", d + 1,
+              same_next[d]);
+    /* 4000 quads, p = 1/8: sd ~ 21; 5 sd */
+    CHECK(uniform_quads > 395 && uniform_quads < 605, "quads all kept or all dropped: %d of 4000",
+          uniform_quads);
 }
 
 static void test_softmax_xent_row(void) {

@@ -229,14 +229,53 @@ static float *phase_plane(const cpu_conv_plan *plan, float *phases, int c, int k
            ((size_t)(c * stride + ky % stride) * stride + kx % stride) * plan->phase_h * plan->phase_w;
 }
 
-/* One image's phase planes, (C, S, S, phase_h, phase_w). */
+/* The phase columns j whose padded x = j*S + px lies in the image (pad <= x < pad + W): [*first, *last). */
+static void phase_columns(const cpu_conv_plan *plan, int px, int *first, int *last) {
+    const hd_conv_shape *s = &plan->shape;
+    int stride = s->stride, below = s->pad - px, past = s->pad + s->in_w - px;
+    *first = below <= 0 ? 0 : (below + stride - 1) / stride;
+    *last = past <= 0 ? 0 : (past + stride - 1) / stride;
+    if (*last > plan->phase_w)
+        *last = plan->phase_w;
+    if (*first > *last)
+        *first = *last;
+}
+
+/* to[j] = from[j * stride], and its adjoint; stride 1 and 2 (`best`'s) spelled out so that the compiler
+ * vectorises them. */
+static inline void gather_strided(float *restrict to, const float *restrict from, int n, int stride) {
+    if (stride == 1)
+        memcpy(to, from, sizeof(float) * (size_t)n);
+    else if (stride == 2)
+        for (int j = 0; j < n; j++)
+            to[j] = from[2 * j];
+    else
+        for (int j = 0; j < n; j++)
+            to[j] = from[(size_t)j * stride];
+}
+
+static inline void scatter_strided(float *restrict to, const float *restrict from, int n, int stride) {
+    if (stride == 1)
+        memcpy(to, from, sizeof(float) * (size_t)n);
+    else if (stride == 2)
+        for (int j = 0; j < n; j++)
+            to[2 * j] = from[j];
+    else
+        for (int j = 0; j < n; j++)
+            to[(size_t)j * stride] = from[j];
+}
+
+/* One image's phase planes, (C, S, S, phase_h, phase_w): the image's rows copied in by stride phase, zeros
+ * where the planes reach into the padding. */
 static void fill_phases(const cpu_conv_plan *plan, const float *in, float *phases) {
     const hd_conv_shape *s = &plan->shape;
     int stride = s->stride, ph = plan->phase_h, pw = plan->phase_w;
     float *to = phases;
     for (int c = 0; c < s->in_c; c++)
         for (int py = 0; py < stride; py++)
-            for (int px = 0; px < stride; px++)
+            for (int px = 0; px < stride; px++) {
+                int first, last;
+                phase_columns(plan, px, &first, &last);
                 for (int i = 0; i < ph; i++, to += pw) {
                     int y = i * stride + py - s->pad;
                     if (y < 0 || y >= s->in_h) {
@@ -244,11 +283,14 @@ static void fill_phases(const cpu_conv_plan *plan, const float *in, float *phase
                         continue;
                     }
                     const float *from = in + ((size_t)c * s->in_h + y) * s->in_w;
-                    for (int j = 0; j < pw; j++) {
-                        int x = j * stride + px - s->pad;
-                        to[j] = x >= 0 && x < s->in_w ? from[x] : 0.0f;
-                    }
+                    for (int j = 0; j < first; j++)
+                        to[j] = 0.0f;
+                    if (last > first)
+                        gather_strided(to + first, from + first * stride + px - s->pad, last - first, stride);
+                    for (int j = last; j < pw; j++)
+                        to[j] = 0.0f;
                 }
+            }
 }
 
 /* The adjoint of fill_phases: din (C, H, W) from the gradient of the phase planes (the padding's dropped). */
@@ -259,9 +301,12 @@ static void drain_phases(const cpu_conv_plan *plan, const float *phases, float *
         for (int y = 0; y < s->in_h; y++) {
             int py = (y + s->pad) % stride, i = (y + s->pad) / stride;
             float *to = din + ((size_t)c * s->in_h + y) * s->in_w;
-            for (int x = 0; x < s->in_w; x++) {
-                int px = (x + s->pad) % stride, j = (x + s->pad) / stride;
-                to[x] = phases[(((size_t)(c * stride + py) * stride + px) * ph + i) * pw + j];
+            for (int px = 0; px < stride; px++) {
+                int first, last;
+                phase_columns(plan, px, &first, &last);
+                const float *from = phases + ((((size_t)(c * stride + py) * stride + px) * ph + i) * pw);
+                if (last > first)
+                    scatter_strided(to + first * stride + px - s->pad, from + first, last - first, stride);
             }
         }
 }
