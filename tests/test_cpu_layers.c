@@ -88,11 +88,12 @@ static double conv_ctx_loss(void *p) {
     return conv_loss(c->be, c->plan, c->n, c->in, c->w, c->b, c->out, c->r, c->out_n);
 }
 
-static void test_conv(hd_backend *be, int n, int in_c, int hw, int out_c, int k, int stride, int pad,
-                      hd_activation act) {
-    int out_hw = (hw + 2 * pad - k) / stride + 1;
-    hd_conv_shape s = {n + 1, in_c, hw, hw, out_c, k, pad, out_hw, out_hw, act, stride};
-    size_t in_n = (size_t)n * in_c * hw * hw, w_n = (size_t)out_c * in_c * k * k;
+/* An h x w input; din is poisoned with NaN first: every op writes it in full, with `=`. */
+static void test_conv_hw(hd_backend *be, int n, int in_c, int h, int w_, int out_c, int k, int stride,
+                         int pad, hd_activation act) {
+    int out_h = (h + 2 * pad - k) / stride + 1, out_w = (w_ + 2 * pad - k) / stride + 1;
+    hd_conv_shape s = {n + 1, in_c, h, w_, out_c, k, pad, out_h, out_w, act, stride};
+    size_t in_n = (size_t)n * in_c * h * w_, w_n = (size_t)out_c * in_c * k * k;
     size_t out_n = (size_t)n * out_c * s.out_h * s.out_w;
     float *in = random_tensor(in_n, -1, 1), *w = random_tensor(w_n, -0.5f, 0.5f),
           *b = random_tensor(out_c, -0.1f, 0.1f);
@@ -102,11 +103,13 @@ static void test_conv(hd_backend *be, int n, int in_c, int hw, int out_c, int k,
     be->ops->conv2d_forward(be, plan, n, in, w, b, out);
     conv_reference(&s, n, in, w, b, ref);
     char name[96];
-    snprintf(name, sizeof name, "conv fwd %dx%d c%d->%d k%d s%d p%d %s", hw, hw, in_c, out_c, k, stride, pad,
+    snprintf(name, sizeof name, "conv fwd %dx%d c%d->%d k%d s%d p%d %s", h, w_, in_c, out_c, k, stride, pad,
              act == HD_ACT_RELU ? "relu" : "");
     check_tensor(name, out, ref, out_n, 1e-5, 1e-5);
 
-    float *dout = malloc(out_n * 4), *din = calloc(in_n, 4), *dw = calloc(w_n, 4), *db = calloc(out_c, 4);
+    float *dout = malloc(out_n * 4), *din = malloc(in_n * 4), *dw = calloc(w_n, 4), *db = calloc(out_c, 4);
+    for (size_t i = 0; i < in_n; i++)
+        din[i] = NAN;
     memcpy(dout, r, out_n * 4);
     be->ops->conv2d_backward(be, plan, n, in, w, out, dout, din, dw, db);
 
@@ -114,10 +117,10 @@ static void test_conv(hd_backend *be, int n, int in_c, int hw, int out_c, int k,
     float *dw_first = calloc(w_n, 4), *db_first = calloc(out_c, 4);
     memcpy(dout, r, out_n * 4);
     be->ops->conv2d_backward(be, plan, n, in, w, out, dout, NULL, dw_first, db_first);
-    snprintf(name, sizeof name, "conv dweight without din %dx%d c%d->%d k%d s%d p%d", hw, hw, in_c, out_c, k,
+    snprintf(name, sizeof name, "conv dweight without din %dx%d c%d->%d k%d s%d p%d", h, w_, in_c, out_c, k,
              stride, pad);
     check_tensor(name, dw_first, dw, w_n, 0, 0);
-    snprintf(name, sizeof name, "conv dbias without din %dx%d c%d->%d k%d s%d p%d", hw, hw, in_c, out_c, k,
+    snprintf(name, sizeof name, "conv dbias without din %dx%d c%d->%d k%d s%d p%d", h, w_, in_c, out_c, k,
              stride, pad);
     check_tensor(name, db_first, db, out_c, 0, 0);
     free(dw_first), free(db_first);
@@ -163,6 +166,11 @@ static void test_conv(hd_backend *be, int n, int in_c, int hw, int out_c, int k,
     be->ops->conv2d_plan_free(be, plan);
     free(in), free(w), free(b), free(out), free(ref), free(r), free(dout), free(din), free(dw), free(db),
         free(num);
+}
+
+static void test_conv(hd_backend *be, int n, int in_c, int hw, int out_c, int k, int stride, int pad,
+                      hd_activation act) {
+    test_conv_hw(be, n, in_c, hw, hw, out_c, k, stride, pad, act);
 }
 
 /* ---------- average pooling and global average pooling ---------- */
@@ -724,6 +732,10 @@ int main(void) {
     test_conv(be, 2, 8, 10, 3, 3, 1, 1, HD_ACT_NONE); /* "same", stride 1: 10 -> 10, planes 12 wide */
     test_conv(be, 2, 8, 18, 3, 3, 2, 0, HD_ACT_NONE); /* 18 -> 8, planes 9 wide */
     test_conv(be, 2, 8, 13, 3, 3, 3, 2, HD_ACT_NONE); /* 13 -> 5, planes 6 wide */
+    test_conv(be, 2, 8, 10, 3, 1, 2, 0, HD_ACT_NONE); /* a kernel smaller than the stride: 10 -> 5 */
+    test_conv(be, 2, 8, 20, 3, 5, 2, 3, HD_ACT_NONE); /* padding past the stride: 20 -> 11, planes 13 wide */
+    test_conv_hw(be, 2, 8, 9, 16, 3, 5, 2, 2, HD_ACT_NONE); /* 9x16 -> 5x8: planes 7 tall, 10 wide */
+    test_conv_hw(be, 2, 8, 7, 12, 3, 3, 1, 0, HD_ACT_NONE); /* stride 1: 7x12 -> 5x10 on the image */
     test_avgpool(be, 3, 2, 8, 2);
     test_avgpool(be, 2, 3, 7, 3); /* 7 / 3: the last row and column in no window */
     test_gap(be, 3, 4, 5);

@@ -57,11 +57,11 @@ static void test_uniform_and_dropout_statistics(void) {
     for (int i = 0; i < 4000; i++)
         for (int d = 1; d <= 3; d++)
             same_next[d - 1] += hd_dropout_multiplier(99, 3, 11, (uint64_t)i, 0.5f) ==
-                                hd_dropout_multiplier(99, 3, 11, (uint64_t)(i + d), 0.5f);
+                                hd_dropout_multiplier(99, 3, 11, (uint64_t)i + (uint64_t)d, 0.5f);
     for (int q = 0; q < 4000; q++) {
         int kept_in_quad = 0;
         for (int k = 0; k < 4; k++)
-            kept_in_quad += hd_dropout_multiplier(99, 3, 11, (uint64_t)(4 * q + k), 0.5f) != 0.0f;
+            kept_in_quad += hd_dropout_multiplier(99, 3, 11, 4 * (uint64_t)q + (uint64_t)k, 0.5f) != 0.0f;
         uniform_quads += kept_in_quad == 0 || kept_in_quad == 4;
     }
     for (int d = 0; d < 3; d++) /* sd = sqrt(4000 / 4) ~ 32: 5 sd */

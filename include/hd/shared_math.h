@@ -86,7 +86,8 @@ HD_HOST_DEVICE static inline float hd_random_unit(uint64_t seed, uint32_t stream
 HD_HOST_DEVICE static inline float hd_dropout_unit(uint64_t seed, uint32_t layer_index, uint64_t step,
                                                    uint64_t element) {
     hd_philox_out r = hd_random_words(seed, HD_RNG_STREAM_DROPOUT + layer_index, step, element >> 2);
-    return hd_uint_to_unit_float(r.v[element & 3u]);
+    unsigned k = (unsigned)(element & 3u); /* selected, not indexed: a GPU keeps r in registers */
+    return hd_uint_to_unit_float(k == 0 ? r.v[0] : k == 1 ? r.v[1] : k == 2 ? r.v[2] : r.v[3]);
 }
 
 /* Inverted dropout: an element is kept when its uniform draw is >= rate, and kept

@@ -53,15 +53,16 @@ typedef struct {
     size_t col_size; /* >= C*K*K * group*OH*OW floats: one group's columns (or dcol); none on the implicit
                         path */
     size_t y_size;   /* >= OC * group*OH*OW floats: one group's output (or output gradient); the implicit
-                      * path's, OC * OH*W */
+                      * path's, OC * OH*src_w */
     size_t dw_size;  /* >= weight_count */
     size_t db_size;  /* >= OC */
     float *col;      /* threads * col_size */
     float *y;        /* threads * y_size */
     float *dweight_parts; /* threads * dw_size */
     float *dbias_parts;   /* threads * db_size */
-    /* A strided or padded convolution unfolds from phase planes (im2col_phased): the image zero-padded
-     * and split by stride phase, C * S * S planes of phase_h x phase_w, one image's per thread. */
+    /* A strided or padded convolution unfolds from phase planes (im2col_phased), or runs the implicit path
+     * on them: the image zero-padded and split by stride phase, C * S * S planes of phase_h x phase_w, one
+     * image's per thread. */
     int phased, phase_h, phase_w;
     size_t phase_size;  /* >= C * S * S * phase_h * phase_w floats */
     float *phase_parts; /* threads * phase_size */
@@ -69,8 +70,8 @@ typedef struct {
      * to the pitch: one output plane, OH*OW floats, per thread. */
     size_t plane_size;
     float *plane_parts; /* threads * plane_size */
-    /* The implicit path (implicit_forward): a stride-1 unpadded convolution over enough input channels
-     * runs one GEMM per tap on the image itself, no columns. tap_weight holds the weights tap by tap,
+    /* The implicit path (implicit_forward): a convolution over enough input channels runs one GEMM per tap
+     * on the image itself (or on its phase planes), no columns. tap_weight holds the weights tap by tap,
      * (K*K, OC, C), rewritten from the layer's at each call; the per-thread dweight partials are then
      * in that order too. */
     int implicit;
@@ -558,7 +559,7 @@ void cpu_conv2d_maxpool_forward(hd_backend *be, void *conv_plan, void *pool_plan
 }
 
 /* Thread t's images [begin, end), backward, into its partials dw and db. The implicit path: each plane's
- * gradient in the plane scratch, spread to the input's row length. */
+ * gradient in the plane scratch, spread to the source's row length (src_w). */
 static void backward_implicit(const cpu_conv_plan *plan, const void *pool_plan, int t, int begin, int end,
                               const float *in, const float *out, const float *dout, float *din, float *dw,
                               float *db) {
