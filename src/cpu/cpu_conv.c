@@ -4,8 +4,8 @@
  * Shapes (one image): in (C, H, W), weight (OC, C, K, K), out (OC, OH, OW), with stride S and zero
  * padding P on every side: OH = (H + 2P - K) / S + 1 (floor), likewise OW.
  * im2col turns an image into col (C*K*K, OH*OW), so that out = weight (OC, C*K*K) x col; a strided or
- * padded convolution unfolds from phase planes instead (im2col_phased), so that every row piece of col is
- * one contiguous copy.
+ * padded convolution unfolds from phase planes instead (the source, at source_channel_size), so that every
+ * row piece of col is one contiguous copy.
  *
  * A convolution over 8 or more input channels, with a kernel small beside the width ((W - OW) * 4 <= OW
  * for stride 1 unpadded; for the others, the phase planes' width in place of W), skips the columns: one
@@ -60,8 +60,8 @@ typedef struct {
     float *y;        /* threads * y_size */
     float *dweight_parts; /* threads * dw_size */
     float *dbias_parts;   /* threads * db_size */
-    /* A strided or padded convolution unfolds from phase planes (im2col_phased), or runs the implicit path
-     * on them: the image zero-padded and split by stride phase, C * S * S planes of phase_h x phase_w, one
+    /* A strided or padded convolution's source (at source_channel_size), for the columns or the implicit
+     * path: the image zero-padded and split by stride phase, C * S * S planes of phase_h x phase_w, one
      * image's per thread. */
     int phased, phase_h, phase_w;
     size_t phase_size;  /* >= C * S * S * phase_h * phase_w floats */
@@ -177,57 +177,27 @@ static inline void copy_piece(float *restrict to, const float *restrict from, in
         to[0] = from[0];
 }
 
-/* Stride 1, no padding (the others unfold from phase planes, below):
- * col[(c*K + ky)*K + kx][oy*OW + ox] = in[c][oy + ky][ox + kx], col's rows `ld` floats apart (a group's
- * images side by side). Each row piece is out_w contiguous floats of an input row. */
-static void im2col(const cpu_conv_plan *plan, const float *in, float *col, size_t ld) {
-    const hd_conv_shape *s = &plan->shape;
-    int k = s->kernel;
-    for (int c = 0; c < s->in_c; c++) {
-        const float *plane = in + (size_t)c * s->in_h * s->in_w;
-        for (int ky = 0; ky < k; ky++)
-            for (int kx = 0; kx < k; kx++) {
-                float *row = col + ((size_t)(c * k + ky) * k + kx) * ld;
-                for (int oy = 0; oy < s->out_h; oy++)
-                    copy_piece(row + (size_t)oy * s->out_w, plane + (size_t)(oy + ky) * s->in_w + kx,
-                               s->out_w);
-            }
-    }
-}
-
-/* The adjoint of im2col: din[c][iy][ix] = sum of the col entries that read it (col's rows `ld` apart). */
-static void col2im(const cpu_conv_plan *plan, const float *col, size_t ld, float *din) {
-    const hd_conv_shape *s = &plan->shape;
-    int k = s->kernel;
-    memset(din, 0, sizeof(float) * (size_t)s->in_c * s->in_h * s->in_w);
-    for (int c = 0; c < s->in_c; c++) {
-        float *plane = din + (size_t)c * s->in_h * s->in_w;
-        for (int ky = 0; ky < k; ky++)
-            for (int kx = 0; kx < k; kx++) {
-                const float *row = col + ((size_t)(c * k + ky) * k + kx) * ld;
-                for (int oy = 0; oy < s->out_h; oy++) {
-                    float *restrict d = plane + (size_t)(oy + ky) * s->in_w + kx;
-                    const float *restrict from = row + (size_t)oy * s->out_w;
-                    for (int i = 0; i < s->out_w; i++) /* contiguous: the compiler vectorises it */
-                        d[i] += from[i];
-                }
-            }
-    }
-}
-
-/* A strided or padded convolution, unfolded without a gather or a bounds test per row piece. The image
- * is first copied into phase planes: the zero-padded image split by stride phase,
+/* ---- The source: what one image's columns, or the implicit path's GEMMs, read ----
+ * A stride-1 unpadded convolution reads the image itself, (C, H, W). A strided or padded one reads its
+ * phase planes, without a gather or a bounds test per row piece: the zero-padded image split by stride
+ * phase, (C, S, S, phase_h, phase_w),
  *     phase[c][py][px][i][j] = padded[c][i*S + py][j*S + px],
  *     padded[c][y][x] = in[c][y - pad][x - pad] (0 outside the image).
- * Tap (ky, kx) of output (oy, ox) reads padded[c][oy*S + ky][ox*S + kx], which is
- *     phase[c][ky % S][kx % S][oy + ky / S][ox + kx / S],
- * so each row piece of col is out_w contiguous floats. col2im_phased adds the pieces back into phase
- * planes, in the same order as col2im adds them into din, then folds the planes into din: the same sums,
- * bit for bit. */
-static float *phase_plane(const cpu_conv_plan *plan, float *phases, int c, int ky, int kx) {
-    int stride = plan->shape.stride;
-    return phases +
-           ((size_t)(c * stride + ky % stride) * stride + kx % stride) * plan->phase_h * plan->phase_w;
+ * Tap t = (ky, kx) of output (oy, ox) reads padded[c][oy*S + ky][ox*S + kx], which is
+ *     phase[c][ky % S][kx % S][oy + ky / S][ox + kx / S].
+ * Either way, the tap reads the source's channel c at tap_offset(t) + oy * src_w + ox: out_w contiguous
+ * floats a row. A gradient goes back into the phase planes first, then is drained into din. */
+
+/* The floats of one input channel's source. */
+static size_t source_channel_size(const cpu_conv_plan *plan) {
+    return (size_t)plan->shape.stride * plan->shape.stride * plan->src_h * plan->src_w;
+}
+
+/* Where tap t (ky * K + kx) of output (0, 0) reads in a channel's source. */
+static size_t tap_offset(const cpu_conv_plan *plan, int t) {
+    int k = plan->shape.kernel, stride = plan->shape.stride, ky = t / k, kx = t % k;
+    return (size_t)((ky % stride) * stride + kx % stride) * plan->src_h * plan->src_w +
+           (size_t)(ky / stride) * plan->src_w + (size_t)(kx / stride);
 }
 
 /* The phase columns j whose padded x = j*S + px lies in the image (pad <= x < pad + W): [*first, *last). */
@@ -312,54 +282,54 @@ static void drain_phases(const cpu_conv_plan *plan, const float *phases, float *
         }
 }
 
-static void im2col_phased(const cpu_conv_plan *plan, const float *in, float *col, size_t ld, float *phases) {
+/* Thread t's phase planes (NULL without them). */
+static float *thread_phases(const cpu_conv_plan *plan, int t) {
+    return plan->phased ? plan->phase_parts + (size_t)t * plan->phase_size : NULL;
+}
+
+/* One image's source: the image, or its phase planes filled into `phases` (the thread's). */
+static const float *image_source(const cpu_conv_plan *plan, const float *image, float *phases) {
+    if (!plan->phased)
+        return image;
+    fill_phases(plan, image, phases);
+    return phases;
+}
+
+/* One image's columns: col[c*K*K + t][oy*OW + ox] = what tap t of output (oy, ox) reads in channel c, col's
+ * rows `ld` floats apart (a group's images side by side). */
+static void unfold(const cpu_conv_plan *plan, const float *image, float *col, size_t ld, float *phases) {
     const hd_conv_shape *s = &plan->shape;
-    int k = s->kernel, stride = s->stride, pw = plan->phase_w;
-    fill_phases(plan, in, phases);
+    int kk = s->kernel * s->kernel;
+    const float *src = image_source(plan, image, phases);
     for (int c = 0; c < s->in_c; c++)
-        for (int ky = 0; ky < k; ky++)
-            for (int kx = 0; kx < k; kx++) {
-                const float *plane =
-                    phase_plane(plan, phases, c, ky, kx) + (size_t)(ky / stride) * pw + kx / stride;
-                float *row = col + ((size_t)(c * k + ky) * k + kx) * ld;
-                for (int oy = 0; oy < s->out_h; oy++)
-                    copy_piece(row + (size_t)oy * s->out_w, plane + (size_t)oy * pw, s->out_w);
-            }
+        for (int t = 0; t < kk; t++) {
+            const float *from = src + (size_t)c * source_channel_size(plan) + tap_offset(plan, t);
+            float *row = col + ((size_t)c * kk + t) * ld;
+            for (int oy = 0; oy < s->out_h; oy++)
+                copy_piece(row + (size_t)oy * s->out_w, from + (size_t)oy * plan->src_w, s->out_w);
+        }
 }
 
-static void col2im_phased(const cpu_conv_plan *plan, const float *col, size_t ld, float *din, float *phases) {
-    const hd_conv_shape *s = &plan->shape;
-    int k = s->kernel, stride = s->stride, ph = plan->phase_h, pw = plan->phase_w;
-    memset(phases, 0, sizeof(float) * (size_t)s->in_c * stride * stride * ph * pw);
-    for (int c = 0; c < s->in_c; c++)
-        for (int ky = 0; ky < k; ky++)
-            for (int kx = 0; kx < k; kx++) {
-                float *plane =
-                    phase_plane(plan, phases, c, ky, kx) + (size_t)(ky / stride) * pw + kx / stride;
-                const float *row = col + ((size_t)(c * k + ky) * k + kx) * ld;
-                for (int oy = 0; oy < s->out_h; oy++) {
-                    float *restrict d = plane + (size_t)oy * pw;
-                    const float *restrict from = row + (size_t)oy * s->out_w;
-                    for (int i = 0; i < s->out_w; i++)
-                        d[i] += from[i];
-                }
-            }
-    drain_phases(plan, phases, din);
-}
-
-/* One image's columns, and their adjoint: the phased way for a strided or padded convolution. */
-static void unfold(const cpu_conv_plan *plan, const float *in, float *col, size_t ld, float *phases) {
-    if (plan->phased)
-        im2col_phased(plan, in, col, ld, phases);
-    else
-        im2col(plan, in, col, ld);
-}
-
+/* The adjoint of unfold: din = the sum of the col entries that read each input (through the phase planes
+ * when the convolution has them). */
 static void fold(const cpu_conv_plan *plan, const float *col, size_t ld, float *din, float *phases) {
+    const hd_conv_shape *s = &plan->shape;
+    int kk = s->kernel * s->kernel;
+    float *dsrc = plan->phased ? phases : din;
+    memset(dsrc, 0, sizeof(float) * (size_t)s->in_c * source_channel_size(plan));
+    for (int c = 0; c < s->in_c; c++)
+        for (int t = 0; t < kk; t++) {
+            float *to = dsrc + (size_t)c * source_channel_size(plan) + tap_offset(plan, t);
+            const float *row = col + ((size_t)c * kk + t) * ld;
+            for (int oy = 0; oy < s->out_h; oy++) {
+                float *restrict d = to + (size_t)oy * plan->src_w;
+                const float *restrict from = row + (size_t)oy * s->out_w;
+                for (int i = 0; i < s->out_w; i++) /* contiguous: the compiler vectorises it */
+                    d[i] += from[i];
+            }
+        }
     if (plan->phased)
-        col2im_phased(plan, col, ld, din, phases);
-    else
-        col2im(plan, col, ld, din);
+        drain_phases(plan, phases, din);
 }
 
 /* ---- The implicit path: at least IMPLICIT_MIN_CHANNELS input channels, a kernel small beside the width ----
@@ -367,7 +337,7 @@ static void fold(const cpu_conv_plan *plan, const float *col, size_t ld, float *
  * outputs laid out on the input's row length, j = oy * W + ox, that is in[c][ky * W + kx + j]: the tap's
  * whole contribution is one GEMM, y (OC, OH*W) += weight_tap (OC, C) x in[:, ky * W + kx + j] (C rows H*W
  * apart), on the image as it lies, with no columns to write and read back. A strided or padded
- * convolution does the same on its phase planes (im2col_phased's comment): tap (ky, kx) reads plane
+ * convolution does the same on its phase planes (the source's comment): tap (ky, kx) reads plane
  * (ky % S, kx % S) at (oy + ky / S, ox + kx / S), so with the outputs on the planes' row length pw,
  * j = oy * pw + ox, it reads that plane at (ky / S) * pw + kx / S + j (C rows S*S*ph*pw apart). In both,
  * the src_w - OW extra columns of each row are dropped (forward) or given a zero gradient (backward: they
@@ -377,13 +347,6 @@ static void fold(const cpu_conv_plan *plan, const float *col, size_t ld, float *
  * (W - OW) / OW more columns. */
 static int implicit_span(const cpu_conv_plan *plan) {
     return plan->shape.out_h * plan->src_w - (plan->shape.kernel - 1) / plan->shape.stride;
-}
-
-/* Where tap t's GEMM starts reading in the source (its channel 0). */
-static size_t implicit_tap_offset(const cpu_conv_plan *plan, int t) {
-    int k = plan->shape.kernel, stride = plan->shape.stride, ky = t / k, kx = t % k;
-    return (size_t)((ky % stride) * stride + kx % stride) * plan->src_h * plan->src_w +
-           (size_t)(ky / stride) * plan->src_w + (size_t)(kx / stride);
 }
 
 /* plan->tap_weight (K*K, OC, C) from the layer's (OC, C, K, K). */
@@ -402,11 +365,11 @@ static void implicit_tap_weights(cpu_conv_plan *plan, const float *weight) {
 static void implicit_forward(const cpu_conv_plan *plan, const float *src, float *y) {
     const hd_conv_shape *s = &plan->shape;
     int k = s->kernel, ldy = s->out_h * plan->src_w;
-    int lds = s->stride * s->stride * plan->src_h * plan->src_w; /* one input channel's source */
+    int lds = (int)source_channel_size(plan);
     for (int t = 0; t < k * k; t++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_c, implicit_span(plan), s->in_c, 1.0f,
-                    plan->tap_weight + (size_t)t * s->out_c * s->in_c, s->in_c,
-                    src + implicit_tap_offset(plan, t), lds, t ? 1.0f : 0.0f, y, ldy);
+                    plan->tap_weight + (size_t)t * s->out_c * s->in_c, s->in_c, src + tap_offset(plan, t),
+                    lds, t ? 1.0f : 0.0f, y, ldy);
 }
 
 /* From dy (OC rows of OH*src_w, zeros in the columns ox >= OW) and the image's source src: adds each tap's
@@ -416,18 +379,18 @@ static void implicit_backward(const cpu_conv_plan *plan, const float *src, const
                               float *dsrc) {
     const hd_conv_shape *s = &plan->shape;
     int k = s->kernel, ldy = s->out_h * plan->src_w, span = implicit_span(plan);
-    int lds = s->stride * s->stride * plan->src_h * plan->src_w;
+    int lds = (int)source_channel_size(plan);
     size_t tap_size = (size_t)s->out_c * s->in_c;
     for (int t = 0; t < k * k; t++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->out_c, s->in_c, span, 1.0f, dy, ldy,
-                    src + implicit_tap_offset(plan, t), lds, 1.0f, dw + (size_t)t * tap_size, s->in_c);
+                    src + tap_offset(plan, t), lds, 1.0f, dw + (size_t)t * tap_size, s->in_c);
     if (!dsrc)
         return;
     memset(dsrc, 0, sizeof(float) * (size_t)s->in_c * lds);
     for (int t = 0; t < k * k; t++)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->in_c, span, s->out_c, 1.0f,
                     plan->tap_weight + (size_t)t * tap_size, s->in_c, dy, ldy, 1.0f,
-                    dsrc + implicit_tap_offset(plan, t), lds);
+                    dsrc + tap_offset(plan, t), lds);
 }
 
 /* One output plane of a GEMM's output, y (OH rows `pitch` floats apart), with bias and activation, into
@@ -493,14 +456,9 @@ static void forward_implicit(const cpu_conv_plan *plan, void *pool_plan, int t, 
     const hd_conv_shape *s = &plan->shape;
     size_t in_size = (size_t)s->in_c * s->in_h * s->in_w, ldy = (size_t)s->out_h * plan->src_w;
     float *y = plan->y + (size_t)t * plan->y_size;
-    float *phases = plan->phased ? plan->phase_parts + (size_t)t * plan->phase_size : NULL;
+    float *phases = thread_phases(plan, t);
     for (int img = begin; img < end; img++) {
-        const float *src = in + (size_t)img * in_size;
-        if (phases) {
-            fill_phases(plan, src, phases);
-            src = phases;
-        }
-        implicit_forward(plan, src, y);
+        implicit_forward(plan, image_source(plan, in + (size_t)img * in_size, phases), y);
         for (int oc = 0; oc < s->out_c; oc++)
             emit_plane(plan, pool_plan, t, img * s->out_c + oc, y + (size_t)oc * ldy, plan->src_w, bias[oc],
                        out);
@@ -514,7 +472,7 @@ static void forward_columns(const cpu_conv_plan *plan, void *pool_plan, int t, i
     int ckk = s->in_c * s->kernel * s->kernel, out_hw = s->out_h * s->out_w;
     size_t in_size = (size_t)s->in_c * s->in_h * s->in_w;
     float *col = plan->col + (size_t)t * plan->col_size, *yg = plan->y + (size_t)t * plan->y_size;
-    float *phases = plan->phased ? plan->phase_parts + (size_t)t * plan->phase_size : NULL;
+    float *phases = thread_phases(plan, t);
     for (int first = begin; first < end; first += plan->group) {
         int g = end - first < plan->group ? end - first : plan->group;
         int width = g * out_hw; /* the group's columns, and yg's row length */
@@ -566,22 +524,17 @@ static void backward_implicit(const cpu_conv_plan *plan, const void *pool_plan, 
     const hd_conv_shape *s = &plan->shape;
     size_t in_size = (size_t)s->in_c * s->in_h * s->in_w, ldy = (size_t)s->out_h * plan->src_w;
     float *dy = plan->y + (size_t)t * plan->y_size, *plane = plan->plane_parts + (size_t)t * plan->plane_size;
-    float *phases = plan->phased ? plan->phase_parts + (size_t)t * plan->phase_size : NULL;
+    float *phases = thread_phases(plan, t);
     for (int img = begin; img < end; img++) {
         for (int oc = 0; oc < s->out_c; oc++) {
             db[oc] += plane_grad(plan, pool_plan, img * s->out_c + oc, out, dout, plane);
             spread_plane(plan, plane, dy + (size_t)oc * ldy);
         }
-        const float *image = in + (size_t)img * in_size;
+        const float *src = image_source(plan, in + (size_t)img * in_size, phases);
         float *din_image = din ? din + (size_t)img * in_size : NULL;
-        if (!phases) {
-            implicit_backward(plan, image, dy, dw, din_image);
-            continue;
-        }
         /* The phase planes serve as the source, then (overwritten) as its gradient. */
-        fill_phases(plan, image, phases);
-        implicit_backward(plan, phases, dy, dw, din_image ? phases : NULL);
-        if (din_image)
+        implicit_backward(plan, src, dy, dw, din_image && phases ? phases : din_image);
+        if (din_image && phases)
             drain_phases(plan, phases, din_image);
     }
 }
@@ -595,7 +548,7 @@ static void backward_columns(const cpu_conv_plan *plan, const void *pool_plan, i
     int ckk = s->in_c * s->kernel * s->kernel, out_hw = s->out_h * s->out_w;
     size_t in_size = (size_t)s->in_c * s->in_h * s->in_w;
     float *col = plan->col + (size_t)t * plan->col_size, *dyg = plan->y + (size_t)t * plan->y_size;
-    float *phases = plan->phased ? plan->phase_parts + (size_t)t * plan->phase_size : NULL;
+    float *phases = thread_phases(plan, t);
     for (int first = begin; first < end; first += plan->group) {
         int g = end - first < plan->group ? end - first : plan->group;
         int width = g * out_hw;
