@@ -8,9 +8,9 @@
  * soon as it grows past the limit; an undecodable body 400; another method 405 (with Allow); another path
  * 404; an idle or slow connection is closed after timeout_s; at most max_connections at once. Requests
  * run on libmicrohttpd's thread pool; a predict's connection is suspended while its job waits for its
- * batch (serve_batcher.c), so the thread serves other connections meanwhile. SIGINT and SIGTERM are
- * taken by the main thread (sigwait), which stops listening, stops the batcher (answering what waits)
- * and then the daemon. */
+ * batch (serve_batcher.c), so the thread serves other connections meanwhile. SIGINT and SIGTERM wake
+ * the main thread (through a pipe its handler writes to), which stops listening, stops the batcher
+ * (answering what waits) and then the daemon. */
 #include "hd/common.h"
 #include "hd/json_io.h"
 #include "hd/serve.h"
@@ -21,6 +21,7 @@
 #ifdef HD_HAVE_MHD
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -28,6 +29,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define ROUTE_PREDICT "/api/predict"
 #define ROUTE_HEALTH  "/healthz"
@@ -328,6 +330,56 @@ static struct MHD_Daemon *start_daemon(server *s, const struct sockaddr_storage 
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
 }
 
+/* The stop signals. Threads that the libraries start before main (OpenBLAS's pool) have them unblocked,
+ * so a process-directed SIGTERM may land on any of them: a handler, not sigwait in one thread, is what
+ * catches it wherever it lands. The handler only writes the signal's number to a pipe that the main
+ * thread reads; a second signal while stopping writes again, and is ignored. */
+static int stop_pipe[2] = {-1, -1};
+
+static void on_stop_signal(int signo) {
+    int saved = errno;
+    unsigned char byte = (unsigned char)signo;
+    ssize_t ignored = write(stop_pipe[1], &byte, 1);
+    (void)ignored;
+    errno = saved;
+}
+
+static int install_stop_signals(struct sigaction previous[2]) {
+    if (pipe(stop_pipe) != 0)
+        return -1;
+    /* A handler never blocks: were the pipe ever full, the signals already in it say enough. */
+    fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK);
+    fcntl(stop_pipe[0], F_SETFD, FD_CLOEXEC);
+    fcntl(stop_pipe[1], F_SETFD, FD_CLOEXEC);
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    /* No SA_RESTART: the main thread's read returns EINTR and reads again. ThreadSanitizer runs a handler
+     * only when the call it interrupted returns, and a restarted read never would. */
+    action.sa_flags = 0;
+    sigaction(SIGINT, &action, &previous[0]);
+    sigaction(SIGTERM, &action, &previous[1]);
+    return 0;
+}
+
+static int wait_stop_signal(void) {
+    unsigned char byte = 0;
+    ssize_t n;
+    while ((n = read(stop_pipe[0], &byte, 1)) != 1)
+        if (n == 0 || errno != EINTR)
+            return SIGTERM;
+    return byte;
+}
+
+static void remove_stop_signals(const struct sigaction previous[2]) {
+    sigaction(SIGINT, &previous[0], NULL);
+    sigaction(SIGTERM, &previous[1], NULL);
+    close(stop_pipe[0]);
+    close(stop_pipe[1]);
+    stop_pipe[0] = stop_pipe[1] = -1;
+}
+
 int hd_serve_run(const hd_serve_config *c) {
     server s;
     memset(&s, 0, sizeof s);
@@ -340,8 +392,14 @@ int hd_serve_run(const hd_serve_config *c) {
         return HD_EXIT_RUNTIME;
     }
     s.test_accuracy = run_test_accuracy(s.model_path);
+    struct sigaction previous_actions[2];
+    if (install_stop_signals(previous_actions) != 0) {
+        fprintf(stderr, "hd-gpu serve: cannot make a pipe for the stop signals (%s)\n", strerror(errno));
+        return HD_EXIT_RUNTIME;
+    }
 
-    /* SIGINT and SIGTERM are blocked in every thread started from here on, and taken by sigwait below. */
+    /* The threads started from here on (the batcher, libmicrohttpd's pool) keep SIGINT and SIGTERM
+     * blocked, so their system calls are not interrupted; the main thread unblocks them once they run. */
     sigset_t stop_signals, previous;
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
@@ -355,6 +413,7 @@ int hd_serve_run(const hd_serve_config *c) {
         if (rc == -1)
             fprintf(stderr, "hd-gpu serve: %s\n", hd_last_error());
         pthread_sigmask(SIG_SETMASK, &previous, NULL);
+        remove_stop_signals(previous_actions);
         return HD_EXIT_RUNTIME;
     }
     struct MHD_Daemon *daemon = start_daemon(&s, &addr, ipv6);
@@ -363,6 +422,7 @@ int hd_serve_run(const hd_serve_config *c) {
                 errno ? strerror(errno) : "libmicrohttpd could not start");
         hd_batcher_free(s.batcher);
         pthread_sigmask(SIG_SETMASK, &previous, NULL);
+        remove_stop_signals(previous_actions);
         return HD_EXIT_RUNTIME;
     }
     const union MHD_DaemonInfo *bound = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -377,8 +437,10 @@ int hd_serve_run(const hd_serve_config *c) {
            port);
     fflush(stdout);
 
-    int signo = 0;
-    sigwait(&stop_signals, &signo);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    int signo = wait_stop_signal();
+    /* Stopping: the main thread takes no more signals (a second Ctrl-C interrupts nothing of it). */
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     printf("hd-gpu serve: %s: stopping\n", signo == SIGINT ? "SIGINT" : "SIGTERM");
     fflush(stdout);
     /* No new connections; then the batcher, which answers (and so resumes) every suspended request, since
@@ -388,7 +450,8 @@ int hd_serve_run(const hd_serve_config *c) {
     hd_batcher_stop(s.batcher);
     MHD_stop_daemon(daemon);
     hd_batcher_free(s.batcher);
-    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL); /* a signal that waited runs the handler: harmless */
+    remove_stop_signals(previous_actions);
     return HD_EXIT_OK;
 }
 #else
