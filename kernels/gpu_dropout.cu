@@ -1,22 +1,37 @@
 /* gpu_dropout.cu: inverted dropout, forward and backward.
  *
  * Layout: `count` contiguous floats (any shape); element i of the batch's activations draws
- * hd_dropout_multiplier(seed, layer_index, step, i, rate) from shared_math.h, the very
- * function the CPU path calls, so both backends keep the same units for the same seed,
- * layer and step. Forward: out = in * multiplier. Backward: din = dout * multiplier, written
- * with `=`; the mask is recomputed (Philox is counter based), not stored. in == out and
- * dout == din are allowed (each element is read, then written, by one thread). The step is
- * read from backend memory (hd_step_scalars), so a recorded step replays with its own mask. */
+ * hd_dropout_multiplier(seed, layer_index, step, i, rate) from shared_math.h (word i % 4 of one
+ * Philox evaluation a quad, through the same shared functions as the CPU path), so both backends
+ * keep the same units for the same seed, layer and step.
+ * Forward: out = in * multiplier. Backward: din = dout * multiplier, written with `=`; the mask
+ * is recomputed (Philox is counter based), not stored. in == out and dout == din are allowed
+ * (each element is read, then written, by one thread). The step is read from backend memory
+ * (hd_step_scalars), so a recorded step replays with its own mask. */
 #include "gpu_internal.h"
 #include "hd/shared_math.h"
 
+/* One thread a quad (elements 4q to 4q + 3, the last one maybe partial): one Philox evaluation gives the
+ * quad's four words, as on the CPU (cpu_dropout.c), instead of one evaluation an element. */
 __global__ void hdgpu_dropout_apply_kernel(size_t count, float rate, uint64_t seed, uint32_t layer_index,
                                            const hd_step_scalars *step_scalars, const float *src,
                                            float *dst) {
     size_t stride = (size_t)gridDim.x * blockDim.x;
     uint64_t step = step_scalars->step;
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += stride)
-        dst[i] = src[i] * hd_dropout_multiplier(seed, layer_index, step, (uint64_t)i, rate);
+    const float scale = hd_dropout_scale(rate);
+    const uint32_t stream = HD_RNG_STREAM_DROPOUT + layer_index;
+    const size_t quads = (count + 3) / 4;
+    for (size_t q = (size_t)blockIdx.x * blockDim.x + threadIdx.x; q < quads; q += stride) {
+        hd_philox_out r = hd_random_words(seed, stream, step, (uint64_t)q);
+        size_t i = 4 * q;
+        dst[i] = src[i] * hd_dropout_word_multiplier(r.v[0], rate, scale);
+        if (i + 1 < count)
+            dst[i + 1] = src[i + 1] * hd_dropout_word_multiplier(r.v[1], rate, scale);
+        if (i + 2 < count)
+            dst[i + 2] = src[i + 2] * hd_dropout_word_multiplier(r.v[2], rate, scale);
+        if (i + 3 < count)
+            dst[i + 3] = src[i + 3] * hd_dropout_word_multiplier(r.v[3], rate, scale);
+    }
 }
 
 static void dropout_apply(hd_gpu_backend *gpu, size_t count, float rate, uint64_t seed, uint32_t layer_index,
@@ -32,8 +47,8 @@ static void dropout_apply(hd_gpu_backend *gpu, size_t count, float rate, uint64_
                     cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice, gpu->compute));
     } else {
         gpu_use(gpu, step, sizeof *step);
-        hdgpu_dropout_apply_kernel<<<gpu_grid_blocks(gpu, count), HD_GPU_THREADS, 0, gpu->compute>>>(
-            count, rate, seed, layer_index, step, src, dst);
+        hdgpu_dropout_apply_kernel<<<gpu_grid_blocks(gpu, (count + 3) / 4), HD_GPU_THREADS, 0,
+                                     gpu->compute>>>(count, rate, seed, layer_index, step, src, dst);
         CUDA_OP_LAUNCH(gpu);
     }
     gpu_op_done(gpu, op);

@@ -82,23 +82,32 @@ HD_HOST_DEVICE static inline float hd_random_unit(uint64_t seed, uint32_t stream
 
 /* Dropout's draw for one element: word element % 4 of counter element / 4, so that one Philox
  * evaluation serves four neighbouring elements (a quarter of the work of one each: Philox was most of
- * the dropout layers' time, and `best` runs three, forward and backward). */
-HD_HOST_DEVICE static inline float hd_dropout_unit(uint64_t seed, uint32_t layer_index, uint64_t step,
-                                                   uint64_t element) {
+ * the dropout layers' time, and `best` runs three, forward and backward). The loops over quads take the
+ * four words of hd_random_words(seed, HD_RNG_STREAM_DROPOUT + layer_index, step, quad) at once. */
+HD_HOST_DEVICE static inline uint32_t hd_dropout_word(uint64_t seed, uint32_t layer_index, uint64_t step,
+                                                      uint64_t element) {
     hd_philox_out r = hd_random_words(seed, HD_RNG_STREAM_DROPOUT + layer_index, step, element >> 2);
     unsigned k = (unsigned)(element & 3u); /* selected, not indexed: a GPU keeps r in registers */
-    return hd_uint_to_unit_float(k == 0 ? r.v[0] : k == 1 ? r.v[1] : k == 2 ? r.v[2] : r.v[3]);
+    return k == 0 ? r.v[0] : k == 1 ? r.v[1] : k == 2 ? r.v[2] : r.v[3];
 }
 
-/* Inverted dropout: an element is kept when its uniform draw is >= rate, and kept
- * elements are scaled by 1/(1-rate) so that evaluation needs no rescaling.
- * Returns the multiplier for this element: 0 or 1/(1-rate). rate must be in [0, 1). */
+/* Inverted dropout's multiplier for one word of a draw: the element is kept when its uniform number is
+ * >= rate, and kept elements are scaled by `scale` = hd_dropout_scale(rate), so that evaluation needs no
+ * rescaling. The loops over quads (one Philox evaluation, four words) call this per word. */
+HD_HOST_DEVICE static inline float hd_dropout_scale(float rate) {
+    return 1.0f / (1.0f - rate);
+}
+HD_HOST_DEVICE static inline float hd_dropout_word_multiplier(uint32_t word, float rate, float scale) {
+    return hd_uint_to_unit_float(word) >= rate ? scale : 0.0f;
+}
+
+/* The multiplier for one element: 0 or 1/(1-rate), 1 at rate 0. rate must be in [0, 1). */
 HD_HOST_DEVICE static inline float hd_dropout_multiplier(uint64_t seed, uint32_t layer_index, uint64_t step,
                                                          uint64_t element, float rate) {
     if (rate <= 0.0f)
         return 1.0f;
-    float u = hd_dropout_unit(seed, layer_index, step, element);
-    return u >= rate ? 1.0f / (1.0f - rate) : 0.0f;
+    return hd_dropout_word_multiplier(hd_dropout_word(seed, layer_index, step, element), rate,
+                                      hd_dropout_scale(rate));
 }
 
 /* Fused softmax + cross-entropy for one row of logits, in one pass over the row after the

@@ -7,21 +7,19 @@
 #include "hd/shared_math.h"
 
 /* x[i] * hd_dropout_multiplier(...) for the elements of quads [begin, end) (elements 4q to 4q + 3): the
- * rate > 0 case of that function written out (the same Philox draws and comparison), one Philox
- * evaluation a quad, with the branch on the rate outside the loop so that the compiler vectorises the
- * Philox rounds across quads (GCC, 16 wide with AVX-512: CPU_SIMD). No `omp simd`: Clang cannot vectorise
- * the quad's four stores and fails a -Werror build on a request it cannot honour. A test holds it to the
- * shared function bit for bit. */
+ * rate > 0 case of that function over whole quads (the same shared draw and multiplier, one Philox
+ * evaluation a quad, as the GPU kernel's threads), with the branch on the rate outside the loop so that
+ * the compiler vectorises the Philox rounds across quads (GCC, 16 wide with AVX-512: CPU_SIMD). No
+ * `omp simd`: Clang cannot vectorise the quad's four stores and fails a -Werror build on a request it
+ * cannot honour. A test holds it to the shared function bit for bit. */
 CPU_SIMD static void dropout_quads(size_t begin, size_t end, float rate, uint64_t seed, uint32_t layer_index,
                                    uint64_t step, const float *x, float *y) {
-    const float scale = 1.0f / (1.0f - rate);
+    const float scale = hd_dropout_scale(rate);
     const uint32_t stream = HD_RNG_STREAM_DROPOUT + layer_index;
     for (size_t q = begin; q < end; q++) {
         hd_philox_out r = hd_random_words(seed, stream, step, q);
-        for (int k = 0; k < 4; k++) {
-            float u = hd_uint_to_unit_float(r.v[k]);
-            y[4 * q + k] = x[4 * q + k] * (u >= rate ? scale : 0.0f);
-        }
+        for (int k = 0; k < 4; k++)
+            y[4 * q + k] = x[4 * q + k] * hd_dropout_word_multiplier(r.v[k], rate, scale);
     }
 }
 
