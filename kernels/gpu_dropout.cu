@@ -12,7 +12,7 @@
 #include "hd/shared_math.h"
 
 /* One thread a quad (elements 4q to 4q + 3, the last one maybe partial): one Philox evaluation gives the
- * quad's four words, as on the CPU (cpu_dropout.c), instead of one evaluation an element. */
+ * quad's four words, as on the CPU (cpu_dropout.c). */
 __global__ void hdgpu_dropout_apply_kernel(size_t count, float rate, uint64_t seed, uint32_t layer_index,
                                            const hd_step_scalars *step_scalars, const float *src,
                                            float *dst) {

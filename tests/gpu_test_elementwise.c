@@ -1,8 +1,8 @@
-/* gpu_test_elementwise.c: our own kernels (dropout, fused softmax + cross-entropy, Adam,
- * SGD), GPU against the CPU path, on fresh random inputs, edge cases included: dropout at
- * rates 0, 0.5 and 0.99, and over 1 to 9 elements (partial quads); batches of 1, 37 and 3000 rows; logits of
- * magnitude 1e4 (no NaN or inf); a gradient divisor other than n (the last, smaller batch); metrics that
- * already hold values (the op adds to them).
+/* gpu_test_elementwise.c: our own kernels (dropout, fused softmax + cross-entropy, Adam, SGD), GPU
+ * against the CPU path, on fresh random inputs, edge cases included: dropout at rates 0, 0.5 and 0.99,
+ * and over 1 to 9 elements (partial quads); batches of 1, 37 and 3000 rows; logits of magnitude 1e4 (no
+ * NaN or inf); a gradient divisor other than n (the last, smaller batch); metrics that already hold
+ * values (the op adds to them).
  *
  * Tolerances (tests/test_util/tolerances.h): dropout exact; dlogits GPU_TOL_RTOL with
  * GPU_TOL_ATOL_SCALE; loss sums GPU_TOL_LOSS_RTOL; correct counts exact; Adam and SGD

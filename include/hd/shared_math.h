@@ -91,12 +91,14 @@ HD_HOST_DEVICE static inline uint32_t hd_dropout_word(uint64_t seed, uint32_t la
     return k == 0 ? r.v[0] : k == 1 ? r.v[1] : k == 2 ? r.v[2] : r.v[3];
 }
 
-/* Inverted dropout's multiplier for one word of a draw: the element is kept when its uniform number is
- * >= rate, and kept elements are scaled by `scale` = hd_dropout_scale(rate), so that evaluation needs no
- * rescaling. The loops over quads (one Philox evaluation, four words) call this per word. */
+/* Inverted dropout scales the kept elements by 1/(1-rate), so that evaluation needs no rescaling. */
 HD_HOST_DEVICE static inline float hd_dropout_scale(float rate) {
     return 1.0f / (1.0f - rate);
 }
+
+/* The multiplier of one word of a draw: the element is kept (scale = hd_dropout_scale(rate)) when the
+ * word's uniform number is >= rate, else 0. The loops over quads (one Philox evaluation, four words) call
+ * this per word. */
 HD_HOST_DEVICE static inline float hd_dropout_word_multiplier(uint32_t word, float rate, float scale) {
     return hd_uint_to_unit_float(word) >= rate ? scale : 0.0f;
 }

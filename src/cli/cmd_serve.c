@@ -83,11 +83,11 @@ const hd_cli_command hd_cli_serve = {
         "or 784 grey bytes as application/octet-stream) -> {\"label\", \"probabilities\", \"preprocessed\"\n"
         "(base64 PNG of the 28x28 input), \"ms\"}. Images are prepared as predict prepares them. Requests\n"
         "that arrive together run as one batch on the device (on the CPU, on one thread unless --threads\n"
-        "says otherwise). Prints the URL; Ctrl-C or SIGTERM stops it.",
+        "says otherwise). Prints the URL; Ctrl-C or SIGTERM stops it (a second one at once).",
     .groups = serve_groups,
     .n_groups = sizeof serve_groups / sizeof serve_groups[0],
     .epilog = "Exit code: 0 stopped by a signal, 1 the model could not be loaded or the port not bound, 2 "
-              "bad usage.\n",
+              "bad usage; 128 + the signal when a second one ended it at once.\n",
     .run = hd_cmd_serve,
 };
 

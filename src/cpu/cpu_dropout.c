@@ -1,8 +1,8 @@
 /* cpu_dropout.c: inverted dropout on the CPU, forward and backward (kernels/gpu_dropout.cu is its GPU
  * twin). Element i of `count` contiguous floats is multiplied by hd_dropout_multiplier(seed, layer_index,
- * step, i, rate) from shared_math.h, the very function the GPU kernel calls, so both backends keep the
- * same units for the same seed, layer and step. Backward recomputes the mask (Philox is counter based)
- * and writes din with `=`. */
+ * step, i, rate) from shared_math.h, through the same shared draw and multiplier as the GPU kernel, so
+ * both backends keep the same units for the same seed, layer and step. Backward recomputes the mask
+ * (Philox is counter based) and writes din with `=`. */
 #include "cpu_backend.h"
 #include "hd/shared_math.h"
 

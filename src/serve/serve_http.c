@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -332,11 +333,23 @@ static struct MHD_Daemon *start_daemon(server *s, const struct sockaddr_storage 
 
 /* The stop signals. Threads that the libraries start before main (OpenBLAS's pool) have them unblocked,
  * so a process-directed SIGTERM may land on any of them: a handler, not sigwait in one thread, is what
- * catches it wherever it lands. The handler only writes the signal's number to a pipe that the main
- * thread reads; a second signal while stopping writes again, and is ignored. */
+ * catches it wherever it lands. The first signal's handler writes its number to a pipe that the main
+ * thread reads; a second one ends the process at once by its default action, as in `train`
+ * (interrupt.c), for a stop that hangs. Only the first handler writes, so the pipe can be closed once the
+ * main thread has read its byte. */
 static int stop_pipe[2] = {-1, -1};
+static atomic_int stop_taken;
 
 static void on_stop_signal(int signo) {
+    if (atomic_exchange(&stop_taken, 1)) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, signo);
+        signal(signo, SIG_DFL);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        raise(signo);
+        _exit(128 + signo); /* not reached */
+    }
     int saved = errno;
     unsigned char byte = (unsigned char)signo;
     ssize_t ignored = write(stop_pipe[1], &byte, 1);
@@ -344,13 +357,12 @@ static void on_stop_signal(int signo) {
     errno = saved;
 }
 
+/* The pipe (close-on-exec) and the handler for SIGINT and SIGTERM; the actions they replace go to
+ * previous[2]. 0, or -1 with errno. */
 static int install_stop_signals(struct sigaction previous[2]) {
-    if (pipe(stop_pipe) != 0)
+    if (pipe2(stop_pipe, O_CLOEXEC) != 0)
         return -1;
-    /* A handler never blocks: were the pipe ever full, the signals already in it say enough. */
-    fcntl(stop_pipe[1], F_SETFL, O_NONBLOCK);
-    fcntl(stop_pipe[0], F_SETFD, FD_CLOEXEC);
-    fcntl(stop_pipe[1], F_SETFD, FD_CLOEXEC);
+    atomic_store(&stop_taken, 0);
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = on_stop_signal;
@@ -358,26 +370,32 @@ static int install_stop_signals(struct sigaction previous[2]) {
     /* No SA_RESTART: the main thread's read returns EINTR and reads again. ThreadSanitizer runs a handler
      * only when the call it interrupted returns, and a restarted read never would. */
     action.sa_flags = 0;
-    sigaction(SIGINT, &action, &previous[0]);
-    sigaction(SIGTERM, &action, &previous[1]);
+    if (sigaction(SIGINT, &action, &previous[0]) != 0 || sigaction(SIGTERM, &action, &previous[1]) != 0) {
+        int saved = errno;
+        close(stop_pipe[0]);
+        close(stop_pipe[1]);
+        errno = saved;
+        return -1;
+    }
     return 0;
 }
 
+/* Blocks until the first stop signal: its number, or 0 with errno if the pipe cannot be read. */
 static int wait_stop_signal(void) {
     unsigned char byte = 0;
     ssize_t n;
     while ((n = read(stop_pipe[0], &byte, 1)) != 1)
         if (n == 0 || errno != EINTR)
-            return SIGTERM;
+            return 0;
     return byte;
 }
 
+/* The actions install_stop_signals replaced, and the pipe closed. */
 static void remove_stop_signals(const struct sigaction previous[2]) {
     sigaction(SIGINT, &previous[0], NULL);
     sigaction(SIGTERM, &previous[1], NULL);
     close(stop_pipe[0]);
     close(stop_pipe[1]);
-    stop_pipe[0] = stop_pipe[1] = -1;
 }
 
 int hd_serve_run(const hd_serve_config *c) {
@@ -437,11 +455,14 @@ int hd_serve_run(const hd_serve_config *c) {
            port);
     fflush(stdout);
 
-    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    /* Unblocked, not the mask as it was: a parent may have started us with them blocked. */
+    pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
     int signo = wait_stop_signal();
-    /* Stopping: the main thread takes no more signals (a second Ctrl-C interrupts nothing of it). */
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    printf("hd-gpu serve: %s: stopping\n", signo == SIGINT ? "SIGINT" : "SIGTERM");
+    if (signo)
+        printf("hd-gpu serve: %s: stopping (again to quit at once)\n",
+               signo == SIGINT ? "SIGINT" : "SIGTERM");
+    else
+        printf("hd-gpu serve: cannot wait for a stop signal (%s): stopping\n", strerror(errno));
     fflush(stdout);
     /* No new connections; then the batcher, which answers (and so resumes) every suspended request, since
      * libmicrohttpd must not be stopped with a connection suspended (a request that comes in between on an
@@ -450,7 +471,7 @@ int hd_serve_run(const hd_serve_config *c) {
     hd_batcher_stop(s.batcher);
     MHD_stop_daemon(daemon);
     hd_batcher_free(s.batcher);
-    pthread_sigmask(SIG_SETMASK, &previous, NULL); /* a signal that waited runs the handler: harmless */
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
     remove_stop_signals(previous_actions);
     return HD_EXIT_OK;
 }
