@@ -1,4 +1,5 @@
-/* interrupt.h: Ctrl-C (SIGINT) and SIGTERM during a training.
+/* interrupt.h: Ctrl-C (SIGINT) and SIGTERM during a training (and the second signal's end, which serve
+ * shares).
  *
  * hd_interrupt_install makes the first of these signals only set a flag: the trainer finishes the step it
  * is on, writes last.safetensors (atomically, with the position in the epoch) and returns, and the command
@@ -15,5 +16,8 @@ void hd_interrupt_install(void);
 int hd_interrupt_pending(void);
 /* Asks to stop as if signal `sig` had arrived (tests), or forgets a request (sig 0). */
 void hd_interrupt_request(int sig);
+/* From a signal handler (async-signal-safe): ends the process now by `sig`'s default action, so that the
+ * exit status says which signal (the second Ctrl-C of train and serve). Does not return. */
+void hd_interrupt_die_by(int sig);
 
 #endif

@@ -12,6 +12,7 @@
  * the main thread (through a pipe its handler writes to), which stops listening, stops the batcher
  * (answering what waits) and then the daemon. */
 #include "hd/common.h"
+#include "hd/interrupt.h"
 #include "hd/json_io.h"
 #include "hd/serve.h"
 
@@ -341,15 +342,8 @@ static int stop_pipe[2] = {-1, -1};
 static atomic_int stop_taken;
 
 static void on_stop_signal(int signo) {
-    if (atomic_exchange(&stop_taken, 1)) {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, signo);
-        signal(signo, SIG_DFL);
-        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-        raise(signo);
-        _exit(128 + signo); /* not reached */
-    }
+    if (atomic_exchange(&stop_taken, 1))
+        hd_interrupt_die_by(signo); /* the second one: end now */
     int saved = errno;
     unsigned char byte = (unsigned char)signo;
     ssize_t ignored = write(stop_pipe[1], &byte, 1);

@@ -1,24 +1,27 @@
 /* interrupt.c: the first SIGINT/SIGTERM sets a flag, the second ends the process (see interrupt.h). */
 #include "hd/interrupt.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t pending;
 
+void hd_interrupt_die_by(int sig) {
+    /* The signal is blocked while its handler runs, so it is unblocked after its default action is back. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    signal(sig, SIG_DFL);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
+    _exit(128 + sig); /* not reached */
+}
+
 static void on_signal(int sig) {
-    if (pending) {
-        /* The second one: end now, by the default action (the status says which signal). The signal is
-         * blocked while its handler runs, so it is unblocked first. */
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, sig);
-        signal(sig, SIG_DFL);
-        sigprocmask(SIG_UNBLOCK, &set, NULL);
-        raise(sig);
-        _exit(128 + sig); /* not reached */
-    }
+    if (pending)
+        hd_interrupt_die_by(sig); /* the second one: end now */
     pending = sig;
     static const char note[] =
         "\nhd-gpu: stopping after this step and saving the run (again to quit at once)\n";
