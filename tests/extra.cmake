@@ -14,7 +14,7 @@ set_tests_properties(cli_exit_codes PROPERTIES ENVIRONMENT "${HD_CLI_TEST_ENV}"
 # locked or replaced, resumed settings, and Ctrl-C / SIGTERM (once and twice) during a training.
 add_test(NAME cli_run_safety COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/cli_run_safety.sh $<TARGET_FILE:hd-gpu>)
 set_tests_properties(cli_run_safety PROPERTIES ENVIRONMENT "${HD_CLI_TEST_ENV}" SKIP_RETURN_CODE 77
-  TIMEOUT ${HD_TEST_TIMEOUT})
+  TIMEOUT ${HD_TEST_TIMEOUT} LABELS slow)
 # bench/gpu-deps: MNIST found where hd-gpu finds it and verified, or a clear failure.
 add_test(NAME gpu_deps_mnist COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/gpu_deps_test.sh ${CMAKE_SOURCE_DIR}/bench/gpu-deps)
 set_tests_properties(gpu_deps_mnist PROPERTIES ENVIRONMENT "HD_TEST_DATA_DIR=${CMAKE_SOURCE_DIR}/data/mnist"

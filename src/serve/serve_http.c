@@ -364,8 +364,14 @@ static int install_stop_signals(struct sigaction previous[2]) {
     /* No SA_RESTART: the main thread's read returns EINTR and reads again. ThreadSanitizer runs a handler
      * only when the call it interrupted returns, and a restarted read never would. */
     action.sa_flags = 0;
-    if (sigaction(SIGINT, &action, &previous[0]) != 0 || sigaction(SIGTERM, &action, &previous[1]) != 0) {
-        int saved = errno;
+    int saved = 0;
+    if (sigaction(SIGINT, &action, &previous[0]) != 0) {
+        saved = errno;
+    } else if (sigaction(SIGTERM, &action, &previous[1]) != 0) {
+        saved = errno;
+        sigaction(SIGINT, &previous[0], NULL);
+    }
+    if (saved) {
         close(stop_pipe[0]);
         close(stop_pipe[1]);
         errno = saved;
@@ -406,7 +412,7 @@ int hd_serve_run(const hd_serve_config *c) {
     s.test_accuracy = run_test_accuracy(s.model_path);
     struct sigaction previous_actions[2];
     if (install_stop_signals(previous_actions) != 0) {
-        fprintf(stderr, "hd-gpu serve: cannot make a pipe for the stop signals (%s)\n", strerror(errno));
+        fprintf(stderr, "hd-gpu serve: cannot set up the stop signals (%s)\n", strerror(errno));
         return HD_EXIT_RUNTIME;
     }
 
