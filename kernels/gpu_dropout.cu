@@ -23,14 +23,10 @@ __global__ void hdgpu_dropout_apply_kernel(size_t count, float rate, uint64_t se
     const size_t quads = (count + 3) / 4;
     for (size_t q = (size_t)blockIdx.x * blockDim.x + threadIdx.x; q < quads; q += stride) {
         hd_philox_out r = hd_random_words(seed, stream, step, (uint64_t)q);
-        size_t i = 4 * q;
-        dst[i] = src[i] * hd_dropout_word_multiplier(r.v[0], rate, scale);
-        if (i + 1 < count)
-            dst[i + 1] = src[i + 1] * hd_dropout_word_multiplier(r.v[1], rate, scale);
-        if (i + 2 < count)
-            dst[i + 2] = src[i + 2] * hd_dropout_word_multiplier(r.v[2], rate, scale);
-        if (i + 3 < count)
-            dst[i + 3] = src[i + 3] * hd_dropout_word_multiplier(r.v[3], rate, scale);
+#pragma unroll /* unrolled, r.v[k] stays in registers */
+        for (int k = 0; k < 4; k++)
+            if (4 * q + k < count)
+                dst[4 * q + k] = src[4 * q + k] * hd_dropout_word_multiplier(r.v[k], rate, scale);
     }
 }
 

@@ -3,10 +3,11 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t pending;
+static atomic_int pending; /* lock-free: a handler may read and exchange it */
 
 void hd_interrupt_die_by(int sig) {
     /* The signal is blocked while its handler runs, so it is unblocked after its default action is back. */
@@ -20,9 +21,8 @@ void hd_interrupt_die_by(int sig) {
 }
 
 static void on_signal(int sig) {
-    if (pending)
-        hd_interrupt_die_by(sig); /* the second one: end now */
-    pending = sig;
+    if (atomic_exchange(&pending, sig)) /* one of two at once on two threads is the second */
+        hd_interrupt_die_by(sig);       /* the second one: end now */
     static const char note[] =
         "\nhd-gpu: stopping after this step and saving the run (again to quit at once)\n";
     ssize_t ignored = write(STDERR_FILENO, note, sizeof note - 1);
@@ -40,9 +40,9 @@ void hd_interrupt_install(void) {
 }
 
 int hd_interrupt_pending(void) {
-    return pending;
+    return atomic_load(&pending);
 }
 
 void hd_interrupt_request(int sig) {
-    pending = sig;
+    atomic_store(&pending, sig);
 }
