@@ -10,7 +10,7 @@
  * stalled client (closed after --timeout), more connections than --max-connections. Then concurrent
  * clients, /healthz's counters against the requests made, and SIGTERM when idle (to the process, and to
  * a thread other than the main one), and SIGINT under load to a server started with it blocked: a clean
- * exit 0. */
+ * exit 0. Last, a second stop signal while the first is handled: the end by that signal, at once. */
 #include "check.h"
 #include "hd/backend.h"
 #include "hd/common.h"
@@ -675,6 +675,19 @@ static void test_health(void) {
     answer_free(&a);
 }
 
+/* Waits (up to `seconds`) for the server to end; 0 when it did not. */
+static pid_t wait_server(int *status, double seconds) {
+    double end = hd_now_seconds() + seconds;
+    pid_t done = 0;
+    while ((done = waitpid(server_pid, status, WNOHANG)) == 0 && hd_now_seconds() < end)
+        usleep(50 * 1000);
+    if (done == 0) {
+        kill(server_pid, SIGKILL);
+        waitpid(server_pid, status, 0);
+    }
+    return done;
+}
+
 /* The kernel hands a process-directed signal to any thread that does not block it: the main thread, or
  * one that a library started before main (OpenBLAS's pool). This finds such a thread other than the main
  * one, so that a test can send the signal there, as the kernel may (a flake once: only the main thread
@@ -721,14 +734,7 @@ static void stop_server_by(int signo, int to_thread) {
     else
         CHECK(kill(server_pid, signo) == 0, "%s", name);
     int status = 0;
-    double end = hd_now_seconds() + 20;
-    pid_t done = 0;
-    while ((done = waitpid(server_pid, &status, WNOHANG)) == 0 && hd_now_seconds() < end)
-        usleep(50 * 1000);
-    if (done == 0) {
-        kill(server_pid, SIGKILL);
-        waitpid(server_pid, &status, 0);
-    }
+    pid_t done = wait_server(&status, 20);
     CHECK(done == server_pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
           "hd-gpu serve after %s: expected exit 0 within 20 s (status %d)", name, status);
     char line[1024];
@@ -771,6 +777,50 @@ static void test_stop_under_load(const char *binary, const char *model_dir) {
     }
     printf("stopping under load: %d requests answered before SIGINT took effect\n", answered);
     CHECK(answered > 0, "no request answered before SIGINT");
+}
+
+/* The server's state letter in /proc/PID/stat ('T' once SIGSTOP has stopped it), 0 where unreadable. */
+static char server_state(void) {
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)server_pid);
+    FILE *f = fopen(path, "r");
+    char state = 0;
+    if (f && fgets(line, sizeof line, f)) {
+        const char *after_name = strrchr(line, ')'); /* the name, in parentheses, may hold spaces */
+        if (after_name && after_name[1] == ' ')
+            state = after_name[2];
+    }
+    if (f)
+        fclose(f);
+    return state;
+}
+
+/* A second stop signal ends the server at once, by that signal's default action, while the first is still
+ * being handled. Two kills of the same signal sent back to back may reach the process as one, so the server
+ * is stopped, sent SIGINT and then SIGTERM (two different signals are both kept pending), and continued:
+ * the first handled asks for a clean stop, the second must end the process by its signal, not by exit 0. */
+static void test_second_signal(const char *binary, const char *model_dir) {
+    if (start_server(binary, model_dir, 0) != 0) {
+        CHECK(0, "hd-gpu serve (second signal) printed no URL");
+        return;
+    }
+    CHECK(kill(server_pid, SIGSTOP) == 0, "SIGSTOP to the server");
+    double end = hd_now_seconds() + 10;
+    while (server_state() != 'T' && hd_now_seconds() < end)
+        usleep(10 * 1000);
+    CHECK(server_state() == 'T', "the server did not stop on SIGSTOP (state %c)", server_state());
+    CHECK(kill(server_pid, SIGINT) == 0 && kill(server_pid, SIGTERM) == 0 && kill(server_pid, SIGCONT) == 0,
+          "SIGINT, SIGTERM and SIGCONT to the stopped server");
+    int status = 0;
+    pid_t done = wait_server(&status, 20);
+    CHECK(
+        done == server_pid && WIFSIGNALED(status) &&
+            (WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGTERM),
+        "hd-gpu serve after two stop signals: expected the end by SIGINT or SIGTERM within 20 s (status %d: "
+        "%s %d)",
+        status, WIFEXITED(status) ? "exit" : "signal",
+        WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    fclose(server_out);
 }
 
 /* Serving the run's last.safetensors: /healthz has no test accuracy (results.txt's is of best's weights). */
@@ -837,6 +887,7 @@ int main(int argc, char **argv) {
     stop_server(SIGTERM);
     test_stop_under_load(argv[1], argv[2]);
     test_health_of_last(argv[1], argv[2]);
+    test_second_signal(argv[1], argv[2]);
     curl_global_cleanup();
     hd_model_destroy(&model);
     hd_backend_destroy(be);
