@@ -135,10 +135,13 @@ if(HD_WITH_CUDA)
     set_property(TARGET hdcore PROPERTY COMPILE_OPTIONS "${hd_wrapped}")
   endif()
 
-  # The library directory of cuDNN goes into the build tree's run path, so that the tests
-  # and hd-gpu find libcudnn (and the sub-libraries it loads) where cmake found it.
+  # The library directories of cuDNN and the toolkit go into the run path, so that the tests and
+  # hd-gpu find libcudnn (and the sub-libraries it loads) where cmake found them: the build tree's,
+  # and the installed program's too (`cmake --install` would otherwise clear it, and a cuDNN from
+  # PyTorch's wheel, or a toolkit the loader's cache does not list, would not be found).
   get_filename_component(HD_CUDNN_LIBRARY_DIR "${CUDNN_LIBRARY}" DIRECTORY)
-  set(CMAKE_BUILD_RPATH "${CMAKE_BUILD_RPATH};${HD_CUDNN_LIBRARY_DIR};${CUDAToolkit_LIBRARY_DIR}")
+  list(APPEND CMAKE_BUILD_RPATH "${HD_CUDNN_LIBRARY_DIR}" "${CUDAToolkit_LIBRARY_DIR}")
+  list(APPEND CMAKE_INSTALL_RPATH "${HD_CUDNN_LIBRARY_DIR}" "${CUDAToolkit_LIBRARY_DIR}")
   message(STATUS "hd-gpu: CUDA ${CUDAToolkit_VERSION} (${CMAKE_CUDA_COMPILER}), architectures ${CMAKE_CUDA_ARCHITECTURES}, cuDNN ${hd_cudnn_major}.x at ${CUDNN_LIBRARY}")
 else()
   target_sources(hdcore PRIVATE ${CMAKE_SOURCE_DIR}/src/gpu/gpu_stub.c)

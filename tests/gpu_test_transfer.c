@@ -6,7 +6,10 @@
  *    sums in other orders, as gpu_test_network), and the unfrozen GPU model's exactly (the same kernels on
  *    the same values); the frozen layers' gradients and the activation gradients below dense1 keep the
  *    sentinel they were filled with (no work was done there). The trainable layers here are linear (no
- *    ReLU), so no kink of an activation can part the two backends' gradients.
+ *    ReLU), so no kink of an activation can part the two backends' gradients. The GPU backend is
+ *    deterministic (cuDNN's heuristic order): each model plans its convolutions itself, and timed plans
+ *    could pick two algorithms for one shape (a few microseconds apart at this size), whose outputs differ
+ *    in the last bits; deterministic plans pick the same one for the same shape.
  * 2. Adam steps as the trainer runs them (hd_train_step: on the GPU, replays of recorded CUDA graphs, each
  *    layer range its own optimizer call), with conv1 and dense1 frozen between trainable layers: the frozen
  *    weights are bit-identical afterwards and their Adam state still zero, the trainable ones moved, and
@@ -179,7 +182,8 @@ static void test_frozen_steps(const gpu_backend_pair *pair) {
 
 int main(void) {
     gpu_backend_pair pair;
-    if (!gpu_pair_open(&pair, NULL))
+    hd_gpu_options options = {.device = 0, .deterministic = 1}; /* the same algorithms in both GPU models */
+    if (!gpu_pair_open(&pair, &options))
         return test_finish();
     rng = test_fresh_seed();
     test_frozen_gradients(&pair);

@@ -17,6 +17,18 @@ libdir_man=$(find "$root" -path '*/man/man1/hd-gpu.1' | head -n 1)
 [ -s "$root/share/man/man1/hd-gpu.1" ] || fail "no man page at share/man/man1/hd-gpu.1 (found: ${libdir_man:-none})"
 [ -s "$root/share/bash-completion/completions/hd-gpu" ] || fail "no share/bash-completion/completions/hd-gpu"
 "$root/bin/hd-gpu" --version | grep -qE '^hd-gpu [0-9]+\.[0-9]+' || fail "the installed hd-gpu --version"
+# The installed program finds its libraries where the tested one does: every directory of the build
+# tree's run path outside the build tree (cuDNN where cmake found it, e.g. PyTorch's wheel, which the
+# loader's cache may not list) is in the installed one's too.
+runpath() { readelf -d "$1" | sed -n 's/.*(RUNPATH).*\[\(.*\)\]$/\1/p'; }
+if command -v readelf >/dev/null; then
+    installed=":$(runpath "$root/bin/hd-gpu"):"
+    IFS=: read -ra dirs <<<"$(runpath "$build/hd-gpu")"
+    for dir in "${dirs[@]}"; do
+        case $dir in "" | "$(cd "$build" && pwd)"*) continue ;; esac
+        [[ $installed == *":$dir:"* ]] || fail "the installed hd-gpu's run path ($installed) lacks $dir"
+    done
+fi
 grep -q '^\.TH HD-GPU 1' "$root/share/man/man1/hd-gpu.1" || fail "the man page has no .TH line"
 # The installed completion completes: `hd-gpu tr<TAB>` gives train, `train --epo<TAB>` gives --epochs.
 out=$(bash -c 'source "$1"; COMP_WORDS=(hd-gpu tr); COMP_CWORD=1; _hd_gpu; echo "${COMPREPLY[*]}";
