@@ -123,16 +123,19 @@ pid=$!
 pids+=("$pid")
 if wait_for "$tmp/twice.out" "^training on"; then
     kill -STOP "$pid"
-    for _ in $(seq 100); do # until stopped: the state after "PID (NAME) " in /proc/PID/stat is T
-        [ "$(sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1)" = T ] && break
+    state() { sed 's/^.*) //' "/proc/$pid/stat" | cut -d' ' -f1; } # after "PID (NAME) " in /proc/PID/stat
+    for _ in $(seq 100); do
+        [ "$(state)" = T ] && break
         sleep 0.1
     done
+    [ "$(state)" = T ] && ok || bad "two stop signals: SIGSTOP did not stop the training (state $(state))"
     kill -INT "$pid"
     kill -TERM "$pid"
     kill -CONT "$pid"
     wait "$pid"
     rc=$?
-    # Ended by SIGINT or SIGTERM (whichever the second handler took); the first one's stop says how to resume.
+    # Ended by SIGINT or SIGTERM (whichever the second handler took), before the first one's stop could
+    # save the run and print the command that resumes it.
     [ "$rc" = 130 ] || [ "$rc" = 143 ] && ok || bad "two stop signals: exit $rc, expected 130 or 143"
     if grep -q "continue it with" "$tmp/twice.err"; then
         bad "two stop signals: the run stopped as after one: $(cat "$tmp/twice.err")"

@@ -20,8 +20,10 @@ libdir_man=$(find "$root" -path '*/man/man1/hd-gpu.1' | head -n 1)
 # The installed program finds its libraries where the tested one does: every directory of the build
 # tree's run path outside the build tree (cuDNN where cmake found it, e.g. PyTorch's wheel, which the
 # loader's cache may not list) is in the installed one's too.
-runpath() { readelf -d "$1" | sed -n 's/.*(RUNPATH).*\[\(.*\)\]$/\1/p'; }
-if command -v readelf >/dev/null; then
+runpath() { readelf -d "$1" | sed -n 's/.*(R\(UN\)\{0,1\}PATH).*\[\(.*\)\]$/\2/p'; } # DT_RUNPATH or DT_RPATH
+if ! command -v readelf >/dev/null; then
+    echo "install_test: no readelf (binutils): the run-path check is skipped"
+else
     installed=":$(runpath "$root/bin/hd-gpu"):"
     IFS=: read -ra dirs <<<"$(runpath "$build/hd-gpu")"
     for dir in "${dirs[@]}"; do
