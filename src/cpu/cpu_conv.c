@@ -4,8 +4,8 @@
  * Shapes (one image): in (C, H, W), weight (OC, C, K, K), out (OC, OH, OW), with stride S and zero
  * padding P on every side: OH = (H + 2P - K) / S + 1 (floor), likewise OW.
  * im2col turns an image into col (C*K*K, OH*OW), so that out = weight (OC, C*K*K) x col; a strided or
- * padded convolution unfolds from phase planes instead (the source, at source_channel_size), so that every
- * row piece of col is one contiguous copy.
+ * padded convolution unfolds from phase planes instead (the source, plan->channel_size floats a channel), so
+ * that every row piece of col is one contiguous copy.
  *
  * A convolution over 8 or more input channels, with a kernel small beside the width ((W - OW) * 4 <= OW
  * for stride 1 unpadded; for the others, the phase planes' width in place of W), skips the columns: one
@@ -60,9 +60,9 @@ typedef struct {
     float *y;        /* threads * y_size */
     float *dweight_parts; /* threads * dw_size */
     float *dbias_parts;   /* threads * db_size */
-    /* A strided or padded convolution's source (at source_channel_size), for the columns or the implicit
-     * path: the image zero-padded and split by stride phase, C * S * S planes of phase_h x phase_w, one
-     * image's per thread. */
+    /* A strided or padded convolution's source (plan->channel_size floats a channel), for the columns or the
+     * implicit path: the image zero-padded and split by stride phase, C * S * S planes of phase_h x phase_w,
+     * one image's per thread. */
     int phased, phase_h, phase_w;
     size_t phase_size;  /* >= C * S * S * phase_h * phase_w floats */
     float *phase_parts; /* threads * phase_size */
@@ -79,6 +79,10 @@ typedef struct {
     /* The plane the implicit path's GEMMs read: the image (in_h, in_w), or for a strided or padded
      * convolution its phase planes (phase_h, phase_w); outputs lie on rows of src_w. */
     int src_h, src_w;
+    /* The source's floats a channel, and where each tap t (ky * K + kx) of output (0, 0) reads in a
+     * channel's source: computed once here, since unfold and fold would otherwise divide per (c, t). */
+    size_t channel_size;
+    size_t *tap_offset; /* K*K */
 } cpu_conv_plan;
 
 void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
@@ -93,7 +97,21 @@ void cpu_conv2d_plan_free(hd_backend *be, void *plan_ptr) {
     free(plan->phase_parts);
     free(plan->plane_parts);
     free(plan->tap_weight);
+    free(plan->tap_offset);
     free(plan);
+}
+
+/* plan->channel_size and plan->tap_offset (the source is described below, above fill_phases).
+ * Tap t = (ky, kx) reads phase (ky % S, kx % S) at row ky / S, column kx / S. */
+static void fill_tap_offsets(cpu_conv_plan *plan) {
+    int k = plan->shape.kernel, stride = plan->shape.stride;
+    size_t plane = (size_t)plan->src_h * plan->src_w;
+    plan->channel_size = (size_t)stride * stride * plane;
+    for (int t = 0; t < k * k; t++) {
+        int ky = t / k, kx = t % k;
+        plan->tap_offset[t] = (size_t)((ky % stride) * stride + kx % stride) * plane +
+                              (size_t)(ky / stride) * plan->src_w + (size_t)(kx / stride);
+    }
 }
 
 void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
@@ -148,8 +166,11 @@ void *cpu_conv2d_plan(hd_backend *be, const hd_conv_shape *shape) {
     }
     if (plan->implicit)
         plan->tap_weight = hd_malloc(sizeof(float) * plan->weight_count);
-    if (!plan->col || !plan->y || !plan->dweight_parts || !plan->dbias_parts || !plan->plane_parts ||
-        (plan->implicit && !plan->tap_weight) || (plan->phased && !plan->phase_parts)) {
+    plan->tap_offset = hd_malloc(sizeof(size_t) * (size_t)shape->kernel * shape->kernel);
+    if (plan->tap_offset)
+        fill_tap_offsets(plan);
+    if (!plan->tap_offset || !plan->col || !plan->y || !plan->dweight_parts || !plan->dbias_parts ||
+        !plan->plane_parts || (plan->implicit && !plan->tap_weight) || (plan->phased && !plan->phase_parts)) {
         cpu_conv2d_plan_free(be, plan);
         return NULL;
     }
@@ -185,20 +206,8 @@ static inline void copy_piece(float *restrict to, const float *restrict from, in
  *     padded[c][y][x] = in[c][y - pad][x - pad] (0 outside the image).
  * Tap t = (ky, kx) of output (oy, ox) reads padded[c][oy*S + ky][ox*S + kx], which is
  *     phase[c][ky % S][kx % S][oy + ky / S][ox + kx / S].
- * Either way, the tap reads the source's channel c at tap_offset(t) + oy * src_w + ox: out_w contiguous
+ * Either way, the tap reads the source's channel c at plan->tap_offset[t] + oy * src_w + ox: out_w contiguous
  * floats a row. A gradient goes back into the phase planes first, then is drained into din. */
-
-/* The floats of one input channel's source. */
-static size_t source_channel_size(const cpu_conv_plan *plan) {
-    return (size_t)plan->shape.stride * plan->shape.stride * plan->src_h * plan->src_w;
-}
-
-/* Where tap t (ky * K + kx) of output (0, 0) reads in a channel's source. */
-static size_t tap_offset(const cpu_conv_plan *plan, int t) {
-    int k = plan->shape.kernel, stride = plan->shape.stride, ky = t / k, kx = t % k;
-    return (size_t)((ky % stride) * stride + kx % stride) * plan->src_h * plan->src_w +
-           (size_t)(ky / stride) * plan->src_w + (size_t)(kx / stride);
-}
 
 /* The phase columns j whose padded x = j*S + px lies in the image (pad <= x < pad + W): [*first, *last). */
 static void phase_columns(const cpu_conv_plan *plan, int px, int *first, int *last) {
@@ -301,13 +310,16 @@ static void unfold(const cpu_conv_plan *plan, const float *image, float *col, si
     const hd_conv_shape *s = &plan->shape;
     int kk = s->kernel * s->kernel;
     const float *src = image_source(plan, image, phases);
-    for (int c = 0; c < s->in_c; c++)
+    int out_h = s->out_h, out_w = s->out_w, src_w = plan->src_w;
+    for (int c = 0; c < s->in_c; c++) {
+        const float *channel = src + (size_t)c * plan->channel_size;
         for (int t = 0; t < kk; t++) {
-            const float *from = src + (size_t)c * source_channel_size(plan) + tap_offset(plan, t);
+            const float *from = channel + plan->tap_offset[t];
             float *row = col + ((size_t)c * kk + t) * ld;
-            for (int oy = 0; oy < s->out_h; oy++)
-                copy_piece(row + (size_t)oy * s->out_w, from + (size_t)oy * plan->src_w, s->out_w);
+            for (int oy = 0; oy < out_h; oy++)
+                copy_piece(row + (size_t)oy * out_w, from + (size_t)oy * src_w, out_w);
         }
+    }
 }
 
 /* The adjoint of unfold: din = the sum of the col entries that read each input (through the phase planes
@@ -316,10 +328,10 @@ static void fold(const cpu_conv_plan *plan, const float *col, size_t ld, float *
     const hd_conv_shape *s = &plan->shape;
     int kk = s->kernel * s->kernel;
     float *dsrc = plan->phased ? phases : din;
-    memset(dsrc, 0, sizeof(float) * (size_t)s->in_c * source_channel_size(plan));
+    memset(dsrc, 0, sizeof(float) * (size_t)s->in_c * plan->channel_size);
     for (int c = 0; c < s->in_c; c++)
         for (int t = 0; t < kk; t++) {
-            float *to = dsrc + (size_t)c * source_channel_size(plan) + tap_offset(plan, t);
+            float *to = dsrc + (size_t)c * plan->channel_size + plan->tap_offset[t];
             const float *row = col + ((size_t)c * kk + t) * ld;
             for (int oy = 0; oy < s->out_h; oy++) {
                 float *restrict d = to + (size_t)oy * plan->src_w;
@@ -365,10 +377,10 @@ static void implicit_tap_weights(cpu_conv_plan *plan, const float *weight) {
 static void implicit_forward(const cpu_conv_plan *plan, const float *src, float *y) {
     const hd_conv_shape *s = &plan->shape;
     int k = s->kernel, ldy = s->out_h * plan->src_w;
-    int lds = (int)source_channel_size(plan);
+    int lds = (int)plan->channel_size;
     for (int t = 0; t < k * k; t++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_c, implicit_span(plan), s->in_c, 1.0f,
-                    plan->tap_weight + (size_t)t * s->out_c * s->in_c, s->in_c, src + tap_offset(plan, t),
+                    plan->tap_weight + (size_t)t * s->out_c * s->in_c, s->in_c, src + plan->tap_offset[t],
                     lds, t ? 1.0f : 0.0f, y, ldy);
 }
 
@@ -379,18 +391,18 @@ static void implicit_backward(const cpu_conv_plan *plan, const float *src, const
                               float *dsrc) {
     const hd_conv_shape *s = &plan->shape;
     int k = s->kernel, ldy = s->out_h * plan->src_w, span = implicit_span(plan);
-    int lds = (int)source_channel_size(plan);
+    int lds = (int)plan->channel_size;
     size_t tap_size = (size_t)s->out_c * s->in_c;
     for (int t = 0; t < k * k; t++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->out_c, s->in_c, span, 1.0f, dy, ldy,
-                    src + tap_offset(plan, t), lds, 1.0f, dw + (size_t)t * tap_size, s->in_c);
+                    src + plan->tap_offset[t], lds, 1.0f, dw + (size_t)t * tap_size, s->in_c);
     if (!dsrc)
         return;
     memset(dsrc, 0, sizeof(float) * (size_t)s->in_c * lds);
     for (int t = 0; t < k * k; t++)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s->in_c, span, s->out_c, 1.0f,
                     plan->tap_weight + (size_t)t * tap_size, s->in_c, dy, ldy, 1.0f,
-                    dsrc + tap_offset(plan, t), lds);
+                    dsrc + plan->tap_offset[t], lds);
 }
 
 /* One output plane of a GEMM's output, y (OH rows `pitch` floats apart), with bias and activation, into
